@@ -1,0 +1,1 @@
+//! skiff's PKI: CAs and certificates (rcgen), kubeconfig writer, node token.
