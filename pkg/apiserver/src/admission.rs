@@ -1,0 +1,380 @@
+//! Admission: the server's mutations (pod service account and default tolerations, job
+//! selectors), validation into 422 Invalid, strict field validation, and Service cluster IP
+//! / NodePort allocation with release on delete or failure.
+
+use crate::error::{ApiError, ApiResult};
+use crate::objects::{meta_str, name};
+use crate::rest::WriteOpts;
+use crate::state::AppState;
+use serde_json::{json, Value};
+use skiff_api::registry::ResourceInfo;
+use skiff_api::validation::{self, FieldCause};
+use std::net::Ipv4Addr;
+
+fn is(res: &ResourceInfo, group: &str, kind: &str) -> bool {
+    res.group == group && res.kind == kind
+}
+
+/// 422 from field causes.
+pub fn invalid(res: &ResourceInfo, obj_name: &str, causes: &[FieldCause]) -> ApiError {
+    let message = validation::invalid_message(res, obj_name, causes);
+    ApiError::invalid(
+        res.group,
+        res.kind,
+        obj_name,
+        message,
+        serde_json::to_value(causes).unwrap_or(json!([])),
+    )
+}
+
+/// Validation of a create (old None) or update.
+pub fn validate(res: &ResourceInfo, obj: &Value, old: Option<&Value>) -> ApiResult<()> {
+    let causes = match old {
+        None => validation::validate_create(res, obj),
+        Some(o) => validation::validate_update(res, o, obj),
+    };
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(invalid(res, name(obj), &causes))
+    }
+}
+
+/// `fieldValidation=Strict`: unknown fields are rejected with their paths.
+pub fn strict_fields(res: &ResourceInfo, obj: &Value, opts: &WriteOpts) -> ApiResult<()> {
+    if opts.field_validation != "Strict" {
+        return Ok(());
+    }
+    let unknown = crate::openapi::unknown_fields(res, obj);
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let list = unknown
+        .iter()
+        .map(|f| format!("unknown field \"{f}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Err(ApiError::bad_request(format!(
+        "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {list}",
+        res.kind,
+        res.version,
+        res.kind
+    )))
+}
+
+/// Mutations on create.
+pub async fn mutate_create(st: &AppState, res: &ResourceInfo, obj: &mut Value) -> ApiResult<()> {
+    if is(res, "", "Pod") {
+        mutate_pod(st, obj);
+    }
+    if is(res, "batch", "Job") {
+        let uid = meta_str(obj, "uid").unwrap_or("").to_string();
+        skiff_api::defaults::job_selector_and_labels(obj, &uid);
+    }
+    if is(res, "", "Namespace") {
+        obj["status"] = json!({"phase": "Active"});
+        let n = name(obj).to_string();
+        let labels = crate::objects::meta_mut(obj)
+            .entry("labels")
+            .or_insert_with(|| json!({}));
+        if let Some(l) = labels.as_object_mut() {
+            l.insert("kubernetes.io/metadata.name".into(), Value::String(n));
+        }
+    }
+    Ok(())
+}
+
+/// Mutations on update.
+pub async fn mutate_update(_st: &AppState, res: &ResourceInfo, old: &Value, new: &mut Value) -> ApiResult<()> {
+    if is(res, "", "Namespace") {
+        // The phase follows deletion, the name label is kept.
+        if let Some(p) = old.pointer("/status/phase") {
+            if new.pointer("/status/phase").is_none() {
+                new["status"]["phase"] = p.clone();
+            }
+        }
+        let n = name(old).to_string();
+        let labels = crate::objects::meta_mut(new)
+            .entry("labels")
+            .or_insert_with(|| json!({}));
+        if let Some(l) = labels.as_object_mut() {
+            l.insert("kubernetes.io/metadata.name".into(), Value::String(n));
+        }
+    }
+    Ok(())
+}
+
+fn mutate_pod(st: &AppState, obj: &mut Value) {
+    let Some(spec) = obj.get_mut("spec").and_then(|s| s.as_object_mut()) else {
+        return;
+    };
+    let sa = spec
+        .get("serviceAccountName")
+        .and_then(|s| s.as_str())
+        .filter(|s| !s.is_empty())
+        .or_else(|| spec.get("serviceAccount").and_then(|s| s.as_str()).filter(|s| !s.is_empty()))
+        .unwrap_or("default")
+        .to_string();
+    spec.insert("serviceAccountName".into(), Value::String(sa.clone()));
+    spec.insert("serviceAccount".into(), Value::String(sa));
+    let tolerations = spec.entry("tolerations").or_insert_with(|| json!([]));
+    if let Some(list) = tolerations.as_array_mut() {
+        for (key, secs) in [
+            ("node.kubernetes.io/not-ready", st.cfg.default_not_ready_toleration_seconds),
+            ("node.kubernetes.io/unreachable", st.cfg.default_unreachable_toleration_seconds),
+        ] {
+            let present = list.iter().any(|t| {
+                let k = t.get("key").and_then(|k| k.as_str());
+                let e = t.get("effect").and_then(|e| e.as_str()).unwrap_or("");
+                let op = t.get("operator").and_then(|o| o.as_str()).unwrap_or("Equal");
+                (k == Some(key) && (e.is_empty() || e == "NoExecute"))
+                    || (k.is_none() && op == "Exists" && (e.is_empty() || e == "NoExecute"))
+            });
+            if !present {
+                list.push(json!({
+                    "key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": secs
+                }));
+            }
+        }
+    }
+}
+
+/// What one allocation call took, to give back if the write fails.
+#[derive(Debug, Default)]
+pub struct Allocated {
+    pub ips: Vec<Ipv4Addr>,
+    pub ports: Vec<u16>,
+}
+
+fn svc_ports(obj: &Value) -> Vec<u16> {
+    let mut out = vec![];
+    if let Some(ps) = obj.pointer("/spec/ports").and_then(|p| p.as_array()) {
+        for p in ps {
+            if let Some(n) = p.get("nodePort").and_then(|n| n.as_u64()) {
+                if n > 0 && n <= u16::MAX as u64 {
+                    out.push(n as u16);
+                }
+            }
+        }
+    }
+    if let Some(h) = obj.pointer("/spec/healthCheckNodePort").and_then(|n| n.as_u64()) {
+        if h > 0 && h <= u16::MAX as u64 {
+            out.push(h as u16);
+        }
+    }
+    out
+}
+
+fn svc_ips(obj: &Value) -> Vec<Ipv4Addr> {
+    let mut out: Vec<Ipv4Addr> = obj
+        .pointer("/spec/clusterIPs")
+        .and_then(|c| c.as_array())
+        .map(|a| a.iter().filter_map(|x| x.as_str()?.parse().ok()).collect())
+        .unwrap_or_default();
+    if let Some(ip) = obj.pointer("/spec/clusterIP").and_then(|c| c.as_str()).and_then(|s| s.parse().ok()) {
+        if !out.contains(&ip) {
+            out.push(ip);
+        }
+    }
+    out
+}
+
+/// Allocates cluster IPs and node ports for a Service being created or updated.
+pub fn allocate(st: &AppState, res: &ResourceInfo, old: Option<&Value>, obj: &mut Value) -> ApiResult<Allocated> {
+    let mut got = Allocated::default();
+    if !is(res, "", "Service") {
+        return Ok(got);
+    }
+    let svc_name = name(obj).to_string();
+    let fail = |got: &Allocated, field: String, value: Value, msg: String| -> ApiError {
+        release(st, res, got);
+        let shown = match &value {
+            Value::String(s) => format!("{s:?}"),
+            Value::Array(a) => format!(
+                "[]string{{{}}}",
+                a.iter().map(|x| format!("{}", x)).collect::<Vec<_>>().join(", ")
+            ),
+            other => other.to_string(),
+        };
+        let cause = FieldCause {
+            reason: "FieldValueInvalid".into(),
+            message: format!("Invalid value: {shown}: {msg}"),
+            field,
+        };
+        invalid(res, &svc_name, &[cause])
+    };
+    let typ = obj.pointer("/spec/type").and_then(|t| t.as_str()).unwrap_or("ClusterIP").to_string();
+    // --- cluster IP
+    if typ != "ExternalName" {
+        let old_ips = old.map(svc_ips).unwrap_or_default();
+        let requested = obj.pointer("/spec/clusterIP").and_then(|c| c.as_str()).unwrap_or("").to_string();
+        if requested == "None" {
+            obj["spec"]["clusterIPs"] = json!(["None"]);
+        } else if requested.is_empty() {
+            if let Some(ip) = old_ips.first() {
+                obj["spec"]["clusterIP"] = json!(ip.to_string());
+                obj["spec"]["clusterIPs"] = json!([ip.to_string()]);
+            } else {
+                let ip = st.ips.lock().allocate_next().ok_or_else(|| {
+                    fail(&got, "spec.clusterIPs".into(), json!([]), "failed to allocate a serviceIP: range is full".into())
+                })?;
+                got.ips.push(ip);
+                obj["spec"]["clusterIP"] = json!(ip.to_string());
+                obj["spec"]["clusterIPs"] = json!([ip.to_string()]);
+            }
+        } else {
+            let ip: Ipv4Addr = match requested.parse() {
+                Ok(ip) => ip,
+                Err(_) => {
+                    return Err(fail(&got, "spec.clusterIPs[0]".into(), json!(requested), "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)".into()))
+                }
+            };
+            if !old_ips.contains(&ip) {
+                if let Err(e) = st.ips.lock().allocate(ip) {
+                    return Err(fail(&got, "spec.clusterIPs".into(), json!([requested]), e));
+                }
+                got.ips.push(ip);
+            }
+            obj["spec"]["clusterIPs"] = json!([requested]);
+        }
+        if obj.pointer("/spec/clusterIP").and_then(|c| c.as_str()) != Some("None") {
+            if obj.pointer("/spec/ipFamilies").is_none() {
+                obj["spec"]["ipFamilies"] = json!(["IPv4"]);
+            }
+            if obj.pointer("/spec/ipFamilyPolicy").is_none() {
+                obj["spec"]["ipFamilyPolicy"] = json!("SingleStack");
+            }
+        }
+    }
+    // --- node ports
+    let wants_node_ports = typ == "NodePort"
+        || (typ == "LoadBalancer"
+            && obj.pointer("/spec/allocateLoadBalancerNodePorts").and_then(|a| a.as_bool()) != Some(false));
+    let old_ports: Vec<Value> = old
+        .and_then(|o| o.pointer("/spec/ports"))
+        .and_then(|p| p.as_array())
+        .cloned()
+        .unwrap_or_default();
+    let old_node_ports = old.map(svc_ports).unwrap_or_default();
+    if let Some(ports) = obj.pointer_mut("/spec/ports").and_then(|p| p.as_array_mut()) {
+        let mut chosen: Vec<Option<u16>> = vec![];
+        for (i, p) in ports.iter().enumerate() {
+            let np = p.get("nodePort").and_then(|n| n.as_i64()).unwrap_or(0);
+            if !wants_node_ports {
+                if np != 0 && typ == "ClusterIP" && old.is_none() {
+                    return Err(fail(&got, format!("spec.ports[{i}].nodePort"), json!(np), "may not be used when `type` is 'ClusterIP'".into()));
+                }
+                chosen.push(None);
+                continue;
+            }
+            if np != 0 {
+                if !(1..=65535).contains(&np) {
+                    return Err(fail(&got, format!("spec.ports[{i}].nodePort"), json!(np), "must be between 1 and 65535, inclusive".into()));
+                }
+                let np = np as u16;
+                if !old_node_ports.contains(&np) {
+                    if let Err(e) = st.ports.lock().allocate(np) {
+                        return Err(fail(&got, format!("spec.ports[{i}].nodePort"), json!(np), e));
+                    }
+                    got.ports.push(np);
+                }
+                chosen.push(Some(np));
+            } else {
+                // Keep the port an earlier version of this service had for the same port.
+                let port = p.get("port");
+                let proto = p.get("protocol").and_then(|x| x.as_str()).unwrap_or("TCP");
+                let kept = old_ports.iter().find_map(|op| {
+                    let same = op.get("port") == port
+                        && op.get("protocol").and_then(|x| x.as_str()).unwrap_or("TCP") == proto;
+                    if same {
+                        op.get("nodePort").and_then(|n| n.as_u64()).filter(|n| *n > 0).map(|n| n as u16)
+                    } else {
+                        None
+                    }
+                });
+                let np = match kept {
+                    Some(k) if !chosen.contains(&Some(k)) => k,
+                    _ => {
+                        let n = st.ports.lock().allocate_next();
+                        match n {
+                            Some(n) => {
+                                got.ports.push(n);
+                                n
+                            }
+                            None => {
+                                return Err(fail(&got, format!("spec.ports[{i}].nodePort"), json!(0), "failed to allocate a nodePort: range is full".into()))
+                            }
+                        }
+                    }
+                };
+                chosen.push(Some(np));
+            }
+        }
+        for (p, c) in ports.iter_mut().zip(chosen) {
+            if let Some(o) = p.as_object_mut() {
+                match c {
+                    Some(n) => {
+                        o.insert("nodePort".into(), json!(n));
+                    }
+                    None => {
+                        o.remove("nodePort");
+                    }
+                }
+            }
+        }
+    }
+    Ok(got)
+}
+
+/// Gives back what a failed or dry-run write allocated.
+pub fn release(st: &AppState, res: &ResourceInfo, got: &Allocated) {
+    if !is(res, "", "Service") {
+        return;
+    }
+    let mut ips = st.ips.lock();
+    for ip in &got.ips {
+        ips.release(*ip);
+    }
+    drop(ips);
+    let mut ports = st.ports.lock();
+    for p in &got.ports {
+        ports.release(*p);
+    }
+}
+
+/// Frees everything a deleted Service held.
+pub fn release_object(st: &AppState, res: &ResourceInfo, old: &Value) {
+    if !is(res, "", "Service") {
+        return;
+    }
+    release(st, res, &Allocated { ips: svc_ips(old), ports: svc_ports(old) });
+}
+
+/// Frees what an updated Service no longer holds.
+pub fn release_replaced(st: &AppState, res: &ResourceInfo, old: &Value, new: &Value) {
+    if !is(res, "", "Service") {
+        return;
+    }
+    let (ni, np) = (svc_ips(new), svc_ports(new));
+    release(
+        st,
+        res,
+        &Allocated {
+            ips: svc_ips(old).into_iter().filter(|i| !ni.contains(i)).collect(),
+            ports: svc_ports(old).into_iter().filter(|p| !np.contains(p)).collect(),
+        },
+    );
+}
+
+/// Marks the IPs and ports of a stored Service as used (start-up rebuild).
+pub fn restore(st: &AppState, svc: &Value) {
+    let mut ips = st.ips.lock();
+    for ip in svc_ips(svc) {
+        let _ = ips.allocate(ip);
+    }
+    drop(ips);
+    let mut ports = st.ports.lock();
+    for p in svc_ports(svc) {
+        let _ = ports.allocate(p);
+    }
+}

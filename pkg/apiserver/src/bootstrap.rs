@@ -1,0 +1,149 @@
+//! What a fresh cluster has before anyone asks: the four system namespaces, the `kubernetes`
+//! Service and its endpoints, the default RBAC policy; plus the allocator rebuild at start and
+//! the event TTL sweeper.
+
+use crate::admission;
+use crate::error::ApiResult;
+use crate::objects::from_kv;
+use crate::rest::{self, WriteOpts};
+use crate::state::AppState;
+use serde_json::{json, Value};
+use skiff_api::registry;
+use std::sync::Arc;
+
+fn system_opts() -> WriteOpts {
+    WriteOpts {
+        dry_run: false,
+        field_manager: "skiff-apiserver".into(),
+        field_validation: "Ignore".into(),
+        apply: false,
+    }
+}
+
+async fn ensure(st: &Arc<AppState>, plural: &str, group: &str, ns: Option<&str>, obj: Value) -> ApiResult<()> {
+    let res = registry::RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.plural == plural)
+        .ok_or_else(|| crate::error::ApiError::internal(format!("{plural} not registered")))?;
+    let n = crate::objects::name(&obj).to_string();
+    match rest::get_object(st, res, ns, &n).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.code == 404 => match rest::create_object(st, res, ns, obj, &system_opts()).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.code == 409 => Ok(()),
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(e),
+    }
+}
+
+/// Creates the built-in objects that are missing.
+pub async fn run(st: &Arc<AppState>) -> ApiResult<()> {
+    rebuild_allocations(st).await?;
+    for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        ensure(st, "namespaces", "", None, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})).await?;
+    }
+    for role in skiff_api::rbac::bootstrap_cluster_roles() {
+        ensure(st, "clusterroles", "rbac.authorization.k8s.io", None, role).await?;
+    }
+    for b in skiff_api::rbac::bootstrap_cluster_role_bindings() {
+        ensure(st, "clusterrolebindings", "rbac.authorization.k8s.io", None, b).await?;
+    }
+    let first_ip = st.ips.lock().nth(1).to_string();
+    ensure(
+        st,
+        "services",
+        "",
+        Some("default"),
+        json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "kubernetes", "namespace": "default",
+                "labels": {"component": "apiserver", "provider": "kubernetes"}},
+            "spec": {"type": "ClusterIP", "clusterIP": first_ip,
+                "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": st.cfg.port}],
+                "sessionAffinity": "None"}
+        }),
+    )
+    .await?;
+    let addr = advertise(st);
+    ensure(
+        st,
+        "endpoints",
+        "",
+        Some("default"),
+        json!({
+            "apiVersion": "v1", "kind": "Endpoints",
+            "metadata": {"name": "kubernetes", "namespace": "default",
+                "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+            "subsets": [{"addresses": [{"ip": addr}], "ports": [{"name": "https", "port": st.cfg.port, "protocol": "TCP"}]}]
+        }),
+    )
+    .await?;
+    ensure(
+        st,
+        "endpointslices",
+        "discovery.k8s.io",
+        Some("default"),
+        json!({
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": "kubernetes", "namespace": "default",
+                "labels": {"kubernetes.io/service-name": "kubernetes"}},
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": [addr], "conditions": {"ready": true}}],
+            "ports": [{"name": "https", "port": st.cfg.port, "protocol": "TCP"}]
+        }),
+    )
+    .await?;
+    Ok(())
+}
+
+fn advertise(st: &AppState) -> String {
+    match st.cfg.advertise_address {
+        Some(a) => a.to_string(),
+        None => {
+            if st.cfg.bind_address.is_unspecified() {
+                "127.0.0.1".to_string()
+            } else {
+                st.cfg.bind_address.to_string()
+            }
+        }
+    }
+}
+
+/// Marks every stored Service's cluster IPs and node ports as taken.
+async fn rebuild_allocations(st: &Arc<AppState>) -> ApiResult<()> {
+    let Some(res) = registry::find("", "v1", "services") else {
+        return Ok(());
+    };
+    let list = st.store.list(&res.key_prefix(), Default::default()).await?;
+    for kv in &list.kvs {
+        if let Ok(v) = from_kv(kv) {
+            admission::restore(st, &v);
+        }
+    }
+    Ok(())
+}
+
+/// Deletes events older than the TTL, every minute.
+pub async fn sweep_events(st: Arc<AppState>) {
+    let ttl = chrono::Duration::from_std(st.cfg.event_ttl).unwrap_or(chrono::Duration::hours(1));
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        let Some(res) = registry::find("", "v1", "events") else { return };
+        let Ok(list) = st.store.list(&res.key_prefix(), Default::default()).await else { continue };
+        let cutoff = chrono::Utc::now() - ttl;
+        for kv in &list.kvs {
+            let Ok(v) = from_kv(kv) else { continue };
+            let stamp = ["/lastTimestamp", "/eventTime", "/metadata/creationTimestamp"]
+                .iter()
+                .find_map(|p| v.pointer(p).and_then(|t| t.as_str()))
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+            if let Some(t) = stamp {
+                if t < cutoff {
+                    let _ = st.store.delete(&kv.key, kv.mod_revision).await;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,624 @@
+//! Request dispatch: authentication and authorization, then health, version, discovery,
+//! OpenAPI, and the resource verbs.
+
+use crate::authz;
+use crate::error::{ApiError, ApiResult};
+use crate::objects::{meta_mut, name};
+use crate::request::{self, negotiate, Output, Query, Target};
+use crate::rest::{self, DeleteOpts, Mutation, WriteOpts};
+use crate::state::AppState;
+use crate::watch;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use skiff_api::rbac::{Attributes, UserInfo};
+use skiff_api::registry;
+use std::sync::Arc;
+
+/// The peer certificate (DER) of the TLS connection, put in request extensions by the server.
+#[derive(Clone, Default)]
+pub struct PeerCert(pub Option<Arc<Vec<u8>>>);
+
+fn json_response(code: u16, v: &Value) -> Response {
+    let body = serde_json::to_vec(v).unwrap_or_default();
+    Response::builder()
+        .status(code)
+        .header("content-type", "application/json")
+        .body(Body::from(body))
+        .unwrap_or_else(|_| ApiError::internal("response build failed").into_response())
+}
+
+fn text(code: u16, s: &str) -> Response {
+    Response::builder()
+        .status(code)
+        .header("content-type", "text/plain; charset=utf-8")
+        .header("x-content-type-options", "nosniff")
+        .body(Body::from(s.to_string()))
+        .unwrap_or_else(|_| ApiError::internal("response build failed").into_response())
+}
+
+/// Entry point for every request.
+pub async fn handle(st: Arc<AppState>, req: Request<Body>) -> Response {
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let resp = match handle_inner(st, req).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    };
+    tracing::debug!(%method, %path, status = resp.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "request");
+    resp
+}
+
+async fn handle_inner(st: Arc<AppState>, req: Request<Body>) -> ApiResult<Response> {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_string();
+    let q = Query::parse(parts.uri.query());
+    let headers = parts.headers;
+    let method = parts.method;
+    let peer = parts.extensions.get::<PeerCert>().cloned().unwrap_or_default();
+    let auth_header = headers.get("authorization").and_then(|h| h.to_str().ok());
+    let user = authz::authenticate(&st, peer.0.as_deref().map(|v| v.as_slice()), auth_header);
+
+    if authz::is_public(&path) && method == Method::GET {
+        return public(&st, &path, &q);
+    }
+    let Some(user) = user else {
+        return Err(ApiError::unauthorized());
+    };
+
+    let target = match request::parse_path(&path) {
+        Some(t) => Some(t?),
+        None => None,
+    };
+    let attrs = attributes(&method, &path, &q, target.as_ref());
+    authz::authorize(&st, &user, &attrs)?;
+
+    let Some(target) = target else {
+        return non_resource(&st, &method, &path, &q, &headers, &user);
+    };
+    let body = read_body(body).await?;
+    resource(st, method, target, q, headers, body, user).await
+}
+
+async fn read_body(body: Body) -> ApiResult<Bytes> {
+    let limited = http_body_util::Limited::new(body, request::MAX_BODY);
+    match limited.collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) => {
+            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                Err(ApiError::too_large())
+            } else {
+                Err(ApiError::bad_request(format!("reading the request body failed: {e}")))
+            }
+        }
+    }
+}
+
+fn attributes(method: &Method, path: &str, q: &Query, target: Option<&Target>) -> Attributes {
+    let Some(t) = target else {
+        return Attributes {
+            verb: method.as_str().to_ascii_lowercase(),
+            resource_request: false,
+            api_group: String::new(),
+            resource: String::new(),
+            subresource: String::new(),
+            name: String::new(),
+            namespace: String::new(),
+            path: path.to_string(),
+        };
+    };
+    let watch = q.flag("watch") || t.watch_prefix;
+    let verb = match (method.as_str(), t.name.is_some()) {
+        ("GET", false) | ("HEAD", false) => {
+            if watch {
+                "watch"
+            } else {
+                "list"
+            }
+        }
+        ("GET", true) | ("HEAD", true) => {
+            if watch {
+                "watch"
+            } else {
+                "get"
+            }
+        }
+        ("POST", _) => "create",
+        ("PUT", _) => "update",
+        ("PATCH", _) => "patch",
+        ("DELETE", false) => "deletecollection",
+        ("DELETE", true) => "delete",
+        (m, _) => return Attributes { verb: m.to_ascii_lowercase(), resource_request: true, api_group: t.res.group.into(), resource: t.res.plural.into(), subresource: String::new(), name: String::new(), namespace: String::new(), path: path.into() },
+    };
+    let (namespace, name) = if t.res.kind == "Namespace" && t.res.group.is_empty() {
+        (t.name.clone().unwrap_or_default(), t.name.clone().unwrap_or_default())
+    } else {
+        (t.namespace.clone().unwrap_or_default(), t.name.clone().unwrap_or_default())
+    };
+    Attributes {
+        verb: verb.to_string(),
+        resource_request: true,
+        api_group: t.res.group.to_string(),
+        resource: t.res.plural.to_string(),
+        subresource: t.subresource.clone().unwrap_or_default(),
+        name,
+        namespace,
+        path: path.to_string(),
+    }
+}
+
+fn version_info() -> Value {
+    json!({
+        "major": "1",
+        "minor": "32",
+        "gitVersion": concat!("v1.32.0+skiff-", env!("CARGO_PKG_VERSION")),
+        "gitCommit": "skiff",
+        "gitTreeState": "clean",
+        "buildDate": "2026-11-22T00:00:00Z",
+        "goVersion": "rust",
+        "compiler": "rustc",
+        "platform": format!("{}/{}", std::env::consts::OS, if std::env::consts::ARCH == "x86_64" { "amd64" } else if std::env::consts::ARCH == "aarch64" { "arm64" } else { std::env::consts::ARCH }),
+    })
+}
+
+fn public(st: &AppState, path: &str, q: &Query) -> ApiResult<Response> {
+    match path {
+        "/version" => Ok(json_response(200, &version_info())),
+        "/cacerts" | "/v1-skiff/cacerts" => Ok(text(200, st.pki.server_ca_pem())),
+        "/ping" | "/v1-skiff/ping" => Ok(text(200, "pong")),
+        _ => {
+            let ready = st.ready.load(std::sync::atomic::Ordering::Relaxed);
+            let base = path.trim_start_matches('/').split('/').next().unwrap_or("");
+            let ok = base != "readyz" || ready;
+            if q.map.contains_key("verbose") {
+                let mut s = String::new();
+                s.push_str("[+]ping ok\n[+]log ok\n");
+                s.push_str(if ready { "[+]etcd ok\n" } else { "[-]etcd failed: reason withheld\n" });
+                s.push_str(&format!("{} check {}\n", base, if ok { "passed" } else { "failed" }));
+                return Ok(text(if ok { 200 } else { 500 }, &s));
+            }
+            if ok {
+                Ok(text(200, "ok"))
+            } else {
+                Ok(text(500, "[-]etcd failed: reason withheld\nreadyz check failed"))
+            }
+        }
+    }
+}
+
+fn aggregated_wanted(headers: &HeaderMap) -> bool {
+    headers
+        .get("accept")
+        .and_then(|a| a.to_str().ok())
+        .map(|a| {
+            a.split(',').any(|p| {
+                let p = p.replace(' ', "");
+                p.contains("g=apidiscovery.k8s.io") && p.contains("v=v2") && !p.contains("v=v2beta1") && p.contains("as=APIGroupDiscoveryList")
+            })
+        })
+        .unwrap_or(false)
+}
+
+fn aggregated_response(v: &Value) -> Response {
+    let body = serde_json::to_vec(v).unwrap_or_default();
+    Response::builder()
+        .status(200)
+        .header("content-type", skiff_api::discovery::AGGREGATED_V2_CONTENT_TYPE)
+        .header("vary", "Accept")
+        .body(Body::from(body))
+        .unwrap_or_else(|_| ApiError::internal("response build failed").into_response())
+}
+
+fn non_resource(st: &AppState, method: &Method, path: &str, q: &Query, headers: &HeaderMap, _user: &UserInfo) -> ApiResult<Response> {
+    if method != Method::GET {
+        return Err(ApiError::method_not_allowed());
+    }
+    let trimmed = path.trim_end_matches('/');
+    match trimmed {
+        "/api" => {
+            if aggregated_wanted(headers) {
+                return Ok(aggregated_response(&skiff_api::discovery::aggregated_core()));
+            }
+            let addr = format!("{}:{}", st.cfg.advertise_address.map(|a| a.to_string()).unwrap_or_else(|| "127.0.0.1".into()), st.cfg.port);
+            Ok(json_response(200, &skiff_api::discovery::api_versions(&addr)))
+        }
+        "/apis" => {
+            if aggregated_wanted(headers) {
+                return Ok(aggregated_response(&skiff_api::discovery::aggregated_apis()));
+            }
+            Ok(json_response(200, &skiff_api::discovery::api_group_list()))
+        }
+        "/api/v1" => skiff_api::discovery::api_resource_list("", "v1")
+            .map(|v| json_response(200, &v))
+            .ok_or_else(ApiError::path_not_found),
+        "/openapi/v3" => Ok(json_response(200, &crate::openapi::index())),
+        "/openapi/v2" => {
+            let accept = headers.get("accept").and_then(|a| a.to_str().ok()).unwrap_or("");
+            let json_ok = accept.is_empty() || accept.split(',').any(|p| {
+                let m = p.split(';').next().unwrap_or("").trim();
+                m == "application/json" || m == "*/*" || m == "application/*"
+            });
+            if !json_ok {
+                return Err(ApiError::not_acceptable(
+                    "only application/json is served for /openapi/v2: use /openapi/v3 or ask for JSON",
+                ));
+            }
+            Ok(crate::openapi::v2_response())
+        }
+        _ => {
+            if let Some(rest) = trimmed.strip_prefix("/openapi/v3/") {
+                return crate::openapi::v3_response(rest, q, headers);
+            }
+            if let Some(rest) = trimmed.strip_prefix("/apis/") {
+                let parts: Vec<&str> = rest.split('/').collect();
+                match parts.as_slice() {
+                    [g] => return skiff_api::discovery::api_group(g).map(|v| json_response(200, &v)).ok_or_else(ApiError::path_not_found),
+                    [g, v] => {
+                        return skiff_api::discovery::api_resource_list(g, v)
+                            .map(|v| json_response(200, &v))
+                            .ok_or_else(ApiError::path_not_found)
+                    }
+                    _ => {}
+                }
+            }
+            Err(ApiError::path_not_found())
+        }
+    }
+}
+
+fn content_type(headers: &HeaderMap) -> Option<&str> {
+    headers.get("content-type").and_then(|h| h.to_str().ok())
+}
+
+fn ok(code: u16, v: &Value) -> ApiResult<Response> {
+    Ok(json_response(code, v))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn resource(
+    st: Arc<AppState>,
+    method: Method,
+    target: Target,
+    q: Query,
+    headers: HeaderMap,
+    body: Bytes,
+    _user: UserInfo,
+) -> ApiResult<Response> {
+    let res = target.res;
+    let output = negotiate(headers.get("accept").and_then(|h| h.to_str().ok()));
+    let ua = headers.get("user-agent").and_then(|h| h.to_str().ok());
+    let ns = target.namespace.clone();
+    let sub = target.subresource.clone();
+    let watch_req = q.flag("watch") || target.watch_prefix;
+    match (&method, &target.name, sub.as_deref()) {
+        // ---- reads
+        (&Method::GET, _, None) if watch_req => watch::watch(st, target, q, output).await,
+        (&Method::GET, None, None) => {
+            if res.verbs.iter().all(|v| *v != "list") {
+                return Err(ApiError::method_not_allowed());
+            }
+            let out = rest::list_objects(&st, &target, &q).await?;
+            ok(200, &rest::render_list(res, out, output, &q)?)
+        }
+        (&Method::GET, Some(n), None) | (&Method::GET, Some(n), Some("status")) => {
+            let o = rest::get_object(&st, res, ns.as_deref(), n).await?;
+            render_one(res, o, output, &q)
+        }
+        (&Method::GET, Some(n), Some("scale")) => {
+            let o = rest::get_object(&st, res, ns.as_deref(), n).await?;
+            ok(200, &rest::to_scale(res, &o))
+        }
+        (&Method::GET, Some(n), Some("log")) => {
+            let o = rest::get_object(&st, res, ns.as_deref(), n).await?;
+            crate::podio::logs(&st, &o, &q).await
+        }
+        // ---- create
+        (&Method::POST, None, None) => {
+            if res.verbs.iter().all(|v| *v != "create") {
+                return Err(ApiError::method_not_allowed());
+            }
+            let obj = request::decode_body(content_type(&headers), &body)?;
+            let opts = WriteOpts::from_query(&q, ua)?;
+            if res.kind == "Binding" {
+                let target_name = obj.pointer("/metadata/name").and_then(|n| n.as_str()).unwrap_or("").to_string();
+                let pods = registry::find("", "v1", "pods").ok_or_else(|| ApiError::internal("pods not registered"))?;
+                return bind(&st, pods, ns.as_deref(), &target_name, obj, &opts).await;
+            }
+            if let Some(review) = crate::reviews::handle(&st, res, &obj, &_user)? {
+                return ok(201, &review);
+            }
+            let created = rest::create_object(&st, res, ns.as_deref(), obj, &opts).await?;
+            ok(201, &created)
+        }
+        (&Method::POST, Some(n), Some("binding")) => {
+            let obj = request::decode_body(content_type(&headers), &body)?;
+            let opts = WriteOpts::from_query(&q, ua)?;
+            bind(&st, res, ns.as_deref(), n, obj, &opts).await
+        }
+        (&Method::POST, Some(n), Some("eviction")) => {
+            let opts = DeleteOpts::default();
+            rest::delete_object(&st, res, ns.as_deref(), n, &opts).await?;
+            ok(201, &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}))
+        }
+        (&Method::POST, Some(n), Some("token")) => {
+            let obj = request::decode_body(content_type(&headers), &body)?;
+            let sa = rest::get_object(&st, res, ns.as_deref(), n).await?;
+            ok(201, &crate::reviews::token_request(&st, &sa, obj)?)
+        }
+        // ---- update
+        (&Method::PUT, Some(n), None) => {
+            let obj = request::decode_body(content_type(&headers), &body)?;
+            let opts = WriteOpts::from_query(&q, ua)?;
+            let o = rest::update_object(&st, res, ns.as_deref(), n, Mutation::Replace(obj), &opts, None).await?;
+            ok(200, &o)
+        }
+        (&Method::PUT, Some(n), Some("status")) => {
+            let obj = request::decode_body(content_type(&headers), &body)?;
+            let opts = WriteOpts::from_query(&q, ua)?;
+            let o = rest::update_object(&st, res, ns.as_deref(), n, Mutation::Status(obj), &opts, Some("status")).await?;
+            ok(200, &o)
+        }
+        (&Method::PUT, Some(n), Some("finalize")) => {
+            let obj = request::decode_body(content_type(&headers), &body)?;
+            let opts = WriteOpts::from_query(&q, ua)?;
+            let fins = obj.pointer("/spec/finalizers").cloned().unwrap_or(json!([]));
+            let o = rest::update_object(&st, res, ns.as_deref(), n, Mutation::With(Box::new(move |cur: &Value| {
+                let mut c = cur.clone();
+                c["spec"]["finalizers"] = fins.clone();
+                Ok(c)
+            })), &opts, Some("finalize")).await?;
+            ok(200, &o)
+        }
+        (&Method::PUT, Some(n), Some("scale")) => {
+            let obj = request::decode_body(content_type(&headers), &body)?;
+            let opts = WriteOpts::from_query(&q, ua)?;
+            let replicas = obj.pointer("/spec/replicas").and_then(|r| r.as_i64()).unwrap_or(0);
+            let rv = obj.pointer("/metadata/resourceVersion").and_then(|r| r.as_str()).map(String::from);
+            scale(&st, res, ns.as_deref(), n, replicas, rv, &opts).await
+        }
+        // ---- patch
+        (&Method::PATCH, Some(n), sub) => patch(st, res, ns.as_deref(), n, sub, &q, &headers, &body, ua).await,
+        // ---- delete
+        (&Method::DELETE, Some(n), None) => {
+            let opts = DeleteOpts::parse(&q, &body, content_type(&headers))?;
+            let o = rest::delete_object(&st, res, ns.as_deref(), n, &opts).await?;
+            ok(200, &o)
+        }
+        (&Method::DELETE, None, None) => {
+            let opts = DeleteOpts::parse(&q, &body, content_type(&headers))?;
+            let mut lq = q.clone();
+            lq.map.remove("limit");
+            let out = rest::list_objects(&st, &target, &lq).await?;
+            let mut deleted = vec![];
+            for o in out.items {
+                let n = name(&o).to_string();
+                let ons = crate::objects::namespace(&o).map(String::from);
+                match rest::delete_object(&st, res, ons.as_deref(), &n, &opts).await {
+                    Ok(d) => deleted.push(d),
+                    Err(e) if e.code == 404 => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            ok(200, &json!({
+                "kind": res.list_kind(), "apiVersion": res.api_version(),
+                "metadata": {"resourceVersion": st.store.current_revision().to_string()},
+                "items": deleted,
+            }))
+        }
+        _ => Err(ApiError::method_not_allowed()),
+    }
+}
+
+fn render_one(res: &'static registry::ResourceInfo, o: Value, output: Output, q: &Query) -> ApiResult<Response> {
+    match output {
+        Output::Json => ok(200, &o),
+        Output::Table { beta } => {
+            let include = crate::table::IncludeObject::from_query(q)?;
+            let rv = o.pointer("/metadata/resourceVersion").cloned().unwrap_or(json!(""));
+            ok(200, &crate::table::to_table(res, &[o], include, beta, json!({"resourceVersion": rv}), true))
+        }
+    }
+}
+
+async fn bind(st: &Arc<AppState>, pods: &'static registry::ResourceInfo, ns: Option<&str>, pod: &str, binding: Value, opts: &WriteOpts) -> ApiResult<Response> {
+    let node = binding.pointer("/target/name").and_then(|n| n.as_str()).unwrap_or("").to_string();
+    if node.is_empty() {
+        return Err(ApiError::bad_request("the binding has no target.name: name the node to bind to"));
+    }
+    let pod_name = pod.to_string();
+    let node2 = node.clone();
+    rest::update_object(st, pods, ns, pod, Mutation::With(Box::new(move |cur: &Value| {
+        if let Some(existing) = cur.pointer("/spec/nodeName").and_then(|n| n.as_str()).filter(|n| !n.is_empty()) {
+            return Err(ApiError::conflict("", "pods", &pod_name, &format!("pod {pod_name} is already assigned to node \"{existing}\"")));
+        }
+        if cur.pointer("/metadata/deletionTimestamp").is_some() {
+            return Err(ApiError::conflict("", "pods", &pod_name, "pod is being deleted, cannot be assigned to a host"));
+        }
+        let mut c = cur.clone();
+        c["spec"]["nodeName"] = json!(node2);
+        let now = crate::objects::now_rfc3339();
+        let conds = c.pointer("/status/conditions").and_then(|x| x.as_array()).cloned().unwrap_or_default();
+        let mut conds: Vec<Value> = conds.into_iter().filter(|x| x.get("type") != Some(&json!("PodScheduled"))).collect();
+        conds.push(json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now}));
+        c["status"]["conditions"] = json!(conds);
+        Ok(c)
+    })), opts, Some("binding")).await?;
+    ok(201, &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}))
+}
+
+async fn scale(st: &Arc<AppState>, res: &'static registry::ResourceInfo, ns: Option<&str>, n: &str, replicas: i64, rv: Option<String>, opts: &WriteOpts) -> ApiResult<Response> {
+    if replicas < 0 {
+        let cause = skiff_api::validation::FieldCause { reason: "FieldValueInvalid".into(), message: format!("Invalid value: {replicas}: must be greater than or equal to 0"), field: "spec.replicas".into() };
+        return Err(ApiError::invalid("autoscaling", "Scale", n, format!("Scale.autoscaling \"{n}\" is invalid: spec.replicas: Invalid value: {replicas}: must be greater than or equal to 0"), json!([cause])));
+    }
+    let name_s = n.to_string();
+    let group = res.group;
+    let plural = res.plural;
+    let o = rest::update_object(st, res, ns, n, Mutation::With(Box::new(move |cur: &Value| {
+        if let Some(rv) = &rv {
+            if !rv.is_empty() && cur.pointer("/metadata/resourceVersion").and_then(|r| r.as_str()) != Some(rv.as_str()) {
+                return Err(ApiError::modified(group, plural, &name_s));
+            }
+        }
+        let mut c = cur.clone();
+        c["spec"]["replicas"] = json!(replicas);
+        Ok(c)
+    })), opts, Some("scale")).await?;
+    ok(200, &rest::to_scale(res, &o))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn patch(
+    st: Arc<AppState>,
+    res: &'static registry::ResourceInfo,
+    ns: Option<&str>,
+    n: &str,
+    sub: Option<&str>,
+    q: &Query,
+    headers: &HeaderMap,
+    body: &Bytes,
+    ua: Option<&str>,
+) -> ApiResult<Response> {
+    let ct = content_type(headers).unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let opts = WriteOpts::from_query(q, ua)?;
+    if body.len() > request::MAX_BODY {
+        return Err(ApiError::too_large());
+    }
+    if ct == "application/apply-patch+yaml" || ct == "application/apply-patch+cbor" {
+        if sub.is_some() && sub != Some("status") {
+            return Err(ApiError::unsupported_media_type(&ct));
+        }
+        if q.get("fieldManager").map(|m| m.is_empty()).unwrap_or(true) {
+            return Err(ApiError::bad_request("PATCH with application/apply-patch+yaml requires the fieldManager query parameter to be set"));
+        }
+        let force = q.flag("force");
+        let applied = request::parse_yaml(body)?;
+        return apply(st, res, ns, n, applied, force, &opts).await;
+    }
+    if !matches!(ct.as_str(), "application/json-patch+json" | "application/merge-patch+json" | "application/strategic-merge-patch+json") {
+        return Err(ApiError::unsupported_media_type(&ct));
+    }
+    let body = body.clone();
+    match sub {
+        Some("scale") => {
+            // Patch the Scale view, then write spec.replicas back.
+            let cur = rest::get_object(&st, res, ns, n).await?;
+            let scale_obj = rest::to_scale(res, &cur);
+            let patched = rest::apply_patch(res, &ct, &scale_obj, &body)?;
+            let replicas = patched.pointer("/spec/replicas").and_then(|r| r.as_i64()).unwrap_or(1);
+            scale(&st, res, ns, n, replicas, None, &opts).await
+        }
+        Some("status") | None => {
+            let status_only = sub == Some("status");
+            let has_status = res.subresource("status").is_some();
+            let ct2 = ct.clone();
+            let o = rest::update_object(&st, res, ns, n, Mutation::With(Box::new(move |cur: &Value| {
+                let patched = rest::apply_patch(res, &ct2, cur, &body)?;
+                let mut out = if status_only {
+                    let mut c = cur.clone();
+                    match patched.get("status") {
+                        Some(s) => c["status"] = s.clone(),
+                        None => {
+                            if let Some(o) = c.as_object_mut() {
+                                o.remove("status");
+                            }
+                        }
+                    }
+                    c
+                } else {
+                    let mut p = patched;
+                    if has_status {
+                        match cur.get("status") {
+                            Some(s) => p["status"] = s.clone(),
+                            None => {
+                                if let Some(o) = p.as_object_mut() {
+                                    o.remove("status");
+                                }
+                            }
+                        }
+                    }
+                    p
+                };
+                // A patch must not move the object.
+                if let Some(m) = out.get("metadata") {
+                    if m.get("name").and_then(|x| x.as_str()).map(|x| x != crate::objects::name(cur)).unwrap_or(false) {
+                        return Err(ApiError::bad_request("metadata.name cannot be changed by a patch"));
+                    }
+                }
+                if out.get("metadata").is_none() {
+                    out["metadata"] = cur.get("metadata").cloned().unwrap_or(json!({}));
+                }
+                if let Some(rv) = out.pointer("/metadata/resourceVersion").and_then(|r| r.as_str()) {
+                    if Some(rv) != cur.pointer("/metadata/resourceVersion").and_then(|r| r.as_str()) {
+                        return Err(ApiError::modified(res.group, res.plural, crate::objects::name(cur)));
+                    }
+                }
+                Ok(out)
+            })), &opts, sub).await?;
+            ok(200, &o)
+        }
+        _ => Err(ApiError::method_not_allowed()),
+    }
+}
+
+async fn apply(st: Arc<AppState>, res: &'static registry::ResourceInfo, ns: Option<&str>, n: &str, mut applied: Value, force: bool, opts: &WriteOpts) -> ApiResult<Response> {
+    let api = res.api_version();
+    rest::check_type(res, &mut applied, res.kind, &api)?;
+    if !applied.get("metadata").map(|m| m.is_object()).unwrap_or(false) {
+        meta_mut(&mut applied);
+    }
+    let bn = name(&applied).to_string();
+    if !bn.is_empty() && bn != n {
+        return Err(ApiError::bad_request(format!("the name of the object ({bn}) does not match the name on the URL ({n})")));
+    }
+    crate::admission::strict_fields(res, &applied, opts)?;
+    let mut opts = opts.clone();
+    opts.apply = true;
+    for _ in 0..8 {
+        let exists = rest::get_object(&st, res, ns, n).await;
+        let now = crate::objects::now_rfc3339();
+        match exists {
+            Err(e) if e.code == 404 => {
+                let mut obj = skiff_api::patch::server_side_apply(res.group, res.kind, &api, None, &applied, &opts.field_manager, force, &now)
+                    .map_err(patch_error)?;
+                meta_mut(&mut obj).insert("name".into(), json!(n));
+                match rest::create_object(&st, res, ns, obj, &opts).await {
+                    Err(e) if e.code == 409 && e.reason == "AlreadyExists" => continue,
+                    other => return ok(201, &other?),
+                }
+            }
+            Err(e) => return Err(e),
+            Ok(_) => {
+                let applied = applied.clone();
+                let manager = opts.field_manager.clone();
+                let api2 = api.clone();
+                let o = rest::update_object(&st, res, ns, n, Mutation::With(Box::new(move |cur: &Value| {
+                    skiff_api::patch::server_side_apply(res.group, res.kind, &api2, Some(cur), &applied, &manager, force, &now)
+                        .map_err(patch_error)
+                })), &opts, None).await;
+                match o {
+                    Err(e) if e.code == 404 => continue,
+                    other => return ok(200, &other?),
+                }
+            }
+        }
+    }
+    Err(ApiError::modified(res.group, res.plural, n))
+}
+
+fn patch_error(e: skiff_api::patch::PatchError) -> ApiError {
+    match e {
+        skiff_api::patch::PatchError::Conflict { message, conflicts } => {
+            let causes: Vec<Value> = conflicts
+                .iter()
+                .map(|c| json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{}\"", c.manager), "field": c.field}))
+                .collect();
+            ApiError::new(409, "Conflict", message).with_details(json!({"causes": causes}))
+        }
+        other => ApiError::new(422, "Invalid", other.to_string()),
+    }
+}

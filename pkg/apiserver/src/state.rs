@@ -1,0 +1,74 @@
+//! Server configuration and the shared state every handler reads.
+
+use crate::alloc::{IpAllocator, PortAllocator};
+use crate::authz::PolicyCache;
+use parking_lot::{Mutex, RwLock};
+use skiff_pki::Pki;
+use skiff_store::Store;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Everything `skiff server` passes to the API server.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub data_dir: PathBuf,
+    pub bind_address: IpAddr,
+    pub port: u16,
+    pub advertise_address: Option<IpAddr>,
+    pub service_cidr: String,
+    pub cluster_cidr: String,
+    pub cluster_dns: Ipv4Addr,
+    pub cluster_domain: String,
+    pub node_port_range: (u16, u16),
+    pub tls_sans: Vec<String>,
+    pub event_ttl: Duration,
+    /// `--token`: a full K10 token or a bare password; generated when absent.
+    pub token: Option<String>,
+    pub default_not_ready_toleration_seconds: i64,
+    pub default_unreachable_toleration_seconds: i64,
+    /// How often the store compacts.
+    pub compact_interval: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            data_dir: PathBuf::from("/var/lib/skiff"),
+            bind_address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            port: 6443,
+            advertise_address: None,
+            service_cidr: "10.43.0.0/16".into(),
+            cluster_cidr: "10.42.0.0/16".into(),
+            cluster_dns: Ipv4Addr::new(10, 43, 0, 10),
+            cluster_domain: "cluster.local".into(),
+            node_port_range: (30000, 32767),
+            tls_sans: vec![],
+            event_ttl: Duration::from_secs(3600),
+            token: None,
+            default_not_ready_toleration_seconds: 300,
+            default_unreachable_toleration_seconds: 300,
+            compact_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+/// State shared by all requests.
+pub struct AppState {
+    pub cfg: ServerConfig,
+    pub store: Store,
+    pub pki: Arc<Pki>,
+    /// The full node token (`K10…::server:<password>`).
+    pub token: String,
+    /// The password part of the node token (accepted as a bearer token).
+    pub token_password: String,
+    pub ips: Mutex<IpAllocator>,
+    pub ports: Mutex<PortAllocator>,
+    pub policy: RwLock<PolicyCache>,
+    pub started: Instant,
+    pub ready: AtomicBool,
+    /// Serialises writes that must see each other (allocation bookkeeping).
+    pub alloc_lock: tokio::sync::Mutex<()>,
+}
