@@ -100,6 +100,7 @@ pub struct Attributes {
 }
 
 /// The RBAC objects an authorization decision reads.
+#[derive(Debug, Clone, Copy)]
 pub struct PolicySnapshot<'a> {
     pub cluster_roles: &'a [Value],
     pub cluster_role_bindings: &'a [Value],

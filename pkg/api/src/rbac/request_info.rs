@@ -61,14 +61,12 @@ pub fn attributes_for(method: &str, path: &str, query_watch: bool) -> Attributes
     rest = &rest[1..];
 
     if SPECIAL_VERBS.contains(&rest[0]) {
+        info.verb = rest[0].to_string();
         if rest.len() < 2 {
-            // Upstream rejects `/api/v1/watch` as unparseable; with nothing to name the
-            // request stays a resource request for the bare verb, which no rule grants
-            // except a wildcard one.
-            info.verb = rest[0].to_string();
+            // Upstream rejects a bare `/api/v1/watch` as unparseable; here it stays a
+            // resource request for the bare verb, which only a wildcard rule grants.
             return info;
         }
-        info.verb = rest[0].to_string();
         rest = &rest[1..];
     } else {
         info.verb = match method.to_ascii_uppercase().as_str() {
@@ -82,14 +80,12 @@ pub fn attributes_for(method: &str, path: &str, query_watch: bool) -> Attributes
         .to_string();
     }
 
-    if rest[0] == "namespaces" {
-        if rest.len() > 1 {
-            info.namespace = rest[1].to_string();
-            // `namespaces/<ns>/<resource>/...` is a namespaced resource; `namespaces/<ns>`
-            // and `namespaces/<ns>/status|finalize` are requests on the namespace itself.
-            if rest.len() > 2 && !NAMESPACE_SUBRESOURCES.contains(&rest[2]) {
-                rest = &rest[2..];
-            }
+    // `namespaces/<ns>/<resource>/...` is a namespaced resource; `namespaces/<ns>` and
+    // `namespaces/<ns>/status|finalize` are requests on the namespace itself.
+    if rest[0] == "namespaces" && rest.len() > 1 {
+        info.namespace = rest[1].to_string();
+        if rest.len() > 2 && !NAMESPACE_SUBRESOURCES.contains(&rest[2]) {
+            rest = &rest[2..];
         }
     }
 

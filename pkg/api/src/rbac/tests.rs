@@ -778,7 +778,7 @@ fn bootstrap_identities_can_do_their_jobs() {
 fn bootstrap_objects_are_well_formed() {
     let roles = bootstrap_cluster_roles();
     let bindings = bootstrap_cluster_role_bindings();
-    let mut names: Vec<&str> = roles.iter().map(|r| name_of(r)).collect();
+    let mut names: Vec<&str> = roles.iter().map(name_of).collect();
     for want in [
         "cluster-admin",
         "admin",
