@@ -1,5 +1,275 @@
 //! The skiff binary: CLI parsing, tracing setup, dispatch to server/agent/tools.
 
-fn main() {
-    println!("skiff");
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(name = "skiff", version, about = "A lightweight Kubernetes distribution in one binary")]
+struct Cli {
+    /// Log filter (tracing EnvFilter syntax), e.g. info or skiff_apiserver=debug.
+    #[arg(long, global = true, env = "SKIFF_LOG", default_value = "info")]
+    log: String,
+    #[command(subcommand)]
+    cmd: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the control plane (API server on an embedded SQLite store).
+    Server(ServerArgs),
+    /// Print the node token of a server data dir.
+    Token(TokenArgs),
+}
+
+#[derive(Args, Debug)]
+struct TokenArgs {
+    /// Data directory of the server.
+    #[arg(short = 'd', long)]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct ServerArgs {
+    /// Config file with the same keys as the flags (YAML).
+    #[arg(short = 'c', long, env = "SKIFF_CONFIG_FILE", default_value = "/etc/skiff/config.yaml")]
+    config: PathBuf,
+    /// Data directory (default /var/lib/skiff as root, ~/.skiff otherwise).
+    #[arg(short = 'd', long)]
+    data_dir: Option<PathBuf>,
+    /// HTTPS port of the API.
+    #[arg(long, default_value_t = 6443)]
+    https_listen_port: u16,
+    /// Address the API listens on.
+    #[arg(long, default_value = "0.0.0.0")]
+    bind_address: IpAddr,
+    /// Address advertised to the cluster (kubernetes endpoints).
+    #[arg(long)]
+    advertise_address: Option<IpAddr>,
+    /// Extra subject alternative names of the serving certificate.
+    #[arg(long = "tls-san")]
+    tls_san: Vec<String>,
+    /// Where to write the admin kubeconfig (default /etc/skiff/skiff.yaml as root).
+    #[arg(short = 'o', long, env = "SKIFF_KUBECONFIG_OUTPUT")]
+    write_kubeconfig: Option<PathBuf>,
+    /// File mode of the kubeconfig, octal.
+    #[arg(long, env = "SKIFF_KUBECONFIG_MODE", default_value = "0600")]
+    write_kubeconfig_mode: String,
+    /// Shared secret agents use to join (a full K10 token or a password).
+    #[arg(short = 't', long, env = "SKIFF_TOKEN")]
+    token: Option<String>,
+    /// File holding the token.
+    #[arg(long, env = "SKIFF_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
+    /// Pod network CIDR.
+    #[arg(long, default_value = "10.42.0.0/16")]
+    cluster_cidr: String,
+    /// Service network CIDR.
+    #[arg(long, default_value = "10.43.0.0/16")]
+    service_cidr: String,
+    /// Cluster DNS service address.
+    #[arg(long, default_value = "10.43.0.10")]
+    cluster_dns: Ipv4Addr,
+    /// Cluster domain.
+    #[arg(long, default_value = "cluster.local")]
+    cluster_domain: String,
+    /// NodePort range, LOW-HIGH.
+    #[arg(long, default_value = "30000-32767")]
+    service_node_port_range: String,
+    /// Do not run an agent on this host.
+    #[arg(long)]
+    disable_agent: bool,
+    /// How long events are kept, e.g. 1h, 30m, 90s.
+    #[arg(long, default_value = "1h")]
+    event_ttl: String,
+    /// Toleration seconds added to pods for the not-ready taint.
+    #[arg(long, default_value_t = 300)]
+    default_not_ready_toleration_seconds: i64,
+    /// Toleration seconds added to pods for the unreachable taint.
+    #[arg(long, default_value_t = 300)]
+    default_unreachable_toleration_seconds: i64,
+}
+
+fn is_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            m.uid() == 0
+        })
+        .unwrap_or(false)
+}
+
+fn default_data_dir() -> PathBuf {
+    if is_root() {
+        PathBuf::from("/var/lib/skiff")
+    } else {
+        home().join(".skiff")
+    }
+}
+
+fn home() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp"))
+}
+
+fn parse_duration(s: &str) -> Result<Duration> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num
+        .parse()
+        .with_context(|| format!("invalid duration {s:?}: use e.g. 90s, 30m or 1h"))?;
+    Ok(match unit {
+        "" | "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        "ms" => Duration::from_millis(n),
+        _ => bail!("invalid duration {s:?}: use e.g. 90s, 30m or 1h"),
+    })
+}
+
+/// Applies keys of the YAML config file that were not given as flags (flags win).
+fn merge_config_file(args: &mut ServerArgs) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(&args.config) else {
+        return Ok(());
+    };
+    let v: serde_yaml::Value = serde_yaml::from_str(&text)
+        .with_context(|| format!("config file {} is not valid YAML", args.config.display()))?;
+    let get = |k: &str| v.get(k).and_then(|x| match x {
+        serde_yaml::Value::String(s) => Some(s.clone()),
+        serde_yaml::Value::Number(n) => Some(n.to_string()),
+        serde_yaml::Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    });
+    if args.data_dir.is_none() {
+        args.data_dir = get("data-dir").map(PathBuf::from);
+    }
+    if args.write_kubeconfig.is_none() {
+        args.write_kubeconfig = get("write-kubeconfig").map(PathBuf::from);
+    }
+    if args.token.is_none() {
+        args.token = get("token");
+    }
+    if let Some(p) = get("https-listen-port") {
+        if args.https_listen_port == 6443 {
+            args.https_listen_port = p.parse().context("config https-listen-port must be a port number")?;
+        }
+    }
+    if get("disable-agent").as_deref() == Some("true") {
+        args.disable_agent = true;
+    }
+    if let Some(sans) = v.get("tls-san").and_then(|x| x.as_sequence()) {
+        for s in sans.iter().filter_map(|s| s.as_str()) {
+            args.tls_san.push(s.to_string());
+        }
+    }
+    Ok(())
+}
+
+async fn run_server(mut args: ServerArgs) -> Result<()> {
+    merge_config_file(&mut args)?;
+    let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
+    let (lo, hi) = args
+        .service_node_port_range
+        .split_once('-')
+        .and_then(|(a, b)| Some((a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?)))
+        .with_context(|| format!("invalid --service-node-port-range {:?}: use LOW-HIGH, e.g. 30000-32767", args.service_node_port_range))?;
+    let mode = u32::from_str_radix(args.write_kubeconfig_mode.trim_start_matches("0o"), 8)
+        .with_context(|| format!("invalid --write-kubeconfig-mode {:?}: use an octal mode like 0600", args.write_kubeconfig_mode))?;
+    let token = match (&args.token, &args.token_file) {
+        (Some(t), _) => Some(t.clone()),
+        (None, Some(f)) => Some(
+            std::fs::read_to_string(f)
+                .with_context(|| format!("cannot read --token-file {}", f.display()))?
+                .trim()
+                .to_string(),
+        ),
+        _ => None,
+    };
+    let cfg = skiff_apiserver::ServerConfig {
+        data_dir: data_dir.clone(),
+        bind_address: args.bind_address,
+        port: args.https_listen_port,
+        advertise_address: args.advertise_address,
+        service_cidr: args.service_cidr.clone(),
+        cluster_cidr: args.cluster_cidr.clone(),
+        cluster_dns: args.cluster_dns,
+        cluster_domain: args.cluster_domain.clone(),
+        node_port_range: (lo, hi),
+        tls_sans: args.tls_san.clone(),
+        event_ttl: parse_duration(&args.event_ttl)?,
+        token,
+        default_not_ready_toleration_seconds: args.default_not_ready_toleration_seconds,
+        default_unreachable_toleration_seconds: args.default_unreachable_toleration_seconds,
+        ..Default::default()
+    };
+    let started = std::time::Instant::now();
+    let server = skiff_apiserver::start(cfg).await?;
+    let kubeconfig = args.write_kubeconfig.clone().unwrap_or_else(|| {
+        if is_root() {
+            PathBuf::from("/etc/skiff/skiff.yaml")
+        } else {
+            data_dir.join("skiff.yaml")
+        }
+    });
+    let host = match args.bind_address {
+        a if a.is_unspecified() => "127.0.0.1".to_string(),
+        IpAddr::V6(a) => format!("[{a}]"),
+        a => a.to_string(),
+    };
+    let url = format!("https://{host}:{}", server.local_addr.port());
+    let pki = &server.state.pki;
+    skiff_pki::write_kubeconfig(&kubeconfig, mode, &url, pki.server_ca_pem(), pki.admin_cert_pem(), pki.admin_key_pem())?;
+    tracing::info!(
+        url = %url,
+        kubeconfig = %kubeconfig.display(),
+        ready_ms = started.elapsed().as_millis() as u64,
+        "skiff server is ready"
+    );
+    if !args.disable_agent {
+        tracing::warn!("the built-in agent is not available in this build yet: run with --disable-agent to silence this");
+    }
+    wait_for_shutdown().await;
+    tracing::info!("shutting down");
+    Ok(())
+}
+
+async fn wait_for_shutdown() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    match cli.cmd {
+        Command::Server(args) => rt.block_on(run_server(args)),
+        Command::Token(t) => {
+            let dir = t.data_dir.unwrap_or_else(default_data_dir);
+            let p = dir.join("server").join("token");
+            let tok = std::fs::read_to_string(&p)
+                .with_context(|| format!("cannot read {}: is a server using this data dir?", p.display()))?;
+            println!("{}", tok.trim());
+            Ok(())
+        }
+    }
 }
