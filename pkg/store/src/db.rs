@@ -133,8 +133,9 @@ impl ReadPool {
             drop(permit);
             result
         });
-        task.await
-            .map_err(|err| StoreError::Io(std::io::Error::other(format!("read task failed: {err}"))))?
+        task.await.map_err(|err| {
+            StoreError::Io(std::io::Error::other(format!("read task failed: {err}")))
+        })?
     }
 }
 
@@ -277,8 +278,9 @@ pub(crate) fn list(
 
 pub(crate) fn count(conn: &mut Connection, range: &KeyRange) -> Result<i64, StoreError> {
     let inner = latest_rows_sql(range, false);
-    let sql =
-        format!("SELECT COUNT(*) FROM ({inner}) AS m JOIN kv ON kv.id = m.mid WHERE kv.deleted = 0");
+    let sql = format!(
+        "SELECT COUNT(*) FROM ({inner}) AS m JOIN kv ON kv.id = m.mid WHERE kv.deleted = 0"
+    );
     let n = conn
         .prepare_cached(&sql)?
         .query_row(params![range.prefix, range.end, i64::MAX], |r| r.get(0))?;

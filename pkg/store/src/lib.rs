@@ -120,12 +120,22 @@ pub enum StoreError {
     NotFound,
     #[error("key already exists; update it instead or delete it first")]
     AlreadyExists,
-    #[error("revision conflict: the key is now at revision {current_revision}; re-read it and retry")]
+    #[error(
+        "revision conflict: the key is now at revision {current_revision}; re-read it and retry"
+    )]
     Conflict { current_revision: i64 },
     #[error("revision {requested} has been compacted (oldest available is {compact_revision}); re-list to get a newer revision")]
-    Compacted { compact_revision: i64, requested: i64 },
-    #[error("revision {requested} is newer than the current revision {current_revision}; retry later")]
-    FutureRevision { requested: i64, current_revision: i64 },
+    Compacted {
+        compact_revision: i64,
+        requested: i64,
+    },
+    #[error(
+        "revision {requested} is newer than the current revision {current_revision}; retry later"
+    )]
+    FutureRevision {
+        requested: i64,
+        current_revision: i64,
+    },
     #[error("the store is closed; restart the server")]
     Closed,
     #[error("sqlite: {0}; check the database file and free disk space")]

@@ -173,9 +173,7 @@ impl Writer {
             }
             return;
         }
-        self.core
-            .current_rev
-            .store(self.revision, Ordering::SeqCst);
+        self.core.current_rev.store(self.revision, Ordering::SeqCst);
         for event in events {
             // No receivers is fine: nobody is watching.
             let _ = self.events.send(event);
@@ -271,13 +269,7 @@ impl Writer {
         let Some(job) = self.job.take() else {
             return;
         };
-        let tidy = self
-            .conn
-            .execute_batch("PRAGMA incremental_vacuum;")
-            .and_then(|()| {
-                self.conn
-                    .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-            });
+        let tidy = vacuum_and_checkpoint(&self.conn);
         if let Err(err) = tidy {
             tracing::warn!(error = %err, "store vacuum or checkpoint after compaction failed");
         }
@@ -286,6 +278,16 @@ impl Writer {
             let _ = reply.send(Ok(()));
         }
     }
+}
+
+/// Returns free pages to the file system, then moves the WAL into the database and truncates
+/// it. A checkpoint that readers hold back is not an error; the next one finishes it.
+fn vacuum_and_checkpoint(conn: &Connection) -> Result<(), rusqlite::Error> {
+    // Each step of incremental_vacuum frees pages; run it to the end.
+    let mut stmt = conn.prepare_cached("PRAGMA incremental_vacuum")?;
+    let mut rows = stmt.query([])?;
+    while rows.next()?.is_some() {}
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
 }
 
 fn latest(conn: &Connection, key: &str) -> Result<Option<Latest>, rusqlite::Error> {
