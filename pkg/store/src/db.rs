@@ -49,6 +49,12 @@ pub(crate) fn open_write(path: &Path) -> Result<Connection, StoreError> {
         ))));
     }
     conn.pragma_update(None, "synchronous", "FULL")?;
+    let synchronous: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?;
+    if synchronous != 2 {
+        return Err(StoreError::Io(std::io::Error::other(format!(
+            "sqlite refused synchronous=FULL (got {synchronous}); check the sqlite build"
+        ))));
+    }
     // Shrink the WAL back to this size after checkpoints.
     conn.pragma_update(None, "journal_size_limit", 4 * 1024 * 1024)?;
     conn.execute_batch(SCHEMA)?;

@@ -356,6 +356,7 @@ impl Store {
     /// order, without gaps or duplicates. Fails with `Compacted` when `after_revision` is
     /// older than the compact revision.
     pub fn watch(&self, prefix: &str, after_revision: i64) -> Result<Watcher, StoreError> {
+        let after_revision = after_revision.max(0);
         let rx = self.inner.events.subscribe();
         let compact = self.compact_revision();
         if after_revision < compact {

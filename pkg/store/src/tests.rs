@@ -767,3 +767,50 @@ fn acknowledged_writes_survive_kill_9() {
         assert!(next > max);
     });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_are_not_blocked_behind_a_held_write_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store.create("/a", b"1".to_vec()).await.unwrap();
+    // Another connection holds SQLite's write lock, so the writer thread has to wait.
+    let blocker = rusqlite::Connection::open(store.db_path()).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let pending = {
+        let store = store.clone();
+        tokio::spawn(async move { store.create("/b", b"2".to_vec()).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!pending.is_finished());
+    let read = tokio::time::timeout(Duration::from_secs(2), async {
+        let kv = store.get("/a").await.unwrap().unwrap();
+        let list = store.list("/", ListOptions::default()).await.unwrap();
+        (kv, list)
+    })
+    .await
+    .expect("reads waited for the writer");
+    assert_eq!(&*read.0.value, b"1");
+    assert_eq!(read.1.kvs.len(), 1);
+    blocker.execute_batch("COMMIT").unwrap();
+    assert_eq!(pending.await.unwrap().unwrap(), 2);
+}
+
+#[tokio::test]
+async fn watchers_end_when_the_store_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store.create("/a", b"1".to_vec()).await.unwrap();
+    let mut w = store.watch("/", 0).unwrap();
+    drop(store);
+    // History already committed is still delivered, then the stream ends.
+    assert_eq!(w.recv().await.unwrap().unwrap().revision(), 1);
+    let end = tokio::time::timeout(Duration::from_secs(5), w.recv()).await;
+    assert!(end.unwrap().is_none());
+}
+
+#[test]
+fn background_compaction_needs_a_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Store::open(&dir.path().join("state.db"), Options::default()).unwrap_err();
+    assert!(err.to_string().contains("tokio runtime"), "{err}");
+}
