@@ -15,7 +15,7 @@ mod writer;
 mod tests;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -149,6 +149,8 @@ pub(crate) struct Core {
     pub(crate) pool: ReadPool,
     pub(crate) current_rev: AtomicI64,
     pub(crate) compact_rev: AtomicI64,
+    /// How many write transactions the writer has committed (for group-commit checks).
+    pub(crate) commits: AtomicU64,
 }
 
 struct Inner {
@@ -217,6 +219,7 @@ impl Store {
             pool,
             current_rev: AtomicI64::new(current),
             compact_rev: AtomicI64::new(compact),
+            commits: AtomicU64::new(0),
         });
         let (events, _) = broadcast::channel(event_capacity.max(1));
         let (requests, rx) = mpsc::channel(REQUEST_QUEUE);

@@ -174,6 +174,7 @@ impl Writer {
             return;
         }
         self.core.current_rev.store(self.revision, Ordering::SeqCst);
+        self.core.commits.fetch_add(1, Ordering::Relaxed);
         for event in events {
             // No receivers is fine: nobody is watching.
             let _ = self.events.send(event);
