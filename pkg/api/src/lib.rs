@@ -2,3 +2,5 @@
 //! to objects (held as `serde_json::Value`) — no IO here.
 
 pub mod registry;
+pub mod selector;
+pub mod table;
