@@ -3,3 +3,5 @@
 
 pub mod rbac;
 pub mod registry;
+pub mod selector;
+pub mod table;
