@@ -129,13 +129,21 @@ fn canonical(v: &Value) -> String {
     }
 }
 
+/// The declared default of a list-map key field: `protocol` (of container and service ports)
+/// is `+default="TCP"` upstream, so an item without it is keyed as TCP.
+fn key_default(field: &str) -> Option<&'static str> {
+    (field == "protocol").then_some("TCP")
+}
+
 /// The key path element of a keyed-list item, or `None` if it has none of the key fields.
 fn item_key(item: &Value, keys: &[&str]) -> Option<String> {
     let obj = item.as_object()?;
     let mut key = Map::new();
     for k in keys {
-        if let Some(v) = obj.get(*k) {
+        if let Some(v) = obj.get(*k).filter(|v| !v.is_null()) {
             key.insert((*k).to_string(), v.clone());
+        } else if let Some(default) = key_default(k) {
+            key.insert((*k).to_string(), json!(default));
         }
     }
     (!key.is_empty()).then(|| canonical(&Value::Object(key)))
@@ -336,12 +344,9 @@ fn find_item(list: &[Value], pe: &Pe) -> Option<usize> {
             let Ok(Value::Object(key)) = serde_json::from_str::<Value>(k) else {
                 return None;
             };
-            list.iter().position(|item| {
-                item.as_object().is_some_and(|o| {
-                    key.iter().all(|(kf, kv)| o.get(kf) == Some(kv))
-                        && key.len() == o.keys().filter(|f| key.contains_key(*f)).count()
-                })
-            })
+            let names: Vec<&str> = key.keys().map(String::as_str).collect();
+            list.iter()
+                .position(|item| item_key(item, &names).as_ref() == Some(k))
         }
         Pe::Value(v) => list.iter().position(|item| canonical(item) == *v),
         Pe::Index(i) => (*i < list.len()).then_some(*i),
@@ -711,7 +716,13 @@ pub fn server_side_apply(
     let mut config = config.clone();
     config.shift_remove("status");
     if let Some(Value::Object(meta)) = config.get_mut("metadata") {
-        meta.shift_remove("managedFields");
+        let sent = meta.shift_remove("managedFields");
+        if sent.is_some_and(|m| !m.is_null() && m.as_array().is_none_or(|a| !a.is_empty())) {
+            return Err(PatchError::BadRequest(
+                "metadata.managedFields must be nil: remove it from the applied configuration"
+                    .into(),
+            ));
+        }
     }
     let config = Value::Object(config);
 
@@ -767,11 +778,21 @@ pub fn server_side_apply(
             e.set = e.set.difference(&cmp.removed).cloned().collect();
         }
     }
+    // A no-op apply keeps the entry's time, so the object is unchanged and need not be written.
+    let unchanged = mine
+        .filter(|&i| {
+            conflicts.is_empty()
+                && cmp.changed.is_empty()
+                && cmp.removed.is_empty()
+                && entries[i].set == config_set
+                && entries[i].api_version == api_version
+        })
+        .and_then(|i| entries[i].time.clone());
     let entry = Entry {
         manager: manager.into(),
         operation: "Apply".into(),
         api_version: api_version.into(),
-        time: Some(now_rfc3339.into()),
+        time: Some(unchanged.unwrap_or_else(|| now_rfc3339.into())),
         subresource: None,
         set: config_set,
     };
@@ -847,7 +868,24 @@ pub fn track_update(
     };
     let empty = json!({});
     let old_obj = old.unwrap_or(&empty);
-    let mut entries = read_entries(old_obj);
+    let mut entries = match subresource {
+        // Subresource writers cannot set managedFields.
+        Some(_) => read_entries(old_obj),
+        None => match new.pointer("/metadata/managedFields") {
+            // `[{}]` resets field tracking, as upstream.
+            Some(Value::Array(a))
+                if a.len() == 1 && a[0].as_object().is_some_and(Map::is_empty) =>
+            {
+                Vec::new()
+            }
+            // Entries sent with the object win (e.g. kubectl's client-side to server-side
+            // apply upgrade); none or unreadable ones fall back to the stored entries.
+            _ => match read_entries(new) {
+                sent if !sent.is_empty() => sent,
+                _ => read_entries(old_obj),
+            },
+        },
+    };
     let cmp = compare(ty, old_obj, new, scope);
     if cmp.changed.is_empty() && cmp.removed.is_empty() {
         write_entries(new, entries);
@@ -1015,6 +1053,17 @@ mod tests {
         );
         assert_eq!(managers(&updated), [("kubectl".into(), "Apply".into())]);
         assert_eq!(entry(&updated, "kubectl")["time"], T1);
+
+        // Applying the same manifest again changes nothing at all.
+        let again = apply(
+            Some(&updated),
+            &manifest("nginx:1.27", Some(2)),
+            "kubectl",
+            false,
+            T2,
+        )
+        .unwrap();
+        assert_eq!(again, updated);
     }
 
     #[test]
@@ -1341,5 +1390,120 @@ mod tests {
             side.get("image").is_none(),
             "b dropped the image it owned alone"
         );
+    }
+
+    #[test]
+    fn port_keys_default_protocol_to_tcp() {
+        // The live object was defaulted (protocol: TCP); the manifest omits protocol.
+        let mut live = manifest("nginx", Some(1));
+        track_update(
+            "apps",
+            "Deployment",
+            "apps/v1",
+            None,
+            &mut live,
+            "kubectl-create",
+            None,
+            T0,
+        );
+        let mut cfg = manifest("nginx", Some(1));
+        cfg["spec"]["template"]["spec"]["containers"][0]["ports"] =
+            json!([{"containerPort": 80, "name": "http"}]);
+        let out = apply(Some(&live), &cfg, "kubectl", false, T1).unwrap();
+        assert_eq!(
+            out["spec"]["template"]["spec"]["containers"][0]["ports"],
+            json!([{"containerPort": 80, "protocol": "TCP", "name": "http"}])
+        );
+        let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+            "spec": {"ports": [{"port": 80}, {"port": 53, "protocol": "UDP"}]}});
+        assert_eq!(
+            fields_of("", "Service", &svc)["f:spec"]["f:ports"],
+            json!({
+                "k:{\"port\":53,\"protocol\":\"UDP\"}": {".": {}, "f:port": {}, "f:protocol": {}},
+                "k:{\"port\":80,\"protocol\":\"TCP\"}": {".": {}, "f:port": {}}
+            })
+        );
+    }
+
+    #[test]
+    fn managed_fields_sent_with_an_update_are_honoured() {
+        let mut live = manifest("nginx", Some(1));
+        track_update(
+            "apps",
+            "Deployment",
+            "apps/v1",
+            None,
+            &mut live,
+            "kubectl-client-side-apply",
+            None,
+            T0,
+        );
+        // kubectl's upgrade to server-side apply rewrites the entry as an Apply by "kubectl".
+        let mut upgraded = live.clone();
+        upgraded["metadata"]["managedFields"][0]["manager"] = json!("kubectl");
+        upgraded["metadata"]["managedFields"][0]["operation"] = json!("Apply");
+        track_update(
+            "apps",
+            "Deployment",
+            "apps/v1",
+            Some(&live),
+            &mut upgraded,
+            "kubectl",
+            None,
+            T1,
+        );
+        assert_eq!(managers(&upgraded), [("kubectl".into(), "Apply".into())]);
+        let out = apply(
+            Some(&upgraded),
+            &manifest("nginx", Some(3)),
+            "kubectl",
+            false,
+            T2,
+        )
+        .unwrap();
+        assert_eq!(out["spec"]["replicas"], 3);
+
+        // `[{}]` resets tracking: the writer then owns only what it changed.
+        let mut reset = live.clone();
+        reset["metadata"]["managedFields"] = json!([{}]);
+        reset["spec"]["replicas"] = json!(2);
+        track_update(
+            "apps",
+            "Deployment",
+            "apps/v1",
+            Some(&live),
+            &mut reset,
+            "editor",
+            None,
+            T1,
+        );
+        assert_eq!(managers(&reset), [("editor".into(), "Update".into())]);
+        assert_eq!(
+            entry(&reset, "editor")["fieldsV1"],
+            json!({"f:spec": {"f:replicas": {}}})
+        );
+
+        // Subresource writes cannot touch managedFields.
+        let mut status = live.clone();
+        status["metadata"]["managedFields"] = json!([]);
+        status["status"] = json!({"replicas": 1});
+        track_update(
+            "apps",
+            "Deployment",
+            "apps/v1",
+            Some(&live),
+            &mut status,
+            "ctrl",
+            Some("status"),
+            T1,
+        );
+        assert_eq!(managers(&status).len(), 2);
+
+        let mut bad = manifest("nginx", Some(1));
+        bad["metadata"]["managedFields"] = json!([{"manager": "x", "operation": "Apply"}]);
+        assert!(matches!(
+            apply(None, &bad, "kubectl", false, T0),
+            Err(PatchError::BadRequest(_))
+        ));
     }
 }
