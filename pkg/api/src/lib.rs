@@ -1,6 +1,8 @@
 //! skiff's Kubernetes API model: the kind registry and the pure logic the API server applies
 //! to objects (held as `serde_json::Value`) — no IO here.
 
+pub mod discovery;
+pub mod openapi;
 pub mod patch;
 pub mod rbac;
 pub mod registry;
