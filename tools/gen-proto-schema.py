@@ -171,6 +171,17 @@ def go_files(src):
                     yield p, open(os.path.join(dirpath, f), encoding="utf-8").read()
 
 
+def source_version(src):
+    """The commit a Go source directory (bare git dir or checkout) is at, if known."""
+    git_dir = src if os.path.isdir(os.path.join(src, "objects")) else os.path.join(src, ".git")
+    r = subprocess.run(
+        ["git", "--git-dir", git_dir, "log", "-1", "--format=commit %H (%cs)"],
+        capture_output=True,
+        text=True,
+    )
+    return r.stdout.strip() if r.returncode == 0 else "unknown commit"
+
+
 def keep_go(path):
     if not path.endswith(".go") or path.endswith("_test.go"):
         return False
@@ -315,6 +326,8 @@ def main():
     w("//! `python3 tools/gen-proto-schema.py --k8s-pb <k8s-pb-0.9.0/src> --go api=<kubernetes/api>")
     w("//! --go apimachinery=<…> --go apiextensions_apiserver=<…> --go kube_aggregator=<…>")
     w("//! > pkg/api/src/protobuf/schema_gen.rs` (see the script's docstring), then `cargo fmt`.")
+    for top, src in (g.split("=", 1) for g in args.go):
+        w(f"//! Go types: {top} = {source_version(src)}.")
     w("")
     w("use super::schema::{Card::*, Field, Message, Special, Ty::*};")
     w("")

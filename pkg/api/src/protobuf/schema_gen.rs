@@ -4,6 +4,10 @@
 //! `python3 tools/gen-proto-schema.py --k8s-pb <k8s-pb-0.9.0/src> --go api=<kubernetes/api>
 //! --go apimachinery=<…> --go apiextensions_apiserver=<…> --go kube_aggregator=<…>
 //! > pkg/api/src/protobuf/schema_gen.rs` (see the script's docstring), then `cargo fmt`.
+//! Go types: api = commit 10b39a39bcee995dfe7cd5e8e7b922be5e46f1e2 (2026-07-24).
+//! Go types: apimachinery = commit eed236ceee2c19c2753a3d93ac0631dc20750454 (2026-07-23).
+//! Go types: apiextensions_apiserver = commit 1aa2717a552ee6ca1e2a18f1f8ffccde981db923 (2026-07-22).
+//! Go types: kube_aggregator = commit 232ca687ab24bc9f9a378cba74716b5f7d6b82eb (2026-07-01).
 
 use super::schema::{Card::*, Field, Message, Special, Ty::*};
 
