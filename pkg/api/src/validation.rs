@@ -599,7 +599,7 @@ fn str_at<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key).and_then(Value::as_str).unwrap_or_default()
 }
 
-fn arr<'a>(v: Option<&'a Value>) -> &'a [Value] {
+fn arr(v: Option<&Value>) -> &[Value] {
     v.and_then(Value::as_array).map_or(&[], Vec::as_slice)
 }
 
@@ -693,7 +693,7 @@ fn validate_object(e: &mut Errs, res: &ResourceInfo, obj: &Value, old: Option<&V
     let is_update = old.is_some();
     match (res.group, res.kind) {
         ("", "Pod") => validate_pod(e, obj, old),
-        ("", "PodTemplate") => validate_pod_template(e, obj.get("template"), "template", false),
+        ("", "PodTemplate") => validate_pod_template(e, obj.get("template"), "template"),
         ("", "ReplicationController") => validate_rc(e, obj),
         ("", "Service") => validate_service(e, obj, old),
         ("", "Namespace") => {
@@ -1243,7 +1243,7 @@ fn spec_diff(type_name: &str, old: &Value, new: &Value) -> String {
     out
 }
 
-fn validate_pod_template(e: &mut Errs, t: Option<&Value>, path: &str, _for_rc: bool) {
+fn validate_pod_template(e: &mut Errs, t: Option<&Value>, path: &str) {
     let Some(t) = t.filter(|t| !t.is_null()) else {
         e.required(path, "");
         return;
@@ -1279,7 +1279,7 @@ fn validate_pod_spec(e: &mut Errs, spec: Option<&Value>, path: &str, is_pod: boo
         let mut names = BTreeSet::new();
         for (i, c) in containers.iter().enumerate() {
             let p = format!("{cpath}[{i}]");
-            validate_container_common(e, c, &volumes, &p, restart_policy);
+            validate_container_common(e, c, &volumes, &p);
             let name = str_at(c, "name");
             if !names.insert(name.to_string()) {
                 e.duplicate(&format!("{p}.name"), bad_str(name));
@@ -1301,7 +1301,7 @@ fn validate_pod_spec(e: &mut Errs, spec: Option<&Value>, path: &str, is_pod: boo
         .collect();
     for (i, c) in arr(spec.get("initContainers")).iter().enumerate() {
         let p = format!("{ipath}[{i}]");
-        validate_container_common(e, c, &volumes, &p, restart_policy);
+        validate_container_common(e, c, &volumes, &p);
         let mut restart_always = false;
         if let Some(rp) = c.get("restartPolicy").filter(|v| !v.is_null()) {
             let rp = scalar_string(rp);
@@ -1585,13 +1585,7 @@ fn validate_volumes(e: &mut Errs, vols: Option<&Value>, path: &str) -> BTreeSet<
     names
 }
 
-fn validate_container_common(
-    e: &mut Errs,
-    c: &Value,
-    volumes: &BTreeSet<String>,
-    p: &str,
-    pod_restart_policy: &str,
-) {
+fn validate_container_common(e: &mut Errs, c: &Value, volumes: &BTreeSet<String>, p: &str) {
     let name = str_at(c, "name");
     if name.is_empty() {
         e.required(&format!("{p}.name"), "");
@@ -1697,7 +1691,6 @@ fn validate_container_common(
         ),
     }
     validate_resources(e, c.get("resources"), &format!("{p}.resources"));
-    let _ = pod_restart_policy;
 }
 
 fn validate_container_ports(e: &mut Errs, ports: Option<&Value>, path: &str) {
@@ -1937,10 +1930,8 @@ fn validate_handler(e: &mut Errs, h: &Value, path: &str, kinds: &[&str]) {
         }
         count += 1;
         match *kind {
-            "exec" => {
-                if arr(a.get("command")).is_empty() {
-                    e.required(&format!("{kp}.command"), "");
-                }
+            "exec" if arr(a.get("command")).is_empty() => {
+                e.required(&format!("{kp}.command"), "");
             }
             "httpGet" => {
                 if str_at(a, "path").is_empty() {
@@ -2002,7 +1993,7 @@ fn validate_rc(e: &mut Errs, obj: &Value) {
             );
         }
     }
-    validate_pod_template(e, Some(t), "spec.template", true);
+    validate_pod_template(e, Some(t), "spec.template");
     let rp = str_at_path(t, "/spec/restartPolicy");
     if rp != "Always" {
         e.not_supported("spec.template.spec.restartPolicy", bad_str(rp), &["Always"]);
@@ -2068,7 +2059,7 @@ fn validate_template_for_replica_set(e: &mut Errs, spec: Option<&Value>, owner: 
         }
         _ => {}
     }
-    validate_pod_template(e, template, "spec.template", false);
+    validate_pod_template(e, template, "spec.template");
     if let Some(t) = template.filter(|t| !t.is_null()) {
         let rp = str_at_path(t, "/spec/restartPolicy");
         if rp != "Always" {
@@ -2095,18 +2086,16 @@ fn int_or_percent_value(v: Option<&Value>) -> i64 {
 
 fn validate_positive_int_or_percent(e: &mut Errs, v: Option<&Value>, path: &str) {
     match v {
-        Some(Value::String(s)) => {
-            if !is_valid_percent(s) {
-                e.invalid(
-                    path,
-                    Bad::Raw(go_int_or_string(v)),
-                    &regex_error(
-                        "a valid percent string must be a numeric string followed by an ending '%'",
-                        "[0-9]+%",
-                        &["1%", "93%"],
-                    ),
-                );
-            }
+        Some(Value::String(s)) if !is_valid_percent(s) => {
+            e.invalid(
+                path,
+                Bad::Raw(go_int_or_string(v)),
+                &regex_error(
+                    "a valid percent string must be a numeric string followed by an ending '%'",
+                    "[0-9]+%",
+                    &["1%", "93%"],
+                ),
+            );
         }
         Some(Value::Number(_)) => e.nonnegative(path, v),
         _ => {}
@@ -2243,7 +2232,7 @@ fn validate_daemon_set_spec(e: &mut Errs, spec: Option<&Value>) {
             );
         }
     }
-    validate_pod_template(e, template, "spec.template", false);
+    validate_pod_template(e, template, "spec.template");
     if let Some(t) = template.filter(|t| !t.is_null()) {
         let rp = str_at_path(t, "/spec/restartPolicy");
         if rp != "Always" {
@@ -2641,7 +2630,7 @@ fn validate_job_spec(e: &mut Errs, spec: Option<&Value>, path: &str) {
         }
     }
     let template = get("template");
-    validate_pod_template(e, template, &format!("{path}.template"), false);
+    validate_pod_template(e, template, &format!("{path}.template"));
     let rp = template
         .map(|t| str_at_path(t, "/spec/restartPolicy"))
         .unwrap_or_default();
@@ -2806,7 +2795,7 @@ pub fn parse_cron(spec: &str) -> Result<(), String> {
         "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
     ];
     const DAYS: &[&str] = &["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
-    let bounds: [(i64, i64, Option<(&[&str], i64)>); 5] = [
+    let bounds: [CronBounds; 5] = [
         (0, 59, None),
         (0, 23, None),
         (1, 31, None),
@@ -2820,6 +2809,9 @@ pub fn parse_cron(spec: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// A cron field's minimum, maximum and optional names (with the value of the first name).
+type CronBounds = (i64, i64, Option<(&'static [&'static str], i64)>);
 
 fn cron_int(expr: &str) -> Result<i64, String> {
     let digits = expr.strip_prefix(['+', '-']).unwrap_or(expr);
