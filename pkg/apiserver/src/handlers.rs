@@ -73,6 +73,7 @@ async fn handle_inner(st: Arc<AppState>, req: Request<Body>) -> ApiResult<Respon
     let Some(user) = user else {
         return Err(ApiError::unauthorized());
     };
+    let user = impersonate(&st, user, &headers)?;
 
     let target = match request::parse_path(&path) {
         Some(t) => Some(t?),
@@ -86,6 +87,56 @@ async fn handle_inner(st: Arc<AppState>, req: Request<Body>) -> ApiResult<Respon
     };
     let body = read_body(body).await?;
     resource(st, method, target, q, headers, body, user).await
+}
+
+/// `Impersonate-User` / `Impersonate-Group` / `Impersonate-Uid` (kubectl --as, --as-group),
+/// allowed when the real user may `impersonate` those users and groups.
+fn impersonate(st: &AppState, user: UserInfo, headers: &HeaderMap) -> ApiResult<UserInfo> {
+    let Some(name) = headers.get("impersonate-user").and_then(|h| h.to_str().ok()) else {
+        if headers.get("impersonate-group").is_some() {
+            return Err(ApiError::bad_request(
+                "requested impersonation of groups without a user: set Impersonate-User too",
+            ));
+        }
+        return Ok(user);
+    };
+    let check = |resource: &str, ns: &str, n: &str| -> ApiResult<()> {
+        let a = Attributes {
+            verb: "impersonate".into(),
+            resource_request: true,
+            api_group: String::new(),
+            resource: resource.into(),
+            subresource: String::new(),
+            name: n.into(),
+            namespace: ns.into(),
+            path: String::new(),
+        };
+        authz::authorize(st, &user, &a)
+    };
+    let mut groups: Vec<String> = Vec::new();
+    if let Some(rest) = name.strip_prefix("system:serviceaccount:") {
+        let (ns, sa) = rest.split_once(':').unwrap_or(("", rest));
+        check("serviceaccounts", ns, sa)?;
+        groups.push("system:serviceaccounts".into());
+        groups.push(format!("system:serviceaccounts:{ns}"));
+    } else {
+        check("users", "", name)?;
+    }
+    for g in headers.get_all("impersonate-group") {
+        if let Ok(g) = g.to_str() {
+            check("groups", "", g)?;
+            groups.push(g.to_string());
+        }
+    }
+    if name != "system:anonymous" && !groups.iter().any(|g| g == "system:authenticated") {
+        groups.push("system:authenticated".into());
+    }
+    let uid = headers
+        .get("impersonate-uid")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    Ok(UserInfo { name: name.to_string(), uid, groups })
 }
 
 async fn read_body(body: Body) -> ApiResult<Bytes> {

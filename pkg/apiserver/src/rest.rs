@@ -350,11 +350,8 @@ fn reset_status_on_create(res: &ResourceInfo, obj: &mut Value) {
     if !has_status || matches!(res.kind, "Node" | "PersistentVolume" | "Namespace") {
         return;
     }
-    if let Some(o) = obj.as_object_mut() {
-        o.remove("status");
-    }
-    if res.kind == "Pod" && res.group.is_empty() {
-        obj["status"] = json!({"phase": "Pending"});
+    if obj.is_object() {
+        obj["status"] = json!({});
     }
 }
 
