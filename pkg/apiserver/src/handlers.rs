@@ -92,7 +92,10 @@ async fn handle_inner(st: Arc<AppState>, req: Request<Body>) -> ApiResult<Respon
 /// `Impersonate-User` / `Impersonate-Group` / `Impersonate-Uid` (kubectl --as, --as-group),
 /// allowed when the real user may `impersonate` those users and groups.
 fn impersonate(st: &AppState, user: UserInfo, headers: &HeaderMap) -> ApiResult<UserInfo> {
-    let Some(name) = headers.get("impersonate-user").and_then(|h| h.to_str().ok()) else {
+    let Some(name) = headers
+        .get("impersonate-user")
+        .and_then(|h| h.to_str().ok())
+    else {
         if headers.get("impersonate-group").is_some() {
             return Err(ApiError::bad_request(
                 "requested impersonation of groups without a user: set Impersonate-User too",
@@ -136,7 +139,11 @@ fn impersonate(st: &AppState, user: UserInfo, headers: &HeaderMap) -> ApiResult<
         .and_then(|h| h.to_str().ok())
         .unwrap_or("")
         .to_string();
-    Ok(UserInfo { name: name.to_string(), uid, groups })
+    Ok(UserInfo {
+        name: name.to_string(),
+        uid,
+        groups,
+    })
 }
 
 async fn read_body(body: Body) -> ApiResult<Bytes> {

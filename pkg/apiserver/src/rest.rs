@@ -45,9 +45,11 @@ impl WriteOpts {
         let field_validation = match q.get("fieldValidation") {
             None | Some("") => "Warn".to_string(),
             Some(v @ ("Strict" | "Warn" | "Ignore")) => v.to_string(),
-            Some(other) => return Err(ApiError::bad_request(format!(
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
                 "fieldValidation must be one of \"Ignore\", \"Warn\" or \"Strict\", got {other:?}"
-            ))),
+            )))
+            }
         };
         Ok(WriteOpts {
             dry_run: q.dry_run()?,
