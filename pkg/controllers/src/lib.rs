@@ -1,7 +1,11 @@
 //! skiff's controllers: one module per control loop, each a reconcile function over kube-rs
 //! watchers with a pure planning core. They talk to the API server only through kube-rs.
 
+pub mod cronjob;
+pub mod daemonset;
 pub mod events;
+pub mod job;
+pub mod statefulset;
 
 use std::time::Duration;
 
