@@ -338,7 +338,9 @@ pub fn plan(job: &Job, pods: &[&Pod], now: Timestamp) -> JobPlan {
     )
     .unwrap_or(0);
     // Newly finished pods, not yet in the uncounted lists.
-    let uid = |p: &Pod| p.metadata.uid.clone().unwrap_or_default();
+    fn uid(p: &Pod) -> String {
+        p.metadata.uid.clone().unwrap_or_default()
+    }
     let new_succeeded = pods
         .iter()
         .filter(|p| has_finalizer(p) && podutil::phase(p) == "Succeeded")
@@ -447,7 +449,7 @@ pub fn plan(job: &Job, pods: &[&Pod], now: Timestamp) -> JobPlan {
             if excess > 0 {
                 sort_for_deletion(&mut keep);
                 delete.extend(keep.iter().copied().take(excess));
-                keep.drain(..excess);
+                keep.drain(..excess).for_each(drop);
             }
             if delete.is_empty() {
                 let busy = if only_replace_failed(job) { terminating } else { 0 };
@@ -915,7 +917,8 @@ async fn remove_finalizer(api: &Api<Pod>, name: &str, pod: &Pod) -> Result<(), E
         .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
     {
-        Ok(_) | Err(kube::Error::Api(kube::core::ErrorResponse { code: 404, .. })) => Ok(()),
+        Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
         Err(e) => Err(e.into()),
     }
 }

@@ -412,7 +412,7 @@ pub fn plan(input: &StsInput<'_>) -> StsPlan {
             })
             .collect()
     };
-    let mut wait = |secs: i64, out: &mut StsPlan| {
+    let wait = |secs: i64, out: &mut StsPlan| {
         let d = Duration::from_secs(secs.unsigned_abs().max(1));
         out.requeue_after = Some(out.requeue_after.map_or(d, |r| r.min(d)));
     };
@@ -835,7 +835,8 @@ async fn execute(
                     .patch(claim, &PatchParams::default(), &Patch::Merge(&patch))
                     .await
                 {
-                    Ok(_) | Err(kube::Error::Api(kube::core::ErrorResponse { code: 404, .. })) => {}
+                    Ok(_) => {},
+            Err(kube::Error::Api(s)) if s.code == 404 => {},
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -876,7 +877,8 @@ async fn update_status(ctx: &Ctx, set: &StatefulSet, st: &StatefulSetStatus) -> 
         .patch_status(set_name(set), &PatchParams::default(), &Patch::Merge(&patch))
         .await
     {
-        Ok(_) | Err(kube::Error::Api(kube::core::ErrorResponse { code: 404, .. })) => Ok(()),
+        Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
         Err(e) => Err(e.into()),
     }
 }
@@ -995,7 +997,8 @@ async fn truncate_history(
     );
     for name in history::to_prune(&refs, &live, limit) {
         match api.delete(&name, &DeleteParams::default()).await {
-            Ok(_) | Err(kube::Error::Api(kube::core::ErrorResponse { code: 404, .. })) => {}
+            Ok(_) => {},
+            Err(kube::Error::Api(s)) if s.code == 404 => {},
             Err(e) => return Err(e.into()),
         }
     }

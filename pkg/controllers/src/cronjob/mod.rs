@@ -206,7 +206,6 @@ fn remove_active(st: &mut CronJobStatus, uid: Option<&str>) {
 pub fn plan(cj: &CronJob, jobs: &[&Job], missing: &[String], now: Timestamp) -> CjPlan {
     let mut out = CjPlan::default();
     let mut st = cj.status.clone().unwrap_or_default();
-    let name = cj.metadata.name.as_deref().unwrap_or("");
     let in_active = |st: &CronJobStatus, uid: Option<&str>| {
         st.active
             .iter()
@@ -478,7 +477,8 @@ async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Result<Option<Duration>, Error> {
     };
     for n in &p.delete {
         match job_api.delete(n, &bg).await {
-            Ok(_) | Err(kube::Error::Api(kube::core::ErrorResponse { code: 404, .. })) => {}
+            Ok(_) => {},
+            Err(kube::Error::Api(s)) if s.code == 404 => {},
             Err(e) => return Err(e.into()),
         }
     }
@@ -538,7 +538,8 @@ async fn write_status(ctx: &Ctx, cj: &CronJob, status: &CronJobStatus) -> Result
         .replace_status(cj.metadata.name.as_deref().unwrap_or(""), &PostParams::default(), &obj)
         .await
     {
-        Ok(_) | Err(kube::Error::Api(kube::core::ErrorResponse { code: 404, .. })) => Ok(()),
+        Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
         Err(e) => Err(e.into()),
     }
 }

@@ -169,8 +169,29 @@ fn allows_surge(ds: &DaemonSet) -> bool {
         && podutil::scaled_value(rolling_params(ds).and_then(|r| r.max_surge.as_ref()), 1, true) > 0
 }
 
+/// (new, old) live pods on a node; `None` when a node has duplicates (manage cleans those up).
+fn split_new_old<'a>(
+    ds: &DaemonSet,
+    pods: &[&'a Pod],
+    hash: &str,
+) -> Option<(Option<&'a Pod>, Option<&'a Pod>)> {
+    let (mut new, mut old) = (None, None);
+    for p in pods.iter().copied().filter(|p| !podutil::is_terminating(p)) {
+        let slot = if is_updated(ds, p, hash) {
+            &mut new
+        } else {
+            &mut old
+        };
+        if slot.is_some() {
+            return None;
+        }
+        *slot = Some(p);
+    }
+    Some((new, old))
+}
+
 /// The planning core: what to create and delete on which nodes, and the status to report.
-pub fn plan(input: &DsInput<'_>) -> DsPlan {
+pub fn plan<'a>(input: &DsInput<'a>) -> DsPlan {
     let ds = input.ds;
     let spec = eligibility_spec(ds);
     let min_ready = min_ready_seconds(ds);
@@ -238,7 +259,7 @@ pub fn plan(input: &DsInput<'_>) -> DsPlan {
 
     // --- manage: pods per node (upstream podsShouldBeOnNode) ---
     let surge = allows_surge(ds);
-    let mut requeue = |d: Duration, out: &mut DsPlan| {
+    let requeue = |d: Duration, out: &mut DsPlan| {
         out.requeue_after = Some(out.requeue_after.map_or(d, |r| r.min(d)));
     };
     for (node, fit) in &fits {
@@ -332,22 +353,7 @@ pub fn plan(input: &DsInput<'_>) -> DsPlan {
             .or_default()
             .extend(pods.iter().copied());
     }
-    // (new, old) live pods per node; None when a node has duplicates (manage cleans those up).
-    let split = |pods: &[&Pod]| -> Option<(Option<&Pod>, Option<&Pod>)> {
-        let (mut new, mut old) = (None, None);
-        for p in pods.iter().copied().filter(|p| !podutil::is_terminating(p)) {
-            let slot = if is_updated(ds, p, input.hash) {
-                &mut new
-            } else {
-                &mut old
-            };
-            if slot.is_some() {
-                return None;
-            }
-            *slot = Some(p);
-        }
-        Some((new, old))
-    };
+    let split = |pods: &[&'a Pod]| split_new_old(ds, pods, input.hash);
     let avail = |p: &Pod| podutil::is_available(p, min_ready, now);
     if max_surge == 0 {
         let mut num_unavailable = 0;
@@ -970,7 +976,7 @@ mod tests {
         let d = ds(0, 1);
         let nodes = [node("a", None), node("b", Some(("dedicated", "NoSchedule")))];
         // b has a pod but is ineligible (NoSchedule): it may keep running, counts misscheduled.
-        let pods = [dpod("p1", "a", "new", true), dpod("p2", "b", "old", true)];
+        let pods = [dpod("p1", "a", "new", true), dpod("p2", "b", "new", true)];
         let p = run(&d, &nodes, &pods);
         assert!(p.create_on.is_empty() && p.delete.is_empty());
         assert_eq!(p.status.desired_number_scheduled, 1);
@@ -979,6 +985,11 @@ mod tests {
         assert_eq!(p.status.number_available, Some(1));
         assert_eq!(p.status.updated_number_scheduled, Some(1));
         assert_eq!(p.status.number_misscheduled, 1);
+        // An out-of-date pod there is replaced by the rolling update, and not recreated.
+        let pods = [dpod("p1", "a", "new", true), dpod("p2", "b", "old", true)];
+        let p = run(&d, &nodes, &pods);
+        assert_eq!(p.delete, vec![("p2".into(), "uid-p2".into())]);
+        assert!(run(&d, &nodes, &pods[..1]).create_on.is_empty());
     }
 
     #[test]

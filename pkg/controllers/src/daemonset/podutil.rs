@@ -252,7 +252,8 @@ pub(crate) mod tests {
         assert_eq!(a, short_hash(b"template", None));
         assert_ne!(a, short_hash(b"template", Some(1)));
         assert!(a.chars().all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c)));
-        assert_eq!(safe_encode("0123"), "bcdf");
+        // Go maps each byte of the decimal string: b'0' (48) % 27 = 21 → '4'.
+        assert_eq!(safe_encode("0123"), "4567");
         let pct = IntOrString::String("25%".into());
         assert_eq!(scaled_value(Some(&pct), 10, true), 3);
         assert_eq!(scaled_value(Some(&pct), 10, false), 2);
