@@ -620,7 +620,7 @@ pub async fn update_object(
             return Ok(new);
         }
         // Deletion completes when the last finalizer goes.
-        if new.pointer("/metadata/deletionTimestamp").is_some() && finalizers(&new).is_empty() {
+        if new.pointer("/metadata/deletionTimestamp").is_some() && deletion_can_complete(res, &new) {
             drop(guard);
             match st.store.delete(&key, kv.mod_revision).await {
                 Ok((rev, _)) => {
@@ -726,6 +726,23 @@ fn preserve_server_meta(old: &Value, new: &mut Value) {
     }
 }
 
+/// A deleting object goes once no finalizer holds it (namespaces also wait for
+/// `spec.finalizers`, which the namespace controller clears through `/finalize`).
+fn deletion_can_complete(res: &ResourceInfo, o: &Value) -> bool {
+    if !finalizers(o).is_empty() {
+        return false;
+    }
+    if res.group.is_empty() && res.kind == "Namespace" {
+        let spec_fins = o
+            .pointer("/spec/finalizers")
+            .and_then(|f| f.as_array())
+            .map(|a| !a.is_empty())
+            .unwrap_or(false);
+        return !spec_fins;
+    }
+    true
+}
+
 fn finalizers(o: &Value) -> Vec<String> {
     o.pointer("/metadata/finalizers")
         .and_then(|f| f.as_array())
@@ -805,6 +822,15 @@ pub async fn delete_object(
     opts: &DeleteOpts,
 ) -> ApiResult<Value> {
     let ns = ns_of(res, ns)?;
+    if res.group.is_empty()
+        && res.kind == "Namespace"
+        && matches!(obj_name, "default" | "kube-system" | "kube-public")
+    {
+        return Err(ApiError::forbidden(format!(
+            "namespaces \"{obj_name}\" is forbidden: this namespace may not be deleted"
+        ))
+        .with_details(json!({"name": obj_name, "kind": "namespaces"})));
+    }
     let key = request::object_key(res, ns, obj_name);
     for _ in 0..16 {
         let Some(kv) = st.store.get(&key).await? else {
@@ -847,7 +873,14 @@ pub async fn delete_object(
         }
         let graceful = graceful_period(res, &old, opts);
         let already_deleting = old.pointer("/metadata/deletionTimestamp").is_some();
-        let immediate = fins.is_empty() && graceful.is_none();
+        let is_namespace = res.group.is_empty() && res.kind == "Namespace";
+        let ns_held = is_namespace
+            && old
+                .pointer("/spec/finalizers")
+                .and_then(|f| f.as_array())
+                .map(|a| !a.is_empty())
+                .unwrap_or(false);
+        let immediate = fins.is_empty() && (graceful.is_none() || (is_namespace && !ns_held));
         if opts.dry_run {
             return Ok(old);
         }
@@ -885,6 +918,9 @@ pub async fn delete_object(
             m.remove("finalizers");
         } else {
             m.insert("finalizers".into(), json!(fins));
+        }
+        if is_namespace {
+            new["status"]["phase"] = json!("Terminating");
         }
         if new == old {
             return Ok(old);
