@@ -395,6 +395,23 @@ fn non_resource(
     }
 }
 
+/// Decodes a write body; with `fieldValidation=Strict`, duplicate JSON keys are rejected.
+fn decode_write(res: &registry::ResourceInfo, headers: &HeaderMap, body: &[u8], q: &Query) -> ApiResult<Value> {
+    let strict = q.get("fieldValidation") == Some("Strict");
+    let ct = content_type(headers).unwrap_or("application/json");
+    if strict && ct.starts_with("application/json") {
+        let dups = request::duplicate_fields(body);
+        if !dups.is_empty() {
+            let list = dups.iter().map(|d| format!("duplicate field \"{d}\"")).collect::<Vec<_>>().join(", ");
+            return Err(ApiError::bad_request(format!(
+                "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {list}",
+                res.kind, res.version, res.kind
+            )));
+        }
+    }
+    request::decode_body(Some(ct), body)
+}
+
 fn content_type(headers: &HeaderMap) -> Option<&str> {
     headers.get("content-type").and_then(|h| h.to_str().ok())
 }
@@ -446,7 +463,7 @@ async fn resource(
             if res.verbs.iter().all(|v| *v != "create") {
                 return Err(ApiError::method_not_allowed());
             }
-            let obj = request::decode_body(content_type(&headers), &body)?;
+            let obj = decode_write(res, &headers, &body, &q)?;
             let opts = WriteOpts::from_query(&q, ua)?;
             if res.kind == "Binding" {
                 let target_name = obj
@@ -484,7 +501,7 @@ async fn resource(
         }
         // ---- update
         (&Method::PUT, Some(n), None) => {
-            let obj = request::decode_body(content_type(&headers), &body)?;
+            let obj = decode_write(res, &headers, &body, &q)?;
             let opts = WriteOpts::from_query(&q, ua)?;
             let o = rest::update_object(
                 &st,
