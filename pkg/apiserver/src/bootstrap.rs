@@ -175,5 +175,6 @@ pub async fn sweep_events(st: Arc<AppState>) {
                 }
             }
         }
+        }
     }
 }
