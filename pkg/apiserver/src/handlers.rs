@@ -396,13 +396,22 @@ fn non_resource(
 }
 
 /// Decodes a write body; with `fieldValidation=Strict`, duplicate JSON keys are rejected.
-fn decode_write(res: &registry::ResourceInfo, headers: &HeaderMap, body: &[u8], q: &Query) -> ApiResult<Value> {
+fn decode_write(
+    res: &registry::ResourceInfo,
+    headers: &HeaderMap,
+    body: &[u8],
+    q: &Query,
+) -> ApiResult<Value> {
     let strict = q.get("fieldValidation") == Some("Strict");
     let ct = content_type(headers).unwrap_or("application/json");
     if strict && ct.starts_with("application/json") {
         let dups = request::duplicate_fields(body);
         if !dups.is_empty() {
-            let list = dups.iter().map(|d| format!("duplicate field \"{d}\"")).collect::<Vec<_>>().join(", ");
+            let list = dups
+                .iter()
+                .map(|d| format!("duplicate field \"{d}\""))
+                .collect::<Vec<_>>()
+                .join(", ");
             return Err(ApiError::bad_request(format!(
                 "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {list}",
                 res.kind, res.version, res.kind

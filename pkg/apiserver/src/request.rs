@@ -400,7 +400,10 @@ pub fn duplicate_fields(body: &[u8]) -> Vec<String> {
                 if !seen.insert(k) {
                     self.out.borrow_mut().push(p.clone());
                 }
-                map.next_value_seed(Walk { path: p, out: self.out })?;
+                map.next_value_seed(Walk {
+                    path: p,
+                    out: self.out,
+                })?;
             }
             Ok(())
         }

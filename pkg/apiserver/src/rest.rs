@@ -620,7 +620,8 @@ pub async fn update_object(
             return Ok(new);
         }
         // Deletion completes when the last finalizer goes.
-        if new.pointer("/metadata/deletionTimestamp").is_some() && deletion_can_complete(res, &new) {
+        if new.pointer("/metadata/deletionTimestamp").is_some() && deletion_can_complete(res, &new)
+        {
             drop(guard);
             match st.store.delete(&key, kv.mod_revision).await {
                 Ok((rev, _)) => {
