@@ -146,14 +146,14 @@ async fn rebuild_allocations(st: &Arc<AppState>) -> ApiResult<()> {
     Ok(())
 }
 
-/// Deletes events (core and events.k8s.io) older than the TTL, every minute.
+/// Deletes events older than the TTL, every minute (events.k8s.io Events share the storage).
 pub async fn sweep_events(st: Arc<AppState>) {
     let ttl = chrono::Duration::from_std(st.cfg.event_ttl).unwrap_or(chrono::Duration::hours(1));
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
     loop {
         tick.tick().await;
         let cutoff = chrono::Utc::now() - ttl;
-        for group in ["", "events.k8s.io"] {
+        for group in [""] {
             let Some(res) = registry::find(group, "v1", "events") else {
                 continue;
             };

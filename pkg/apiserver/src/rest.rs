@@ -3,6 +3,7 @@
 //! concurrency, generation, finalizers and graceful pod deletion.
 
 use crate::admission;
+use crate::convert;
 use crate::error::{ApiError, ApiResult};
 use crate::objects::{self, from_kv, meta_mut, meta_str, name, now_rfc3339, set_rv, to_stored};
 use crate::request::{self, Output, Query, Target};
@@ -71,7 +72,7 @@ pub async fn get_object(
 ) -> ApiResult<Value> {
     let key = request::object_key(res, ns, name);
     match st.store.get(&key).await? {
-        Some(kv) => from_kv(&kv),
+        Some(kv) => from_kv(&kv).map(|o| convert::from_storage(res, o)),
         None => Err(ApiError::not_found(res.group, res.plural, name)),
     }
 }
@@ -194,7 +195,7 @@ pub async fn list_objects(st: &AppState, target: &Target, q: &Query) -> ApiResul
                     .get(&request::object_key(target.res, ns_or_none, n))
                     .await?
                 {
-                    let o = from_kv(&kv)?;
+                    let o = convert::from_storage(target.res, from_kv(&kv)?);
                     if filters.matches(&o) {
                         items.push(o);
                     }
@@ -231,7 +232,7 @@ pub async fn list_objects(st: &AppState, target: &Target, q: &Query) -> ApiResul
         revision = page.revision;
         let last_key = page.kvs.last().map(|kv| kv.key.clone());
         for kv in &page.kvs {
-            let o = from_kv(kv)?;
+            let o = convert::from_storage(target.res, from_kv(kv)?);
             if filters.matches(&o) {
                 items.push(o);
             }
@@ -479,7 +480,11 @@ pub async fn create_object(
         admission::release(st, res, &allocated);
         return Ok(obj);
     }
-    match st.store.create(&key, to_stored(&obj)).await {
+    match st
+        .store
+        .create(&key, to_stored(&convert::to_storage(res, &obj)))
+        .await
+    {
         Ok(rev) => {
             set_rv(&mut obj, rev);
             Ok(obj)
@@ -522,7 +527,7 @@ pub async fn update_object(
         let Some(kv) = st.store.get(&key).await? else {
             return Err(ApiError::not_found(res.group, res.plural, obj_name));
         };
-        let old = from_kv(&kv)?;
+        let old = convert::from_storage(res, from_kv(&kv)?);
         let mut new = match &mut mutation {
             Mutation::Replace(body) => {
                 let mut b = body.clone();
@@ -643,7 +648,11 @@ pub async fn update_object(
         }
         match st
             .store
-            .update(&key, to_stored(&new), kv.mod_revision)
+            .update(
+                &key,
+                to_stored(&convert::to_storage(res, &new)),
+                kv.mod_revision,
+            )
             .await
         {
             Ok(rev) => {
@@ -837,7 +846,7 @@ pub async fn delete_object(
         let Some(kv) = st.store.get(&key).await? else {
             return Err(ApiError::not_found(res.group, res.plural, obj_name));
         };
-        let old = from_kv(&kv)?;
+        let old = convert::from_storage(res, from_kv(&kv)?);
         if let Some(uid) = &opts.precondition_uid {
             if meta_str(&old, "uid") != Some(uid.as_str()) {
                 return Err(ApiError::conflict(
@@ -928,7 +937,11 @@ pub async fn delete_object(
         }
         match st
             .store
-            .update(&key, to_stored(&new), kv.mod_revision)
+            .update(
+                &key,
+                to_stored(&convert::to_storage(res, &new)),
+                kv.mod_revision,
+            )
             .await
         {
             Ok(rev) => {
