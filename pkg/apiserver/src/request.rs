@@ -209,7 +209,7 @@ pub fn negotiate(accept: Option<&str>) -> Output {
         let p = part.trim();
         let params: Vec<&str> = p.split(';').map(|s| s.trim()).collect();
         let media = params[0];
-        let has = |x: &str| params.iter().any(|q| *q == x);
+        let has = |x: &str| params.contains(&x);
         if (media == "application/json" || media == "*/*")
             && has("as=Table")
             && has("g=meta.k8s.io")
@@ -218,15 +218,16 @@ pub fn negotiate(accept: Option<&str>) -> Output {
                 beta: has("v=v1beta1"),
             };
         }
-        if media == "application/json"
-            || media == "*/*"
-            || media == "application/*"
-            || media == "application/yaml"
-            || media == "application/vnd.kubernetes.protobuf"
-        {
-            if params.len() == 1 || !params.iter().any(|q| q.starts_with("as=")) {
-                return Output::Json;
-            }
+        let plain = matches!(
+            media,
+            "application/json"
+                | "*/*"
+                | "application/*"
+                | "application/yaml"
+                | "application/vnd.kubernetes.protobuf"
+        );
+        if plain && !params.iter().any(|q| q.starts_with("as=")) {
+            return Output::Json;
         }
     }
     Output::Json

@@ -499,6 +499,9 @@ pub async fn create_object(
     }
 }
 
+/// A mutation of the current object.
+pub type MutateFn<'a> = Box<dyn FnMut(&Value) -> ApiResult<Value> + Send + 'a>;
+
 /// What an update does to the current object.
 pub enum Mutation<'a> {
     /// PUT of a whole object (main resource): keeps status and server-owned metadata.
@@ -506,7 +509,7 @@ pub enum Mutation<'a> {
     /// PUT/PATCH of the status subresource: only status is taken.
     Status(Value),
     /// A function of the current object (patches, scale, binding, finalizer edits).
-    With(Box<dyn FnMut(&Value) -> ApiResult<Value> + Send + 'a>),
+    With(MutateFn<'a>),
 }
 
 /// UPDATE with optimistic concurrency. Retries when the store moved underneath a patch.
