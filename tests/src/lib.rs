@@ -82,10 +82,7 @@ impl HttpResponse {
     #[track_caller]
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "HTTP {} body is not JSON ({e}): {}",
-                self.status, self.body
-            )
+            panic!("HTTP {} body is not JSON ({e}): {}", self.status, self.body)
         })
     }
 }
@@ -287,9 +284,7 @@ wait $pid 2>/dev/null
         let stdin = wrapper.stdin.take();
         let start = Instant::now();
         let url = format!("https://127.0.0.1:{port}/readyz");
-        let log = |dir: &Path| {
-            std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
-        };
+        let log = |dir: &Path| std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
         loop {
             if start.elapsed() > READY_TIMEOUT {
                 let l = log(&dir);
@@ -305,7 +300,13 @@ wait $pid 2>/dev/null
                 .and_then(|s| s.trim().parse::<u32>().ok())
             {
                 let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                    .map(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+                    .map(|s| {
+                        !s.rsplit(')')
+                            .next()
+                            .unwrap_or("")
+                            .trim_start()
+                            .starts_with('Z')
+                    })
                     .unwrap_or(false);
                 if !alive {
                     let l = log(&dir);
@@ -318,8 +319,16 @@ wait $pid 2>/dev/null
             }
             if kubeconfig.is_file() {
                 let mut c = Command::new("curl");
-                c.args(["-sk", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "2"])
-                    .arg(&url);
+                c.args([
+                    "-sk",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code}",
+                    "--max-time",
+                    "2",
+                ])
+                .arg(&url);
                 let out = run_command(c, None, COMMAND_TIMEOUT);
                 if out.stdout.trim() == "200" {
                     break;
@@ -486,7 +495,8 @@ wait $pid 2>/dev/null
     /// that a broken typed-create or OpenAPI path does not take every test down with it).
     #[track_caller]
     pub fn namespace(&self, name: &str) -> String {
-        let body = format!(r#"{{"apiVersion":"v1","kind":"Namespace","metadata":{{"name":"{name}"}}}}"#);
+        let body =
+            format!(r#"{{"apiVersion":"v1","kind":"Namespace","metadata":{{"name":"{name}"}}}}"#);
         let out = self.kubectl_stdin(&["create", "--validate=false", "-f", "-"], &body);
         assert!(
             out.code == 0,
@@ -583,7 +593,11 @@ fn extract_creds(dir: &Path, kubeconfig: &Path) -> Result<Creds, String> {
         .ok_or("kubeconfig has no clusters[0].cluster.server")?
         .trim_end_matches('/')
         .to_string();
-    let material = |data_key: &str, file_key: &str, obj: &serde_json::Value, name: &str| -> Result<PathBuf, String> {
+    let material = |data_key: &str,
+                    file_key: &str,
+                    obj: &serde_json::Value,
+                    name: &str|
+     -> Result<PathBuf, String> {
         if let Some(d) = obj[data_key].as_str() {
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(d)
@@ -599,8 +613,18 @@ fn extract_creds(dir: &Path, kubeconfig: &Path) -> Result<Creds, String> {
     };
     Ok(Creds {
         server,
-        ca: material("certificate-authority-data", "certificate-authority", cluster, "ca.crt")?,
-        cert: material("client-certificate-data", "client-certificate", user, "admin.crt")?,
+        ca: material(
+            "certificate-authority-data",
+            "certificate-authority",
+            cluster,
+            "ca.crt",
+        )?,
+        cert: material(
+            "client-certificate-data",
+            "client-certificate",
+            user,
+            "admin.crt",
+        )?,
         key: material("client-key-data", "client-key", user, "admin.key")?,
     })
 }
@@ -709,7 +733,11 @@ pub fn parse_table(block: &str) -> Vec<Vec<String>> {
         let chars: Vec<char> = line.chars().collect();
         let mut cells = Vec::new();
         for (k, &s) in starts.iter().enumerate() {
-            let e = starts.get(k + 1).copied().unwrap_or(usize::MAX).min(chars.len());
+            let e = starts
+                .get(k + 1)
+                .copied()
+                .unwrap_or(usize::MAX)
+                .min(chars.len());
             let s = s.min(chars.len());
             cells.push(chars[s..e].iter().collect::<String>().trim().to_string());
         }
@@ -802,7 +830,13 @@ pub fn normalize_tables(out: &str) -> String {
 /// (kubectl's watch output keeps growing column widths, so rows are compared cell by cell).
 pub fn watch_cells(line: &str) -> Vec<String> {
     line.split_whitespace()
-        .map(|c| if is_age(c) { "<age>".to_string() } else { c.to_string() })
+        .map(|c| {
+            if is_age(c) {
+                "<age>".to_string()
+            } else {
+                c.to_string()
+            }
+        })
         .collect()
 }
 
@@ -873,10 +907,14 @@ mod tests {
 
     #[test]
     fn ages_are_recognised() {
-        for a in ["0s", "45s", "5m30s", "95m", "5h10m", "30h", "3d4h", "689d", "2y"] {
+        for a in [
+            "0s", "45s", "5m30s", "95m", "5h10m", "30h", "3d4h", "689d", "2y",
+        ] {
             assert!(is_age(a), "{a}");
         }
-        for n in ["", "s", "5", "1x", "web:v1", "80/TCP", "1m2s3h", "<none>", "0/3"] {
+        for n in [
+            "", "s", "5", "1x", "web:v1", "80/TCP", "1m2s3h", "<none>", "0/3",
+        ] {
             assert!(!is_age(n), "{n}");
         }
     }
@@ -902,8 +940,14 @@ mod tests {
         let rows = parse_table(raw.split("\n\n").next().unwrap());
         assert_eq!(rows[1], vec!["job.batch/j", "Running", "0/1", "", "5s"]);
         let n = normalize_tables(raw);
-        assert!(n.contains("job.batch/j   Running   0/1                      <age>\n"), "{n}");
-        assert!(n.contains("*/5 * * * *   <none>     False     0        <none>          <age>\n"), "{n}");
+        assert!(
+            n.contains("job.batch/j   Running   0/1                      <age>\n"),
+            "{n}"
+        );
+        assert!(
+            n.contains("*/5 * * * *   <none>     False     0        <none>          <age>\n"),
+            "{n}"
+        );
     }
 
     #[test]

@@ -29,7 +29,11 @@ fn expect(out: &Output, code: i32, stdout: &str, stderr: &str) {
 /// parser's own wording).
 #[track_caller]
 fn expect_err_prefix(out: &Output, prefix: &str) {
-    if out.code != 1 || !out.stdout.is_empty() || !out.stderr.starts_with(prefix) || !out.stderr.ends_with('\n') {
+    if out.code != 1
+        || !out.stdout.is_empty()
+        || !out.stderr.starts_with(prefix)
+        || !out.stderr.ends_with('\n')
+    {
         panic!(
             "unexpected kubectl result\n{out}\n--- wanted exit code 1 and stderr starting with ---\n{prefix}\n--- server log tail ---\n{}",
             tail(&k().server_log(), 30)
@@ -64,12 +68,24 @@ fn victim(ns: &str) -> (String, Value) {
     let out = k().kubectl(&["get", "cm", "victim", "-n", ns, "-o", "json"]);
     out.clean();
     let v = out.json();
-    (v["metadata"]["resourceVersion"].as_str().unwrap_or("").to_string(), v["data"].clone())
+    (
+        v["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or("")
+            .to_string(),
+        v["data"].clone(),
+    )
 }
 
 fn make_victim(ns: &str) -> (String, Value) {
-    let cm = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"victim"},"data":{"k":"v"}}"#;
-    expect(&k().kubectl_stdin(&["create", "-f", "-", "-n", ns], cm), 0, "configmap/victim created\n", "");
+    let cm =
+        r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"victim"},"data":{"k":"v"}}"#;
+    expect(
+        &k().kubectl_stdin(&["create", "-f", "-", "-n", ns], cm),
+        0,
+        "configmap/victim created\n",
+        "",
+    );
     let before = victim(ns);
     assert_eq!(before.1, json!({"k": "v"}));
     before
@@ -77,7 +93,12 @@ fn make_victim(ns: &str) -> (String, Value) {
 
 #[test]
 fn unknown_resource_type() {
-    expect(&k().kubectl(&["get", "foo"]), 1, "", "error: the server doesn't have a resource type \"foo\"\n");
+    expect(
+        &k().kubectl(&["get", "foo"]),
+        1,
+        "",
+        "error: the server doesn't have a resource type \"foo\"\n",
+    );
     expect(
         &k().kubectl(&["get", "--raw", "/apis/nope.example.com/v1/foos"]),
         1,
@@ -91,8 +112,14 @@ fn malformed_json_and_yaml_are_rejected_and_harm_nothing() {
     let ns = k().namespace("t-malformed");
     let before = make_victim(&ns);
     // kubectl refuses to send what it cannot parse.
-    let bad_yaml = k().write_file("bad.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n data: [\n");
-    let bad_json = k().write_file("bad.json", r#"{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"#);
+    let bad_yaml = k().write_file(
+        "bad.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n data: [\n",
+    );
+    let bad_json = k().write_file(
+        "bad.json",
+        r#"{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"#,
+    );
     expect(
         &k().kubectl(&["create", "-f", bad_yaml.to_str().unwrap(), "-n", &ns]),
         1,
@@ -106,17 +133,34 @@ fn malformed_json_and_yaml_are_rejected_and_harm_nothing() {
         &k().kubectl(&["create", "-f", bad_json.to_str().unwrap(), "-n", &ns]),
         1,
         "",
-        &format!("error: error parsing {}: unexpected EOF\n", bad_json.display()),
+        &format!(
+            "error: error parsing {}: unexpected EOF\n",
+            bad_json.display()
+        ),
     );
     // The server rejects it when sent raw (kubectl create --raw sends no Content-Type: JSON).
     expect_err_prefix(
         &k().kubectl(&["create", "--raw", "/api/v1/namespaces/t-malformed/configmaps", "-f", bad_json.to_str().unwrap()]),
         "Error from server (BadRequest): the object provided is unrecognized (must be of type ConfigMap): couldn't get version/kind; json parse error: ",
     );
-    let r = k().http(Auth::Admin, "POST", "/api/v1/namespaces/t-malformed/configmaps", Some("application/yaml"), Some(b"a: [b\n"));
-    assert_eq!((r.status, r.json()["reason"].clone()), (400, json!("BadRequest")), "{}", r.body);
+    let r = k().http(
+        Auth::Admin,
+        "POST",
+        "/api/v1/namespaces/t-malformed/configmaps",
+        Some("application/yaml"),
+        Some(b"a: [b\n"),
+    );
+    assert_eq!(
+        (r.status, r.json()["reason"].clone()),
+        (400, json!("BadRequest")),
+        "{}",
+        r.body
+    );
     // A field of the wrong JSON type.
-    let wrong_type = k().write_file("wrong-type.json", r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"},"data":{"a":1}}"#);
+    let wrong_type = k().write_file(
+        "wrong-type.json",
+        r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"},"data":{"a":1}}"#,
+    );
     expect_err_prefix(
         &k().kubectl(&["create", "--raw", "/api/v1/namespaces/t-malformed/configmaps", "-f", wrong_type.to_str().unwrap()]),
         "Error from server (BadRequest): ConfigMap in version \"v1\" cannot be handled as a ConfigMap: ",
@@ -129,10 +173,24 @@ fn malformed_json_and_yaml_are_rejected_and_harm_nothing() {
         Some("application/vnd.kubernetes.protobuf"),
         Some(b"k8s\x00\xff\xff\xff\xffgarbage"),
     );
-    assert_eq!((r.status, r.json()["reason"].clone()), (400, json!("BadRequest")), "{}", r.body);
+    assert_eq!(
+        (r.status, r.json()["reason"].clone()),
+        (400, json!("BadRequest")),
+        "{}",
+        r.body
+    );
     // A raw create with a good body and no Content-Type works (JSON is the default).
-    let good = k().write_file("good.json", r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"raw"},"data":{"a":"b"}}"#);
-    let out = k().kubectl(&["create", "--raw", "/api/v1/namespaces/t-malformed/configmaps", "-f", good.to_str().unwrap()]);
+    let good = k().write_file(
+        "good.json",
+        r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"raw"},"data":{"a":"b"}}"#,
+    );
+    let out = k().kubectl(&[
+        "create",
+        "--raw",
+        "/api/v1/namespaces/t-malformed/configmaps",
+        "-f",
+        good.to_str().unwrap(),
+    ]);
     out.clean();
     assert_eq!(out.json()["metadata"]["name"], "raw", "{out}");
     assert_eq!(victim(&ns), before, "the stored object changed");
@@ -148,7 +206,10 @@ fn malformed_json_and_yaml_are_rejected_and_harm_nothing() {
 fn wrong_kind_and_name_or_namespace_mismatch() {
     let ns = k().namespace("t-mismatch");
     let before = make_victim(&ns);
-    let secret = k().write_file("secret.json", r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"s1"},"stringData":{"a":"b"}}"#);
+    let secret = k().write_file(
+        "secret.json",
+        r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"s1"},"stringData":{"a":"b"}}"#,
+    );
     expect_err_prefix(
         &k().kubectl(&["create", "--raw", "/api/v1/namespaces/t-mismatch/configmaps", "-f", secret.to_str().unwrap()]),
         "Error from server (BadRequest): Secret in version \"v1\" cannot be handled as a ConfigMap: ",
@@ -164,7 +225,12 @@ fn wrong_kind_and_name_or_namespace_mismatch() {
         Some("application/json"),
         Some(&std::fs::read(&deploy).unwrap()),
     );
-    assert_eq!((r.status, r.json()["reason"].clone()), (400, json!("BadRequest")), "{}", r.body);
+    assert_eq!(
+        (r.status, r.json()["reason"].clone()),
+        (400, json!("BadRequest")),
+        "{}",
+        r.body
+    );
     for what in ["secret/s1", "cm/s1", "cm/d1"] {
         let out = k().kubectl(&["get", what, "-n", &ns, "-o", "name"]);
         assert_eq!(out.code, 1, "{what} must not exist:\n{out}");
@@ -207,17 +273,27 @@ fn wrong_kind_and_name_or_namespace_mismatch() {
             dup.display()
         ),
     );
-    let stale = format!(
-        r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"victim","resourceVersion":"1"}},"data":{{"k":"stale"}}}}"#
+    let stale = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"victim","resourceVersion":"1"},"data":{"k":"stale"}}"#;
+    let r = k().http(
+        Auth::Admin,
+        "PUT",
+        "/api/v1/namespaces/t-mismatch/configmaps/victim",
+        Some("application/json"),
+        Some(stale.as_bytes()),
     );
-    let r = k().http(Auth::Admin, "PUT", "/api/v1/namespaces/t-mismatch/configmaps/victim", Some("application/json"), Some(stale.as_bytes()));
     expect_status(
         &r,
         409,
         "Conflict",
         "Operation cannot be fulfilled on configmaps \"victim\": the object has been modified; please apply your changes to the latest version and try again",
     );
-    let r = k().http(Auth::Admin, "GET", "/api/v1/namespaces/t-mismatch/configmaps/nope", None, None);
+    let r = k().http(
+        Auth::Admin,
+        "GET",
+        "/api/v1/namespaces/t-mismatch/configmaps/nope",
+        None,
+        None,
+    );
     assert_eq!(r.status, 404);
     assert_eq!(
         r.json(),
@@ -246,14 +322,36 @@ fn oversized_body_is_413() {
             file.display()
         ),
     );
-    let r = k().http(Auth::Admin, "POST", "/api/v1/namespaces/t-big/configmaps", Some("application/json"), Some(big.as_bytes()));
-    expect_status(&r, 413, "RequestEntityTooLarge", "Request entity too large: limit is 3145728");
+    let r = k().http(
+        Auth::Admin,
+        "POST",
+        "/api/v1/namespaces/t-big/configmaps",
+        Some("application/json"),
+        Some(big.as_bytes()),
+    );
+    expect_status(
+        &r,
+        413,
+        "RequestEntityTooLarge",
+        "Request entity too large: limit is 3145728",
+    );
     let bigger = format!(
         r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"victim"}},"data":{{"k":"{}"}}}}"#,
         "y".repeat(4 * 1024 * 1024)
     );
-    let r = k().http(Auth::Admin, "PUT", "/api/v1/namespaces/t-big/configmaps/victim", Some("application/json"), Some(bigger.as_bytes()));
-    expect_status(&r, 413, "RequestEntityTooLarge", "Request entity too large: limit is 3145728");
+    let r = k().http(
+        Auth::Admin,
+        "PUT",
+        "/api/v1/namespaces/t-big/configmaps/victim",
+        Some("application/json"),
+        Some(bigger.as_bytes()),
+    );
+    expect_status(
+        &r,
+        413,
+        "RequestEntityTooLarge",
+        "Request entity too large: limit is 3145728",
+    );
     assert_eq!(victim(&ns), before, "the stored object changed");
     expect(&k().kubectl(&["get", "--raw", "/readyz"]), 0, "ok", "");
 }
@@ -263,7 +361,13 @@ fn unsupported_media_type_is_415() {
     let ns = k().namespace("t-media");
     let before = make_victim(&ns);
     let body = br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"t"}}"#;
-    let r = k().http(Auth::Admin, "POST", "/api/v1/namespaces/t-media/configmaps", Some("text/plain"), Some(body));
+    let r = k().http(
+        Auth::Admin,
+        "POST",
+        "/api/v1/namespaces/t-media/configmaps",
+        Some("text/plain"),
+        Some(body),
+    );
     expect_status(
         &r,
         415,
@@ -279,11 +383,17 @@ fn unsupported_media_type_is_415() {
         Some(br#"{"data":{"k":"patched"}}"#),
     );
     let v = r.json();
-    assert_eq!((r.status, v["reason"].clone()), (415, json!("UnsupportedMediaType")), "{}", r.body);
+    assert_eq!(
+        (r.status, v["reason"].clone()),
+        (415, json!("UnsupportedMediaType")),
+        "{}",
+        r.body
+    );
     let msg = v["message"].as_str().unwrap_or("");
     assert!(
-        msg.starts_with("the body of the request was in an unknown format - accepted media types include: ")
-            && msg.contains("application/strategic-merge-patch+json")
+        msg.starts_with(
+            "the body of the request was in an unknown format - accepted media types include: "
+        ) && msg.contains("application/strategic-merge-patch+json")
             && msg.contains("application/merge-patch+json")
             && msg.contains("application/json-patch+json")
             && msg.contains("application/apply-patch+yaml"),
@@ -298,7 +408,10 @@ fn strict_field_validation_and_invalid_objects() {
     let ns = k().namespace("t-invalid");
     let before = make_victim(&ns);
     // apply/create send fieldValidation=Strict (the OpenAPI v3 document advertises it).
-    let unknown = k().write_file("unknown.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: u\nfoo: bar\ndata:\n  a: b\n");
+    let unknown = k().write_file(
+        "unknown.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: u\nfoo: bar\ndata:\n  a: b\n",
+    );
     expect(
         &k().kubectl(&["create", "-f", unknown.to_str().unwrap(), "-n", &ns]),
         1,
@@ -332,7 +445,10 @@ fn strict_field_validation_and_invalid_objects() {
     assert_eq!(r.status, 201, "{}", r.body);
     assert!(r.json().get("foo").is_none(), "{}", r.body);
 
-    let bad_name = k().write_file("badname.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Bad_Name\n");
+    let bad_name = k().write_file(
+        "badname.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Bad_Name\n",
+    );
     expect(
         &k().kubectl(&["create", "-f", bad_name.to_str().unwrap(), "-n", &ns]),
         1,
@@ -373,10 +489,19 @@ fn strict_field_validation_and_invalid_objects() {
         Some("application/merge-patch+json"),
         Some(br#"{"data":{"bad key!":"x"}}"#),
     );
-    assert_eq!((r.status, r.json()["reason"].clone()), (422, json!("Invalid")), "{}", r.body);
+    assert_eq!(
+        (r.status, r.json()["reason"].clone()),
+        (422, json!("Invalid")),
+        "{}",
+        r.body
+    );
     assert_eq!(victim(&ns), before, "the stored object changed");
-    let out = k().kubectl(&["get", "deploy", "-n", &ns, "-o", "name"]);
-    expect(&out, 0, "", "");
+    expect(
+        &k().kubectl(&["get", "deploy", "-n", &ns, "-o", "name"]),
+        0,
+        "",
+        "No resources found in t-invalid namespace.\n",
+    );
 }
 
 #[test]
@@ -405,16 +530,32 @@ fn authentication_and_rbac() {
     );
 
     // A service account without bindings is authenticated but forbidden.
-    expect(&k().kubectl(&["create", "serviceaccount", "nobody", "-n", &ns]), 0, "serviceaccount/nobody created\n", "");
+    expect(
+        &k().kubectl(&["create", "serviceaccount", "nobody", "-n", &ns]),
+        0,
+        "serviceaccount/nobody created\n",
+        "",
+    );
     let out = k().kubectl(&["create", "token", "nobody", "-n", &ns]);
     out.clean();
     let token = out.stdout.trim().to_string();
     assert_eq!(token.split('.').count(), 3, "not a JWT: {out}");
     let kc = k().token_kubeconfig("nobody.kubeconfig", &token);
     let forbidden_pods = "Error from server (Forbidden): pods is forbidden: User \"system:serviceaccount:t-rbac:nobody\" cannot list resource \"pods\" in API group \"\" in the namespace \"t-rbac\"\n";
-    expect(&k().kubectl_with_kubeconfig(&kc, &["get", "pods", "-n", &ns]), 1, "", forbidden_pods);
     expect(
-        &k().kubectl(&["get", "pods", "-n", &ns, "--as=system:serviceaccount:t-rbac:nobody"]),
+        &k().kubectl_with_kubeconfig(&kc, &["get", "pods", "-n", &ns]),
+        1,
+        "",
+        forbidden_pods,
+    );
+    expect(
+        &k().kubectl(&[
+            "get",
+            "pods",
+            "-n",
+            &ns,
+            "--as=system:serviceaccount:t-rbac:nobody",
+        ]),
         1,
         "",
         forbidden_pods,
@@ -437,7 +578,13 @@ fn authentication_and_rbac() {
         "",
         "error: failed to create configmap: configmaps is forbidden: User \"system:serviceaccount:t-rbac:nobody\" cannot create resource \"configmaps\" in API group \"\" in the namespace \"t-rbac\"\n",
     );
-    let r = k().http(Auth::Token(token.clone()), "GET", "/api/v1/namespaces/t-rbac/pods", None, None);
+    let r = k().http(
+        Auth::Token(token),
+        "GET",
+        "/api/v1/namespaces/t-rbac/pods",
+        None,
+        None,
+    );
     assert_eq!(r.status, 403, "{}", r.body);
     assert_eq!(
         r.json(),
@@ -448,15 +595,27 @@ fn authentication_and_rbac() {
 
     // Bound to the default "view" role it may read pods but not secrets, nor write.
     expect(
-        &k().kubectl(&["create", "rolebinding", "nobody-view", "--clusterrole=view", "--serviceaccount=t-rbac:nobody", "-n", &ns]),
+        &k().kubectl(&[
+            "create",
+            "rolebinding",
+            "nobody-view",
+            "--clusterrole=view",
+            "--serviceaccount=t-rbac:nobody",
+            "-n",
+            &ns,
+        ]),
         0,
         "rolebinding.rbac.authorization.k8s.io/nobody-view created\n",
         "",
     );
-    let out = wait_for(Duration::from_secs(5), "the view binding to take effect", || {
-        let o = k().kubectl_with_kubeconfig(&kc, &["get", "pods", "-n", &ns]);
-        (o.code == 0).then_some(o)
-    });
+    let out = wait_for(
+        Duration::from_secs(5),
+        "the view binding to take effect",
+        || {
+            let o = k().kubectl_with_kubeconfig(&kc, &["get", "pods", "-n", &ns]);
+            (o.code == 0).then_some(o)
+        },
+    );
     expect(&out, 0, "", "No resources found in t-rbac namespace.\n");
     expect(
         &k().kubectl_with_kubeconfig(&kc, &["get", "secrets", "-n", &ns]),
@@ -464,8 +623,18 @@ fn authentication_and_rbac() {
         "",
         "Error from server (Forbidden): secrets is forbidden: User \"system:serviceaccount:t-rbac:nobody\" cannot list resource \"secrets\" in API group \"\" in the namespace \"t-rbac\"\n",
     );
-    expect(&k().kubectl_with_kubeconfig(&kc, &["auth", "can-i", "delete", "pods", "-n", &ns]), 1, "no\n", "");
-    expect(&k().kubectl_with_kubeconfig(&kc, &["auth", "can-i", "get", "pods", "-n", &ns]), 0, "yes\n", "");
+    expect(
+        &k().kubectl_with_kubeconfig(&kc, &["auth", "can-i", "delete", "pods", "-n", &ns]),
+        1,
+        "no\n",
+        "",
+    );
+    expect(
+        &k().kubectl_with_kubeconfig(&kc, &["auth", "can-i", "get", "pods", "-n", &ns]),
+        0,
+        "yes\n",
+        "",
+    );
 }
 
 #[test]
@@ -475,7 +644,9 @@ fn node_token_is_printed_and_accepted() {
     let out = run_command(c, None, Duration::from_secs(30));
     out.success();
     let token = out.stdout.trim().to_string();
-    let (head, password) = token.split_once("::server:").unwrap_or_else(|| panic!("token {token:?} is not K10<hash>::server:<password>"));
+    let (head, password) = token
+        .split_once("::server:")
+        .unwrap_or_else(|| panic!("token {token:?} is not K10<hash>::server:<password>"));
     assert!(head.starts_with("K10") && head.len() == 3 + 64, "{token}");
     assert!(!password.is_empty(), "{token}");
     let mode = std::fs::metadata(k().kubeconfig()).map(|m| {
@@ -501,7 +672,8 @@ fn python_kubernetes_client_lists_creates_and_watches() {
         tail(&k().server_log(), 30)
     );
     assert_eq!(
-        k().kubectl(&["get", "cm", "py-cm", "-n", &ns, "-o", "jsonpath={.data.k}"]).stdout,
+        k().kubectl(&["get", "cm", "py-cm", "-n", &ns, "-o", "jsonpath={.data.k}"])
+            .stdout,
         "v"
     );
 }

@@ -50,7 +50,12 @@ fn get_json(ns: &str, what: &str) -> Value {
 
 #[test]
 fn get_nodes_and_empty_namespace_print_no_resources() {
-    expect(&k().kubectl(&["get", "nodes"]), 0, "", "No resources found\n");
+    expect(
+        &k().kubectl(&["get", "nodes"]),
+        0,
+        "",
+        "No resources found\n",
+    );
     let ns = k().namespace("t-empty");
     expect(
         &k().kubectl(&["get", "pods", "-n", &ns]),
@@ -92,7 +97,13 @@ fn create_deployment_protobuf_then_get_wide_and_yaml() {
     let ns = k().namespace("t-deploy");
     expect(
         &k().kubectl(&[
-            "create", "deployment", "pagweb", "--image=web:v1", "--replicas=3", "-n", &ns,
+            "create",
+            "deployment",
+            "pagweb",
+            "--image=web:v1",
+            "--replicas=3",
+            "-n",
+            &ns,
         ]),
         0,
         "deployment.apps/pagweb created\n",
@@ -101,8 +112,26 @@ fn create_deployment_protobuf_then_get_wide_and_yaml() {
     expect_table(
         &k().kubectl(&["get", "deploy,rs,po", "-o", "wide", "-n", &ns]),
         &table(&[
-            &["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE", "CONTAINERS", "IMAGES", "SELECTOR"],
-            &["deployment.apps/pagweb", "0/3", "0", "0", "<age>", "web", "web:v1", "app=pagweb"],
+            &[
+                "NAME",
+                "READY",
+                "UP-TO-DATE",
+                "AVAILABLE",
+                "AGE",
+                "CONTAINERS",
+                "IMAGES",
+                "SELECTOR",
+            ],
+            &[
+                "deployment.apps/pagweb",
+                "0/3",
+                "0",
+                "0",
+                "<age>",
+                "web",
+                "web:v1",
+                "app=pagweb",
+            ],
         ]),
     );
     expect_table(
@@ -163,12 +192,28 @@ fn create_deployment_protobuf_then_get_wide_and_yaml() {
     // -o yaml is the same object.
     let y = k().kubectl(&["get", "deployment", "pagweb", "-n", &ns, "-o", "yaml"]);
     y.clean();
-    assert!(y.stdout.starts_with("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  creationTimestamp: \""), "{y}");
-    assert!(y.stdout.contains("\n  replicas: 3\n  revisionHistoryLimit: 10\n"), "{y}");
+    assert!(
+        y.stdout.starts_with(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  creationTimestamp: \""
+        ),
+        "{y}"
+    );
+    assert!(
+        y.stdout
+            .contains("\n  replicas: 3\n  revisionHistoryLimit: 10\n"),
+        "{y}"
+    );
     assert!(y.stdout.ends_with("status: {}\n"), "{y}");
     // Creating it again is a 409 AlreadyExists.
     expect(
-        &k().kubectl(&["create", "deployment", "pagweb", "--image=web:v1", "-n", &ns]),
+        &k().kubectl(&[
+            "create",
+            "deployment",
+            "pagweb",
+            "--image=web:v1",
+            "-n",
+            &ns,
+        ]),
         1,
         "",
         "error: failed to create deployment: deployments.apps \"pagweb\" already exists\n",
@@ -203,11 +248,28 @@ fn apply_edit_apply_configured_and_unchanged() {
     let ns = k().namespace("t-apply");
     let file = k().write_file("app.yaml", APP_YAML);
     let f = file.to_str().unwrap();
-    expect(&k().kubectl(&["apply", "-f", f, "-n", &ns]), 0, "deployment.apps/app created\n", "");
-    expect(&k().kubectl(&["apply", "-f", f, "-n", &ns]), 0, "deployment.apps/app unchanged\n", "");
-    let last = jsonpath(&ns, "deploy/app", "{.metadata.annotations.kubectl\\.kubernetes\\.io/last-applied-configuration}");
+    expect(
+        &k().kubectl(&["apply", "-f", f, "-n", &ns]),
+        0,
+        "deployment.apps/app created\n",
+        "",
+    );
+    expect(
+        &k().kubectl(&["apply", "-f", f, "-n", &ns]),
+        0,
+        "deployment.apps/app unchanged\n",
+        "",
+    );
+    let last = jsonpath(
+        &ns,
+        "deploy/app",
+        "{.metadata.annotations.kubectl\\.kubernetes\\.io/last-applied-configuration}",
+    );
     let last: Value = serde_json::from_str(&last).expect("last-applied is JSON");
-    assert_eq!(last["spec"]["template"]["spec"]["containers"][0]["image"], "web:v1");
+    assert_eq!(
+        last["spec"]["template"]["spec"]["containers"][0]["image"],
+        "web:v1"
+    );
 
     // edit: an editor that rewrites the image.
     expect(
@@ -219,17 +281,45 @@ fn apply_edit_apply_configured_and_unchanged() {
         "deployment.apps/app edited\n",
         "",
     );
-    assert_eq!(jsonpath(&ns, "deploy/app", "{.spec.template.spec.containers[0].image}"), "web:v2");
+    assert_eq!(
+        jsonpath(
+            &ns,
+            "deploy/app",
+            "{.spec.template.spec.containers[0].image}"
+        ),
+        "web:v2"
+    );
     assert_eq!(jsonpath(&ns, "deploy/app", "{.metadata.generation}"), "2");
 
     // apply puts the file's image back (three-way strategic merge patch), then nothing changes.
-    expect(&k().kubectl(&["apply", "-f", f, "-n", &ns]), 0, "deployment.apps/app configured\n", "");
-    assert_eq!(jsonpath(&ns, "deploy/app", "{.spec.template.spec.containers[0].image}"), "web:v1");
+    expect(
+        &k().kubectl(&["apply", "-f", f, "-n", &ns]),
+        0,
+        "deployment.apps/app configured\n",
+        "",
+    );
     assert_eq!(
-        jsonpath(&ns, "deploy/app", "{.spec.template.spec.containers[0].ports}"),
+        jsonpath(
+            &ns,
+            "deploy/app",
+            "{.spec.template.spec.containers[0].image}"
+        ),
+        "web:v1"
+    );
+    assert_eq!(
+        jsonpath(
+            &ns,
+            "deploy/app",
+            "{.spec.template.spec.containers[0].ports}"
+        ),
         r#"[{"containerPort":80,"protocol":"TCP"}]"#
     );
-    expect(&k().kubectl(&["apply", "-f", f, "-n", &ns]), 0, "deployment.apps/app unchanged\n", "");
+    expect(
+        &k().kubectl(&["apply", "-f", f, "-n", &ns]),
+        0,
+        "deployment.apps/app unchanged\n",
+        "",
+    );
 
     // A changed manifest is configured.
     let file2 = k().write_file("app3.yaml", &APP_YAML.replace("replicas: 2", "replicas: 3"));
@@ -243,23 +333,49 @@ fn apply_edit_apply_configured_and_unchanged() {
 
     // patch: a strategic merge patch, and one that changes nothing.
     expect(
-        &k().kubectl(&["patch", "deploy", "app", "-n", &ns, "-p", r#"{"spec":{"replicas":4}}"#]),
+        &k().kubectl(&[
+            "patch",
+            "deploy",
+            "app",
+            "-n",
+            &ns,
+            "-p",
+            r#"{"spec":{"replicas":4}}"#,
+        ]),
         0,
         "deployment.apps/app patched\n",
         "",
     );
     let rv = jsonpath(&ns, "deploy/app", "{.metadata.resourceVersion}");
     expect(
-        &k().kubectl(&["patch", "deploy", "app", "-n", &ns, "-p", r#"{"spec":{"replicas":4}}"#]),
+        &k().kubectl(&[
+            "patch",
+            "deploy",
+            "app",
+            "-n",
+            &ns,
+            "-p",
+            r#"{"spec":{"replicas":4}}"#,
+        ]),
         0,
         "deployment.apps/app patched (no change)\n",
         "",
     );
-    assert_eq!(jsonpath(&ns, "deploy/app", "{.metadata.resourceVersion}"), rv, "a no-op patch must not write");
+    assert_eq!(
+        jsonpath(&ns, "deploy/app", "{.metadata.resourceVersion}"),
+        rv,
+        "a no-op patch must not write"
+    );
     // merge and JSON patches.
     expect(
         &k().kubectl(&[
-            "patch", "deploy", "app", "-n", &ns, "--type=merge", "-p",
+            "patch",
+            "deploy",
+            "app",
+            "-n",
+            &ns,
+            "--type=merge",
+            "-p",
             r#"{"metadata":{"labels":{"tier":"web"}}}"#,
         ]),
         0,
@@ -268,14 +384,27 @@ fn apply_edit_apply_configured_and_unchanged() {
     );
     expect(
         &k().kubectl(&[
-            "patch", "deploy", "app", "-n", &ns, "--type=json", "-p",
+            "patch",
+            "deploy",
+            "app",
+            "-n",
+            &ns,
+            "--type=json",
+            "-p",
             r#"[{"op":"replace","path":"/spec/replicas","value":1}]"#,
         ]),
         0,
         "deployment.apps/app patched\n",
         "",
     );
-    assert_eq!(jsonpath(&ns, "deploy/app", "{.metadata.labels.tier} {.spec.replicas}"), "web 1");
+    assert_eq!(
+        jsonpath(
+            &ns,
+            "deploy/app",
+            "{.metadata.labels.tier} {.spec.replicas}"
+        ),
+        "web 1"
+    );
 }
 
 #[test]
@@ -285,25 +414,46 @@ fn apply_server_side_with_conflict_and_force() {
         format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa\ndata:\n  key: {v}\n")
     };
     expect(
-        &k().kubectl_stdin(&["apply", "--server-side", "-f", "-", "-n", &ns], &cm("one")),
+        &k().kubectl_stdin(
+            &["apply", "--server-side", "-f", "-", "-n", &ns],
+            &cm("one"),
+        ),
         0,
         "configmap/ssa serverside-applied\n",
         "",
     );
     // Same manager, same content: still serverside-applied.
     expect(
-        &k().kubectl_stdin(&["apply", "--server-side", "-f", "-", "-n", &ns], &cm("one")),
+        &k().kubectl_stdin(
+            &["apply", "--server-side", "-f", "-", "-n", &ns],
+            &cm("one"),
+        ),
         0,
         "configmap/ssa serverside-applied\n",
         "",
     );
     let mf = get_managed(&ns);
-    assert_eq!(mf, vec![("kubectl".to_string(), "Apply".to_string(), json!({"f:data":{"f:key":{}}}))]);
+    assert_eq!(
+        mf,
+        vec![(
+            "kubectl".to_string(),
+            "Apply".to_string(),
+            json!({"f:data":{"f:key":{}}})
+        )]
+    );
 
     // Another manager changing the same field conflicts.
     expect(
         &k().kubectl_stdin(
-            &["apply", "--server-side", "--field-manager=other", "-f", "-", "-n", &ns],
+            &[
+                "apply",
+                "--server-side",
+                "--field-manager=other",
+                "-f",
+                "-",
+                "-n",
+                &ns,
+            ],
             &cm("two"),
         ),
         1,
@@ -321,10 +471,23 @@ are the ways you can resolve this warning:
   stop managing the field (remove it from their configuration).
 See https://kubernetes.io/docs/reference/using-api/server-side-apply/#conflicts\n",
     );
-    assert_eq!(jsonpath(&ns, "cm/ssa", "{.data.key}"), "one", "a conflicting apply must not write");
+    assert_eq!(
+        jsonpath(&ns, "cm/ssa", "{.data.key}"),
+        "one",
+        "a conflicting apply must not write"
+    );
     expect(
         &k().kubectl_stdin(
-            &["apply", "--server-side", "--force-conflicts", "--field-manager=other", "-f", "-", "-n", &ns],
+            &[
+                "apply",
+                "--server-side",
+                "--force-conflicts",
+                "--field-manager=other",
+                "-f",
+                "-",
+                "-n",
+                &ns,
+            ],
             &cm("two"),
         ),
         0,
@@ -335,7 +498,11 @@ See https://kubernetes.io/docs/reference/using-api/server-side-apply/#conflicts\
     // The field moved to "other"; kubectl's entry owned nothing else and is gone.
     assert_eq!(
         get_managed(&ns),
-        vec![("other".to_string(), "Apply".to_string(), json!({"f:data":{"f:key":{}}}))]
+        vec![(
+            "other".to_string(),
+            "Apply".to_string(),
+            json!({"f:data":{"f:key":{}}})
+        )]
     );
     // Server-side apply of an object that does not exist yet creates it.
     expect(
@@ -351,7 +518,16 @@ See https://kubernetes.io/docs/reference/using-api/server-side-apply/#conflicts\
 }
 
 fn get_managed(ns: &str) -> Vec<(String, String, Value)> {
-    let out = k().kubectl(&["get", "cm", "ssa", "-n", ns, "-o", "json", "--show-managed-fields"]);
+    let out = k().kubectl(&[
+        "get",
+        "cm",
+        "ssa",
+        "-n",
+        ns,
+        "-o",
+        "json",
+        "--show-managed-fields",
+    ]);
     out.clean();
     let v = out.json();
     v["metadata"]["managedFields"]
@@ -388,7 +564,11 @@ fn scale_uses_the_scale_subresource() {
     );
     assert_eq!(jsonpath(&ns, "deploy/web", "{.spec.replicas}"), "5");
     let uid = jsonpath(&ns, "deploy/web", "{.metadata.uid}");
-    let out = k().kubectl(&["get", "--raw", "/apis/apps/v1/namespaces/t-scale/deployments/web/scale"]);
+    let out = k().kubectl(&[
+        "get",
+        "--raw",
+        "/apis/apps/v1/namespaces/t-scale/deployments/web/scale",
+    ]);
     out.clean();
     let scale = out.json();
     assert_eq!(scale["kind"], "Scale", "{scale}");
@@ -397,10 +577,22 @@ fn scale_uses_the_scale_subresource() {
     assert_eq!(scale["metadata"]["namespace"], "t-scale", "{scale}");
     assert_eq!(scale["metadata"]["uid"], uid.as_str(), "{scale}");
     assert_eq!(scale["spec"], json!({"replicas": 5}), "{scale}");
-    assert_eq!(scale["status"], json!({"replicas": 0, "selector": "app=web"}), "{scale}");
+    assert_eq!(
+        scale["status"],
+        json!({"replicas": 0, "selector": "app=web"}),
+        "{scale}"
+    );
     // A failed precondition is checked against the scale subresource and writes nothing.
     expect(
-        &k().kubectl(&["scale", "deploy", "web", "--current-replicas=4", "--replicas=6", "-n", &ns]),
+        &k().kubectl(&[
+            "scale",
+            "deploy",
+            "web",
+            "--current-replicas=4",
+            "--replicas=6",
+            "-n",
+            &ns,
+        ]),
         1,
         "",
         "error: Expected replicas to be 4, was 5\n",
@@ -418,7 +610,15 @@ fn expose_nodeport_then_get_and_describe_service() {
         "",
     );
     expect(
-        &k().kubectl(&["expose", "deployment", "web", "--port=80", "--type=NodePort", "-n", &ns]),
+        &k().kubectl(&[
+            "expose",
+            "deployment",
+            "web",
+            "--port=80",
+            "--type=NodePort",
+            "-n",
+            &ns,
+        ]),
         0,
         "service/web exposed\n",
         "",
@@ -427,20 +627,41 @@ fn expose_nodeport_then_get_and_describe_service() {
     let np: u32 = jsonpath(&ns, "svc/web", "{.spec.ports[0].nodePort}")
         .parse()
         .expect("nodePort is a number");
-    assert!((30000..=32767).contains(&np), "nodePort {np} outside 30000-32767");
-    assert!(ip.starts_with("10.43.") && ip != "10.43.0.1", "clusterIP {ip} not from 10.43.0.0/16");
+    assert!(
+        (30000..=32767).contains(&np),
+        "nodePort {np} outside 30000-32767"
+    );
+    assert!(
+        ip.starts_with("10.43.") && ip != "10.43.0.1",
+        "clusterIP {ip} not from 10.43.0.0/16"
+    );
     let port = format!("80:{np}/TCP");
     expect_table(
         &k().kubectl(&["get", "svc", "-n", &ns]),
         &table(&[
-            &["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"],
+            &[
+                "NAME",
+                "TYPE",
+                "CLUSTER-IP",
+                "EXTERNAL-IP",
+                "PORT(S)",
+                "AGE",
+            ],
             &["web", "NodePort", &ip, "<none>", &port, "<age>"],
         ]),
     );
     expect_table(
         &k().kubectl(&["get", "svc", "-o", "wide", "-n", &ns]),
         &table(&[
-            &["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE", "SELECTOR"],
+            &[
+                "NAME",
+                "TYPE",
+                "CLUSTER-IP",
+                "EXTERNAL-IP",
+                "PORT(S)",
+                "AGE",
+                "SELECTOR",
+            ],
             &["web", "NodePort", &ip, "<none>", &port, "<age>", "app=web"],
         ]),
     );
@@ -465,7 +686,12 @@ Internal Traffic Policy:  Cluster
 Events:                   <none>
 "
     );
-    expect(&k().kubectl(&["describe", "service", "web", "-n", &ns]), 0, &want, "");
+    expect(
+        &k().kubectl(&["describe", "service", "web", "-n", &ns]),
+        0,
+        &want,
+        "",
+    );
 
     // The allocated port is taken: asking for it again is a 422 naming the field.
     let dup = format!(
@@ -485,7 +711,12 @@ Events:                   <none>
         "The Service \"low\" is invalid: spec.ports[0].nodePort: Invalid value: 80: provided port is not in the valid range. The range of valid ports is 30000-32767\n",
     );
     // Deleting the service frees its port.
-    expect(&k().kubectl(&["delete", "svc", "web", "-n", &ns]), 0, "service \"web\" deleted\n", "");
+    expect(
+        &k().kubectl(&["delete", "svc", "web", "-n", &ns]),
+        0,
+        "service \"web\" deleted\n",
+        "",
+    );
     expect(
         &k().kubectl_stdin(&["create", "-f", "-", "-n", &ns], &dup),
         0,
@@ -499,9 +730,14 @@ fn get_pods_watch_shows_added_modified_deleted_live() {
     let ns = k().namespace("t-watch");
     let mut w = k().spawn_kubectl(&["get", "pods", "-w", "--output-watch-events", "-n", &ns]);
     let pod = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":{"containers":[{"name":"c","image":"busybox"}]}}"#;
-    expect(&k().kubectl_stdin(&["create", "-f", "-", "-n", &ns], pod), 0, "pod/p created\n", "");
+    expect(
+        &k().kubectl_stdin(&["create", "-f", "-", "-n", &ns], pod),
+        0,
+        "pod/p created\n",
+        "",
+    );
     let mut rows: Vec<Vec<String>> = Vec::new();
-    let mut next = |rows: &mut Vec<Vec<String>>, what: &str| {
+    let next = |rows: &mut Vec<Vec<String>>, what: &str| {
         let l = w.next_line(Duration::from_secs(20)).unwrap_or_else(|| {
             panic!(
                 "`kubectl {}` printed no row for {what} within 20 s; rows so far: {rows:?}; stderr: {}\n--- server log tail ---\n{}",
@@ -514,11 +750,25 @@ fn get_pods_watch_shows_added_modified_deleted_live() {
     };
     next(&mut rows, "the header");
     next(&mut rows, "ADDED");
-    expect(&k().kubectl(&["label", "pod", "p", "x=y", "-n", &ns]), 0, "pod/p labeled\n", "");
+    expect(
+        &k().kubectl(&["label", "pod", "p", "x=y", "-n", &ns]),
+        0,
+        "pod/p labeled\n",
+        "",
+    );
     next(&mut rows, "MODIFIED after label");
     let start = Instant::now();
-    expect(&k().kubectl(&["delete", "pod", "p", "-n", &ns]), 0, "pod \"p\" deleted\n", "");
-    assert!(start.elapsed() < Duration::from_secs(10), "delete of an unscheduled pod took {:?}", start.elapsed());
+    expect(
+        &k().kubectl(&["delete", "pod", "p", "-n", &ns]),
+        0,
+        "pod \"p\" deleted\n",
+        "",
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "delete of an unscheduled pod took {:?}",
+        start.elapsed()
+    );
     next(&mut rows, "MODIFIED (Terminating)");
     next(&mut rows, "DELETED");
     let want: Vec<Vec<String>> = [
@@ -532,7 +782,12 @@ fn get_pods_watch_shows_added_modified_deleted_live() {
     .map(|r| r.iter().map(|c| c.to_string()).collect())
     .collect();
     assert_eq!(rows, want);
-    assert_eq!(w.exit_code(), None, "the watch must stay open; stderr: {}", w.stderr());
+    assert_eq!(
+        w.exit_code(),
+        None,
+        "the watch must stay open; stderr: {}",
+        w.stderr()
+    );
     w.kill();
 }
 
@@ -588,7 +843,11 @@ fn delete_file_and_delete_wait_return_promptly() {
         "configmap \"c\" deleted\ndeployment.apps \"d\" deleted\npod \"p\" deleted\n",
         "",
     );
-    assert!(out.elapsed < Duration::from_secs(10), "delete -f took {:?}", out.elapsed);
+    assert!(
+        out.elapsed < Duration::from_secs(10),
+        "delete -f took {:?}",
+        out.elapsed
+    );
     expect(
         &k().kubectl(&["get", "-f", f, "-n", &ns]),
         1,
@@ -606,22 +865,55 @@ fn delete_file_and_delete_wait_return_promptly() {
 
     // --wait on a pod held by a finalizer returns as soon as the finalizer is removed.
     let held = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"held","finalizers":["example.com/hold"]},"spec":{"containers":[{"name":"c","image":"busybox"}]}}"#;
-    expect(&k().kubectl_stdin(&["create", "-f", "-", "-n", &ns], held), 0, "pod/held created\n", "");
+    expect(
+        &k().kubectl_stdin(&["create", "-f", "-", "-n", &ns], held),
+        0,
+        "pod/held created\n",
+        "",
+    );
     let mut del = k().spawn_kubectl(&["delete", "pod", "held", "--wait=true", "-n", &ns]);
     let line = del.next_line(Duration::from_secs(10));
-    assert_eq!(line.as_deref(), Some("pod \"held\" deleted"), "stderr: {}", del.stderr());
+    assert_eq!(
+        line.as_deref(),
+        Some("pod \"held\" deleted"),
+        "stderr: {}",
+        del.stderr()
+    );
     std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(del.exit_code(), None, "delete --wait returned while the finalizer still holds the pod");
-    assert!(is_rfc3339(&jsonpath(&ns, "pod/held", "{.metadata.deletionTimestamp}")));
+    assert_eq!(
+        del.exit_code(),
+        None,
+        "delete --wait returned while the finalizer still holds the pod"
+    );
+    assert!(is_rfc3339(&jsonpath(
+        &ns,
+        "pod/held",
+        "{.metadata.deletionTimestamp}"
+    )));
     expect(
-        &k().kubectl(&["get", "pod", "held", "-n", &ns, "--no-headers", "-o", "custom-columns=S:.metadata.deletionGracePeriodSeconds"]),
+        &k().kubectl(&[
+            "get",
+            "pod",
+            "held",
+            "-n",
+            &ns,
+            "--no-headers",
+            "-o",
+            "custom-columns=S:.metadata.deletionGracePeriodSeconds",
+        ]),
         0,
         "0\n",
         "",
     );
     expect(
         &k().kubectl(&[
-            "patch", "pod", "held", "-n", &ns, "--type=json", "-p",
+            "patch",
+            "pod",
+            "held",
+            "-n",
+            &ns,
+            "--type=json",
+            "-p",
             r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
         ]),
         0,
@@ -629,9 +921,17 @@ fn delete_file_and_delete_wait_return_promptly() {
         "",
     );
     let start = Instant::now();
-    let code = wait_for(Duration::from_secs(10), "delete --wait to return after the finalizer went", || del.exit_code());
+    let code = wait_for(
+        Duration::from_secs(10),
+        "delete --wait to return after the finalizer went",
+        || del.exit_code(),
+    );
     assert_eq!(code, 0, "stderr: {}", del.stderr());
-    assert!(start.elapsed() < Duration::from_secs(5), "delete --wait lagged {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "delete --wait lagged {:?}",
+        start.elapsed()
+    );
     expect(
         &k().kubectl(&["get", "pod", "held", "-n", &ns]),
         1,
@@ -640,7 +940,13 @@ fn delete_file_and_delete_wait_return_promptly() {
     );
 }
 
-fn replica_set(name_hash: &str, revision: &str, image: &str, uid: &str, cause: Option<&str>) -> String {
+fn replica_set(
+    name_hash: &str,
+    revision: &str,
+    image: &str,
+    uid: &str,
+    cause: Option<&str>,
+) -> String {
     let cause = cause
         .map(|c| format!(",\"kubernetes.io/change-cause\":\"{c}\""))
         .unwrap_or_default();
@@ -661,10 +967,18 @@ fn rollout_history_and_undo_with_hand_made_replicasets() {
     let deploy = r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"roll","labels":{"app":"roll"}},
 "spec":{"replicas":1,"selector":{"matchLabels":{"app":"roll"}},
 "template":{"metadata":{"labels":{"app":"roll"}},"spec":{"containers":[{"name":"web","image":"web:v2"}]}}}}"#;
-    expect(&k().kubectl_stdin(&["create", "-f", "-", "-n", &ns], deploy), 0, "deployment.apps/roll created\n", "");
+    expect(
+        &k().kubectl_stdin(&["create", "-f", "-", "-n", &ns], deploy),
+        0,
+        "deployment.apps/roll created\n",
+        "",
+    );
     let uid = jsonpath(&ns, "deploy/roll", "{.metadata.uid}");
     expect(
-        &k().kubectl_stdin(&["create", "-f", "-", "-n", &ns], &replica_set("6d4f8b7c9a", "1", "web:v1", &uid, None)),
+        &k().kubectl_stdin(
+            &["create", "-f", "-", "-n", &ns],
+            &replica_set("6d4f8b7c9a", "1", "web:v1", &uid, None),
+        ),
         0,
         "replicaset.apps/roll-6d4f8b7c9a created\n",
         "",
@@ -672,7 +986,13 @@ fn rollout_history_and_undo_with_hand_made_replicasets() {
     expect(
         &k().kubectl_stdin(
             &["create", "-f", "-", "-n", &ns],
-            &replica_set("7f9c5d6b8e", "2", "web:v2", &uid, Some("kubectl set image deployment/roll web=web:v2")),
+            &replica_set(
+                "7f9c5d6b8e",
+                "2",
+                "web:v2",
+                &uid,
+                Some("kubectl set image deployment/roll web=web:v2"),
+            ),
         ),
         0,
         "replicaset.apps/roll-7f9c5d6b8e created\n",
@@ -690,7 +1010,14 @@ fn rollout_history_and_undo_with_hand_made_replicasets() {
         "deployment.apps/roll rolled back\n",
         "",
     );
-    assert_eq!(jsonpath(&ns, "deploy/roll", "{.spec.template.spec.containers[0].image}"), "web:v1");
+    assert_eq!(
+        jsonpath(
+            &ns,
+            "deploy/roll",
+            "{.spec.template.spec.containers[0].image}"
+        ),
+        "web:v1"
+    );
     assert_eq!(
         jsonpath(&ns, "deploy/roll", "{.spec.template.metadata.labels}"),
         r#"{"app":"roll"}"#,
@@ -703,7 +1030,14 @@ fn rollout_history_and_undo_with_hand_made_replicasets() {
         "",
     );
     expect(
-        &k().kubectl(&["rollout", "undo", "deployment/roll", "--to-revision=5", "-n", &ns]),
+        &k().kubectl(&[
+            "rollout",
+            "undo",
+            "deployment/roll",
+            "--to-revision=5",
+            "-n",
+            &ns,
+        ]),
         1,
         "",
         "error: unable to find specified revision 5 in history\n",
@@ -714,22 +1048,87 @@ fn rollout_history_and_undo_with_hand_made_replicasets() {
 fn typed_create_commands_send_protobuf_and_get_all_lists_them() {
     let ns = k().namespace("t-create");
     let cases: &[(&[&str], &str)] = &[
-        (&["create", "namespace", "t-create-extra"], "namespace/t-create-extra created\n"),
-        (&["create", "configmap", "cm", "--from-literal=a=b", "-n", "t-create"], "configmap/cm created\n"),
-        (&["create", "secret", "generic", "s", "--from-literal=k=v", "-n", "t-create"], "secret/s created\n"),
-        (&["create", "service", "nodeport", "np", "--tcp=80:8080", "-n", "t-create"], "service/np created\n"),
-        (&["create", "job", "j", "--image=busybox", "-n", "t-create"], "job.batch/j created\n"),
         (
-            &["create", "cronjob", "cj", "--image=busybox", "--schedule=*/5 * * * *", "-n", "t-create"],
+            &["create", "namespace", "t-create-extra"],
+            "namespace/t-create-extra created\n",
+        ),
+        (
+            &[
+                "create",
+                "configmap",
+                "cm",
+                "--from-literal=a=b",
+                "-n",
+                "t-create",
+            ],
+            "configmap/cm created\n",
+        ),
+        (
+            &[
+                "create",
+                "secret",
+                "generic",
+                "s",
+                "--from-literal=k=v",
+                "-n",
+                "t-create",
+            ],
+            "secret/s created\n",
+        ),
+        (
+            &[
+                "create",
+                "service",
+                "nodeport",
+                "np",
+                "--tcp=80:8080",
+                "-n",
+                "t-create",
+            ],
+            "service/np created\n",
+        ),
+        (
+            &["create", "job", "j", "--image=busybox", "-n", "t-create"],
+            "job.batch/j created\n",
+        ),
+        (
+            &[
+                "create",
+                "cronjob",
+                "cj",
+                "--image=busybox",
+                "--schedule=*/5 * * * *",
+                "-n",
+                "t-create",
+            ],
             "cronjob.batch/cj created\n",
         ),
-        (&["create", "serviceaccount", "sa", "-n", "t-create"], "serviceaccount/sa created\n"),
         (
-            &["create", "role", "r", "--verb=get", "--resource=pods", "-n", "t-create"],
+            &["create", "serviceaccount", "sa", "-n", "t-create"],
+            "serviceaccount/sa created\n",
+        ),
+        (
+            &[
+                "create",
+                "role",
+                "r",
+                "--verb=get",
+                "--resource=pods",
+                "-n",
+                "t-create",
+            ],
             "role.rbac.authorization.k8s.io/r created\n",
         ),
         (
-            &["create", "rolebinding", "rb", "--role=r", "--serviceaccount=t-create:sa", "-n", "t-create"],
+            &[
+                "create",
+                "rolebinding",
+                "rb",
+                "--role=r",
+                "--serviceaccount=t-create:sa",
+                "-n",
+                "t-create",
+            ],
             "rolebinding.rbac.authorization.k8s.io/rb created\n",
         ),
     ];
@@ -740,10 +1139,24 @@ fn typed_create_commands_send_protobuf_and_get_all_lists_them() {
             failures.push(out.to_string());
         }
     }
-    assert!(failures.is_empty(), "typed create commands failed:\n{}", failures.join("\n\n"));
-    assert_eq!(jsonpath("t-create-extra", "namespace/t-create-extra", "{.status.phase}"), "Active");
+    assert!(
+        failures.is_empty(),
+        "typed create commands failed:\n{}",
+        failures.join("\n\n")
+    );
+    assert_eq!(
+        jsonpath(
+            "t-create-extra",
+            "namespace/t-create-extra",
+            "{.status.phase}"
+        ),
+        "Active"
+    );
     assert_eq!(jsonpath(&ns, "cm/cm", "{.data}"), r#"{"a":"b"}"#);
-    assert_eq!(jsonpath(&ns, "secret/s", "{.type} {.data.k}"), "Opaque dg==");
+    assert_eq!(
+        jsonpath(&ns, "secret/s", "{.type} {.data.k}"),
+        "Opaque dg=="
+    );
     let svc = get_json(&ns, "svc/np");
     assert_eq!(svc["spec"]["type"], "NodePort");
     assert_eq!(svc["spec"]["selector"], json!({"app": "np"}));
@@ -761,7 +1174,10 @@ fn typed_create_commands_send_protobuf_and_get_all_lists_them() {
     assert_eq!(job["spec"]["parallelism"], 1, "{job}");
     assert_eq!(job["spec"]["completionMode"], "NonIndexed", "{job}");
     assert_eq!(job["spec"]["suspend"], false, "{job}");
-    assert_eq!(job["spec"]["podReplacementPolicy"], "TerminatingOrFailed", "{job}");
+    assert_eq!(
+        job["spec"]["podReplacementPolicy"], "TerminatingOrFailed",
+        "{job}"
+    );
     assert_eq!(
         job["spec"]["selector"],
         json!({"matchLabels": {"batch.kubernetes.io/controller-uid": juid}}),
@@ -773,7 +1189,10 @@ fn typed_create_commands_send_protobuf_and_get_all_lists_them() {
                "controller-uid": juid, "job-name": "j"}),
         "{job}"
     );
-    assert_eq!(job["spec"]["template"]["spec"]["restartPolicy"], "Never", "{job}");
+    assert_eq!(
+        job["spec"]["template"]["spec"]["restartPolicy"], "Never",
+        "{job}"
+    );
     let cj = get_json(&ns, "cronjob/cj");
     assert_eq!(cj["spec"]["schedule"], "*/5 * * * *", "{cj}");
     assert_eq!(cj["spec"]["concurrencyPolicy"], "Allow", "{cj}");
@@ -785,20 +1204,49 @@ fn typed_create_commands_send_protobuf_and_get_all_lists_them() {
         json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}])
     );
     let rb = get_json(&ns, "rolebinding/rb");
-    assert_eq!(rb["roleRef"], json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"}));
-    assert_eq!(rb["subjects"], json!([{"kind": "ServiceAccount", "name": "sa", "namespace": "t-create"}]));
+    assert_eq!(
+        rb["roleRef"],
+        json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"})
+    );
+    assert_eq!(
+        rb["subjects"],
+        json!([{"kind": "ServiceAccount", "name": "sa", "namespace": "t-create"}])
+    );
 
     let ip = svc["spec"]["clusterIP"].as_str().unwrap_or("").to_string();
     let port = format!("80:{np}/TCP");
     let want = format!(
         "{}\n{}\n{}",
         table(&[
-            &["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"],
+            &[
+                "NAME",
+                "TYPE",
+                "CLUSTER-IP",
+                "EXTERNAL-IP",
+                "PORT(S)",
+                "AGE"
+            ],
             &["service/np", "NodePort", &ip, "<none>", &port, "<age>"],
         ]),
         table(&[
-            &["NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST SCHEDULE", "AGE"],
-            &["cronjob.batch/cj", "*/5 * * * *", "<none>", "False", "0", "<none>", "<age>"],
+            &[
+                "NAME",
+                "SCHEDULE",
+                "TIMEZONE",
+                "SUSPEND",
+                "ACTIVE",
+                "LAST SCHEDULE",
+                "AGE"
+            ],
+            &[
+                "cronjob.batch/cj",
+                "*/5 * * * *",
+                "<none>",
+                "False",
+                "0",
+                "<none>",
+                "<age>"
+            ],
         ]),
         table(&[
             &["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"],
@@ -807,12 +1255,25 @@ fn typed_create_commands_send_protobuf_and_get_all_lists_them() {
     );
     expect_table(&k().kubectl(&["get", "all", "-n", &ns]), &want);
     expect_table(
-        &k().kubectl(&["get", "secret/s", "configmap/cm", "serviceaccount/sa", "-n", &ns]),
+        &k().kubectl(&[
+            "get",
+            "secret/s",
+            "configmap/cm",
+            "serviceaccount/sa",
+            "-n",
+            &ns,
+        ]),
         &format!(
             "{}\n{}\n{}",
-            table(&[&["NAME", "TYPE", "DATA", "AGE"], &["secret/s", "Opaque", "1", "<age>"]]),
+            table(&[
+                &["NAME", "TYPE", "DATA", "AGE"],
+                &["secret/s", "Opaque", "1", "<age>"]
+            ]),
             table(&[&["NAME", "DATA", "AGE"], &["configmap/cm", "1", "<age>"]]),
-            table(&[&["NAME", "SECRETS", "AGE"], &["serviceaccount/sa", "0", "<age>"]]),
+            table(&[
+                &["NAME", "SECRETS", "AGE"],
+                &["serviceaccount/sa", "0", "<age>"]
+            ]),
         ),
     );
 }
@@ -842,24 +1303,61 @@ DESCRIPTION:
 #[test]
 fn auth_can_i_for_admin_and_impersonated_service_account() {
     let ns = k().namespace("t-cani");
-    expect(&k().kubectl(&["auth", "can-i", "create", "deployments", "-n", &ns]), 0, "yes\n", "");
+    expect(
+        &k().kubectl(&["auth", "can-i", "create", "deployments", "-n", &ns]),
+        0,
+        "yes\n",
+        "",
+    );
     expect(&k().kubectl(&["auth", "can-i", "*", "*"]), 0, "yes\n", "");
     let sa = "--as=system:serviceaccount:t-cani:nobody";
-    expect(&k().kubectl(&["auth", "can-i", "list", "pods", sa, "-n", &ns]), 1, "no\n", "");
     expect(
-        &k().kubectl(&["create", "rolebinding", "nobody-view", "--clusterrole=view", "--serviceaccount=t-cani:nobody", "-n", &ns]),
+        &k().kubectl(&["auth", "can-i", "list", "pods", sa, "-n", &ns]),
+        1,
+        "no\n",
+        "",
+    );
+    expect(
+        &k().kubectl(&[
+            "create",
+            "rolebinding",
+            "nobody-view",
+            "--clusterrole=view",
+            "--serviceaccount=t-cani:nobody",
+            "-n",
+            &ns,
+        ]),
         0,
         "rolebinding.rbac.authorization.k8s.io/nobody-view created\n",
         "",
     );
-    let out = wait_for(Duration::from_secs(5), "the rolebinding to take effect", || {
-        let o = k().kubectl(&["auth", "can-i", "list", "pods", sa, "-n", &ns]);
-        (o.code == 0).then_some(o)
-    });
+    let out = wait_for(
+        Duration::from_secs(5),
+        "the rolebinding to take effect",
+        || {
+            let o = k().kubectl(&["auth", "can-i", "list", "pods", sa, "-n", &ns]);
+            (o.code == 0).then_some(o)
+        },
+    );
     expect(&out, 0, "yes\n", "");
-    expect(&k().kubectl(&["auth", "can-i", "create", "pods", sa, "-n", &ns]), 1, "no\n", "");
-    expect(&k().kubectl(&["auth", "can-i", "get", "secrets", sa, "-n", &ns]), 1, "no\n", "");
-    expect(&k().kubectl(&["auth", "can-i", "list", "pods", sa, "-n", "default"]), 1, "no\n", "");
+    expect(
+        &k().kubectl(&["auth", "can-i", "create", "pods", sa, "-n", &ns]),
+        1,
+        "no\n",
+        "",
+    );
+    expect(
+        &k().kubectl(&["auth", "can-i", "get", "secrets", sa, "-n", &ns]),
+        1,
+        "no\n",
+        "",
+    );
+    expect(
+        &k().kubectl(&["auth", "can-i", "list", "pods", sa, "-n", "default"]),
+        1,
+        "no\n",
+        "",
+    );
 }
 
 #[test]
@@ -871,20 +1369,63 @@ fn label_and_field_selectors_and_jsonpath() {
         )
     };
     for (n, a) in [("a1", "a"), ("a2", "a"), ("b1", "b")] {
-        expect(&k().kubectl_stdin(&["create", "-f", "-", "-n", &ns], &pod(n, a)), 0, &format!("pod/{n} created\n"), "");
+        expect(
+            &k().kubectl_stdin(&["create", "-f", "-", "-n", &ns], &pod(n, a)),
+            0,
+            &format!("pod/{n} created\n"),
+            "",
+        );
     }
-    expect(&k().kubectl(&["get", "pods", "-l", "app=a", "-o", "name", "-n", &ns]), 0, "pod/a1\npod/a2\n", "");
-    expect(&k().kubectl(&["get", "pods", "-l", "app!=a", "-o", "name", "-n", &ns]), 0, "pod/b1\n", "");
-    expect(&k().kubectl(&["get", "pods", "-l", "app in (b,c)", "-o", "name", "-n", &ns]), 0, "pod/b1\n", "");
-    expect(&k().kubectl(&["get", "pods", "-l", "app=zzz", "-n", &ns]), 0, "", "No resources found in t-select namespace.\n");
     expect(
-        &k().kubectl(&["get", "pods", "--field-selector", "metadata.name=a2", "-o", "name", "-n", &ns]),
+        &k().kubectl(&["get", "pods", "-l", "app=a", "-o", "name", "-n", &ns]),
+        0,
+        "pod/a1\npod/a2\n",
+        "",
+    );
+    expect(
+        &k().kubectl(&["get", "pods", "-l", "app!=a", "-o", "name", "-n", &ns]),
+        0,
+        "pod/b1\n",
+        "",
+    );
+    expect(
+        &k().kubectl(&["get", "pods", "-l", "app in (b,c)", "-o", "name", "-n", &ns]),
+        0,
+        "pod/b1\n",
+        "",
+    );
+    expect(
+        &k().kubectl(&["get", "pods", "-l", "app=zzz", "-n", &ns]),
+        0,
+        "",
+        "No resources found in t-select namespace.\n",
+    );
+    expect(
+        &k().kubectl(&[
+            "get",
+            "pods",
+            "--field-selector",
+            "metadata.name=a2",
+            "-o",
+            "name",
+            "-n",
+            &ns,
+        ]),
         0,
         "pod/a2\n",
         "",
     );
     expect(
-        &k().kubectl(&["get", "pods", "--field-selector", "status.phase=Pending,metadata.name!=a1", "-o", "name", "-n", &ns]),
+        &k().kubectl(&[
+            "get",
+            "pods",
+            "--field-selector",
+            "status.phase=Pending,metadata.name!=a1",
+            "-o",
+            "name",
+            "-n",
+            &ns,
+        ]),
         0,
         "pod/a2\npod/b1\n",
         "",
@@ -896,13 +1437,28 @@ fn label_and_field_selectors_and_jsonpath() {
         "Error from server (BadRequest): Unable to find \"/v1, Resource=pods\" that match label selector \"\", field selector \"spec.foo=x\": field label not supported: spec.foo\n",
     );
     expect(
-        &k().kubectl(&["get", "pods", "-n", &ns, "-o", "jsonpath={range .items[*]}{.metadata.name}={.metadata.labels.app} {end}"]),
+        &k().kubectl(&[
+            "get",
+            "pods",
+            "-n",
+            &ns,
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name}={.metadata.labels.app} {end}",
+        ]),
         0,
         "a1=a a2=a b1=b ",
         "",
     );
     expect(
-        &k().kubectl(&["get", "pod", "a1", "-n", &ns, "-o", "jsonpath={.status.phase} {.spec.containers[0].image}"]),
+        &k().kubectl(&[
+            "get",
+            "pod",
+            "a1",
+            "-n",
+            &ns,
+            "-o",
+            "jsonpath={.status.phase} {.spec.containers[0].image}",
+        ]),
         0,
         "Pending busybox",
         "",
@@ -919,8 +1475,20 @@ fn label_and_field_selectors_and_jsonpath() {
     expect_table(
         &k().kubectl(&["get", "pods", "-n", &ns, "-o", "wide", "-l", "app=b"]),
         &table(&[
-            &["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE", "NOMINATED NODE", "READINESS GATES"],
-            &["b1", "0/1", "Pending", "0", "<age>", "<none>", "<none>", "<none>", "<none>"],
+            &[
+                "NAME",
+                "READY",
+                "STATUS",
+                "RESTARTS",
+                "AGE",
+                "IP",
+                "NODE",
+                "NOMINATED NODE",
+                "READINESS GATES",
+            ],
+            &[
+                "b1", "0/1", "Pending", "0", "<age>", "<none>", "<none>", "<none>", "<none>",
+            ],
         ]),
     );
     // -A adds the namespace column from the row objects.
@@ -934,7 +1502,15 @@ fn label_and_field_selectors_and_jsonpath() {
     );
     // --sort-by asks for full objects in the table.
     expect(
-        &k().kubectl(&["get", "pods", "-n", &ns, "--sort-by=.metadata.name", "-o", "name"]),
+        &k().kubectl(&[
+            "get",
+            "pods",
+            "-n",
+            &ns,
+            "--sort-by=.metadata.name",
+            "-o",
+            "name",
+        ]),
         0,
         "pod/a1\npod/a2\npod/b1\n",
         "",
@@ -959,24 +1535,46 @@ fn raw_health_endpoints_and_version() {
     let sv = &v["serverVersion"];
     assert_eq!(sv["major"], "1", "{v}");
     assert_eq!(sv["minor"], "32", "{v}");
-    for key in ["gitVersion", "gitCommit", "gitTreeState", "buildDate", "goVersion", "compiler", "platform"] {
-        assert!(sv[key].as_str().is_some_and(|s| !s.is_empty()), "serverVersion.{key} missing: {v}");
+    for key in [
+        "gitVersion",
+        "gitCommit",
+        "gitTreeState",
+        "buildDate",
+        "goVersion",
+        "compiler",
+        "platform",
+    ] {
+        assert!(
+            sv[key].as_str().is_some_and(|s| !s.is_empty()),
+            "serverVersion.{key} missing: {v}"
+        );
     }
     let git = sv["gitVersion"].as_str().unwrap_or("");
     assert!(git.starts_with("v1.32."), "{v}");
     let out = k().kubectl(&["version"]);
     out.clean();
     assert!(
-        out.stdout.lines().any(|l| l == format!("Server Version: {git}")),
+        out.stdout
+            .lines()
+            .any(|l| l == format!("Server Version: {git}")),
         "{out}"
     );
     // api-resources comes from aggregated discovery (a real cluster adds controllerrevisions).
     let out = k().kubectl(&["api-resources", "--api-group=apps", "-o", "name"]);
     out.clean();
-    let names: Vec<&str> = out.stdout.lines().filter(|l| *l != "controllerrevisions.apps").collect();
+    let names: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| *l != "controllerrevisions.apps")
+        .collect();
     assert_eq!(
         names,
-        ["daemonsets.apps", "deployments.apps", "replicasets.apps", "statefulsets.apps"],
+        [
+            "daemonsets.apps",
+            "deployments.apps",
+            "replicasets.apps",
+            "statefulsets.apps"
+        ],
         "{out}"
     );
 }
