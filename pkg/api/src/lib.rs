@@ -1,5 +1,13 @@
 //! skiff's Kubernetes API model: the kind registry and the pure logic the API server applies
 //! to objects (held as `serde_json::Value`) — no IO here.
 
+pub mod defaults;
+pub mod discovery;
+pub mod openapi;
+pub mod patch;
+pub mod protobuf;
 pub mod rbac;
 pub mod registry;
+pub mod selector;
+pub mod table;
+pub mod validation;

@@ -1,1 +1,439 @@
 //! skiff's revisioned key-value log with watch (kine-style), on SQLite in WAL mode.
+//!
+//! Every write appends one row to the `kv` table; the row id is the global revision (the
+//! Kubernetes `resourceVersion`). One writer thread owns the write connection and commits
+//! everything queued in one transaction (group commit, one fsync); reads use a small pool of
+//! read-only connections; watchers replay history from SQLite and then follow an in-process
+//! broadcast that the writer publishes after each commit. A background task compacts
+//! superseded rows and keeps the database file bounded.
+
+mod db;
+mod watch;
+mod writer;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+pub use watch::Watcher;
+
+use db::{KeyRange, ReadPool};
+use writer::{Request, WriteOp, WriteOutcome};
+
+/// How many events the in-process broadcast keeps for live watchers; a watcher that falls
+/// further behind re-reads the missed events from SQLite.
+const EVENT_CAPACITY: usize = 8192;
+/// How many write requests may wait for the writer thread before callers are held back.
+const REQUEST_QUEUE: usize = 8192;
+
+/// Tuning of a [`Store`].
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// How often the background compactor runs; `Duration::ZERO` turns it off.
+    pub compact_interval: Duration,
+    /// How many most recent revisions the background compactor keeps.
+    pub compact_keep_revisions: i64,
+    /// How many read-only SQLite connections serve reads (at least 1).
+    pub read_connections: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            compact_interval: Duration::from_secs(30),
+            compact_keep_revisions: 1000,
+            read_connections: 4,
+        }
+    }
+}
+
+/// One key at one revision.
+#[derive(Clone, Debug)]
+pub struct KeyValue {
+    pub key: String,
+    pub value: Arc<[u8]>,
+    /// The revision that created this incarnation of the key.
+    pub create_revision: i64,
+    /// The revision of the write that produced this value.
+    pub mod_revision: i64,
+}
+
+/// What a watch event did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EventType {
+    Put,
+    Delete,
+}
+
+/// One change, as seen by a watcher.
+#[derive(Clone, Debug)]
+pub struct Event {
+    pub kind: EventType,
+    /// For `Put`: the new value. For `Delete`: the deleted value, with `mod_revision` set to
+    /// the delete's revision.
+    pub kv: KeyValue,
+    /// The value before this event: set for updates and deletes, `None` for creates.
+    pub prev: Option<KeyValue>,
+}
+
+impl Event {
+    /// The revision of the write that produced this event.
+    pub fn revision(&self) -> i64 {
+        self.kv.mod_revision
+    }
+}
+
+/// Paging and point-in-time options of [`Store::list`].
+#[derive(Clone, Debug, Default)]
+pub struct ListOptions {
+    /// The revision to read at; 0 means the latest.
+    pub revision: i64,
+    /// Only keys strictly after this one (for continue tokens).
+    pub start_after: Option<String>,
+    /// At most this many keys; 0 means all.
+    pub limit: usize,
+}
+
+/// One page of a [`Store::list`].
+#[derive(Clone, Debug)]
+pub struct ListResult {
+    /// Live keys under the prefix, sorted by key.
+    pub kvs: Vec<KeyValue>,
+    /// The revision the list was read at.
+    pub revision: i64,
+    /// Whether more keys follow this page.
+    pub more: bool,
+    /// How many keys follow this page (0 when `more` is false).
+    pub remaining: i64,
+}
+
+/// Everything that can go wrong in the store.
+#[derive(thiserror::Error, Debug)]
+pub enum StoreError {
+    #[error("key not found")]
+    NotFound,
+    #[error("key already exists; update it instead or delete it first")]
+    AlreadyExists,
+    #[error(
+        "revision conflict: the key is now at revision {current_revision}; re-read it and retry"
+    )]
+    Conflict { current_revision: i64 },
+    #[error("revision {requested} has been compacted (oldest available is {compact_revision}); re-list to get a newer revision")]
+    Compacted {
+        compact_revision: i64,
+        requested: i64,
+    },
+    #[error(
+        "revision {requested} is newer than the current revision {current_revision}; retry later"
+    )]
+    FutureRevision {
+        requested: i64,
+        current_revision: i64,
+    },
+    #[error("the store is closed; restart the server")]
+    Closed,
+    #[error("sqlite: {0}; check the database file and free disk space")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("io: {0}; check the data directory's permissions and free disk space")]
+    Io(#[from] std::io::Error),
+}
+
+/// State shared by the store handle, the writer thread and the watchers.
+pub(crate) struct Core {
+    pub(crate) pool: ReadPool,
+    pub(crate) current_rev: AtomicI64,
+    pub(crate) compact_rev: AtomicI64,
+    /// How many write transactions the writer has committed (for group-commit checks).
+    pub(crate) commits: AtomicU64,
+}
+
+struct Inner {
+    core: Arc<Core>,
+    requests: mpsc::Sender<Request>,
+    events: broadcast::Sender<Event>,
+    path: PathBuf,
+    compactor: parking_lot::Mutex<Option<tokio::task::AbortHandle>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(handle) = self.compactor.lock().take() {
+            handle.abort();
+        }
+    }
+}
+
+/// A revisioned key-value store on one SQLite file. Cheap to clone; all clones share one
+/// writer thread. The writer stops when the last clone is dropped.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.inner.path)
+            .field("current_revision", &self.current_revision())
+            .field("compact_revision", &self.compact_revision())
+            .finish()
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the database at `path`, creating parent directories. Must be called
+    /// inside a tokio runtime when background compaction is on.
+    pub fn open(path: &Path, opts: Options) -> Result<Store, StoreError> {
+        Self::open_with_capacity(path, opts, EVENT_CAPACITY)
+    }
+
+    pub(crate) fn open_with_capacity(
+        path: &Path,
+        opts: Options,
+        event_capacity: usize,
+    ) -> Result<Store, StoreError> {
+        let runtime = if opts.compact_interval.is_zero() {
+            None
+        } else {
+            Some(tokio::runtime::Handle::try_current().map_err(|_| {
+                std::io::Error::other(
+                    "background compaction needs a tokio runtime; open the store inside one",
+                )
+            })?)
+        };
+        if let Some(parent) = path.parent() {
+            if !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent)?;
+            }
+        }
+        let conn = db::open_write(path)?;
+        let (current, compact, progress) = db::load_revisions(&conn)?;
+        let pool = ReadPool::open(path, opts.read_connections.max(1))?;
+        let core = Arc::new(Core {
+            pool,
+            current_rev: AtomicI64::new(current),
+            compact_rev: AtomicI64::new(compact),
+            commits: AtomicU64::new(0),
+        });
+        let (events, _) = broadcast::channel(event_capacity.max(1));
+        let (requests, rx) = mpsc::channel(REQUEST_QUEUE);
+        writer::spawn(
+            conn,
+            core.clone(),
+            events.clone(),
+            rx,
+            current,
+            compact,
+            progress,
+        )?;
+        let inner = Arc::new(Inner {
+            core,
+            requests,
+            events,
+            path: path.to_path_buf(),
+            compactor: parking_lot::Mutex::new(None),
+        });
+        if let Some(rt) = runtime {
+            let task = rt.spawn(compactor(
+                Arc::downgrade(&inner),
+                opts.compact_interval,
+                opts.compact_keep_revisions.max(0),
+            ));
+            *inner.compactor.lock() = Some(task.abort_handle());
+        }
+        Ok(Store { inner })
+    }
+
+    /// The latest live value of `key`, or `None`.
+    pub async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
+        let key = key.to_owned();
+        self.inner
+            .core
+            .pool
+            .run(move |conn| db::get(conn, &key))
+            .await
+    }
+
+    /// The live keys under `prefix`, sorted by key, at `opts.revision` (0 = latest).
+    pub async fn list(&self, prefix: &str, opts: ListOptions) -> Result<ListResult, StoreError> {
+        let current = self.current_revision();
+        let revision = if opts.revision <= 0 {
+            current
+        } else {
+            opts.revision
+        };
+        if revision > current {
+            return Err(StoreError::FutureRevision {
+                requested: revision,
+                current_revision: current,
+            });
+        }
+        let compact = self.compact_revision();
+        if revision < compact {
+            return Err(StoreError::Compacted {
+                compact_revision: compact,
+                requested: revision,
+            });
+        }
+        let range = KeyRange::prefix(prefix);
+        self.inner
+            .core
+            .pool
+            .run(move |conn| db::list(conn, &range, revision, opts.start_after, opts.limit))
+            .await
+    }
+
+    /// How many live keys are under `prefix`.
+    pub async fn count(&self, prefix: &str) -> Result<i64, StoreError> {
+        let range = KeyRange::prefix(prefix);
+        self.inner
+            .core
+            .pool
+            .run(move |conn| db::count(conn, &range))
+            .await
+    }
+
+    /// Creates `key`; fails with `AlreadyExists` when it is live. Returns the new revision.
+    pub async fn create(&self, key: &str, value: Vec<u8>) -> Result<i64, StoreError> {
+        let out = self
+            .write(WriteOp::Create {
+                key: key.to_owned(),
+                value,
+            })
+            .await?;
+        Ok(out.revision)
+    }
+
+    /// Replaces the value of a live `key`. `expected_mod_revision` 0 means unconditional;
+    /// otherwise the key's current revision must match or `Conflict` is returned.
+    pub async fn update(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        expected_mod_revision: i64,
+    ) -> Result<i64, StoreError> {
+        let out = self
+            .write(WriteOp::Update {
+                key: key.to_owned(),
+                value,
+                expected: expected_mod_revision,
+            })
+            .await?;
+        Ok(out.revision)
+    }
+
+    /// Deletes a live `key` (`expected_mod_revision` 0 = whatever its revision). Returns the
+    /// delete's revision and the deleted value.
+    pub async fn delete(
+        &self,
+        key: &str,
+        expected_mod_revision: i64,
+    ) -> Result<(i64, KeyValue), StoreError> {
+        let out = self
+            .write(WriteOp::Delete {
+                key: key.to_owned(),
+                expected: expected_mod_revision,
+            })
+            .await?;
+        let deleted = out.deleted.ok_or(StoreError::Closed)?;
+        Ok((out.revision, deleted))
+    }
+
+    async fn write(&self, op: WriteOp) -> Result<WriteOutcome, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .requests
+            .send(Request::Write { op, reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Watches keys under `prefix` for events with revision > `after_revision`, in revision
+    /// order, without gaps or duplicates. Fails with `Compacted` when `after_revision` is
+    /// older than the compact revision.
+    pub fn watch(&self, prefix: &str, after_revision: i64) -> Result<Watcher, StoreError> {
+        let after_revision = after_revision.max(0);
+        let rx = self.inner.events.subscribe();
+        let compact = self.compact_revision();
+        if after_revision < compact {
+            return Err(StoreError::Compacted {
+                compact_revision: compact,
+                requested: after_revision,
+            });
+        }
+        // Subscribed before reading the current revision: every event after it reaches `rx`.
+        let caught_up = after_revision >= self.current_revision();
+        Ok(Watcher::new(
+            self.inner.core.clone(),
+            KeyRange::prefix(prefix),
+            after_revision,
+            rx,
+            caught_up,
+        ))
+    }
+
+    /// The revision of the latest committed write.
+    pub fn current_revision(&self) -> i64 {
+        self.inner.core.current_rev.load(Ordering::SeqCst)
+    }
+
+    /// The oldest revision that lists and watches can still start from.
+    pub fn compact_revision(&self) -> i64 {
+        self.inner.core.compact_rev.load(Ordering::SeqCst)
+    }
+
+    /// Removes history at or below `revision` (rows superseded by a newer row of the same key,
+    /// and tombstones), then checkpoints the WAL and returns free pages to the file system.
+    /// A revision at or below the compact revision is a no-op.
+    pub async fn compact(&self, revision: i64) -> Result<(), StoreError> {
+        let current = self.current_revision();
+        if revision > current {
+            return Err(StoreError::FutureRevision {
+                requested: revision,
+                current_revision: current,
+            });
+        }
+        if revision <= self.compact_revision() {
+            return Ok(());
+        }
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .requests
+            .send(Request::Compact { revision, reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// The path of the SQLite database file.
+    pub fn db_path(&self) -> &Path {
+        &self.inner.path
+    }
+}
+
+/// Compacts to `current - keep` every `interval` while the store is alive.
+async fn compactor(store: Weak<Inner>, interval: Duration, keep: i64) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let Some(inner) = store.upgrade() else {
+            return;
+        };
+        let store = Store { inner };
+        let target = store.current_revision() - keep;
+        if target > store.compact_revision() {
+            if let Err(err) = store.compact(target).await {
+                tracing::warn!(error = %err, target, "background compaction failed");
+            }
+        }
+    }
+}
