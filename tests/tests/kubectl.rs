@@ -964,7 +964,9 @@ fn replica_set(
 #[test]
 fn rollout_history_and_undo_with_hand_made_replicasets() {
     let ns = k().namespace("t-rollout");
-    let deploy = r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"roll","labels":{"app":"roll"}},
+    // The revision annotation is what the deployment controller would have set.
+    let deploy = r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"roll","labels":{"app":"roll"},
+"annotations":{"deployment.kubernetes.io/revision":"2"}},
 "spec":{"replicas":1,"selector":{"matchLabels":{"app":"roll"}},
 "template":{"metadata":{"labels":{"app":"roll"}},"spec":{"containers":[{"name":"web","image":"web:v2"}]}}}}"#;
     expect(
@@ -1026,7 +1028,8 @@ fn rollout_history_and_undo_with_hand_made_replicasets() {
     expect(
         &k().kubectl(&["rollout", "undo", "deployment/roll", "-n", &ns]),
         0,
-        "deployment.apps/roll skipped rollback (current template already matches revision 1)\n",
+        // kubectl prints the revision it was asked for: 0, "the previous one".
+        "deployment.apps/roll skipped rollback (current template already matches revision 0)\n",
         "",
     );
     expect(
