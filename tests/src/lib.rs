@@ -518,7 +518,9 @@ wait $pid 2>/dev/null
         let n = REQ.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let body_out = self.dir.join(format!("curl-{n}.out"));
         let mut c = Command::new("curl");
-        c.args(["-sS", "--max-time", "30", "-X", method])
+        // HTTP/1.1: curl aborts an HTTP/2 upload the server answers early (413) without
+        // reporting the answer, which kubectl (Go) does see.
+        c.args(["-sS", "--http1.1", "--max-time", "30", "-X", method])
             .arg("--cacert")
             .arg(&self.creds.ca)
             .arg("-o")
