@@ -17,21 +17,31 @@ fn k() -> &'static Cluster {
 /// Asserts exit code, stdout and stderr all at once, printing the server log tail on failure.
 #[track_caller]
 fn expect(out: &Output, code: i32, stdout: &str, stderr: &str) {
+    expect_on(k(), out, code, stdout, stderr)
+}
+
+#[track_caller]
+fn expect_on(c: &Cluster, out: &Output, code: i32, stdout: &str, stderr: &str) {
     if out.code != code || out.stdout != stdout || out.stderr != stderr {
         panic!(
             "unexpected kubectl result\n{out}\n--- wanted exit code {code}, stdout ---\n{stdout}\n--- wanted stderr ---\n{stderr}\n--- server log tail ---\n{}",
-            tail(&k().server_log(), 30)
+            tail(&c.server_log(), 30)
         );
     }
 }
 
 #[track_caller]
 fn expect_table(out: &Output, want: &str) {
+    expect_table_on(k(), out, want)
+}
+
+#[track_caller]
+fn expect_table_on(c: &Cluster, out: &Output, want: &str) {
     let got = normalize_tables(&out.stdout);
     if out.code != 0 || got != want || !out.stderr.is_empty() {
         panic!(
             "unexpected table\n{out}\n--- normalised ---\n{got}\n--- wanted ---\n{want}\n--- server log tail ---\n{}",
-            tail(&k().server_log(), 30)
+            tail(&c.server_log(), 30)
         );
     }
 }
@@ -602,15 +612,24 @@ fn scale_uses_the_scale_subresource() {
 
 #[test]
 fn expose_nodeport_then_get_and_describe_service() {
-    let ns = k().namespace("t-expose");
-    expect(
-        &k().kubectl(&["create", "deployment", "web", "--image=web:v1", "-n", &ns]),
+    // Its own server: NodePort and ClusterIP allocation is cluster-wide state.
+    let c = Cluster::start();
+    let jsonpath = |ns: &str, what: &str, path: &str| {
+        let out = c.kubectl(&["get", what, "-n", ns, "-o", &format!("jsonpath={path}")]);
+        out.clean();
+        out.stdout
+    };
+    let ns = c.namespace("t-expose");
+    expect_on(
+        &c,
+        &c.kubectl(&["create", "deployment", "web", "--image=web:v1", "-n", &ns]),
         0,
         "deployment.apps/web created\n",
         "",
     );
-    expect(
-        &k().kubectl(&[
+    expect_on(
+        &c,
+        &c.kubectl(&[
             "expose",
             "deployment",
             "web",
@@ -626,7 +645,7 @@ fn expose_nodeport_then_get_and_describe_service() {
     let ip = jsonpath(&ns, "svc/web", "{.spec.clusterIP}");
     let np: u32 = jsonpath(&ns, "svc/web", "{.spec.ports[0].nodePort}")
         .parse()
-        .expect("nodePort is a number");
+        .expect_on(&c, "nodePort is a number");
     assert!(
         (30000..=32767).contains(&np),
         "nodePort {np} outside 30000-32767"
@@ -636,8 +655,9 @@ fn expose_nodeport_then_get_and_describe_service() {
         "clusterIP {ip} not from 10.43.0.0/16"
     );
     let port = format!("80:{np}/TCP");
-    expect_table(
-        &k().kubectl(&["get", "svc", "-n", &ns]),
+    expect_table_on(
+        &c,
+        &c.kubectl(&["get", "svc", "-n", &ns]),
         &table(&[
             &[
                 "NAME",
@@ -650,8 +670,9 @@ fn expose_nodeport_then_get_and_describe_service() {
             &["web", "NodePort", &ip, "<none>", &port, "<age>"],
         ]),
     );
-    expect_table(
-        &k().kubectl(&["get", "svc", "-o", "wide", "-n", &ns]),
+    expect_table_on(
+        &c,
+        &c.kubectl(&["get", "svc", "-o", "wide", "-n", &ns]),
         &table(&[
             &[
                 "NAME",
@@ -686,8 +707,9 @@ Internal Traffic Policy:  Cluster
 Events:                   <none>
 "
     );
-    expect(
-        &k().kubectl(&["describe", "service", "web", "-n", &ns]),
+    expect_on(
+        &c,
+        &c.kubectl(&["describe", "service", "web", "-n", &ns]),
         0,
         &want,
         "",
@@ -697,28 +719,30 @@ Events:                   <none>
     let dup = format!(
         r#"{{"apiVersion":"v1","kind":"Service","metadata":{{"name":"dup"}},"spec":{{"type":"NodePort","selector":{{"app":"web"}},"ports":[{{"port":80,"nodePort":{np}}}]}}}}"#
     );
-    expect(
-        &k().kubectl_stdin(&["create", "-f", "-", "-n", &ns], &dup),
+    expect_on(&c,
+        &c.kubectl_stdin(&["create", "-f", "-", "-n", &ns], &dup),
         1,
         "",
         &format!("The Service \"dup\" is invalid: spec.ports[0].nodePort: Invalid value: {np}: provided port is already allocated\n"),
     );
     let low = r#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"low"},"spec":{"type":"NodePort","selector":{"app":"web"},"ports":[{"port":80,"nodePort":80}]}}"#;
-    expect(
-        &k().kubectl_stdin(&["create", "-f", "-", "-n", &ns], low),
+    expect_on(&c,
+        &c.kubectl_stdin(&["create", "-f", "-", "-n", &ns], low),
         1,
         "",
         "The Service \"low\" is invalid: spec.ports[0].nodePort: Invalid value: 80: provided port is not in the valid range. The range of valid ports is 30000-32767\n",
     );
     // Deleting the service frees its port.
-    expect(
-        &k().kubectl(&["delete", "svc", "web", "-n", &ns]),
+    expect_on(
+        &c,
+        &c.kubectl(&["delete", "svc", "web", "-n", &ns]),
         0,
         "service \"web\" deleted\n",
         "",
     );
-    expect(
-        &k().kubectl_stdin(&["create", "-f", "-", "-n", &ns], &dup),
+    expect_on(
+        &c,
+        &c.kubectl_stdin(&["create", "-f", "-", "-n", &ns], &dup),
         0,
         "service/dup created\n",
         "",
