@@ -645,7 +645,7 @@ fn expose_nodeport_then_get_and_describe_service() {
     let ip = jsonpath(&ns, "svc/web", "{.spec.clusterIP}");
     let np: u32 = jsonpath(&ns, "svc/web", "{.spec.ports[0].nodePort}")
         .parse()
-        .expect_on(&c, "nodePort is a number");
+        .expect("nodePort is a number");
     assert!(
         (30000..=32767).contains(&np),
         "nodePort {np} outside 30000-32767"
