@@ -250,7 +250,7 @@ pub fn decode_body(content_type: Option<&str>, body: &[u8]) -> ApiResult<Value> 
         "application/yaml" | "application/x-yaml" | "text/yaml" => parse_yaml(body),
         "application/vnd.kubernetes.protobuf" => skiff_api::protobuf::decode_object(body)
             .map_err(|e| ApiError::bad_request(format!("unable to decode the protobuf body: {e}"))),
-        other => Err(ApiError::unsupported_media_type(other)),
+        _ => Err(ApiError::unsupported_media_type()),
     }
 }
 
@@ -262,9 +262,7 @@ pub fn parse_json(body: &[u8]) -> ApiResult<Value> {
         ));
     }
     serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_request(format!(
-            "the body of the request could not be decoded as JSON: {e}"
-        ))
+        ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
     })
 }
 
