@@ -241,7 +241,8 @@ pub fn allocate(
                 obj["spec"]["clusterIP"] = json!(ip.to_string());
                 obj["spec"]["clusterIPs"] = json!([ip.to_string()]);
             } else {
-                let ip = st.ips.lock().allocate_next().ok_or_else(|| {
+                let next = st.ips.lock().allocate_next();
+                let ip = next.ok_or_else(|| {
                     fail(
                         &got,
                         "spec.clusterIPs".into(),
@@ -326,7 +327,8 @@ pub fn allocate(
                 }
                 let np = np as u16;
                 if !old_node_ports.contains(&np) {
-                    if let Err(e) = st.ports.lock().allocate(np) {
+                    let r = st.ports.lock().allocate(np);
+                    if let Err(e) = r {
                         return Err(fail(
                             &got,
                             format!("spec.ports[{i}].nodePort"),
