@@ -114,7 +114,6 @@ pub async fn start(cfg: ServerConfig) -> Result<Server, StartError> {
         policy: parking_lot::RwLock::new(Default::default()),
         started: std::time::Instant::now(),
         ready: Default::default(),
-        alloc_lock: tokio::sync::Mutex::new(()),
     });
     // Release the reserved addresses the kubernetes service will claim for itself.
     {
@@ -135,6 +134,5 @@ pub async fn start(cfg: ServerConfig) -> Result<Server, StartError> {
         .map_err(|e| StartError::Bootstrap(e.message))?;
     state.ready.store(true, Ordering::Relaxed);
     tokio::spawn(bootstrap::sweep_events(state.clone()));
-    tokio::task::spawn_blocking(openapi::warm);
     Ok(Server { state, local_addr })
 }

@@ -479,8 +479,8 @@ pub async fn create_object(
     }
     let n = name(&obj).to_string();
     let key = request::object_key(res, url_ns, &n);
-    // Allocation (service IPs/ports) happens just before the write and is undone on failure.
-    let _guard = st.alloc_lock.lock().await;
+    // Allocation (service IPs/ports) happens just before the write and is undone on failure;
+    // the allocators lock themselves, so writes of other objects never wait on it.
     let allocated = admission::allocate(st, res, None, &mut obj)?;
     if opts.dry_run {
         admission::release(st, res, &allocated);
@@ -626,7 +626,6 @@ pub async fn update_object(
                 &now,
             );
         }
-        let guard = st.alloc_lock.lock().await;
         let allocated = admission::allocate(st, res, Some(&old), &mut new)?;
         if opts.dry_run {
             admission::release(st, res, &allocated);
@@ -636,7 +635,6 @@ pub async fn update_object(
         // Deletion completes when the last finalizer goes.
         if new.pointer("/metadata/deletionTimestamp").is_some() && deletion_can_complete(res, &new)
         {
-            drop(guard);
             match st.store.delete(&key, kv.mod_revision).await {
                 Ok((rev, _)) => {
                     admission::release_object(st, res, &old);
@@ -670,11 +668,9 @@ pub async fn update_object(
                 return Ok(new);
             }
             Err(StoreError::Conflict { .. }) => {
+                // Retry against the new revision; an explicit resourceVersion in a PUT body
+                // then fails the comparison at the top of the loop.
                 admission::release(st, res, &allocated);
-                if matches!(mutation, Mutation::Replace(_) | Mutation::Status(_)) {
-                    // An explicit resourceVersion will fail on the retry's comparison.
-                    continue;
-                }
                 continue;
             }
             Err(StoreError::NotFound) => {
