@@ -84,16 +84,18 @@ pub fn put_body(key: &str, value_b64: &str) -> Bytes {
     Bytes::from(format!("{{\"key\":\"{k}\",\"value\":\"{value_b64}\"}}"))
 }
 
-/// Closed-loop puts of `value` under unique keys `/registry/pods/default/e{clients}-{i}`.
+/// Closed-loop puts of `value` under unique keys
+/// `/registry/pods/default/e{round}-{clients}-{i}`.
 pub async fn put_load(
     etcd: &Etcd,
+    round: usize,
     clients: usize,
     limits: Limits,
     value: &[u8],
 ) -> Result<LoadResult> {
     let value_b64: Arc<str> = base64::engine::general_purpose::STANDARD.encode(value).into();
     let make: MakeRequest = Arc::new(move |i| {
-        let key = format!("/registry/pods/default/e{clients}-{i}");
+        let key = format!("/registry/pods/default/e{round}-{clients}-{i}");
         (Method::POST, "/v3/kv/put".to_string(), Some(put_body(&key, &value_b64)))
     });
     http_load(&etcd.target, clients, limits, 200, make, Some(etcd.child.pid())).await

@@ -25,6 +25,8 @@ pub struct Limits {
 /// What one load phase measured.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct LoadResult {
+    /// Which round of the interleaved write comparison (0-based).
+    pub round: usize,
     pub clients: usize,
     /// Successful operations.
     pub ops: u64,

@@ -37,6 +37,9 @@ struct Args {
     /// Client concurrency levels of the write load, comma separated.
     #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
     levels: Vec<usize>,
+    /// Rounds of the interleaved write comparison (median round is used for ratios).
+    #[arg(long, default_value_t = 2)]
+    rounds: usize,
     /// Seconds per write-load level.
     #[arg(long, default_value_t = 5.0)]
     duration: f64,
@@ -188,6 +191,7 @@ async fn run(args: &Args) -> Result<Report> {
         machine: procs::machine(),
         settings: Settings {
             levels: args.levels.clone(),
+            rounds: args.rounds.max(1),
             duration_s: args.duration,
             max_ops: args.max_ops,
             cold_runs: args.cold_runs,
@@ -201,8 +205,7 @@ async fn run(args: &Args) -> Result<Report> {
             etcd_bin: args.etcd_bin.display().to_string(),
         },
         loadavg_start: procs::loadavg(),
-        loadavg_after_skiff: None,
-        loadavg_after_etcd: None,
+        loadavg_after_writes: None,
         loadavg_end: None,
         value_bytes: 0,
         skiff: SkiffReport::default(),
@@ -211,39 +214,128 @@ async fn run(args: &Args) -> Result<Report> {
         targets: vec![],
         errors: vec![],
     };
-    // What etcd and SQLite store per write: the pod as skiff stored it, else the request body.
-    let mut value = skiff::pod_body("default", "c64-0");
+    let skiff_dir = tmp.path().join("skiff");
+    let etcd_dir = tmp.path().join("etcd");
+    let sqlite_dir = tmp.path().join("sqlite");
+    for d in [&skiff_dir, &etcd_dir, &sqlite_dir] {
+        mkdir(d)?;
+    }
+
+    // 1. skiff start-up: cold and warm, then the server that takes the load (idle RSS).
+    let mut server = None;
     if args.skip_skiff {
         report.errors.push("skiff: skipped (--skip-skiff)".into());
     } else {
-        eprintln!("skiff-bench: skiff phases ({})", skiff_bin.display());
-        let dir = tmp.path().join("skiff");
-        mkdir(&dir)?;
-        if let Some(v) = skiff_phases(args, &skiff_bin, &dir, limits, &mut report).await {
-            value = v;
+        eprintln!("skiff-bench: skiff start-up ({})", skiff_bin.display());
+        if start_phases(args, &skiff_bin, &skiff_dir, &mut report).await {
+            server = main_server(args, &skiff_bin, &skiff_dir, &mut report).await;
         }
-        // Free the disk between phases.
-        let _ = std::fs::remove_dir_all(&dir);
+    }
+    // What etcd and SQLite store per write: the pod as skiff stored it, else the request body.
+    let mut value = skiff::pod_body("default", "c64-0");
+    if let Some(sv) = &server {
+        match conn_get(&sv.target, "/api/v1/namespaces/default/pods/bench-probe").await {
+            Ok(b) => {
+                report.skiff.stored_pod_bytes = Some(b.len());
+                value = b;
+            }
+            Err(e) => report.errors.push(format!("skiff GET of the probe pod: {e}")),
+        }
     }
     report.value_bytes = value.len();
-    report.loadavg_after_skiff = procs::loadavg();
-    if args.skip_etcd {
+
+    // 2. The peer.
+    let etcd = if args.skip_etcd {
         report.errors.push("etcd: skipped (--skip-etcd)".into());
+        None
     } else {
-        eprintln!("skiff-bench: etcd phases ({})", args.etcd_bin.display());
-        let dir = tmp.path().join("etcd");
-        mkdir(&dir)?;
-        etcd_phases(args, &dir, limits, &value, &mut report).await;
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-    report.loadavg_after_etcd = procs::loadavg();
+        match etcd::start(&args.etcd_bin, &etcd_dir).await {
+            Ok(e) => {
+                report.etcd.version = Some(e.version.clone());
+                Some(e)
+            }
+            Err(e) => {
+                report.errors.push(format!("etcd: {e}"));
+                None
+            }
+        }
+    };
+
+    // 3. The floor, one fsync per insert.
+    let value_bytes = value.clone();
     if args.skip_sqlite {
         report.errors.push("sqlite: skipped (--skip-sqlite)".into());
     } else {
-        eprintln!("skiff-bench: sqlite phases");
-        let dir = tmp.path().join("sqlite");
-        mkdir(&dir)?;
-        sqlite_phases(args, &dir, limits, &value, &mut report).await;
+        eprintln!("skiff-bench: sqlite, one fsync per insert");
+        match sqlite::single(&sqlite_dir.join("single.db"), limits, value_bytes.clone()).await {
+            Ok(r) => report.sqlite.single = Some(r),
+            Err(e) => report.errors.push(format!("sqlite single inserts: {e}")),
+        }
+    }
+
+    // 4. The write comparison: every level on skiff, etcd and SQLite back to back, so the
+    //    three see the same neighbours on this shared machine.
+    let mut acked: Vec<String> = Vec::new();
+    for round in 0..report.settings.rounds {
+        for &c in &args.levels {
+            if let Some(sv) = server.as_mut() {
+                eprintln!("skiff-bench: round {}: skiff creates, {c} clients", round + 1);
+                let pid = sv.skiff.child.pid();
+                match skiff::create_load(&sv.target, round, c, limits, pid).await {
+                    Ok(mut r) => {
+                        r.round = round;
+                        acked.extend(r.ok_ids.iter().map(|&i| skiff::create_name(round, c, i)));
+                        report.skiff.creates.push(r);
+                    }
+                    Err(e) => report
+                        .errors
+                        .push(format!("skiff creates at {c} clients (round {}): {e}", round + 1)),
+                }
+                if let Err(e) = sv.skiff.child.check_alive() {
+                    report.errors.push(format!("skiff server died during the create load: {e}"));
+                    server = None;
+                }
+            }
+            if let Some(e) = &etcd {
+                eprintln!("skiff-bench: round {}: etcd puts, {c} clients", round + 1);
+                match etcd::put_load(e, round, c, limits, &value).await {
+                    Ok(mut r) => {
+                        r.round = round;
+                        report.etcd.puts.push(r);
+                    }
+                    Err(err) => report
+                        .errors
+                        .push(format!("etcd puts at {c} clients (round {}): {err}", round + 1)),
+                }
+            }
+            if !args.skip_sqlite {
+                eprintln!("skiff-bench: round {}: sqlite group commit, {c} clients", round + 1);
+                let db = sqlite_dir.join(format!("group-{round}-{c}.db"));
+                match sqlite::group(&db, c, limits, value_bytes.clone()).await {
+                    Ok(mut r) => {
+                        r.round = round;
+                        report.sqlite.group.push(r);
+                    }
+                    Err(e) => report.errors.push(format!(
+                        "sqlite group commit at {c} clients (round {}): {e}",
+                        round + 1
+                    )),
+                }
+                let _ = std::fs::remove_file(&db);
+            }
+        }
+    }
+    if let Some(e) = etcd {
+        report.etcd.rss_after_load_kib = procs::rss_kib(e.child.pid());
+        drop(e);
+    }
+    let _ = std::fs::remove_dir_all(&etcd_dir);
+    let _ = std::fs::remove_dir_all(&sqlite_dir);
+    report.loadavg_after_writes = procs::loadavg();
+
+    // 5. skiff reads, watch fan-out, and the crash check.
+    if let Some(sv) = server {
+        read_phases(args, &skiff_bin, &skiff_dir, sv, &acked, &mut report).await;
     }
     report.loadavg_end = procs::loadavg();
     report.evaluate();
@@ -258,36 +350,35 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// Runs every skiff phase; failures are recorded in `report.errors` and later phases that
-/// need a running server are skipped. Returns the stored pod bytes when one was read back.
-async fn skiff_phases(
-    args: &Args,
-    bin: &Path,
-    dir: &Path,
-    limits: Limits,
-    report: &mut Report,
-) -> Option<Bytes> {
-    let errors = &mut report.errors;
+/// The server under load and its admin client.
+struct Server {
+    skiff: skiff::Skiff,
+    target: http::Target,
+    data: PathBuf,
+}
+
+/// Cold starts (fresh data dir each) and warm restarts (the last data dir again). False when
+/// the server could not start at all.
+async fn start_phases(args: &Args, bin: &Path, dir: &Path, report: &mut Report) -> bool {
     let s = &mut report.skiff;
-    // Cold starts, fresh data dir each, then warm restarts of the last one.
     let mut kc = Vec::new();
     let mut cold = Vec::new();
     let mut last_dir = None;
     for r in 0..args.cold_runs {
         let d = dir.join(format!("cold-{r}"));
-        if let Err(e) = mkdir(&d) {
-            errors.push(format!("skiff cold start: {e}"));
-            return None;
-        }
-        match skiff::start(bin, &d, &dir.join(format!("cold-{r}.log"))).await {
+        let res = match mkdir(&d) {
+            Ok(()) => skiff::start(bin, &d, &dir.join(format!("cold-{r}.log"))).await,
+            Err(e) => Err(e),
+        };
+        match res {
             Ok(sk) => {
                 cold.push(sk.ready);
                 kc.push(sk.kubeconfig_written);
                 last_dir = Some(d);
             }
             Err(e) => {
-                errors.push(format!("skiff cold start: {e}"));
-                return None;
+                report.errors.push(format!("skiff cold start: {e}"));
+                return false;
             }
         }
     }
@@ -300,78 +391,84 @@ async fn skiff_phases(
             match skiff::start(bin, d, &dir.join(format!("warm-{r}.log"))).await {
                 Ok(sk) => warm.push(sk.ready),
                 Err(e) => {
-                    errors.push(format!("skiff warm restart: {e}"));
+                    report.errors.push(format!("skiff warm restart: {e}"));
                     break;
                 }
             }
         }
+        let _ = std::fs::remove_dir_all(d);
     }
     s.warm_restart_ms = warm.iter().map(|d| ms(*d)).collect();
     s.warm_restart_median_ms = stats::median_ms(&warm);
+    true
+}
 
-    // The server that takes the load.
+/// Starts the server that takes the load, reads its idle RSS and creates the probe pod.
+async fn main_server(args: &Args, bin: &Path, dir: &Path, report: &mut Report) -> Option<Server> {
     let data = dir.join("main");
-    if let Err(e) = mkdir(&data) {
-        errors.push(format!("skiff: {e}"));
-        return None;
-    }
-    let log = dir.join("main.log");
-    let mut server = match skiff::start(bin, &data, &log).await {
+    let started = match mkdir(&data) {
+        Ok(()) => skiff::start(bin, &data, &dir.join("main.log")).await,
+        Err(e) => Err(e),
+    };
+    let sk = match started {
         Ok(sk) => sk,
         Err(e) => {
-            errors.push(format!("skiff main server: {e}"));
+            report.errors.push(format!("skiff main server: {e}"));
             return None;
         }
     };
-    let pid = server.child.pid();
-    let target = match server.admin() {
+    let target = match sk.admin() {
         Ok(t) => t,
         Err(e) => {
-            errors.push(format!("skiff admin client: {e}"));
+            report.errors.push(format!("skiff admin client: {e}"));
             return None;
         }
     };
     tokio::time::sleep(Duration::from_secs_f64(args.idle.max(0.0))).await;
-    s.idle_rss_kib = procs::rss_kib(pid);
-
-    let mut acked: Vec<String> = Vec::new();
-    for &c in &args.levels {
-        eprintln!("skiff-bench: skiff creates, {c} clients");
-        match skiff::create_load(&target, c, limits, pid).await {
-            Ok(r) => {
-                acked.extend(r.ok_ids.iter().map(|&i| skiff::create_name(c, i)));
-                s.creates.push(r);
-            }
-            Err(e) => errors.push(format!("skiff creates at {c} clients: {e}")),
-        }
-        if let Err(e) = server.child.check_alive() {
-            errors.push(format!("skiff server died during the create load: {e}"));
-            return None;
-        }
+    report.skiff.idle_rss_kib = procs::rss_kib(sk.child.pid());
+    let probe = async {
+        let mut c = http::Conn::connect(&target).await?;
+        c.expect(
+            Method::POST,
+            "/api/v1/namespaces/default/pods",
+            Some(skiff::pod_body("default", "bench-probe")),
+            201,
+        )
+        .await
+    };
+    if let Err(e) = probe.await {
+        report.errors.push(format!("skiff probe pod create: {e}"));
+        return None;
     }
+    Some(Server {
+        skiff: sk,
+        target,
+        data,
+    })
+}
 
-    // GET one pod that exists (also the value for etcd and SQLite).
-    let mut stored = None;
-    if let Some(name) = acked.first() {
-        let path = format!("/api/v1/namespaces/default/pods/{name}");
-        match conn_get(&target, &path).await {
-            Ok(b) => {
-                s.stored_pod_bytes = Some(b.len());
-                stored = Some(b);
-            }
-            Err(e) => errors.push(format!("skiff GET {path}: {e}")),
-        }
-        let get_limits = Limits {
-            duration: Duration::from_secs(20),
-            max_ops: args.get_count,
-        };
-        eprintln!("skiff-bench: skiff GET");
-        match skiff::get_load(&target, &path, get_limits, pid).await {
-            Ok(r) => s.get = Some(r),
-            Err(e) => errors.push(format!("skiff GET latency: {e}")),
-        }
-    } else {
-        errors.push("skiff GET latency: not measured, no create succeeded".into());
+/// GET and LIST latency, watch fan-out, memory after the load, and kill -9 + restart.
+async fn read_phases(
+    args: &Args,
+    bin: &Path,
+    dir: &Path,
+    mut sv: Server,
+    acked: &[String],
+    report: &mut Report,
+) {
+    let errors = &mut report.errors;
+    let s = &mut report.skiff;
+    let pid = sv.skiff.child.pid();
+    let target = sv.target.clone();
+    let path = "/api/v1/namespaces/default/pods/bench-probe";
+    let get_limits = Limits {
+        duration: Duration::from_secs(20),
+        max_ops: args.get_count,
+    };
+    eprintln!("skiff-bench: skiff GET");
+    match skiff::get_load(&target, path, get_limits, pid).await {
+        Ok(r) => s.get = Some(r),
+        Err(e) => errors.push(format!("skiff GET latency: {e}")),
     }
 
     eprintln!("skiff-bench: skiff LIST");
@@ -395,70 +492,30 @@ async fn skiff_phases(
 
     // Crash and restart: every acknowledged create must still be there.
     eprintln!("skiff-bench: skiff kill -9 and restart");
-    server.child.kill();
-    match skiff::start(bin, &data, &dir.join("restart.log")).await {
+    sv.skiff.child.kill();
+    match skiff::start(bin, &sv.data, &dir.join("restart.log")).await {
         Ok(again) => {
             s.crash_restart_ms = Some(ms(again.ready));
-            match again.admin() {
-                Ok(t) => match skiff::all_pod_names(&t, "default").await {
-                    Ok(names) => {
-                        s.crash_restart_objects = Some(names.len());
-                        s.acked_creates = Some(acked.len() as u64);
-                        s.acked_missing_after_kill9 =
-                            Some(acked.iter().filter(|n| !names.contains(*n)).count() as u64);
-                    }
-                    Err(e) => errors.push(format!("skiff durability check: {e}")),
-                },
+            let names = match again.admin() {
+                Ok(t) => skiff::all_pod_names(&t, "default").await,
+                Err(e) => Err(e),
+            };
+            match names {
+                Ok(names) => {
+                    s.crash_restart_objects = Some(names.len());
+                    s.acked_creates = Some(acked.len() as u64);
+                    s.acked_missing_after_kill9 =
+                        Some(acked.iter().filter(|n| !names.contains(*n)).count() as u64);
+                }
                 Err(e) => errors.push(format!("skiff durability check: {e}")),
             }
         }
         Err(e) => errors.push(format!("skiff restart after kill -9: {e}")),
     }
-    s.data_dir_bytes = Some(procs::dir_size(&data));
-    stored
+    s.data_dir_bytes = Some(procs::dir_size(&sv.data));
 }
 
 async fn conn_get(target: &http::Target, path: &str) -> Result<Bytes> {
     let mut c = http::Conn::connect(target).await?;
     c.expect(Method::GET, path, None, 200).await
-}
-
-async fn etcd_phases(args: &Args, dir: &Path, limits: Limits, value: &[u8], report: &mut Report) {
-    let etcd = match etcd::start(&args.etcd_bin, dir).await {
-        Ok(e) => e,
-        Err(e) => {
-            report.errors.push(format!("etcd: {e}"));
-            return;
-        }
-    };
-    report.etcd.version = Some(etcd.version.clone());
-    for &c in &args.levels {
-        eprintln!("skiff-bench: etcd puts, {c} clients");
-        match etcd::put_load(&etcd, c, limits, value).await {
-            Ok(r) => report.etcd.puts.push(r),
-            Err(e) => report.errors.push(format!("etcd puts at {c} clients: {e}")),
-        }
-    }
-    report.etcd.rss_after_load_kib = procs::rss_kib(etcd.child.pid());
-}
-
-async fn sqlite_phases(
-    args: &Args,
-    dir: &Path,
-    limits: Limits,
-    value: &[u8],
-    report: &mut Report,
-) {
-    let value = Bytes::copy_from_slice(value);
-    match sqlite::single(&dir.join("single.db"), limits, value.clone()).await {
-        Ok(r) => report.sqlite.single = Some(r),
-        Err(e) => report.errors.push(format!("sqlite single inserts: {e}")),
-    }
-    for &c in &args.levels {
-        eprintln!("skiff-bench: sqlite group commit, {c} clients");
-        match sqlite::group(&dir.join(format!("group-{c}.db")), c, limits, value.clone()).await {
-            Ok(r) => report.sqlite.group.push(r),
-            Err(e) => report.errors.push(format!("sqlite group commit at {c} clients: {e}")),
-        }
-    }
 }

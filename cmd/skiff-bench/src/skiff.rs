@@ -131,19 +131,21 @@ pub async fn create_namespace(conn: &mut Conn, name: &str) -> Result<()> {
         .map(|_| ())
 }
 
-/// The name of the pod created as operation `i` of a create phase with `clients` clients.
-pub fn create_name(clients: usize, i: u64) -> String {
-    format!("c{clients}-{i}")
+/// The name of the pod created as operation `i` of round `round` with `clients` clients.
+pub fn create_name(round: usize, clients: usize, i: u64) -> String {
+    format!("r{round}-c{clients}-{i}")
 }
 
 /// Closed-loop pod creates in `default` with unique names.
 pub async fn create_load(
     target: &Target,
+    round: usize,
     clients: usize,
     limits: Limits,
     pid: u32,
 ) -> Result<LoadResult> {
-    create_load_in(target, "default", clients, limits, pid, create_name).await
+    let name = move |i| create_name(round, clients, i);
+    create_load_in(target, "default", clients, limits, pid, name).await
 }
 
 async fn create_load_in(
@@ -152,17 +154,12 @@ async fn create_load_in(
     clients: usize,
     limits: Limits,
     pid: u32,
-    name: fn(usize, u64) -> String,
+    name: impl Fn(u64) -> String + Send + Sync + 'static,
 ) -> Result<LoadResult> {
     let path = format!("/api/v1/namespaces/{ns}/pods");
     let ns = ns.to_string();
-    let make: MakeRequest = Arc::new(move |i| {
-        (
-            Method::POST,
-            path.clone(),
-            Some(pod_body(&ns, &name(clients, i))),
-        )
-    });
+    let make: MakeRequest =
+        Arc::new(move |i| (Method::POST, path.clone(), Some(pod_body(&ns, &name(i)))));
     http_load(target, clients, limits, 201, make, Some(pid)).await
 }
 
@@ -194,7 +191,7 @@ pub async fn list_phase(
         duration: Duration::from_secs(120),
         max_ops: pods,
     };
-    let r = create_load_in(target, "bench-list", 16, fill, pid, |_, i| format!("l-{i}")).await?;
+    let r = create_load_in(target, "bench-list", 16, fill, pid, |i| format!("l-{i}")).await?;
     if r.ops != pods {
         return Err(BenchError::Phase(format!(
             "filling bench-list created {} of {pods} pods ({} errors, first: {})",
@@ -467,7 +464,8 @@ mod tests {
 
     #[test]
     fn create_names_are_unique_per_level() {
-        assert_ne!(create_name(1, 5), create_name(16, 5));
-        assert_eq!(create_name(64, 0), "c64-0");
+        assert_ne!(create_name(0, 1, 5), create_name(0, 16, 5));
+        assert_ne!(create_name(0, 1, 5), create_name(1, 1, 5));
+        assert_eq!(create_name(1, 64, 0), "r1-c64-0");
     }
 }
