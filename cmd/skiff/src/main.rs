@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Parser, Debug)]
-#[command(name = "skiff", version, about = "A lightweight Kubernetes distribution in one binary")]
+#[command(
+    name = "skiff",
+    version,
+    about = "A lightweight Kubernetes distribution in one binary"
+)]
 struct Cli {
     /// Log filter (tracing EnvFilter syntax), e.g. info or skiff_apiserver=debug.
     #[arg(long, global = true, env = "SKIFF_LOG", default_value = "info")]
@@ -34,7 +38,12 @@ struct TokenArgs {
 #[derive(Args, Debug)]
 struct ServerArgs {
     /// Config file with the same keys as the flags (YAML).
-    #[arg(short = 'c', long, env = "SKIFF_CONFIG_FILE", default_value = "/etc/skiff/config.yaml")]
+    #[arg(
+        short = 'c',
+        long,
+        env = "SKIFF_CONFIG_FILE",
+        default_value = "/etc/skiff/config.yaml"
+    )]
     config: PathBuf,
     /// Data directory (default /var/lib/skiff as root, ~/.skiff otherwise).
     #[arg(short = 'd', long)]
@@ -137,12 +146,14 @@ fn merge_config_file(args: &mut ServerArgs) -> Result<()> {
     };
     let v: serde_yaml::Value = serde_yaml::from_str(&text)
         .with_context(|| format!("config file {} is not valid YAML", args.config.display()))?;
-    let get = |k: &str| v.get(k).and_then(|x| match x {
-        serde_yaml::Value::String(s) => Some(s.clone()),
-        serde_yaml::Value::Number(n) => Some(n.to_string()),
-        serde_yaml::Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    });
+    let get = |k: &str| {
+        v.get(k).and_then(|x| match x {
+            serde_yaml::Value::String(s) => Some(s.clone()),
+            serde_yaml::Value::Number(n) => Some(n.to_string()),
+            serde_yaml::Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        })
+    };
     if args.data_dir.is_none() {
         args.data_dir = get("data-dir").map(PathBuf::from);
     }
@@ -154,7 +165,9 @@ fn merge_config_file(args: &mut ServerArgs) -> Result<()> {
     }
     if let Some(p) = get("https-listen-port") {
         if args.https_listen_port == 6443 {
-            args.https_listen_port = p.parse().context("config https-listen-port must be a port number")?;
+            args.https_listen_port = p
+                .parse()
+                .context("config https-listen-port must be a port number")?;
         }
     }
     if get("disable-agent").as_deref() == Some("true") {
@@ -175,9 +188,19 @@ async fn run_server(mut args: ServerArgs) -> Result<()> {
         .service_node_port_range
         .split_once('-')
         .and_then(|(a, b)| Some((a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?)))
-        .with_context(|| format!("invalid --service-node-port-range {:?}: use LOW-HIGH, e.g. 30000-32767", args.service_node_port_range))?;
+        .with_context(|| {
+            format!(
+                "invalid --service-node-port-range {:?}: use LOW-HIGH, e.g. 30000-32767",
+                args.service_node_port_range
+            )
+        })?;
     let mode = u32::from_str_radix(args.write_kubeconfig_mode.trim_start_matches("0o"), 8)
-        .with_context(|| format!("invalid --write-kubeconfig-mode {:?}: use an octal mode like 0600", args.write_kubeconfig_mode))?;
+        .with_context(|| {
+            format!(
+                "invalid --write-kubeconfig-mode {:?}: use an octal mode like 0600",
+                args.write_kubeconfig_mode
+            )
+        })?;
     let token = match (&args.token, &args.token_file) {
         (Some(t), _) => Some(t.clone()),
         (None, Some(f)) => Some(
@@ -221,7 +244,14 @@ async fn run_server(mut args: ServerArgs) -> Result<()> {
     };
     let url = format!("https://{host}:{}", server.local_addr.port());
     let pki = &server.state.pki;
-    skiff_pki::write_kubeconfig(&kubeconfig, mode, &url, pki.server_ca_pem(), pki.admin_cert_pem(), pki.admin_key_pem())?;
+    skiff_pki::write_kubeconfig(
+        &kubeconfig,
+        mode,
+        &url,
+        pki.server_ca_pem(),
+        pki.admin_cert_pem(),
+        pki.admin_key_pem(),
+    )?;
     tracing::info!(
         url = %url,
         kubeconfig = %kubeconfig.display(),
@@ -254,7 +284,10 @@ async fn wait_for_shutdown() {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&cli.log)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
         .with_writer(std::io::stderr)
         .init();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -266,8 +299,12 @@ fn main() -> Result<()> {
         Command::Token(t) => {
             let dir = t.data_dir.unwrap_or_else(default_data_dir);
             let p = dir.join("server").join("token");
-            let tok = std::fs::read_to_string(&p)
-                .with_context(|| format!("cannot read {}: is a server using this data dir?", p.display()))?;
+            let tok = std::fs::read_to_string(&p).with_context(|| {
+                format!(
+                    "cannot read {}: is a server using this data dir?",
+                    p.display()
+                )
+            })?;
             println!("{}", tok.trim());
             Ok(())
         }

@@ -56,9 +56,7 @@ pub fn strict_fields(res: &ResourceInfo, obj: &Value, opts: &WriteOpts) -> ApiRe
         .join(", ");
     Err(ApiError::bad_request(format!(
         "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {list}",
-        res.kind,
-        res.version,
-        res.kind
+        res.kind, res.version, res.kind
     )))
 }
 
@@ -85,7 +83,12 @@ pub async fn mutate_create(st: &AppState, res: &ResourceInfo, obj: &mut Value) -
 }
 
 /// Mutations on update.
-pub async fn mutate_update(_st: &AppState, res: &ResourceInfo, old: &Value, new: &mut Value) -> ApiResult<()> {
+pub async fn mutate_update(
+    _st: &AppState,
+    res: &ResourceInfo,
+    old: &Value,
+    new: &mut Value,
+) -> ApiResult<()> {
     if is(res, "", "Namespace") {
         // The phase follows deletion, the name label is kept.
         if let Some(p) = old.pointer("/status/phase") {
@@ -112,7 +115,11 @@ fn mutate_pod(st: &AppState, obj: &mut Value) {
         .get("serviceAccountName")
         .and_then(|s| s.as_str())
         .filter(|s| !s.is_empty())
-        .or_else(|| spec.get("serviceAccount").and_then(|s| s.as_str()).filter(|s| !s.is_empty()))
+        .or_else(|| {
+            spec.get("serviceAccount")
+                .and_then(|s| s.as_str())
+                .filter(|s| !s.is_empty())
+        })
         .unwrap_or("default")
         .to_string();
     spec.insert("serviceAccountName".into(), Value::String(sa.clone()));
@@ -120,13 +127,22 @@ fn mutate_pod(st: &AppState, obj: &mut Value) {
     let tolerations = spec.entry("tolerations").or_insert_with(|| json!([]));
     if let Some(list) = tolerations.as_array_mut() {
         for (key, secs) in [
-            ("node.kubernetes.io/not-ready", st.cfg.default_not_ready_toleration_seconds),
-            ("node.kubernetes.io/unreachable", st.cfg.default_unreachable_toleration_seconds),
+            (
+                "node.kubernetes.io/not-ready",
+                st.cfg.default_not_ready_toleration_seconds,
+            ),
+            (
+                "node.kubernetes.io/unreachable",
+                st.cfg.default_unreachable_toleration_seconds,
+            ),
         ] {
             let present = list.iter().any(|t| {
                 let k = t.get("key").and_then(|k| k.as_str());
                 let e = t.get("effect").and_then(|e| e.as_str()).unwrap_or("");
-                let op = t.get("operator").and_then(|o| o.as_str()).unwrap_or("Equal");
+                let op = t
+                    .get("operator")
+                    .and_then(|o| o.as_str())
+                    .unwrap_or("Equal");
                 (k == Some(key) && (e.is_empty() || e == "NoExecute"))
                     || (k.is_none() && op == "Exists" && (e.is_empty() || e == "NoExecute"))
             });
@@ -157,7 +173,10 @@ fn svc_ports(obj: &Value) -> Vec<u16> {
             }
         }
     }
-    if let Some(h) = obj.pointer("/spec/healthCheckNodePort").and_then(|n| n.as_u64()) {
+    if let Some(h) = obj
+        .pointer("/spec/healthCheckNodePort")
+        .and_then(|n| n.as_u64())
+    {
         if h > 0 && h <= u16::MAX as u64 {
             out.push(h as u16);
         }
@@ -171,7 +190,11 @@ fn svc_ips(obj: &Value) -> Vec<Ipv4Addr> {
         .and_then(|c| c.as_array())
         .map(|a| a.iter().filter_map(|x| x.as_str()?.parse().ok()).collect())
         .unwrap_or_default();
-    if let Some(ip) = obj.pointer("/spec/clusterIP").and_then(|c| c.as_str()).and_then(|s| s.parse().ok()) {
+    if let Some(ip) = obj
+        .pointer("/spec/clusterIP")
+        .and_then(|c| c.as_str())
+        .and_then(|s| s.parse().ok())
+    {
         if !out.contains(&ip) {
             out.push(ip);
         }
@@ -180,7 +203,12 @@ fn svc_ips(obj: &Value) -> Vec<Ipv4Addr> {
 }
 
 /// Allocates cluster IPs and node ports for a Service being created or updated.
-pub fn allocate(st: &AppState, res: &ResourceInfo, old: Option<&Value>, obj: &mut Value) -> ApiResult<Allocated> {
+pub fn allocate(
+    st: &AppState,
+    res: &ResourceInfo,
+    old: Option<&Value>,
+    obj: &mut Value,
+) -> ApiResult<Allocated> {
     let mut got = Allocated::default();
     if !is(res, "", "Service") {
         return Ok(got);
@@ -192,7 +220,10 @@ pub fn allocate(st: &AppState, res: &ResourceInfo, old: Option<&Value>, obj: &mu
             Value::String(s) => format!("{s:?}"),
             Value::Array(a) => format!(
                 "[]string{{{}}}",
-                a.iter().map(|x| format!("{}", x)).collect::<Vec<_>>().join(", ")
+                a.iter()
+                    .map(|x| format!("{}", x))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             other => other.to_string(),
         };
@@ -203,11 +234,19 @@ pub fn allocate(st: &AppState, res: &ResourceInfo, old: Option<&Value>, obj: &mu
         };
         invalid(res, &svc_name, &[cause])
     };
-    let typ = obj.pointer("/spec/type").and_then(|t| t.as_str()).unwrap_or("ClusterIP").to_string();
+    let typ = obj
+        .pointer("/spec/type")
+        .and_then(|t| t.as_str())
+        .unwrap_or("ClusterIP")
+        .to_string();
     // --- cluster IP
     if typ != "ExternalName" {
         let old_ips = old.map(svc_ips).unwrap_or_default();
-        let requested = obj.pointer("/spec/clusterIP").and_then(|c| c.as_str()).unwrap_or("").to_string();
+        let requested = obj
+            .pointer("/spec/clusterIP")
+            .and_then(|c| c.as_str())
+            .unwrap_or("")
+            .to_string();
         if requested == "None" {
             obj["spec"]["clusterIPs"] = json!(["None"]);
         } else if requested.is_empty() {
@@ -216,7 +255,12 @@ pub fn allocate(st: &AppState, res: &ResourceInfo, old: Option<&Value>, obj: &mu
                 obj["spec"]["clusterIPs"] = json!([ip.to_string()]);
             } else {
                 let ip = st.ips.lock().allocate_next().ok_or_else(|| {
-                    fail(&got, "spec.clusterIPs".into(), json!([]), "failed to allocate a serviceIP: range is full".into())
+                    fail(
+                        &got,
+                        "spec.clusterIPs".into(),
+                        json!([]),
+                        "failed to allocate a serviceIP: range is full".into(),
+                    )
                 })?;
                 got.ips.push(ip);
                 obj["spec"]["clusterIP"] = json!(ip.to_string());
@@ -226,7 +270,12 @@ pub fn allocate(st: &AppState, res: &ResourceInfo, old: Option<&Value>, obj: &mu
             let ip: Ipv4Addr = match requested.parse() {
                 Ok(ip) => ip,
                 Err(_) => {
-                    return Err(fail(&got, "spec.clusterIPs[0]".into(), json!(requested), "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)".into()))
+                    return Err(fail(
+                        &got,
+                        "spec.clusterIPs[0]".into(),
+                        json!(requested),
+                        "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)".into(),
+                    ))
                 }
             };
             if !old_ips.contains(&ip) {
@@ -249,32 +298,53 @@ pub fn allocate(st: &AppState, res: &ResourceInfo, old: Option<&Value>, obj: &mu
     // --- node ports
     let wants_node_ports = typ == "NodePort"
         || (typ == "LoadBalancer"
-            && obj.pointer("/spec/allocateLoadBalancerNodePorts").and_then(|a| a.as_bool()) != Some(false));
+            && obj
+                .pointer("/spec/allocateLoadBalancerNodePorts")
+                .and_then(|a| a.as_bool())
+                != Some(false));
     let old_ports: Vec<Value> = old
         .and_then(|o| o.pointer("/spec/ports"))
         .and_then(|p| p.as_array())
         .cloned()
         .unwrap_or_default();
     let old_node_ports = old.map(svc_ports).unwrap_or_default();
-    if let Some(ports) = obj.pointer_mut("/spec/ports").and_then(|p| p.as_array_mut()) {
+    if let Some(ports) = obj
+        .pointer_mut("/spec/ports")
+        .and_then(|p| p.as_array_mut())
+    {
         let mut chosen: Vec<Option<u16>> = vec![];
         for (i, p) in ports.iter().enumerate() {
             let np = p.get("nodePort").and_then(|n| n.as_i64()).unwrap_or(0);
             if !wants_node_ports {
                 if np != 0 && typ == "ClusterIP" && old.is_none() {
-                    return Err(fail(&got, format!("spec.ports[{i}].nodePort"), json!(np), "may not be used when `type` is 'ClusterIP'".into()));
+                    return Err(fail(
+                        &got,
+                        format!("spec.ports[{i}].nodePort"),
+                        json!(np),
+                        "may not be used when `type` is 'ClusterIP'".into(),
+                    ));
                 }
                 chosen.push(None);
                 continue;
             }
             if np != 0 {
                 if !(1..=65535).contains(&np) {
-                    return Err(fail(&got, format!("spec.ports[{i}].nodePort"), json!(np), "must be between 1 and 65535, inclusive".into()));
+                    return Err(fail(
+                        &got,
+                        format!("spec.ports[{i}].nodePort"),
+                        json!(np),
+                        "must be between 1 and 65535, inclusive".into(),
+                    ));
                 }
                 let np = np as u16;
                 if !old_node_ports.contains(&np) {
                     if let Err(e) = st.ports.lock().allocate(np) {
-                        return Err(fail(&got, format!("spec.ports[{i}].nodePort"), json!(np), e));
+                        return Err(fail(
+                            &got,
+                            format!("spec.ports[{i}].nodePort"),
+                            json!(np),
+                            e,
+                        ));
                     }
                     got.ports.push(np);
                 }
@@ -287,7 +357,10 @@ pub fn allocate(st: &AppState, res: &ResourceInfo, old: Option<&Value>, obj: &mu
                     let same = op.get("port") == port
                         && op.get("protocol").and_then(|x| x.as_str()).unwrap_or("TCP") == proto;
                     if same {
-                        op.get("nodePort").and_then(|n| n.as_u64()).filter(|n| *n > 0).map(|n| n as u16)
+                        op.get("nodePort")
+                            .and_then(|n| n.as_u64())
+                            .filter(|n| *n > 0)
+                            .map(|n| n as u16)
                     } else {
                         None
                     }
@@ -302,7 +375,12 @@ pub fn allocate(st: &AppState, res: &ResourceInfo, old: Option<&Value>, obj: &mu
                                 n
                             }
                             None => {
-                                return Err(fail(&got, format!("spec.ports[{i}].nodePort"), json!(0), "failed to allocate a nodePort: range is full".into()))
+                                return Err(fail(
+                                    &got,
+                                    format!("spec.ports[{i}].nodePort"),
+                                    json!(0),
+                                    "failed to allocate a nodePort: range is full".into(),
+                                ))
                             }
                         }
                     }
@@ -347,7 +425,14 @@ pub fn release_object(st: &AppState, res: &ResourceInfo, old: &Value) {
     if !is(res, "", "Service") {
         return;
     }
-    release(st, res, &Allocated { ips: svc_ips(old), ports: svc_ports(old) });
+    release(
+        st,
+        res,
+        &Allocated {
+            ips: svc_ips(old),
+            ports: svc_ports(old),
+        },
+    );
 }
 
 /// Frees what an updated Service no longer holds.
@@ -360,8 +445,14 @@ pub fn release_replaced(st: &AppState, res: &ResourceInfo, old: &Value, new: &Va
         st,
         res,
         &Allocated {
-            ips: svc_ips(old).into_iter().filter(|i| !ni.contains(i)).collect(),
-            ports: svc_ports(old).into_iter().filter(|p| !np.contains(p)).collect(),
+            ips: svc_ips(old)
+                .into_iter()
+                .filter(|i| !ni.contains(i))
+                .collect(),
+            ports: svc_ports(old)
+                .into_iter()
+                .filter(|p| !np.contains(p))
+                .collect(),
         },
     );
 }

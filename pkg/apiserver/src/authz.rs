@@ -85,7 +85,11 @@ pub fn authorize(st: &AppState, user: &UserInfo, attrs: &Attributes) -> ApiResul
         return Ok(());
     }
     let p = st.policy.read();
-    let ns = if attrs.namespace.is_empty() { None } else { Some(attrs.namespace.as_str()) };
+    let ns = if attrs.namespace.is_empty() {
+        None
+    } else {
+        Some(attrs.namespace.as_str())
+    };
     let cluster_roles = p.of("clusterroles", None);
     let cluster_role_bindings = p.of("clusterrolebindings", None);
     let (roles, role_bindings) = match ns {
@@ -114,12 +118,20 @@ pub fn authorize(st: &AppState, user: &UserInfo, attrs: &Attributes) -> ApiResul
 }
 
 /// Who sent a request, from the TLS client certificate or the Authorization header.
-pub fn authenticate(st: &AppState, peer_cert: Option<&[u8]>, authorization: Option<&str>) -> Option<UserInfo> {
+pub fn authenticate(
+    st: &AppState,
+    peer_cert: Option<&[u8]>,
+    authorization: Option<&str>,
+) -> Option<UserInfo> {
     if let Some(der) = peer_cert {
         if let Ok((cn, orgs)) = skiff_pki::client_cert_identity(der) {
             let mut groups = orgs;
             groups.push("system:authenticated".into());
-            return Some(UserInfo { name: cn, uid: String::new(), groups });
+            return Some(UserInfo {
+                name: cn,
+                uid: String::new(),
+                groups,
+            });
         }
     }
     let auth = authorization?.trim();
@@ -128,7 +140,9 @@ pub fn authenticate(st: &AppState, peer_cert: Option<&[u8]>, authorization: Opti
     }
     if let Some(basic) = auth.strip_prefix("Basic ").map(str::trim) {
         use base64::Engine;
-        let raw = base64::engine::general_purpose::STANDARD.decode(basic).ok()?;
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(basic)
+            .ok()?;
         let s = String::from_utf8(raw).ok()?;
         let (_user, pass) = s.split_once(':')?;
         if constant_time_eq(pass.as_bytes(), st.token_password.as_bytes()) {
@@ -183,7 +197,14 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 pub fn is_public(path: &str) -> bool {
     matches!(
         path,
-        "/healthz" | "/livez" | "/readyz" | "/version" | "/cacerts" | "/ping" | "/v1-skiff/cacerts" | "/v1-skiff/ping"
+        "/healthz"
+            | "/livez"
+            | "/readyz"
+            | "/version"
+            | "/cacerts"
+            | "/ping"
+            | "/v1-skiff/cacerts"
+            | "/v1-skiff/ping"
     ) || path.starts_with("/healthz/")
         || path.starts_with("/livez/")
         || path.starts_with("/readyz/")

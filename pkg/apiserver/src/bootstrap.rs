@@ -20,7 +20,13 @@ fn system_opts() -> WriteOpts {
     }
 }
 
-async fn ensure(st: &Arc<AppState>, plural: &str, group: &str, ns: Option<&str>, obj: Value) -> ApiResult<()> {
+async fn ensure(
+    st: &Arc<AppState>,
+    plural: &str,
+    group: &str,
+    ns: Option<&str>,
+    obj: Value,
+) -> ApiResult<()> {
     let res = registry::RESOURCES
         .iter()
         .find(|r| r.group == group && r.plural == plural)
@@ -28,11 +34,13 @@ async fn ensure(st: &Arc<AppState>, plural: &str, group: &str, ns: Option<&str>,
     let n = crate::objects::name(&obj).to_string();
     match rest::get_object(st, res, ns, &n).await {
         Ok(_) => Ok(()),
-        Err(e) if e.code == 404 => match rest::create_object(st, res, ns, obj, &system_opts()).await {
-            Ok(_) => Ok(()),
-            Err(e) if e.code == 409 => Ok(()),
-            Err(e) => Err(e),
-        },
+        Err(e) if e.code == 404 => {
+            match rest::create_object(st, res, ns, obj, &system_opts()).await {
+                Ok(_) => Ok(()),
+                Err(e) if e.code == 409 => Ok(()),
+                Err(e) => Err(e),
+            }
+        }
         Err(e) => Err(e),
     }
 }
@@ -41,13 +49,27 @@ async fn ensure(st: &Arc<AppState>, plural: &str, group: &str, ns: Option<&str>,
 pub async fn run(st: &Arc<AppState>) -> ApiResult<()> {
     rebuild_allocations(st).await?;
     for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-        ensure(st, "namespaces", "", None, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})).await?;
+        ensure(
+            st,
+            "namespaces",
+            "",
+            None,
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+        )
+        .await?;
     }
     for role in skiff_api::rbac::bootstrap_cluster_roles() {
         ensure(st, "clusterroles", "rbac.authorization.k8s.io", None, role).await?;
     }
     for b in skiff_api::rbac::bootstrap_cluster_role_bindings() {
-        ensure(st, "clusterrolebindings", "rbac.authorization.k8s.io", None, b).await?;
+        ensure(
+            st,
+            "clusterrolebindings",
+            "rbac.authorization.k8s.io",
+            None,
+            b,
+        )
+        .await?;
     }
     let first_ip = st.ips.lock().nth(1).to_string();
     ensure(
@@ -130,15 +152,23 @@ pub async fn sweep_events(st: Arc<AppState>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
     loop {
         tick.tick().await;
-        let Some(res) = registry::find("", "v1", "events") else { return };
-        let Ok(list) = st.store.list(&res.key_prefix(), Default::default()).await else { continue };
+        let Some(res) = registry::find("", "v1", "events") else {
+            return;
+        };
+        let Ok(list) = st.store.list(&res.key_prefix(), Default::default()).await else {
+            continue;
+        };
         let cutoff = chrono::Utc::now() - ttl;
         for kv in &list.kvs {
             let Ok(v) = from_kv(kv) else { continue };
-            let stamp = ["/lastTimestamp", "/eventTime", "/metadata/creationTimestamp"]
-                .iter()
-                .find_map(|p| v.pointer(p).and_then(|t| t.as_str()))
-                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+            let stamp = [
+                "/lastTimestamp",
+                "/eventTime",
+                "/metadata/creationTimestamp",
+            ]
+            .iter()
+            .find_map(|p| v.pointer(p).and_then(|t| t.as_str()))
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
             if let Some(t) = stamp {
                 if t < cutoff {
                     let _ = st.store.delete(&kv.key, kv.mod_revision).await;

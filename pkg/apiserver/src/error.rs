@@ -82,15 +82,22 @@ impl ApiError {
 
     /// A plain 404 for a path that names no resource.
     pub fn path_not_found() -> Self {
-        Self::new(404, "NotFound", "the server could not find the requested resource")
-            .with_details(json!({}))
+        Self::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
+        .with_details(json!({}))
     }
 
     pub fn already_exists(group: &str, plural: &str, name: &str) -> Self {
         let gr = qualified(group, plural);
-        Self::new(409, "AlreadyExists", format!("{gr} \"{name}\" already exists")).with_details(
-            json!({"name": name, "group": group, "kind": plural}),
+        Self::new(
+            409,
+            "AlreadyExists",
+            format!("{gr} \"{name}\" already exists"),
         )
+        .with_details(json!({"name": name, "group": group, "kind": plural}))
     }
 
     pub fn conflict(group: &str, plural: &str, name: &str, why: &str) -> Self {
@@ -161,9 +168,9 @@ impl From<skiff_store::StoreError> for ApiError {
     fn from(e: skiff_store::StoreError) -> Self {
         use skiff_store::StoreError as S;
         match e {
-            S::Compacted { .. } => ApiError::gone(
-                "The resourceVersion for the provided list is too old.",
-            ),
+            S::Compacted { .. } => {
+                ApiError::gone("The resourceVersion for the provided list is too old.")
+            }
             other => ApiError::internal(format!("storage error: {other}")),
         }
     }

@@ -59,7 +59,11 @@ async fn handle_inner(st: Arc<AppState>, req: Request<Body>) -> ApiResult<Respon
     let q = Query::parse(parts.uri.query());
     let headers = parts.headers;
     let method = parts.method;
-    let peer = parts.extensions.get::<PeerCert>().cloned().unwrap_or_default();
+    let peer = parts
+        .extensions
+        .get::<PeerCert>()
+        .cloned()
+        .unwrap_or_default();
     let auth_header = headers.get("authorization").and_then(|h| h.to_str().ok());
     let user = authz::authenticate(&st, peer.0.as_deref().map(|v| v.as_slice()), auth_header);
 
@@ -89,10 +93,14 @@ async fn read_body(body: Body) -> ApiResult<Bytes> {
     match limited.collect().await {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 Err(ApiError::too_large())
             } else {
-                Err(ApiError::bad_request(format!("reading the request body failed: {e}")))
+                Err(ApiError::bad_request(format!(
+                    "reading the request body failed: {e}"
+                )))
             }
         }
     }
@@ -132,12 +140,29 @@ fn attributes(method: &Method, path: &str, q: &Query, target: Option<&Target>) -
         ("PATCH", _) => "patch",
         ("DELETE", false) => "deletecollection",
         ("DELETE", true) => "delete",
-        (m, _) => return Attributes { verb: m.to_ascii_lowercase(), resource_request: true, api_group: t.res.group.into(), resource: t.res.plural.into(), subresource: String::new(), name: String::new(), namespace: String::new(), path: path.into() },
+        (m, _) => {
+            return Attributes {
+                verb: m.to_ascii_lowercase(),
+                resource_request: true,
+                api_group: t.res.group.into(),
+                resource: t.res.plural.into(),
+                subresource: String::new(),
+                name: String::new(),
+                namespace: String::new(),
+                path: path.into(),
+            }
+        }
     };
     let (namespace, name) = if t.res.kind == "Namespace" && t.res.group.is_empty() {
-        (t.name.clone().unwrap_or_default(), t.name.clone().unwrap_or_default())
+        (
+            t.name.clone().unwrap_or_default(),
+            t.name.clone().unwrap_or_default(),
+        )
     } else {
-        (t.namespace.clone().unwrap_or_default(), t.name.clone().unwrap_or_default())
+        (
+            t.namespace.clone().unwrap_or_default(),
+            t.name.clone().unwrap_or_default(),
+        )
     };
     Attributes {
         verb: verb.to_string(),
@@ -177,14 +202,25 @@ fn public(st: &AppState, path: &str, q: &Query) -> ApiResult<Response> {
             if q.map.contains_key("verbose") {
                 let mut s = String::new();
                 s.push_str("[+]ping ok\n[+]log ok\n");
-                s.push_str(if ready { "[+]etcd ok\n" } else { "[-]etcd failed: reason withheld\n" });
-                s.push_str(&format!("{} check {}\n", base, if ok { "passed" } else { "failed" }));
+                s.push_str(if ready {
+                    "[+]etcd ok\n"
+                } else {
+                    "[-]etcd failed: reason withheld\n"
+                });
+                s.push_str(&format!(
+                    "{} check {}\n",
+                    base,
+                    if ok { "passed" } else { "failed" }
+                ));
                 return Ok(text(if ok { 200 } else { 500 }, &s));
             }
             if ok {
                 Ok(text(200, "ok"))
             } else {
-                Ok(text(500, "[-]etcd failed: reason withheld\nreadyz check failed"))
+                Ok(text(
+                    500,
+                    "[-]etcd failed: reason withheld\nreadyz check failed",
+                ))
             }
         }
     }
@@ -197,7 +233,10 @@ fn aggregated_wanted(headers: &HeaderMap) -> bool {
         .map(|a| {
             a.split(',').any(|p| {
                 let p = p.replace(' ', "");
-                p.contains("g=apidiscovery.k8s.io") && p.contains("v=v2") && !p.contains("v=v2beta1") && p.contains("as=APIGroupDiscoveryList")
+                p.contains("g=apidiscovery.k8s.io")
+                    && p.contains("v=v2")
+                    && !p.contains("v=v2beta1")
+                    && p.contains("as=APIGroupDiscoveryList")
             })
         })
         .unwrap_or(false)
@@ -207,13 +246,23 @@ fn aggregated_response(v: &Value) -> Response {
     let body = serde_json::to_vec(v).unwrap_or_default();
     Response::builder()
         .status(200)
-        .header("content-type", skiff_api::discovery::AGGREGATED_V2_CONTENT_TYPE)
+        .header(
+            "content-type",
+            skiff_api::discovery::AGGREGATED_V2_CONTENT_TYPE,
+        )
         .header("vary", "Accept")
         .body(Body::from(body))
         .unwrap_or_else(|_| ApiError::internal("response build failed").into_response())
 }
 
-fn non_resource(st: &AppState, method: &Method, path: &str, q: &Query, headers: &HeaderMap, _user: &UserInfo) -> ApiResult<Response> {
+fn non_resource(
+    st: &AppState,
+    method: &Method,
+    path: &str,
+    q: &Query,
+    headers: &HeaderMap,
+    _user: &UserInfo,
+) -> ApiResult<Response> {
     if method != Method::GET {
         return Err(ApiError::method_not_allowed());
     }
@@ -223,8 +272,18 @@ fn non_resource(st: &AppState, method: &Method, path: &str, q: &Query, headers: 
             if aggregated_wanted(headers) {
                 return Ok(aggregated_response(&skiff_api::discovery::aggregated_core()));
             }
-            let addr = format!("{}:{}", st.cfg.advertise_address.map(|a| a.to_string()).unwrap_or_else(|| "127.0.0.1".into()), st.cfg.port);
-            Ok(json_response(200, &skiff_api::discovery::api_versions(&addr)))
+            let addr = format!(
+                "{}:{}",
+                st.cfg
+                    .advertise_address
+                    .map(|a| a.to_string())
+                    .unwrap_or_else(|| "127.0.0.1".into()),
+                st.cfg.port
+            );
+            Ok(json_response(
+                200,
+                &skiff_api::discovery::api_versions(&addr),
+            ))
         }
         "/apis" => {
             if aggregated_wanted(headers) {
@@ -237,11 +296,15 @@ fn non_resource(st: &AppState, method: &Method, path: &str, q: &Query, headers: 
             .ok_or_else(ApiError::path_not_found),
         "/openapi/v3" => Ok(json_response(200, &crate::openapi::index())),
         "/openapi/v2" => {
-            let accept = headers.get("accept").and_then(|a| a.to_str().ok()).unwrap_or("");
-            let json_ok = accept.is_empty() || accept.split(',').any(|p| {
-                let m = p.split(';').next().unwrap_or("").trim();
-                m == "application/json" || m == "*/*" || m == "application/*"
-            });
+            let accept = headers
+                .get("accept")
+                .and_then(|a| a.to_str().ok())
+                .unwrap_or("");
+            let json_ok = accept.is_empty()
+                || accept.split(',').any(|p| {
+                    let m = p.split(';').next().unwrap_or("").trim();
+                    m == "application/json" || m == "*/*" || m == "application/*"
+                });
             if !json_ok {
                 return Err(ApiError::not_acceptable(
                     "only application/json is served for /openapi/v2: use /openapi/v3 or ask for JSON",
@@ -256,7 +319,11 @@ fn non_resource(st: &AppState, method: &Method, path: &str, q: &Query, headers: 
             if let Some(rest) = trimmed.strip_prefix("/apis/") {
                 let parts: Vec<&str> = rest.split('/').collect();
                 match parts.as_slice() {
-                    [g] => return skiff_api::discovery::api_group(g).map(|v| json_response(200, &v)).ok_or_else(ApiError::path_not_found),
+                    [g] => {
+                        return skiff_api::discovery::api_group(g)
+                            .map(|v| json_response(200, &v))
+                            .ok_or_else(ApiError::path_not_found)
+                    }
                     [g, v] => {
                         return skiff_api::discovery::api_resource_list(g, v)
                             .map(|v| json_response(200, &v))
@@ -324,8 +391,13 @@ async fn resource(
             let obj = request::decode_body(content_type(&headers), &body)?;
             let opts = WriteOpts::from_query(&q, ua)?;
             if res.kind == "Binding" {
-                let target_name = obj.pointer("/metadata/name").and_then(|n| n.as_str()).unwrap_or("").to_string();
-                let pods = registry::find("", "v1", "pods").ok_or_else(|| ApiError::internal("pods not registered"))?;
+                let target_name = obj
+                    .pointer("/metadata/name")
+                    .and_then(|n| n.as_str())
+                    .unwrap_or("")
+                    .to_string();
+                let pods = registry::find("", "v1", "pods")
+                    .ok_or_else(|| ApiError::internal("pods not registered"))?;
                 return bind(&st, pods, ns.as_deref(), &target_name, obj, &opts).await;
             }
             if let Some(review) = crate::reviews::handle(&st, res, &obj, &_user)? {
@@ -342,7 +414,10 @@ async fn resource(
         (&Method::POST, Some(n), Some("eviction")) => {
             let opts = DeleteOpts::default();
             rest::delete_object(&st, res, ns.as_deref(), n, &opts).await?;
-            ok(201, &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}))
+            ok(
+                201,
+                &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+            )
         }
         (&Method::POST, Some(n), Some("token")) => {
             let obj = request::decode_body(content_type(&headers), &body)?;
@@ -353,35 +428,73 @@ async fn resource(
         (&Method::PUT, Some(n), None) => {
             let obj = request::decode_body(content_type(&headers), &body)?;
             let opts = WriteOpts::from_query(&q, ua)?;
-            let o = rest::update_object(&st, res, ns.as_deref(), n, Mutation::Replace(obj), &opts, None).await?;
+            let o = rest::update_object(
+                &st,
+                res,
+                ns.as_deref(),
+                n,
+                Mutation::Replace(obj),
+                &opts,
+                None,
+            )
+            .await?;
             ok(200, &o)
         }
         (&Method::PUT, Some(n), Some("status")) => {
             let obj = request::decode_body(content_type(&headers), &body)?;
             let opts = WriteOpts::from_query(&q, ua)?;
-            let o = rest::update_object(&st, res, ns.as_deref(), n, Mutation::Status(obj), &opts, Some("status")).await?;
+            let o = rest::update_object(
+                &st,
+                res,
+                ns.as_deref(),
+                n,
+                Mutation::Status(obj),
+                &opts,
+                Some("status"),
+            )
+            .await?;
             ok(200, &o)
         }
         (&Method::PUT, Some(n), Some("finalize")) => {
             let obj = request::decode_body(content_type(&headers), &body)?;
             let opts = WriteOpts::from_query(&q, ua)?;
-            let fins = obj.pointer("/spec/finalizers").cloned().unwrap_or(json!([]));
-            let o = rest::update_object(&st, res, ns.as_deref(), n, Mutation::With(Box::new(move |cur: &Value| {
-                let mut c = cur.clone();
-                c["spec"]["finalizers"] = fins.clone();
-                Ok(c)
-            })), &opts, Some("finalize")).await?;
+            let fins = obj
+                .pointer("/spec/finalizers")
+                .cloned()
+                .unwrap_or(json!([]));
+            let o = rest::update_object(
+                &st,
+                res,
+                ns.as_deref(),
+                n,
+                Mutation::With(Box::new(move |cur: &Value| {
+                    let mut c = cur.clone();
+                    c["spec"]["finalizers"] = fins.clone();
+                    Ok(c)
+                })),
+                &opts,
+                Some("finalize"),
+            )
+            .await?;
             ok(200, &o)
         }
         (&Method::PUT, Some(n), Some("scale")) => {
             let obj = request::decode_body(content_type(&headers), &body)?;
             let opts = WriteOpts::from_query(&q, ua)?;
-            let replicas = obj.pointer("/spec/replicas").and_then(|r| r.as_i64()).unwrap_or(0);
-            let rv = obj.pointer("/metadata/resourceVersion").and_then(|r| r.as_str()).map(String::from);
+            let replicas = obj
+                .pointer("/spec/replicas")
+                .and_then(|r| r.as_i64())
+                .unwrap_or(0);
+            let rv = obj
+                .pointer("/metadata/resourceVersion")
+                .and_then(|r| r.as_str())
+                .map(String::from);
             scale(&st, res, ns.as_deref(), n, replicas, rv, &opts).await
         }
         // ---- patch
-        (&Method::PATCH, Some(n), sub) => patch(st, res, ns.as_deref(), n, sub, &q, &headers, &body, ua).await,
+        (&Method::PATCH, Some(n), sub) => {
+            patch(st, res, ns.as_deref(), n, sub, &q, &headers, &body, ua).await
+        }
         // ---- delete
         (&Method::DELETE, Some(n), None) => {
             let opts = DeleteOpts::parse(&q, &body, content_type(&headers))?;
@@ -403,31 +516,65 @@ async fn resource(
                     Err(e) => return Err(e),
                 }
             }
-            ok(200, &json!({
-                "kind": res.list_kind(), "apiVersion": res.api_version(),
-                "metadata": {"resourceVersion": st.store.current_revision().to_string()},
-                "items": deleted,
-            }))
+            ok(
+                200,
+                &json!({
+                    "kind": res.list_kind(), "apiVersion": res.api_version(),
+                    "metadata": {"resourceVersion": st.store.current_revision().to_string()},
+                    "items": deleted,
+                }),
+            )
         }
         _ => Err(ApiError::method_not_allowed()),
     }
 }
 
-fn render_one(res: &'static registry::ResourceInfo, o: Value, output: Output, q: &Query) -> ApiResult<Response> {
+fn render_one(
+    res: &'static registry::ResourceInfo,
+    o: Value,
+    output: Output,
+    q: &Query,
+) -> ApiResult<Response> {
     match output {
         Output::Json => ok(200, &o),
         Output::Table { beta } => {
             let include = crate::table::IncludeObject::from_query(q)?;
-            let rv = o.pointer("/metadata/resourceVersion").cloned().unwrap_or(json!(""));
-            ok(200, &crate::table::to_table(res, &[o], include, beta, json!({"resourceVersion": rv}), true))
+            let rv = o
+                .pointer("/metadata/resourceVersion")
+                .cloned()
+                .unwrap_or(json!(""));
+            ok(
+                200,
+                &crate::table::to_table(
+                    res,
+                    &[o],
+                    include,
+                    beta,
+                    json!({"resourceVersion": rv}),
+                    true,
+                ),
+            )
         }
     }
 }
 
-async fn bind(st: &Arc<AppState>, pods: &'static registry::ResourceInfo, ns: Option<&str>, pod: &str, binding: Value, opts: &WriteOpts) -> ApiResult<Response> {
-    let node = binding.pointer("/target/name").and_then(|n| n.as_str()).unwrap_or("").to_string();
+async fn bind(
+    st: &Arc<AppState>,
+    pods: &'static registry::ResourceInfo,
+    ns: Option<&str>,
+    pod: &str,
+    binding: Value,
+    opts: &WriteOpts,
+) -> ApiResult<Response> {
+    let node = binding
+        .pointer("/target/name")
+        .and_then(|n| n.as_str())
+        .unwrap_or("")
+        .to_string();
     if node.is_empty() {
-        return Err(ApiError::bad_request("the binding has no target.name: name the node to bind to"));
+        return Err(ApiError::bad_request(
+            "the binding has no target.name: name the node to bind to",
+        ));
     }
     let pod_name = pod.to_string();
     let node2 = node.clone();
@@ -447,27 +594,56 @@ async fn bind(st: &Arc<AppState>, pods: &'static registry::ResourceInfo, ns: Opt
         c["status"]["conditions"] = json!(conds);
         Ok(c)
     })), opts, Some("binding")).await?;
-    ok(201, &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}))
+    ok(
+        201,
+        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+    )
 }
 
-async fn scale(st: &Arc<AppState>, res: &'static registry::ResourceInfo, ns: Option<&str>, n: &str, replicas: i64, rv: Option<String>, opts: &WriteOpts) -> ApiResult<Response> {
+async fn scale(
+    st: &Arc<AppState>,
+    res: &'static registry::ResourceInfo,
+    ns: Option<&str>,
+    n: &str,
+    replicas: i64,
+    rv: Option<String>,
+    opts: &WriteOpts,
+) -> ApiResult<Response> {
     if replicas < 0 {
-        let cause = skiff_api::validation::FieldCause { reason: "FieldValueInvalid".into(), message: format!("Invalid value: {replicas}: must be greater than or equal to 0"), field: "spec.replicas".into() };
+        let cause = skiff_api::validation::FieldCause {
+            reason: "FieldValueInvalid".into(),
+            message: format!("Invalid value: {replicas}: must be greater than or equal to 0"),
+            field: "spec.replicas".into(),
+        };
         return Err(ApiError::invalid("autoscaling", "Scale", n, format!("Scale.autoscaling \"{n}\" is invalid: spec.replicas: Invalid value: {replicas}: must be greater than or equal to 0"), json!([cause])));
     }
     let name_s = n.to_string();
     let group = res.group;
     let plural = res.plural;
-    let o = rest::update_object(st, res, ns, n, Mutation::With(Box::new(move |cur: &Value| {
-        if let Some(rv) = &rv {
-            if !rv.is_empty() && cur.pointer("/metadata/resourceVersion").and_then(|r| r.as_str()) != Some(rv.as_str()) {
-                return Err(ApiError::modified(group, plural, &name_s));
+    let o = rest::update_object(
+        st,
+        res,
+        ns,
+        n,
+        Mutation::With(Box::new(move |cur: &Value| {
+            if let Some(rv) = &rv {
+                if !rv.is_empty()
+                    && cur
+                        .pointer("/metadata/resourceVersion")
+                        .and_then(|r| r.as_str())
+                        != Some(rv.as_str())
+                {
+                    return Err(ApiError::modified(group, plural, &name_s));
+                }
             }
-        }
-        let mut c = cur.clone();
-        c["spec"]["replicas"] = json!(replicas);
-        Ok(c)
-    })), opts, Some("scale")).await?;
+            let mut c = cur.clone();
+            c["spec"]["replicas"] = json!(replicas);
+            Ok(c)
+        })),
+        opts,
+        Some("scale"),
+    )
+    .await?;
     ok(200, &rest::to_scale(res, &o))
 }
 
@@ -483,7 +659,13 @@ async fn patch(
     body: &Bytes,
     ua: Option<&str>,
 ) -> ApiResult<Response> {
-    let ct = content_type(headers).unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let ct = content_type(headers)
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     let opts = WriteOpts::from_query(q, ua)?;
     if body.len() > request::MAX_BODY {
         return Err(ApiError::too_large());
@@ -499,7 +681,12 @@ async fn patch(
         let applied = request::parse_yaml(body)?;
         return apply(st, res, ns, n, applied, force, &opts).await;
     }
-    if !matches!(ct.as_str(), "application/json-patch+json" | "application/merge-patch+json" | "application/strategic-merge-patch+json") {
+    if !matches!(
+        ct.as_str(),
+        "application/json-patch+json"
+            | "application/merge-patch+json"
+            | "application/strategic-merge-patch+json"
+    ) {
         return Err(ApiError::unsupported_media_type(&ct));
     }
     let body = body.clone();
@@ -509,71 +696,114 @@ async fn patch(
             let cur = rest::get_object(&st, res, ns, n).await?;
             let scale_obj = rest::to_scale(res, &cur);
             let patched = rest::apply_patch(res, &ct, &scale_obj, &body)?;
-            let replicas = patched.pointer("/spec/replicas").and_then(|r| r.as_i64()).unwrap_or(1);
+            let replicas = patched
+                .pointer("/spec/replicas")
+                .and_then(|r| r.as_i64())
+                .unwrap_or(1);
             scale(&st, res, ns, n, replicas, None, &opts).await
         }
         Some("status") | None => {
             let status_only = sub == Some("status");
             let has_status = res.subresource("status").is_some();
             let ct2 = ct.clone();
-            let o = rest::update_object(&st, res, ns, n, Mutation::With(Box::new(move |cur: &Value| {
-                let patched = rest::apply_patch(res, &ct2, cur, &body)?;
-                let mut out = if status_only {
-                    let mut c = cur.clone();
-                    match patched.get("status") {
-                        Some(s) => c["status"] = s.clone(),
-                        None => {
-                            if let Some(o) = c.as_object_mut() {
-                                o.remove("status");
-                            }
-                        }
-                    }
-                    c
-                } else {
-                    let mut p = patched;
-                    if has_status {
-                        match cur.get("status") {
-                            Some(s) => p["status"] = s.clone(),
+            let o = rest::update_object(
+                &st,
+                res,
+                ns,
+                n,
+                Mutation::With(Box::new(move |cur: &Value| {
+                    let patched = rest::apply_patch(res, &ct2, cur, &body)?;
+                    let mut out = if status_only {
+                        let mut c = cur.clone();
+                        match patched.get("status") {
+                            Some(s) => c["status"] = s.clone(),
                             None => {
-                                if let Some(o) = p.as_object_mut() {
+                                if let Some(o) = c.as_object_mut() {
                                     o.remove("status");
                                 }
                             }
                         }
+                        c
+                    } else {
+                        let mut p = patched;
+                        if has_status {
+                            match cur.get("status") {
+                                Some(s) => p["status"] = s.clone(),
+                                None => {
+                                    if let Some(o) = p.as_object_mut() {
+                                        o.remove("status");
+                                    }
+                                }
+                            }
+                        }
+                        p
+                    };
+                    // A patch must not move the object.
+                    if let Some(m) = out.get("metadata") {
+                        if m.get("name")
+                            .and_then(|x| x.as_str())
+                            .map(|x| x != crate::objects::name(cur))
+                            .unwrap_or(false)
+                        {
+                            return Err(ApiError::bad_request(
+                                "metadata.name cannot be changed by a patch",
+                            ));
+                        }
                     }
-                    p
-                };
-                // A patch must not move the object.
-                if let Some(m) = out.get("metadata") {
-                    if m.get("name").and_then(|x| x.as_str()).map(|x| x != crate::objects::name(cur)).unwrap_or(false) {
-                        return Err(ApiError::bad_request("metadata.name cannot be changed by a patch"));
+                    if out.get("metadata").is_none() {
+                        out["metadata"] = cur.get("metadata").cloned().unwrap_or(json!({}));
                     }
-                }
-                if out.get("metadata").is_none() {
-                    out["metadata"] = cur.get("metadata").cloned().unwrap_or(json!({}));
-                }
-                if let Some(rv) = out.pointer("/metadata/resourceVersion").and_then(|r| r.as_str()) {
-                    if Some(rv) != cur.pointer("/metadata/resourceVersion").and_then(|r| r.as_str()) {
-                        return Err(ApiError::modified(res.group, res.plural, crate::objects::name(cur)));
+                    if let Some(rv) = out
+                        .pointer("/metadata/resourceVersion")
+                        .and_then(|r| r.as_str())
+                    {
+                        if Some(rv)
+                            != cur
+                                .pointer("/metadata/resourceVersion")
+                                .and_then(|r| r.as_str())
+                        {
+                            return Err(ApiError::modified(
+                                res.group,
+                                res.plural,
+                                crate::objects::name(cur),
+                            ));
+                        }
                     }
-                }
-                Ok(out)
-            })), &opts, sub).await?;
+                    Ok(out)
+                })),
+                &opts,
+                sub,
+            )
+            .await?;
             ok(200, &o)
         }
         _ => Err(ApiError::method_not_allowed()),
     }
 }
 
-async fn apply(st: Arc<AppState>, res: &'static registry::ResourceInfo, ns: Option<&str>, n: &str, mut applied: Value, force: bool, opts: &WriteOpts) -> ApiResult<Response> {
+async fn apply(
+    st: Arc<AppState>,
+    res: &'static registry::ResourceInfo,
+    ns: Option<&str>,
+    n: &str,
+    mut applied: Value,
+    force: bool,
+    opts: &WriteOpts,
+) -> ApiResult<Response> {
     let api = res.api_version();
     rest::check_type(res, &mut applied, res.kind, &api)?;
-    if !applied.get("metadata").map(|m| m.is_object()).unwrap_or(false) {
+    if !applied
+        .get("metadata")
+        .map(|m| m.is_object())
+        .unwrap_or(false)
+    {
         meta_mut(&mut applied);
     }
     let bn = name(&applied).to_string();
     if !bn.is_empty() && bn != n {
-        return Err(ApiError::bad_request(format!("the name of the object ({bn}) does not match the name on the URL ({n})")));
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({bn}) does not match the name on the URL ({n})"
+        )));
     }
     crate::admission::strict_fields(res, &applied, opts)?;
     let mut opts = opts.clone();
@@ -583,8 +813,17 @@ async fn apply(st: Arc<AppState>, res: &'static registry::ResourceInfo, ns: Opti
         let now = crate::objects::now_rfc3339();
         match exists {
             Err(e) if e.code == 404 => {
-                let mut obj = skiff_api::patch::server_side_apply(res.group, res.kind, &api, None, &applied, &opts.field_manager, force, &now)
-                    .map_err(patch_error)?;
+                let mut obj = skiff_api::patch::server_side_apply(
+                    res.group,
+                    res.kind,
+                    &api,
+                    None,
+                    &applied,
+                    &opts.field_manager,
+                    force,
+                    &now,
+                )
+                .map_err(patch_error)?;
                 meta_mut(&mut obj).insert("name".into(), json!(n));
                 match rest::create_object(&st, res, ns, obj, &opts).await {
                     Err(e) if e.code == 409 && e.reason == "AlreadyExists" => continue,
@@ -596,10 +835,28 @@ async fn apply(st: Arc<AppState>, res: &'static registry::ResourceInfo, ns: Opti
                 let applied = applied.clone();
                 let manager = opts.field_manager.clone();
                 let api2 = api.clone();
-                let o = rest::update_object(&st, res, ns, n, Mutation::With(Box::new(move |cur: &Value| {
-                    skiff_api::patch::server_side_apply(res.group, res.kind, &api2, Some(cur), &applied, &manager, force, &now)
+                let o = rest::update_object(
+                    &st,
+                    res,
+                    ns,
+                    n,
+                    Mutation::With(Box::new(move |cur: &Value| {
+                        skiff_api::patch::server_side_apply(
+                            res.group,
+                            res.kind,
+                            &api2,
+                            Some(cur),
+                            &applied,
+                            &manager,
+                            force,
+                            &now,
+                        )
                         .map_err(patch_error)
-                })), &opts, None).await;
+                    })),
+                    &opts,
+                    None,
+                )
+                .await;
                 match o {
                     Err(e) if e.code == 404 => continue,
                     other => return ok(200, &other?),

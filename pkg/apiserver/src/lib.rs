@@ -34,7 +34,10 @@ pub enum StartError {
     #[error("{0}")]
     Config(String),
     #[error("cannot listen on {addr}: {source} (is another server running? pick another --https-listen-port)")]
-    Listen { addr: SocketAddr, source: std::io::Error },
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("bootstrap failed: {0}")]
     Bootstrap(String),
 }
@@ -48,8 +51,12 @@ pub struct Server {
 /// Opens the store and certificates, creates the built-in objects, and starts serving.
 pub async fn start(cfg: ServerConfig) -> Result<Server, StartError> {
     let server_dir = cfg.data_dir.join("server");
-    std::fs::create_dir_all(&server_dir).map_err(|e| StartError::Config(format!("cannot create {}: {e}", server_dir.display())))?;
-    let mut pki_cfg = skiff_pki::PkiConfig { dns_sans: vec![], ip_sans: vec![] };
+    std::fs::create_dir_all(&server_dir)
+        .map_err(|e| StartError::Config(format!("cannot create {}: {e}", server_dir.display())))?;
+    let mut pki_cfg = skiff_pki::PkiConfig {
+        dns_sans: vec![],
+        ip_sans: vec![],
+    };
     if let Ok(h) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
         let h = h.trim();
         if !h.is_empty() {
@@ -68,17 +75,26 @@ pub async fn start(cfg: ServerConfig) -> Result<Server, StartError> {
     if !cfg.bind_address.is_unspecified() {
         pki_cfg.ip_sans.push(cfg.bind_address);
     }
-    let pki = Arc::new(skiff_pki::load_or_create(&server_dir.join("tls"), &pki_cfg)?);
-    let token = skiff_pki::load_or_create_token(&server_dir, pki.server_ca_pem(), cfg.token.as_deref())?;
+    let pki = Arc::new(skiff_pki::load_or_create(
+        &server_dir.join("tls"),
+        &pki_cfg,
+    )?);
+    let token =
+        skiff_pki::load_or_create_token(&server_dir, pki.server_ca_pem(), cfg.token.as_deref())?;
     let token_password = skiff_pki::parse_token(&token)?.password;
     let store = skiff_store::Store::open(
         &server_dir.join("db").join("state.db"),
-        skiff_store::Options { compact_interval: cfg.compact_interval, ..Default::default() },
+        skiff_store::Options {
+            compact_interval: cfg.compact_interval,
+            ..Default::default()
+        },
     )?;
     let ips = IpAllocator::new(&cfg.service_cidr).map_err(StartError::Config)?;
     let (lo, hi) = cfg.node_port_range;
     if lo == 0 || lo > hi {
-        return Err(StartError::Config(format!("invalid --service-node-port-range {lo}-{hi}: use LOW-HIGH with 0 < LOW <= HIGH")));
+        return Err(StartError::Config(format!(
+            "invalid --service-node-port-range {lo}-{hi}: use LOW-HIGH with 0 < LOW <= HIGH"
+        )));
     }
     let mut ips = ips;
     // The kubernetes service and the cluster DNS address are reserved up front.
@@ -105,11 +121,17 @@ pub async fn start(cfg: ServerConfig) -> Result<Server, StartError> {
         let first = ips.nth(1);
         ips.release(first);
     }
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| StartError::Listen { addr, source })?;
-    let local_addr = listener.local_addr().map_err(|source| StartError::Listen { addr, source })?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Listen { addr, source })?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|source| StartError::Listen { addr, source })?;
     tokio::spawn(server::serve(state.clone(), listener, tls));
     tokio::spawn(authz::run_policy_watch(state.clone()));
-    bootstrap::run(&state).await.map_err(|e| StartError::Bootstrap(e.message))?;
+    bootstrap::run(&state)
+        .await
+        .map_err(|e| StartError::Bootstrap(e.message))?;
     state.ready.store(true, Ordering::Relaxed);
     tokio::spawn(bootstrap::sweep_events(state.clone()));
     tokio::task::spawn_blocking(openapi::warm);

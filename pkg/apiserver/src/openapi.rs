@@ -6,65 +6,29 @@ use crate::request::Query;
 use axum::body::Body;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use serde_json::{json, Map, Value};
-use skiff_api::registry::{self, ResourceInfo};
-use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock};
-
-struct Doc {
-    value: Value,
-    bytes: Arc<Vec<u8>>,
-    hash: String,
-}
-
-fn gv_path(group: &str, version: &str) -> String {
-    if group.is_empty() {
-        format!("api/{version}")
-    } else {
-        format!("apis/{group}/{version}")
-    }
-}
-
-fn docs() -> &'static BTreeMap<String, Doc> {
-    static DOCS: OnceLock<BTreeMap<String, Doc>> = OnceLock::new();
-    DOCS.get_or_init(|| {
-        let mut m = BTreeMap::new();
-        for (g, v) in registry::groups() {
-            if let Some(doc) = skiff_api::openapi::v3_document(g, v) {
-                let bytes = serde_json::to_vec(&doc).unwrap_or_default();
-                let hash = skiff_api::openapi::document_hash(&doc);
-                m.insert(gv_path(g, v), Doc { value: doc, bytes: Arc::new(bytes), hash });
-            }
-        }
-        m
-    })
-}
-
-fn v2_bytes() -> &'static Vec<u8> {
-    static V2: OnceLock<Vec<u8>> = OnceLock::new();
-    V2.get_or_init(|| serde_json::to_vec(&skiff_api::openapi::v2_document()).unwrap_or_default())
-}
+use serde_json::Value;
+use skiff_api::registry::ResourceInfo;
 
 /// Builds the documents ahead of the first request (called in the background at start).
 pub fn warm() {
-    let _ = docs();
+    skiff_api::openapi::warm();
 }
 
 /// `GET /openapi/v3`.
 pub fn index() -> Value {
-    let mut paths = Map::new();
-    for (p, d) in docs() {
-        paths.insert(p.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={}", d.hash)}));
-    }
-    json!({ "paths": paths })
+    skiff_api::openapi::v3_index().value.clone()
 }
 
 /// `GET /openapi/v3/<gv path>`.
 pub fn v3_response(rest: &str, q: &Query, headers: &HeaderMap) -> ApiResult<Response> {
-    let d = docs().get(rest).ok_or_else(ApiError::path_not_found)?;
+    let d = skiff_api::openapi::v3_document_by_path(rest).ok_or_else(ApiError::path_not_found)?;
     let etag = format!("\"{}\"", d.hash);
     if headers.get("if-none-match").and_then(|h| h.to_str().ok()) == Some(etag.as_str()) {
-        return Ok(Response::builder().status(304).header("etag", etag).body(Body::empty()).unwrap_or_else(|_| ApiError::internal("response").into_response()));
+        return Ok(Response::builder()
+            .status(304)
+            .header("etag", etag)
+            .body(Body::empty())
+            .unwrap_or_else(|_| ApiError::internal("response").into_response()));
     }
     let cache = if q.get("hash") == Some(d.hash.as_str()) {
         "public, immutable"
@@ -76,7 +40,7 @@ pub fn v3_response(rest: &str, q: &Query, headers: &HeaderMap) -> ApiResult<Resp
         .header("content-type", "application/json")
         .header("etag", etag)
         .header("cache-control", cache)
-        .body(Body::from(d.bytes.as_ref().clone()))
+        .body(Body::from(d.json.clone()))
         .unwrap_or_else(|_| ApiError::internal("response").into_response()))
 }
 
@@ -85,7 +49,7 @@ pub fn v2_response() -> Response {
     Response::builder()
         .status(200)
         .header("content-type", "application/json")
-        .body(Body::from(v2_bytes().clone()))
+        .body(Body::from(skiff_api::openapi::v2_document().json.clone()))
         .unwrap_or_else(|_| ApiError::internal("response").into_response())
 }
 
@@ -110,7 +74,10 @@ fn resolve<'a>(doc: &'a Value, mut s: &'a Value) -> &'a Value {
     for _ in 0..8 {
         if let Some(r) = s.get("$ref").and_then(|r| r.as_str()) {
             let name = r.rsplit('/').next().unwrap_or("");
-            match doc.pointer(&format!("/components/schemas/{}", name.replace('~', "~0").replace('/', "~1"))) {
+            match doc.pointer(&format!(
+                "/components/schemas/{}",
+                name.replace('~', "~0").replace('/', "~1")
+            )) {
                 Some(t) => {
                     s = t;
                     continue;
@@ -131,14 +98,21 @@ fn resolve<'a>(doc: &'a Value, mut s: &'a Value) -> &'a Value {
 
 fn walk(doc: &Value, schema: &Value, v: &Value, path: &str, out: &mut Vec<String>) {
     let s = resolve(doc, schema);
-    if s.get("x-kubernetes-preserve-unknown-fields").and_then(|x| x.as_bool()) == Some(true) {
+    if s.get("x-kubernetes-preserve-unknown-fields")
+        .and_then(|x| x.as_bool())
+        == Some(true)
+    {
         return;
     }
     match v {
         Value::Object(m) => {
             if let Some(props) = s.get("properties").and_then(|p| p.as_object()) {
                 for (k, child) in m {
-                    let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                    let p = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
                     match props.get(k) {
                         Some(cs) => walk(doc, cs, child, &p, out),
                         None => {
@@ -150,7 +124,11 @@ fn walk(doc: &Value, schema: &Value, v: &Value, path: &str, out: &mut Vec<String
                 }
             } else if let Some(ap) = s.get("additionalProperties").filter(|a| a.is_object()) {
                 for (k, child) in m {
-                    let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                    let p = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
                     walk(doc, ap, child, &p, out);
                 }
             }
@@ -168,7 +146,7 @@ fn walk(doc: &Value, schema: &Value, v: &Value, path: &str, out: &mut Vec<String
 
 /// Fields of `obj` its kind's schema does not know, as `spec.foo` paths.
 pub fn unknown_fields(res: &ResourceInfo, obj: &Value) -> Vec<String> {
-    let Some(d) = docs().get(&gv_path(res.group, res.version)) else {
+    let Some(d) = skiff_api::openapi::v3_document(res.group, res.version) else {
         return vec![];
     };
     let Some(schema) = kind_schema(&d.value, res) else {

@@ -40,6 +40,8 @@ pub async fn logs(_st: &AppState, pod: &Value, q: &Query) -> ApiResult<Response>
     Err(ApiError::new(
         503,
         "ServiceUnavailable",
-        format!("no agent connection for node {node:?}: start `skiff agent` on that node to read logs"),
+        format!(
+            "no agent connection for node {node:?}: start `skiff agent` on that node to read logs"
+        ),
     ))
 }

@@ -133,7 +133,9 @@ impl Query {
         match self.get(k) {
             None | Some("") => Ok(None),
             Some(s) => s.parse::<i64>().map(Some).map_err(|_| {
-                ApiError::bad_request(format!("invalid value {s:?} for query parameter {k}: expected an integer"))
+                ApiError::bad_request(format!(
+                    "invalid value {s:?} for query parameter {k}: expected an integer"
+                ))
             }),
         }
     }
@@ -193,7 +195,9 @@ fn percent_decode(s: &str) -> String {
 pub enum Output {
     Json,
     /// meta.k8s.io Table, in version v1 or v1beta1.
-    Table { beta: bool },
+    Table {
+        beta: bool,
+    },
 }
 
 /// Reads the Accept header. Table wins when the client lists it first (kubectl does).
@@ -266,10 +270,13 @@ pub fn parse_json(body: &[u8]) -> ApiResult<Value> {
 /// Parses YAML into JSON.
 pub fn parse_yaml(body: &[u8]) -> ApiResult<Value> {
     let v: serde_yaml::Value = serde_yaml::from_slice(body).map_err(|e| {
-        ApiError::bad_request(format!("the body of the request could not be decoded as YAML: {e}"))
+        ApiError::bad_request(format!(
+            "the body of the request could not be decoded as YAML: {e}"
+        ))
     })?;
-    serde_json::to_value(v)
-        .map_err(|e| ApiError::bad_request(format!("the YAML body cannot be represented as JSON: {e}")))
+    serde_json::to_value(v).map_err(|e| {
+        ApiError::bad_request(format!("the YAML body cannot be represented as JSON: {e}"))
+    })
 }
 
 #[cfg(test)]
@@ -287,7 +294,9 @@ mod tests {
         assert_eq!(t.subresource.as_deref(), Some("scale"));
         assert_eq!(t.key().unwrap(), "/registry/apps/deployments/default/web");
 
-        let t = parse_path("/api/v1/namespaces/kube-system").unwrap().unwrap();
+        let t = parse_path("/api/v1/namespaces/kube-system")
+            .unwrap()
+            .unwrap();
         assert_eq!(t.res.kind, "Namespace");
         assert_eq!(t.name.as_deref(), Some("kube-system"));
         assert_eq!(t.key().unwrap(), "/registry/core/namespaces/kube-system");
@@ -296,7 +305,9 @@ mod tests {
         assert!(t.namespace.is_none() && t.name.is_none());
         assert_eq!(t.collection_prefix(), "/registry/core/pods/");
 
-        let t = parse_path("/api/v1/watch/namespaces/default/pods").unwrap().unwrap();
+        let t = parse_path("/api/v1/watch/namespaces/default/pods")
+            .unwrap()
+            .unwrap();
         assert!(t.watch_prefix);
         assert_eq!(t.collection_prefix(), "/registry/core/pods/default/");
 

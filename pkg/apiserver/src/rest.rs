@@ -45,11 +45,9 @@ impl WriteOpts {
         let field_validation = match q.get("fieldValidation") {
             None | Some("") => "Warn".to_string(),
             Some(v @ ("Strict" | "Warn" | "Ignore")) => v.to_string(),
-            Some(other) => {
-                return Err(ApiError::bad_request(format!(
-                    "fieldValidation must be one of \"Ignore\", \"Warn\" or \"Strict\", got {other:?}"
-                )))
-            }
+            Some(other) => return Err(ApiError::bad_request(format!(
+                "fieldValidation must be one of \"Ignore\", \"Warn\" or \"Strict\", got {other:?}"
+            ))),
         };
         Ok(WriteOpts {
             dry_run: q.dry_run()?,
@@ -85,7 +83,9 @@ fn encode_continue(rev: i64, key: &str) -> String {
 
 fn decode_continue(token: &str) -> ApiResult<(i64, String)> {
     use base64::Engine;
-    let bad = || ApiError::bad_request("continue key is not valid: use the continue value from the previous list response unchanged");
+    let bad = || {
+        ApiError::bad_request("continue key is not valid: use the continue value from the previous list response unchanged")
+    };
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(token.trim_end_matches('='))
         .map_err(|_| bad())?;
@@ -107,16 +107,17 @@ pub struct Filters {
 
 impl Filters {
     pub fn from_query(q: &Query, res: &ResourceInfo) -> ApiResult<Filters> {
-        let labels = match q.get("labelSelector") {
-            Some(s) if !s.trim().is_empty() => Some(
-                LabelSelector::parse(s)
-                    .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?,
-            ),
-            _ => None,
-        };
+        let labels =
+            match q.get("labelSelector") {
+                Some(s) if !s.trim().is_empty() => Some(LabelSelector::parse(s).map_err(|e| {
+                    ApiError::bad_request(format!("unable to parse requirement: {e}"))
+                })?),
+                _ => None,
+            };
         let fields = match q.get("fieldSelector") {
             Some(s) if !s.trim().is_empty() => {
-                let f = FieldSelector::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))?;
+                let f =
+                    FieldSelector::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))?;
                 f.check_supported(res.group, res.kind)
                     .map_err(|e| ApiError::bad_request(e.to_string()))?;
                 Some(f)
@@ -167,9 +168,12 @@ pub async fn list_objects(st: &AppState, target: &Target, q: &Query) -> ApiResul
         _ => (0, None),
     };
     if start_after.is_none() {
-        if let (Some(rv), Some("Exact")) = (q.get("resourceVersion"), q.get("resourceVersionMatch")) {
+        if let (Some(rv), Some("Exact")) = (q.get("resourceVersion"), q.get("resourceVersionMatch"))
+        {
             revision = rv.parse().map_err(|_| {
-                ApiError::bad_request(format!("invalid resource version {rv:?}: expected an integer"))
+                ApiError::bad_request(format!(
+                    "invalid resource version {rv:?}: expected an integer"
+                ))
             })?;
         }
     }
@@ -257,9 +261,17 @@ pub async fn list_objects(st: &AppState, target: &Target, q: &Query) -> ApiResul
 }
 
 /// Renders a list as `<Kind>List` JSON or a Table.
-pub fn render_list(res: &ResourceInfo, out: ListOut, output: Output, q: &Query) -> ApiResult<Value> {
+pub fn render_list(
+    res: &ResourceInfo,
+    out: ListOut,
+    output: Output,
+    q: &Query,
+) -> ApiResult<Value> {
     let mut meta = Map::new();
-    meta.insert("resourceVersion".into(), Value::String(out.revision.to_string()));
+    meta.insert(
+        "resourceVersion".into(),
+        Value::String(out.revision.to_string()),
+    );
     if let Some(c) = &out.cont {
         meta.insert("continue".into(), Value::String(c.clone()));
     }
@@ -277,7 +289,14 @@ pub fn render_list(res: &ResourceInfo, out: ListOut, output: Output, q: &Query) 
         })),
         Output::Table { beta } => {
             let include = table::IncludeObject::from_query(q)?;
-            Ok(table::to_table(res, &out.items, include, beta, Value::Object(meta), true))
+            Ok(table::to_table(
+                res,
+                &out.items,
+                include,
+                beta,
+                Value::Object(meta),
+                true,
+            ))
         }
     }
 }
@@ -285,7 +304,12 @@ pub fn render_list(res: &ResourceInfo, out: ListOut, output: Output, q: &Query) 
 // ---------------------------------------------------------------- writes
 
 /// Checks that a body's apiVersion/kind fit the URL and fills them in when absent.
-pub fn check_type(res: &ResourceInfo, obj: &mut Value, want_kind: &str, want_api: &str) -> ApiResult<()> {
+pub fn check_type(
+    res: &ResourceInfo,
+    obj: &mut Value,
+    want_kind: &str,
+    want_api: &str,
+) -> ApiResult<()> {
     if !obj.is_object() {
         return Err(ApiError::bad_request(format!(
             "the body must be a JSON object describing a {want_kind}"
@@ -349,7 +373,8 @@ fn ns_of<'a>(res: &ResourceInfo, ns: Option<&'a str>) -> ApiResult<Option<&'a st
 
 /// The namespace must exist and not be terminating.
 async fn check_namespace(st: &AppState, ns: &str) -> ApiResult<()> {
-    let nsres = registry::find("", "v1", "namespaces").ok_or_else(|| ApiError::internal("namespaces not registered"))?;
+    let nsres = registry::find("", "v1", "namespaces")
+        .ok_or_else(|| ApiError::internal("namespaces not registered"))?;
     match st.store.get(&request::object_key(nsres, None, ns)).await? {
         None => Err(ApiError::not_found("", "namespaces", ns)),
         Some(kv) => {
@@ -405,10 +430,21 @@ pub async fn create_object(
                 }
             }
         }
-        for k in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion", "generation", "selfLink"] {
+        for k in [
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "resourceVersion",
+            "generation",
+            "selfLink",
+        ] {
             meta.remove(k);
         }
-        meta.insert("uid".into(), Value::String(uuid::Uuid::new_v4().to_string()));
+        meta.insert(
+            "uid".into(),
+            Value::String(uuid::Uuid::new_v4().to_string()),
+        );
         meta.insert("creationTimestamp".into(), Value::String(now_rfc3339()));
     }
     if has_generation(res) {
@@ -424,7 +460,16 @@ pub async fn create_object(
     admission::validate(res, &obj, None)?;
     if !opts.apply {
         let now = now_rfc3339();
-        skiff_api::patch::track_update(res.group, res.kind, &api, None, &mut obj, &opts.field_manager, None, &now);
+        skiff_api::patch::track_update(
+            res.group,
+            res.kind,
+            &api,
+            None,
+            &mut obj,
+            &opts.field_manager,
+            None,
+            &now,
+        );
     }
     let n = name(&obj).to_string();
     let key = request::object_key(res, url_ns, &n);
@@ -531,7 +576,10 @@ pub async fn update_object(
         };
         preserve_server_meta(&old, &mut new);
         if has_generation(res) && objects::spec_changed(&old, &new) {
-            let g = old.pointer("/metadata/generation").and_then(|g| g.as_i64()).unwrap_or(0);
+            let g = old
+                .pointer("/metadata/generation")
+                .and_then(|g| g.as_i64())
+                .unwrap_or(0);
             meta_mut(&mut new).insert("generation".into(), json!(g + 1));
         }
         // Once deletion started, finalizers can only be removed.
@@ -554,7 +602,16 @@ pub async fn update_object(
         admission::validate(res, &new, Some(&old))?;
         if !opts.apply {
             let now = now_rfc3339();
-            skiff_api::patch::track_update(res.group, res.kind, &api, Some(&old), &mut new, &opts.field_manager, subresource, &now);
+            skiff_api::patch::track_update(
+                res.group,
+                res.kind,
+                &api,
+                Some(&old),
+                &mut new,
+                &opts.field_manager,
+                subresource,
+                &now,
+            );
         }
         let guard = st.alloc_lock.lock().await;
         let allocated = admission::allocate(st, res, Some(&old), &mut new)?;
@@ -573,7 +630,9 @@ pub async fn update_object(
                     return Ok(new);
                 }
                 Err(StoreError::Conflict { .. }) => continue,
-                Err(StoreError::NotFound) => return Err(ApiError::not_found(res.group, res.plural, obj_name)),
+                Err(StoreError::NotFound) => {
+                    return Err(ApiError::not_found(res.group, res.plural, obj_name))
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -582,7 +641,11 @@ pub async fn update_object(
             admission::release(st, res, &allocated);
             return Ok(old);
         }
-        match st.store.update(&key, to_stored(&new), kv.mod_revision).await {
+        match st
+            .store
+            .update(&key, to_stored(&new), kv.mod_revision)
+            .await
+        {
             Ok(rev) => {
                 admission::release_replaced(st, res, &old, &new);
                 set_rv(&mut new, rev);
@@ -609,7 +672,12 @@ pub async fn update_object(
     Err(ApiError::modified(res.group, res.plural, obj_name))
 }
 
-fn check_identity(res: &ResourceInfo, b: &Value, ns: Option<&str>, obj_name: &str) -> ApiResult<()> {
+fn check_identity(
+    res: &ResourceInfo,
+    b: &Value,
+    ns: Option<&str>,
+    obj_name: &str,
+) -> ApiResult<()> {
     let bn = name(b);
     if !bn.is_empty() && bn != obj_name {
         return Err(ApiError::bad_request(format!(
@@ -632,7 +700,15 @@ fn check_identity(res: &ResourceInfo, b: &Value, ns: Option<&str>, obj_name: &st
 fn preserve_server_meta(old: &Value, new: &mut Value) {
     let om = old.get("metadata").cloned().unwrap_or(json!({}));
     let m = meta_mut(new);
-    for k in ["name", "namespace", "uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
+    for k in [
+        "name",
+        "namespace",
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+    ] {
         match om.get(k) {
             Some(v) => {
                 m.insert(k.into(), v.clone());
@@ -654,7 +730,11 @@ fn preserve_server_meta(old: &Value, new: &mut Value) {
 fn finalizers(o: &Value) -> Vec<String> {
     o.pointer("/metadata/finalizers")
         .and_then(|f| f.as_array())
-        .map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -692,7 +772,10 @@ impl DeleteOpts {
             }
             if let Some(p) = v.get("preconditions") {
                 o.precondition_uid = p.get("uid").and_then(|u| u.as_str()).map(String::from);
-                o.precondition_rv = p.get("resourceVersion").and_then(|u| u.as_str()).map(String::from);
+                o.precondition_rv = p
+                    .get("resourceVersion")
+                    .and_then(|u| u.as_str())
+                    .map(String::from);
             }
             if let Some(d) = v.get("dryRun").and_then(|d| d.as_array()) {
                 o.dry_run = o.dry_run || d.iter().any(|x| x == "All");
@@ -731,10 +814,15 @@ pub async fn delete_object(
         let old = from_kv(&kv)?;
         if let Some(uid) = &opts.precondition_uid {
             if meta_str(&old, "uid") != Some(uid.as_str()) {
-                return Err(ApiError::conflict(res.group, res.plural, obj_name, &format!(
-                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                    meta_str(&old, "uid").unwrap_or("")
-                )));
+                return Err(ApiError::conflict(
+                    res.group,
+                    res.plural,
+                    obj_name,
+                    &format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                        meta_str(&old, "uid").unwrap_or("")
+                    ),
+                ));
             }
         }
         if let Some(rv) = &opts.precondition_rv {
@@ -773,7 +861,9 @@ pub async fn delete_object(
                     return Ok(out);
                 }
                 Err(StoreError::Conflict { .. }) => continue,
-                Err(StoreError::NotFound) => return Err(ApiError::not_found(res.group, res.plural, obj_name)),
+                Err(StoreError::NotFound) => {
+                    return Err(ApiError::not_found(res.group, res.plural, obj_name))
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -781,7 +871,9 @@ pub async fn delete_object(
         let m = meta_mut(&mut new);
         let grace = graceful.unwrap_or(0);
         let now = chrono::Utc::now();
-        let stamp = (now + chrono::Duration::seconds(grace)).format("%Y-%m-%dT%H:%M:%SZ").to_string();
+        let stamp = (now + chrono::Duration::seconds(grace))
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string();
         let shorten = match m.get("deletionGracePeriodSeconds").and_then(|g| g.as_i64()) {
             Some(g) => grace < g,
             None => true,
@@ -798,13 +890,19 @@ pub async fn delete_object(
         if new == old {
             return Ok(old);
         }
-        match st.store.update(&key, to_stored(&new), kv.mod_revision).await {
+        match st
+            .store
+            .update(&key, to_stored(&new), kv.mod_revision)
+            .await
+        {
             Ok(rev) => {
                 set_rv(&mut new, rev);
                 return Ok(new);
             }
             Err(StoreError::Conflict { .. }) => continue,
-            Err(StoreError::NotFound) => return Err(ApiError::not_found(res.group, res.plural, obj_name)),
+            Err(StoreError::NotFound) => {
+                return Err(ApiError::not_found(res.group, res.plural, obj_name))
+            }
             Err(e) => return Err(e.into()),
         }
     }
@@ -819,12 +917,22 @@ fn graceful_period(res: &ResourceInfo, obj: &Value, opts: &DeleteOpts) -> Option
     if !(res.group.is_empty() && res.kind == "Pod") {
         return None;
     }
-    let bound = obj.pointer("/spec/nodeName").and_then(|n| n.as_str()).map(|n| !n.is_empty()).unwrap_or(false);
-    let phase = obj.pointer("/status/phase").and_then(|p| p.as_str()).unwrap_or("");
+    let bound = obj
+        .pointer("/spec/nodeName")
+        .and_then(|n| n.as_str())
+        .map(|n| !n.is_empty())
+        .unwrap_or(false);
+    let phase = obj
+        .pointer("/status/phase")
+        .and_then(|p| p.as_str())
+        .unwrap_or("");
     if !bound || phase == "Succeeded" || phase == "Failed" {
         return None;
     }
-    let default = obj.pointer("/spec/terminationGracePeriodSeconds").and_then(|g| g.as_i64()).unwrap_or(30);
+    let default = obj
+        .pointer("/spec/terminationGracePeriodSeconds")
+        .and_then(|g| g.as_i64())
+        .unwrap_or(30);
     match opts.grace.unwrap_or(default) {
         0 => None,
         g => Some(g),
@@ -849,7 +957,9 @@ pub fn apply_patch(res: &ResourceInfo, ct: &str, current: &Value, body: &[u8]) -
         "application/strategic-merge-patch+json" => {
             let p = request::parse_json(body)?;
             if !p.is_object() {
-                return Err(ApiError::bad_request("a strategic merge patch must be a JSON object"));
+                return Err(ApiError::bad_request(
+                    "a strategic merge patch must be a JSON object",
+                ));
             }
             skiff_api::patch::strategic_merge(res.group, res.kind, current, &p).map_err(patch_err)
         }
@@ -863,9 +973,11 @@ pub fn to_scale(res: &ResourceInfo, obj: &Value) -> Value {
         .pointer("/spec/selector")
         .map(|s| {
             if res.kind == "ReplicationController" {
-                LabelSelector::from_map(s.as_object().cloned().unwrap_or_default().as_ref()).to_string()
+                LabelSelector::from_map(&s.as_object().cloned().unwrap_or_default()).to_string()
             } else {
-                LabelSelector::from_json(s).map(|l| l.to_string()).unwrap_or_default()
+                LabelSelector::from_json(s)
+                    .map(|l| l.to_string())
+                    .unwrap_or_default()
             }
         })
         .unwrap_or_default();

@@ -24,16 +24,27 @@ fn attrs_of(spec: &Value) -> Attributes {
             path: String::new(),
         }
     } else {
-        let r = spec.get("nonResourceAttributes").cloned().unwrap_or(json!({}));
+        let r = spec
+            .get("nonResourceAttributes")
+            .cloned()
+            .unwrap_or(json!({}));
         Attributes {
-            verb: r.get("verb").and_then(|v| v.as_str()).unwrap_or("").to_string(),
+            verb: r
+                .get("verb")
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_string(),
             resource_request: false,
             api_group: String::new(),
             resource: String::new(),
             subresource: String::new(),
             name: String::new(),
             namespace: String::new(),
-            path: r.get("path").and_then(|v| v.as_str()).unwrap_or("").to_string(),
+            path: r
+                .get("path")
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_string(),
         }
     }
 }
@@ -43,7 +54,12 @@ fn user_json(u: &UserInfo) -> Value {
 }
 
 /// Answers a review kind; `None` for ordinary kinds.
-pub fn handle(st: &AppState, res: &ResourceInfo, body: &Value, user: &UserInfo) -> ApiResult<Option<Value>> {
+pub fn handle(
+    st: &AppState,
+    res: &ResourceInfo,
+    body: &Value,
+    user: &UserInfo,
+) -> ApiResult<Option<Value>> {
     let mut out = body.clone();
     out["apiVersion"] = json!(res.api_version());
     out["kind"] = json!(res.kind);
@@ -58,12 +74,24 @@ pub fn handle(st: &AppState, res: &ResourceInfo, body: &Value, user: &UserInfo) 
         ("authorization.k8s.io", "SubjectAccessReview") => {
             let spec = body.get("spec").cloned().unwrap_or(json!({}));
             let subject = UserInfo {
-                name: spec.get("user").and_then(|v| v.as_str()).unwrap_or("").to_string(),
-                uid: spec.get("uid").and_then(|v| v.as_str()).unwrap_or("").to_string(),
+                name: spec
+                    .get("user")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+                    .to_string(),
+                uid: spec
+                    .get("uid")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+                    .to_string(),
                 groups: spec
                     .get("groups")
                     .and_then(|g| g.as_array())
-                    .map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|x| x.as_str().map(String::from))
+                            .collect()
+                    })
                     .unwrap_or_default(),
             };
             let allowed = authz::authorize(st, &subject, &attrs_of(&spec)).is_ok();
@@ -75,10 +103,15 @@ pub fn handle(st: &AppState, res: &ResourceInfo, body: &Value, user: &UserInfo) 
             Ok(Some(out))
         }
         ("authentication.k8s.io", "TokenReview") => {
-            let token = body.pointer("/spec/token").and_then(|t| t.as_str()).unwrap_or("");
+            let token = body
+                .pointer("/spec/token")
+                .and_then(|t| t.as_str())
+                .unwrap_or("");
             let header = format!("Bearer {token}");
             out["status"] = match authz::authenticate(st, None, Some(&header)) {
-                Some(u) => json!({"authenticated": true, "user": user_json(&u), "audiences": ["https://kubernetes.default.svc.cluster.local"]}),
+                Some(u) => {
+                    json!({"authenticated": true, "user": user_json(&u), "audiences": ["https://kubernetes.default.svc.cluster.local"]})
+                }
                 None => json!({"authenticated": false, "error": "invalid bearer token"}),
             };
             Ok(Some(out))

@@ -27,7 +27,13 @@ impl IncludeObject {
 }
 
 /// One table row for an object.
-pub fn row(res: &ResourceInfo, obj: &Value, include: IncludeObject, beta: bool, now: chrono::DateTime<chrono::Utc>) -> Value {
+pub fn row(
+    res: &ResourceInfo,
+    obj: &Value,
+    include: IncludeObject,
+    beta: bool,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Value {
     let cells = skiff_api::table::cells(res.group, res.kind, obj, now);
     let mut r = json!({ "cells": cells });
     match include {
@@ -50,7 +56,14 @@ pub fn row(res: &ResourceInfo, obj: &Value, include: IncludeObject, beta: bool, 
 }
 
 /// A Table of objects; `headers` false leaves out the column definitions (later watch events).
-pub fn to_table(res: &ResourceInfo, objs: &[Value], include: IncludeObject, beta: bool, metadata: Value, headers: bool) -> Value {
+pub fn to_table(
+    res: &ResourceInfo,
+    objs: &[Value],
+    include: IncludeObject,
+    beta: bool,
+    metadata: Value,
+    headers: bool,
+) -> Value {
     let now = chrono::Utc::now();
     let cols: Vec<Value> = if headers {
         skiff_api::table::columns(res.group, res.kind)

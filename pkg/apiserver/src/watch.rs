@@ -42,12 +42,24 @@ impl Encoder {
                     let rv = meta_str(obj, "resourceVersion").unwrap_or("").to_string();
                     let headers = !self.headers_sent;
                     self.headers_sent = true;
-                    let rows = if typ == "BOOKMARK" { vec![] } else { vec![obj.clone()] };
-                    table::to_table(self.target.res, &rows, self.include, beta, json!({"resourceVersion": rv}), headers)
+                    let rows = if typ == "BOOKMARK" {
+                        vec![]
+                    } else {
+                        vec![obj.clone()]
+                    };
+                    table::to_table(
+                        self.target.res,
+                        &rows,
+                        self.include,
+                        beta,
+                        json!({"resourceVersion": rv}),
+                        headers,
+                    )
                 }
             }
         };
-        let mut buf = serde_json::to_vec(&json!({"type": typ, "object": object})).unwrap_or_default();
+        let mut buf =
+            serde_json::to_vec(&json!({"type": typ, "object": object})).unwrap_or_default();
         buf.push(b'\n');
         Bytes::from(buf)
     }
@@ -63,16 +75,25 @@ fn wants(target: &Target, filters: &Filters, obj: &Value) -> bool {
 }
 
 /// Starts a watch and returns the streaming response.
-pub async fn watch(st: Arc<AppState>, target: Target, q: Query, output: Output) -> ApiResult<Response> {
+pub async fn watch(
+    st: Arc<AppState>,
+    target: Target,
+    q: Query,
+    output: Output,
+) -> ApiResult<Response> {
     let filters = Filters::from_query(&q, target.res)?;
     let include = match output {
         Output::Table { .. } => IncludeObject::from_query(&q)?,
         Output::Json => IncludeObject::Object,
     };
-    let timeout = q.int("timeoutSeconds")?.filter(|t| *t > 0).map(|t| t as u64).unwrap_or_else(|| {
-        use rand::Rng;
-        1800 + rand::thread_rng().gen_range(0..1800)
-    });
+    let timeout = q
+        .int("timeoutSeconds")?
+        .filter(|t| *t > 0)
+        .map(|t| t as u64)
+        .unwrap_or_else(|| {
+            use rand::Rng;
+            1800 + rand::thread_rng().gen_range(0..1800)
+        });
     let bookmarks = q.flag("allowWatchBookmarks") && matches!(output, Output::Json);
     let rv = q.get("resourceVersion").unwrap_or("").to_string();
     let send_initial = match q.get("sendInitialEvents") {
@@ -101,12 +122,19 @@ pub async fn watch(st: Arc<AppState>, target: Target, q: Query, output: Output) 
         st.store.current_revision()
     } else {
         rv.parse().map_err(|_| {
-            ApiError::bad_request(format!("invalid resource version {rv:?}: expected an integer"))
+            ApiError::bad_request(format!(
+                "invalid resource version {rv:?}: expected an integer"
+            ))
         })?
     };
     let watcher = st.store.watch(&prefix, start_rev);
     let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(256);
-    let mut enc = Encoder { target: target.clone(), output, include, headers_sent: false };
+    let mut enc = Encoder {
+        target: target.clone(),
+        output,
+        include,
+        headers_sent: false,
+    };
     let kind = target.res.kind;
     let api = target.res.api_version();
     tokio::spawn(async move {
@@ -114,8 +142,14 @@ pub async fn watch(st: Arc<AppState>, target: Target, q: Query, output: Output) 
         tokio::pin!(deadline);
         let mut watcher = match watcher {
             Ok(w) => w,
-            Err(StoreError::Compacted { compact_revision, requested }) => {
-                let status = ApiError::gone(format!("too old resource version: {requested} ({compact_revision})")).status_body();
+            Err(StoreError::Compacted {
+                compact_revision,
+                requested,
+            }) => {
+                let status = ApiError::gone(format!(
+                    "too old resource version: {requested} ({compact_revision})"
+                ))
+                .status_body();
                 let _ = tx.send(Ok(enc.line("ERROR", &status))).await;
                 return;
             }
