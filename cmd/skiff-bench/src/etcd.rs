@@ -93,12 +93,26 @@ pub async fn put_load(
     limits: Limits,
     value: &[u8],
 ) -> Result<LoadResult> {
-    let value_b64: Arc<str> = base64::engine::general_purpose::STANDARD.encode(value).into();
+    let value_b64: Arc<str> = base64::engine::general_purpose::STANDARD
+        .encode(value)
+        .into();
     let make: MakeRequest = Arc::new(move |i| {
         let key = format!("/registry/pods/default/e{round}-{clients}-{i}");
-        (Method::POST, "/v3/kv/put".to_string(), Some(put_body(&key, &value_b64)))
+        (
+            Method::POST,
+            "/v3/kv/put".to_string(),
+            Some(put_body(&key, &value_b64)),
+        )
     });
-    http_load(&etcd.target, clients, limits, 200, make, Some(etcd.child.pid())).await
+    http_load(
+        &etcd.target,
+        clients,
+        limits,
+        200,
+        make,
+        Some(etcd.child.pid()),
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -249,8 +249,14 @@ pub fn load_kubeconfig(path: &Path) -> Result<Target> {
         .map(|s| s.trim_end_matches('/'))
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| bad(format!("server {server:?} is not https://IP:PORT")))?;
-    let ca = decode(field(cluster, "certificate-authority-data")?, "certificate-authority-data")?;
-    let cert = decode(field(user, "client-certificate-data")?, "client-certificate-data")?;
+    let ca = decode(
+        field(cluster, "certificate-authority-data")?,
+        "certificate-authority-data",
+    )?;
+    let cert = decode(
+        field(user, "client-certificate-data")?,
+        "client-certificate-data",
+    )?;
     let key = decode(field(user, "client-key-data")?, "client-key-data")?;
     let cfg = mtls_config(&ca, &cert, &key)?;
     Ok(Target::Tls(addr, cfg))
@@ -295,7 +301,10 @@ mod tests {
         )
         .unwrap();
         let err = load_kubeconfig(&p).err().unwrap().to_string();
-        assert!(err.contains("certificate-authority-data is missing"), "{err}");
+        assert!(
+            err.contains("certificate-authority-data is missing"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -333,7 +342,12 @@ mod tests {
         });
         let mut c = Conn::connect(&Target::Plain(addr)).await.unwrap();
         let body = c
-            .expect(Method::POST, "/v3/kv/put", Some(Bytes::from_static(b"{}")), 200)
+            .expect(
+                Method::POST,
+                "/v3/kv/put",
+                Some(Bytes::from_static(b"{}")),
+                200,
+            )
             .await
             .unwrap();
         assert_eq!(&body[..], b"ok");

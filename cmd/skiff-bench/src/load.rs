@@ -3,7 +3,7 @@
 
 use crate::error::Result;
 use crate::http::{Conn, Target};
-use crate::procs::cpu_time;
+use crate::procs::{cpu_time, thread_cpu, thread_cpu_delta};
 use crate::stats::{summarize, us, Summary};
 use bytes::Bytes;
 use hyper::Method;
@@ -36,6 +36,8 @@ pub struct LoadResult {
     pub latency: Summary,
     /// CPU seconds the server process used during the phase (if measured).
     pub server_cpu_s: Option<f64>,
+    /// CPU seconds per server thread name during the phase, busiest first.
+    pub server_threads: Vec<(String, f64)>,
     /// CPU seconds this bench process used during the phase.
     pub bench_cpu_s: Option<f64>,
     /// Write transactions committed (SQLite floor only): ops / commits = mean batch size.
@@ -111,6 +113,7 @@ pub async fn http_load(
     }
     let counter = Arc::new(AtomicU64::new(0));
     let server_cpu = server_pid.map(CpuMark::start);
+    let threads_before = server_pid.map(thread_cpu);
     let bench_cpu = CpuMark::start("self");
     let start = Instant::now();
     let deadline = start + limits.duration;
@@ -192,6 +195,9 @@ pub async fn http_load(
         server_cpu.as_ref().and_then(CpuMark::used),
         bench_cpu.used(),
     );
+    if let (Some(pid), Some(before)) = (server_pid, threads_before) {
+        result.server_threads = thread_cpu_delta(&before, &thread_cpu(pid));
+    }
     Ok(result)
 }
 
@@ -238,7 +244,11 @@ mod tests {
             }
         });
         let make: MakeRequest = Arc::new(|i| {
-            (Method::POST, format!("/x/{i}"), Some(Bytes::from_static(b"{}")))
+            (
+                Method::POST,
+                format!("/x/{i}"),
+                Some(Bytes::from_static(b"{}")),
+            )
         });
         let limits = Limits {
             duration: Duration::from_secs(10),

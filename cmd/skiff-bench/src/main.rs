@@ -184,7 +184,10 @@ async fn run(args: &Args) -> Result<Report> {
     let tmp = tempfile::Builder::new()
         .prefix("skiff-bench-")
         .tempdir_in(&parent)
-        .map_err(BenchError::io(format!("creating a temp dir in {}", parent.display())))?;
+        .map_err(BenchError::io(format!(
+            "creating a temp dir in {}",
+            parent.display()
+        )))?;
     let skiff_bin = skiff_bin(args);
     let mut report = Report {
         command: std::env::args().collect::<Vec<_>>().join(" "),
@@ -239,7 +242,9 @@ async fn run(args: &Args) -> Result<Report> {
                 report.skiff.stored_pod_bytes = Some(b.len());
                 value = b;
             }
-            Err(e) => report.errors.push(format!("skiff GET of the probe pod: {e}")),
+            Err(e) => report
+                .errors
+                .push(format!("skiff GET of the probe pod: {e}")),
         }
     }
     report.value_bytes = value.len();
@@ -279,7 +284,10 @@ async fn run(args: &Args) -> Result<Report> {
     for round in 0..report.settings.rounds {
         for &c in &args.levels {
             if let Some(sv) = server.as_mut() {
-                eprintln!("skiff-bench: round {}: skiff creates, {c} clients", round + 1);
+                eprintln!(
+                    "skiff-bench: round {}: skiff creates, {c} clients",
+                    round + 1
+                );
                 let pid = sv.skiff.child.pid();
                 match skiff::create_load(&sv.target, round, c, limits, pid).await {
                     Ok(mut r) => {
@@ -287,12 +295,15 @@ async fn run(args: &Args) -> Result<Report> {
                         acked.extend(r.ok_ids.iter().map(|&i| skiff::create_name(round, c, i)));
                         report.skiff.creates.push(r);
                     }
-                    Err(e) => report
-                        .errors
-                        .push(format!("skiff creates at {c} clients (round {}): {e}", round + 1)),
+                    Err(e) => report.errors.push(format!(
+                        "skiff creates at {c} clients (round {}): {e}",
+                        round + 1
+                    )),
                 }
                 if let Err(e) = sv.skiff.child.check_alive() {
-                    report.errors.push(format!("skiff server died during the create load: {e}"));
+                    report
+                        .errors
+                        .push(format!("skiff server died during the create load: {e}"));
                     server = None;
                 }
             }
@@ -303,13 +314,17 @@ async fn run(args: &Args) -> Result<Report> {
                         r.round = round;
                         report.etcd.puts.push(r);
                     }
-                    Err(err) => report
-                        .errors
-                        .push(format!("etcd puts at {c} clients (round {}): {err}", round + 1)),
+                    Err(err) => report.errors.push(format!(
+                        "etcd puts at {c} clients (round {}): {err}",
+                        round + 1
+                    )),
                 }
             }
             if !args.skip_sqlite {
-                eprintln!("skiff-bench: round {}: sqlite group commit, {c} clients", round + 1);
+                eprintln!(
+                    "skiff-bench: round {}: sqlite group commit, {c} clients",
+                    round + 1
+                );
                 let db = sqlite_dir.join(format!("group-{round}-{c}.db"));
                 match sqlite::group(&db, c, limits, value_bytes.clone()).await {
                     Ok(mut r) => {
@@ -426,6 +441,7 @@ async fn main_server(args: &Args, bin: &Path, dir: &Path, report: &mut Report) -
     };
     tokio::time::sleep(Duration::from_secs_f64(args.idle.max(0.0))).await;
     report.skiff.idle_rss_kib = procs::rss_kib(sk.child.pid());
+    report.skiff.idle_mem = procs::mem_breakdown(sk.child.pid());
     let probe = async {
         let mut c = http::Conn::connect(&target).await?;
         c.expect(
@@ -482,12 +498,20 @@ async fn read_phases(
     }
 
     eprintln!("skiff-bench: skiff watch");
-    match skiff::watch_phase(&target, args.watchers, args.watch_rate, args.watch_secs, pid).await
+    match skiff::watch_phase(
+        &target,
+        args.watchers,
+        args.watch_rate,
+        args.watch_secs,
+        pid,
+    )
+    .await
     {
         Ok(r) => s.watch = Some(r),
         Err(e) => errors.push(format!("skiff watch latency: {e}")),
     }
     s.rss_after_load_kib = procs::rss_kib(pid);
+    s.mem_after_load = procs::mem_breakdown(pid);
     s.peak_rss_kib = procs::peak_rss_kib(pid);
 
     // Crash and restart: every acknowledged create must still be there.

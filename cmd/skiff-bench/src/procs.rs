@@ -3,6 +3,7 @@
 
 use crate::error::{BenchError, Result};
 use serde::Serialize;
+use std::collections::HashMap;
 use std::fs::File;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -106,6 +107,68 @@ fn parse_status_kib(status: &str, key: &str) -> Option<u64> {
         .find_map(|l| l.strip_prefix(key))
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|n| n.parse().ok())
+}
+
+/// Memory of a process split by kind (KiB), and its thread count, from /proc/<pid>/status.
+#[derive(Debug, Clone, Copy, Serialize, Default, PartialEq)]
+pub struct MemBreakdown {
+    pub rss_kib: u64,
+    pub anon_kib: u64,
+    pub file_kib: u64,
+    pub shmem_kib: u64,
+    pub threads: u64,
+}
+
+/// Reads the RSS breakdown of `pid`.
+pub fn mem_breakdown(pid: u32) -> Option<MemBreakdown> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    Some(MemBreakdown {
+        rss_kib: parse_status_kib(&s, "VmRSS:")?,
+        anon_kib: parse_status_kib(&s, "RssAnon:").unwrap_or(0),
+        file_kib: parse_status_kib(&s, "RssFile:").unwrap_or(0),
+        shmem_kib: parse_status_kib(&s, "RssShmem:").unwrap_or(0),
+        threads: parse_status_kib(&s, "Threads:").unwrap_or(0),
+    })
+}
+
+/// CPU time used so far by each thread name (`comm`) of a process, summed per name.
+pub fn thread_cpu(pid: u32) -> HashMap<String, Duration> {
+    let mut out = HashMap::new();
+    let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        let name = stat
+            .find('(')
+            .zip(stat.rfind(')'))
+            .map(|(a, b)| stat[a + 1..b].to_string())
+            .unwrap_or_default();
+        if let Some(t) = parse_stat_ticks(&stat) {
+            *out.entry(name).or_insert(Duration::ZERO) +=
+                Duration::from_secs_f64(t as f64 / clock_ticks() as f64);
+        }
+    }
+    out
+}
+
+/// CPU seconds per thread name between two [`thread_cpu`] snapshots, busiest first.
+pub fn thread_cpu_delta(
+    before: &HashMap<String, Duration>,
+    after: &HashMap<String, Duration>,
+) -> Vec<(String, f64)> {
+    let mut v: Vec<(String, f64)> = after
+        .iter()
+        .map(|(k, a)| {
+            let b = before.get(k).copied().unwrap_or(Duration::ZERO);
+            (k.clone(), a.saturating_sub(b).as_secs_f64())
+        })
+        .filter(|(_, s)| *s > 0.0)
+        .collect();
+    v.sort_by(|a, b| b.1.total_cmp(&a.1));
+    v
 }
 
 /// User+system CPU time a process has used so far.
@@ -213,7 +276,24 @@ mod tests {
     }
 
     #[test]
+    fn thread_cpu_delta_sorts_busiest_first() {
+        let mut a = HashMap::new();
+        a.insert("w".to_string(), Duration::from_millis(100));
+        let mut b = a.clone();
+        b.insert("w".to_string(), Duration::from_millis(300));
+        b.insert("x".to_string(), Duration::from_millis(500));
+        b.insert("idle".to_string(), Duration::ZERO);
+        let d = thread_cpu_delta(&a, &b);
+        assert_eq!(d.len(), 2);
+        assert_eq!(d[0].0, "x");
+        assert!((d[1].1 - 0.2).abs() < 1e-9);
+    }
+
+    #[test]
     fn own_process_is_readable() {
+        let m = mem_breakdown(std::process::id()).unwrap();
+        assert!(m.rss_kib > 0 && m.threads >= 1);
+        assert!(!thread_cpu(std::process::id()).is_empty());
         let pid = std::process::id();
         assert!(rss_kib(pid).unwrap_or(0) > 0);
         assert!(cpu_time("self").is_some());

@@ -2,7 +2,7 @@
 //! ratios, rendered as markdown (also printed) or JSON.
 
 use crate::load::LoadResult;
-use crate::procs::Machine;
+use crate::procs::{Machine, MemBreakdown};
 use crate::skiff::{ListResult, WatchResult};
 use serde::Serialize;
 use std::fmt::Write;
@@ -34,6 +34,8 @@ pub struct SkiffReport {
     pub warm_restart_ms: Vec<f64>,
     pub warm_restart_median_ms: Option<f64>,
     pub idle_rss_kib: Option<u64>,
+    pub idle_mem: Option<MemBreakdown>,
+    pub mem_after_load: Option<MemBreakdown>,
     pub creates: Vec<LoadResult>,
     pub stored_pod_bytes: Option<usize>,
     pub get: Option<LoadResult>,
@@ -145,10 +147,12 @@ impl Report {
         ));
         t.push(verdict(
             "GET p99 < 5 ms",
-            s.get
-                .as_ref()
-                .filter(|g| g.ops > 0)
-                .map(|g| (format!("{:.2} ms", g.latency.p99_ms), g.latency.p99_ms < 5.0)),
+            s.get.as_ref().filter(|g| g.ops > 0).map(|g| {
+                (
+                    format!("{:.2} ms", g.latency.p99_ms),
+                    g.latency.p99_ms < 5.0,
+                )
+            }),
         ));
         t.push(verdict(
             "watch delivery p99 < 20 ms (100 watchers)",
@@ -242,6 +246,23 @@ impl Report {
             mib(s.rss_after_load_kib),
             mib(s.peak_rss_kib)
         );
+        let brk = |m: &Option<MemBreakdown>| {
+            m.map(|m| {
+                format!(
+                    "anon {:.1} MiB, file-backed {:.1} MiB, shmem {:.1} MiB, {} threads",
+                    m.anon_kib as f64 / 1024.0,
+                    m.file_kib as f64 / 1024.0,
+                    m.shmem_kib as f64 / 1024.0,
+                    m.threads
+                )
+            })
+        };
+        if let Some(b) = brk(&s.idle_mem) {
+            let _ = writeln!(o, "- idle RSS by kind: {b}");
+        }
+        if let Some(b) = brk(&s.mem_after_load) {
+            let _ = writeln!(o, "- RSS by kind after the load: {b}");
+        }
         if let Some(b) = s.stored_pod_bytes {
             let _ = writeln!(o, "- stored pod (GET answer): {b} bytes");
         }
@@ -292,10 +313,17 @@ impl Report {
             );
         }
         if let Some(b) = s.data_dir_bytes {
-            let _ = writeln!(o, "- data dir after the run: {:.1} MiB", b as f64 / 1048576.0);
+            let _ = writeln!(
+                o,
+                "- data dir after the run: {:.1} MiB",
+                b as f64 / 1048576.0
+            );
         }
 
-        let _ = writeln!(o, "\n### Durable writes: skiff vs etcd (peer) vs SQLite (floor)\n");
+        let _ = writeln!(
+            o,
+            "\n### Durable writes: skiff vs etcd (peer) vs SQLite (floor)\n"
+        );
         let _ = writeln!(
             o,
             "| system | round | clients | ops/s | p50 ms | p99 ms | max ms | ops | errors | server CPU s | bench CPU s | commits |"
@@ -316,7 +344,9 @@ impl Report {
                 r.errors,
                 opt(r.server_cpu_s),
                 opt(r.bench_cpu_s),
-                r.commits.map(|c| c.to_string()).unwrap_or_else(|| "-".into())
+                r.commits
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "-".into())
             );
         };
         if let Some(r) = &self.sqlite.single {
@@ -341,13 +371,45 @@ impl Report {
             }
         }
 
+        let busy: Vec<&LoadResult> = s
+            .creates
+            .iter()
+            .filter(|r| !r.server_threads.is_empty())
+            .collect();
+        if !busy.is_empty() {
+            let _ = writeln!(o, "\nskiff server CPU by thread during the creates (CPU seconds; wall time per level ≈ elapsed):\n");
+            for r in busy {
+                let threads: Vec<String> = r
+                    .server_threads
+                    .iter()
+                    .take(6)
+                    .map(|(n, c)| format!("{n} {c:.2}"))
+                    .collect();
+                let per_op = r
+                    .server_cpu_s
+                    .filter(|_| r.ops > 0)
+                    .map(|c| format!("{:.0} µs CPU/create", c * 1e6 / r.ops as f64))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    o,
+                    "- round {}, {} clients, {:.2} s: {} ({per_op})",
+                    r.round + 1,
+                    r.clients,
+                    r.elapsed_s,
+                    threads.join(", ")
+                );
+            }
+        }
         let _ = writeln!(o, "\n### Ratios (throughput)\n");
         let _ = writeln!(o, "| clients | skiff/etcd | skiff/SQLite group commit | skiff/SQLite 1 fsync per insert |");
         let _ = writeln!(o, "|---|---|---|---|");
         let single = self.sqlite.single.as_ref().filter(|r| r.ops > 0);
         for &c in &self.settings.levels {
             let sk = at_level(&s.creates, c);
-            let f = |x: Option<f64>| x.map(|v| format!("{v:.2}x")).unwrap_or_else(|| "not measured".into());
+            let f = |x: Option<f64>| {
+                x.map(|v| format!("{v:.2}x"))
+                    .unwrap_or_else(|| "not measured".into())
+            };
             let _ = writeln!(
                 o,
                 "| {c} | {} | {} | {} |",
@@ -451,15 +513,25 @@ mod tests {
         r.skiff.get = Some(load(1, 3000.0, 1.5));
         r.evaluate();
         let res: Vec<&str> = r.targets.iter().map(|v| v.result.as_str()).collect();
-        assert_eq!(res, ["PASS", "MISS", "MISS", "PASS", "PASS", "not measured"]);
+        assert_eq!(
+            res,
+            ["PASS", "MISS", "MISS", "PASS", "PASS", "not measured"]
+        );
         assert_eq!(r.targets[3].measured, "1.25x");
         let md = r.markdown();
-        assert!(md.contains("| 64 | 1.25x | not measured | not measured |"), "{md}");
+        assert!(
+            md.contains("| 64 | 1.25x | not measured | not measured |"),
+            "{md}"
+        );
     }
 
     #[test]
     fn ratios_use_the_median_round() {
-        let v = vec![load(64, 100.0, 1.0), load(64, 300.0, 1.0), load(64, 200.0, 1.0)];
+        let v = vec![
+            load(64, 100.0, 1.0),
+            load(64, 300.0, 1.0),
+            load(64, 200.0, 1.0),
+        ];
         assert_eq!(at_level(&v, 64).map(|r| r.ops_per_s), Some(200.0));
         assert!(at_level(&v, 16).is_none());
     }

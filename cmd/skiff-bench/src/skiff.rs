@@ -58,6 +58,8 @@ pub async fn start(bin: &Path, data_dir: &Path, log: &Path) -> Result<Skiff> {
         kubeconfig.display().to_string(),
         "--disable-agent".into(),
     ];
+    // A kubeconfig from an earlier run would look "written" at once and name an old port.
+    let _ = std::fs::remove_file(&kubeconfig);
     let probe = Target::Tls(SocketAddr::from(([127, 0, 0, 1], port)), insecure_tls()?);
     let t0 = Instant::now();
     let mut child = ChildGuard::spawn("skiff server", bin, &args, log)?;
@@ -123,12 +125,16 @@ pub fn pod_body(namespace: &str, name: &str) -> Bytes {
 
 /// Creates namespace `name`.
 pub async fn create_namespace(conn: &mut Conn, name: &str) -> Result<()> {
-    let body = format!(
-        r#"{{"apiVersion":"v1","kind":"Namespace","metadata":{{"name":"{name}"}}}}"#
-    );
-    conn.expect(Method::POST, "/api/v1/namespaces", Some(Bytes::from(body)), 201)
-        .await
-        .map(|_| ())
+    let body =
+        format!(r#"{{"apiVersion":"v1","kind":"Namespace","metadata":{{"name":"{name}"}}}}"#);
+    conn.expect(
+        Method::POST,
+        "/api/v1/namespaces",
+        Some(Bytes::from(body)),
+        201,
+    )
+    .await
+    .map(|_| ())
 }
 
 /// The name of the pod created as operation `i` of round `round` with `clients` clients.
@@ -271,7 +277,12 @@ pub async fn watch_phase(
     let mut creator = Conn::connect(target).await?;
     create_namespace(&mut creator, "bench-watch").await?;
     let body = creator
-        .expect(Method::GET, "/api/v1/namespaces/bench-watch/pods", None, 200)
+        .expect(
+            Method::GET,
+            "/api/v1/namespaces/bench-watch/pods",
+            None,
+            200,
+        )
         .await?;
     let v: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| BenchError::Phase(format!("LIST answer is not JSON: {e}")))?;
@@ -281,9 +292,7 @@ pub async fn watch_phase(
         .to_string();
     let creates = ((rate * secs).round() as u64).max(1);
     let stop = Arc::new(AtomicBool::new(false));
-    let watch_path = format!(
-        "/api/v1/namespaces/bench-watch/pods?watch=true&resourceVersion={rv}"
-    );
+    let watch_path = format!("/api/v1/namespaces/bench-watch/pods?watch=true&resourceVersion={rv}");
     let mut readers = Vec::with_capacity(watchers);
     for _ in 0..watchers {
         let mut conn = Conn::connect(target).await?;
@@ -347,7 +356,11 @@ pub async fn watch_phase(
         let t_send = Instant::now();
         let body = pod_body("bench-watch", &format!("w-{i}"));
         match creator
-            .request(Method::POST, "/api/v1/namespaces/bench-watch/pods", Some(body))
+            .request(
+                Method::POST,
+                "/api/v1/namespaces/bench-watch/pods",
+                Some(body),
+            )
             .await
         {
             Ok((201, _)) => {
@@ -357,7 +370,10 @@ pub async fn watch_phase(
             }
             Ok((status, b)) => {
                 create_error.get_or_insert_with(|| {
-                    format!("status {status}: {}", String::from_utf8_lossy(&b[..b.len().min(300)]))
+                    format!(
+                        "status {status}: {}",
+                        String::from_utf8_lossy(&b[..b.len().min(300)])
+                    )
                 });
             }
             Err(e) => {
@@ -448,7 +464,10 @@ mod tests {
         assert_eq!(v["metadata"]["name"], "c64-7");
         assert_eq!(v["metadata"]["namespace"], "default");
         assert_eq!(v["spec"]["containers"][0]["image"], "nginx:1.27");
-        assert_eq!(v["spec"]["containers"][0]["resources"]["limits"]["memory"], "128Mi");
+        assert_eq!(
+            v["spec"]["containers"][0]["resources"]["limits"]["memory"],
+            "128Mi"
+        );
     }
 
     #[test]

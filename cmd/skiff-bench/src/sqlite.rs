@@ -181,7 +181,9 @@ mod tests {
     fn open_sets_wal_and_full_sync() {
         let dir = tempfile::tempdir().unwrap();
         let c = open(&dir.path().join("db")).unwrap();
-        let m: String = c.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+        let m: String = c
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(m, "wal");
         let s: i64 = c.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
         assert_eq!(s, 2);
@@ -191,11 +193,15 @@ mod tests {
     async fn single_inserts_every_row_in_its_own_commit() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("db");
-        let r = single(&db, limits(50), Bytes::from_static(b"{}")).await.unwrap();
+        let r = single(&db, limits(50), Bytes::from_static(b"{}"))
+            .await
+            .unwrap();
         assert_eq!(r.ops, 50);
         assert_eq!(r.commits, Some(50));
         let c = open(&db).unwrap();
-        let n: i64 = c.query_row("SELECT COUNT(*) FROM kv", [], |r| r.get(0)).unwrap();
+        let n: i64 = c
+            .query_row("SELECT COUNT(*) FROM kv", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(n, 50);
     }
 
@@ -203,12 +209,16 @@ mod tests {
     async fn group_commit_batches_concurrent_inserts() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("db");
-        let r = group(&db, 16, limits(400), Bytes::from_static(b"{}")).await.unwrap();
+        let r = group(&db, 16, limits(400), Bytes::from_static(b"{}"))
+            .await
+            .unwrap();
         assert_eq!(r.ops, 400);
         let commits = r.commits.unwrap();
-        assert!(commits >= 1 && commits <= 400);
+        assert!((1..=400).contains(&commits));
         let c = open(&db).unwrap();
-        let n: i64 = c.query_row("SELECT COUNT(*) FROM kv", [], |r| r.get(0)).unwrap();
+        let n: i64 = c
+            .query_row("SELECT COUNT(*) FROM kv", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(n, 400);
     }
 }

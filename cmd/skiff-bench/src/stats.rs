@@ -80,7 +80,11 @@ mod tests {
 
     #[test]
     fn median_of_durations() {
-        let v = [Duration::from_millis(30), Duration::from_millis(10), Duration::from_millis(20)];
+        let v = [
+            Duration::from_millis(30),
+            Duration::from_millis(10),
+            Duration::from_millis(20),
+        ];
         assert_eq!(median_ms(&v), Some(20.0));
         assert_eq!(median_ms(&[]), None);
     }
