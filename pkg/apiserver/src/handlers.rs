@@ -73,6 +73,7 @@ async fn handle_inner(st: Arc<AppState>, req: Request<Body>) -> ApiResult<Respon
     let Some(user) = user else {
         return Err(ApiError::unauthorized());
     };
+    let user = impersonate(&st, user, &headers)?;
 
     let target = match request::parse_path(&path) {
         Some(t) => Some(t?),
@@ -86,6 +87,63 @@ async fn handle_inner(st: Arc<AppState>, req: Request<Body>) -> ApiResult<Respon
     };
     let body = read_body(body).await?;
     resource(st, method, target, q, headers, body, user).await
+}
+
+/// `Impersonate-User` / `Impersonate-Group` / `Impersonate-Uid` (kubectl --as, --as-group),
+/// allowed when the real user may `impersonate` those users and groups.
+fn impersonate(st: &AppState, user: UserInfo, headers: &HeaderMap) -> ApiResult<UserInfo> {
+    let Some(name) = headers
+        .get("impersonate-user")
+        .and_then(|h| h.to_str().ok())
+    else {
+        if headers.get("impersonate-group").is_some() {
+            return Err(ApiError::bad_request(
+                "requested impersonation of groups without a user: set Impersonate-User too",
+            ));
+        }
+        return Ok(user);
+    };
+    let check = |resource: &str, ns: &str, n: &str| -> ApiResult<()> {
+        let a = Attributes {
+            verb: "impersonate".into(),
+            resource_request: true,
+            api_group: String::new(),
+            resource: resource.into(),
+            subresource: String::new(),
+            name: n.into(),
+            namespace: ns.into(),
+            path: String::new(),
+        };
+        authz::authorize(st, &user, &a)
+    };
+    let mut groups: Vec<String> = Vec::new();
+    if let Some(rest) = name.strip_prefix("system:serviceaccount:") {
+        let (ns, sa) = rest.split_once(':').unwrap_or(("", rest));
+        check("serviceaccounts", ns, sa)?;
+        groups.push("system:serviceaccounts".into());
+        groups.push(format!("system:serviceaccounts:{ns}"));
+    } else {
+        check("users", "", name)?;
+    }
+    for g in headers.get_all("impersonate-group") {
+        if let Ok(g) = g.to_str() {
+            check("groups", "", g)?;
+            groups.push(g.to_string());
+        }
+    }
+    if name != "system:anonymous" && !groups.iter().any(|g| g == "system:authenticated") {
+        groups.push("system:authenticated".into());
+    }
+    let uid = headers
+        .get("impersonate-uid")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    Ok(UserInfo {
+        name: name.to_string(),
+        uid,
+        groups,
+    })
 }
 
 async fn read_body(body: Body) -> ApiResult<Bytes> {
@@ -337,6 +395,32 @@ fn non_resource(
     }
 }
 
+/// Decodes a write body; with `fieldValidation=Strict`, duplicate JSON keys are rejected.
+fn decode_write(
+    res: &registry::ResourceInfo,
+    headers: &HeaderMap,
+    body: &[u8],
+    q: &Query,
+) -> ApiResult<Value> {
+    let strict = q.get("fieldValidation") == Some("Strict");
+    let ct = content_type(headers).unwrap_or("application/json");
+    if strict && ct.starts_with("application/json") {
+        let dups = request::duplicate_fields(body);
+        if !dups.is_empty() {
+            let list = dups
+                .iter()
+                .map(|d| format!("duplicate field \"{d}\""))
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(ApiError::bad_request(format!(
+                "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {list}",
+                res.kind, res.version, res.kind
+            )));
+        }
+    }
+    request::decode_body(Some(ct), body)
+}
+
 fn content_type(headers: &HeaderMap) -> Option<&str> {
     headers.get("content-type").and_then(|h| h.to_str().ok())
 }
@@ -388,7 +472,7 @@ async fn resource(
             if res.verbs.iter().all(|v| *v != "create") {
                 return Err(ApiError::method_not_allowed());
             }
-            let obj = request::decode_body(content_type(&headers), &body)?;
+            let obj = decode_write(res, &headers, &body, &q)?;
             let opts = WriteOpts::from_query(&q, ua)?;
             if res.kind == "Binding" {
                 let target_name = obj
@@ -426,7 +510,7 @@ async fn resource(
         }
         // ---- update
         (&Method::PUT, Some(n), None) => {
-            let obj = request::decode_body(content_type(&headers), &body)?;
+            let obj = decode_write(res, &headers, &body, &q)?;
             let opts = WriteOpts::from_query(&q, ua)?;
             let o = rest::update_object(
                 &st,

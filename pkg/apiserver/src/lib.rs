@@ -5,6 +5,7 @@ pub mod admission;
 pub mod alloc;
 pub mod authz;
 pub mod bootstrap;
+pub mod convert;
 pub mod error;
 pub mod handlers;
 pub mod objects;

@@ -3,6 +3,7 @@
 //! concurrency, generation, finalizers and graceful pod deletion.
 
 use crate::admission;
+use crate::convert;
 use crate::error::{ApiError, ApiResult};
 use crate::objects::{self, from_kv, meta_mut, meta_str, name, now_rfc3339, set_rv, to_stored};
 use crate::request::{self, Output, Query, Target};
@@ -45,9 +46,11 @@ impl WriteOpts {
         let field_validation = match q.get("fieldValidation") {
             None | Some("") => "Warn".to_string(),
             Some(v @ ("Strict" | "Warn" | "Ignore")) => v.to_string(),
-            Some(other) => return Err(ApiError::bad_request(format!(
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
                 "fieldValidation must be one of \"Ignore\", \"Warn\" or \"Strict\", got {other:?}"
-            ))),
+            )))
+            }
         };
         Ok(WriteOpts {
             dry_run: q.dry_run()?,
@@ -69,7 +72,7 @@ pub async fn get_object(
 ) -> ApiResult<Value> {
     let key = request::object_key(res, ns, name);
     match st.store.get(&key).await? {
-        Some(kv) => from_kv(&kv),
+        Some(kv) => from_kv(&kv).map(|o| convert::from_storage(res, o)),
         None => Err(ApiError::not_found(res.group, res.plural, name)),
     }
 }
@@ -192,7 +195,7 @@ pub async fn list_objects(st: &AppState, target: &Target, q: &Query) -> ApiResul
                     .get(&request::object_key(target.res, ns_or_none, n))
                     .await?
                 {
-                    let o = from_kv(&kv)?;
+                    let o = convert::from_storage(target.res, from_kv(&kv)?);
                     if filters.matches(&o) {
                         items.push(o);
                     }
@@ -229,7 +232,7 @@ pub async fn list_objects(st: &AppState, target: &Target, q: &Query) -> ApiResul
         revision = page.revision;
         let last_key = page.kvs.last().map(|kv| kv.key.clone());
         for kv in &page.kvs {
-            let o = from_kv(kv)?;
+            let o = convert::from_storage(target.res, from_kv(kv)?);
             if filters.matches(&o) {
                 items.push(o);
             }
@@ -350,11 +353,8 @@ fn reset_status_on_create(res: &ResourceInfo, obj: &mut Value) {
     if !has_status || matches!(res.kind, "Node" | "PersistentVolume" | "Namespace") {
         return;
     }
-    if let Some(o) = obj.as_object_mut() {
-        o.remove("status");
-    }
-    if res.kind == "Pod" && res.group.is_empty() {
-        obj["status"] = json!({"phase": "Pending"});
+    if obj.is_object() {
+        obj["status"] = json!({});
     }
 }
 
@@ -480,7 +480,11 @@ pub async fn create_object(
         admission::release(st, res, &allocated);
         return Ok(obj);
     }
-    match st.store.create(&key, to_stored(&obj)).await {
+    match st
+        .store
+        .create(&key, to_stored(&convert::to_storage(res, &obj)))
+        .await
+    {
         Ok(rev) => {
             set_rv(&mut obj, rev);
             Ok(obj)
@@ -523,7 +527,7 @@ pub async fn update_object(
         let Some(kv) = st.store.get(&key).await? else {
             return Err(ApiError::not_found(res.group, res.plural, obj_name));
         };
-        let old = from_kv(&kv)?;
+        let old = convert::from_storage(res, from_kv(&kv)?);
         let mut new = match &mut mutation {
             Mutation::Replace(body) => {
                 let mut b = body.clone();
@@ -621,7 +625,8 @@ pub async fn update_object(
             return Ok(new);
         }
         // Deletion completes when the last finalizer goes.
-        if new.pointer("/metadata/deletionTimestamp").is_some() && finalizers(&new).is_empty() {
+        if new.pointer("/metadata/deletionTimestamp").is_some() && deletion_can_complete(res, &new)
+        {
             drop(guard);
             match st.store.delete(&key, kv.mod_revision).await {
                 Ok((rev, _)) => {
@@ -643,7 +648,11 @@ pub async fn update_object(
         }
         match st
             .store
-            .update(&key, to_stored(&new), kv.mod_revision)
+            .update(
+                &key,
+                to_stored(&convert::to_storage(res, &new)),
+                kv.mod_revision,
+            )
             .await
         {
             Ok(rev) => {
@@ -727,6 +736,23 @@ fn preserve_server_meta(old: &Value, new: &mut Value) {
     }
 }
 
+/// A deleting object goes once no finalizer holds it (namespaces also wait for
+/// `spec.finalizers`, which the namespace controller clears through `/finalize`).
+fn deletion_can_complete(res: &ResourceInfo, o: &Value) -> bool {
+    if !finalizers(o).is_empty() {
+        return false;
+    }
+    if res.group.is_empty() && res.kind == "Namespace" {
+        let spec_fins = o
+            .pointer("/spec/finalizers")
+            .and_then(|f| f.as_array())
+            .map(|a| !a.is_empty())
+            .unwrap_or(false);
+        return !spec_fins;
+    }
+    true
+}
+
 fn finalizers(o: &Value) -> Vec<String> {
     o.pointer("/metadata/finalizers")
         .and_then(|f| f.as_array())
@@ -806,12 +832,21 @@ pub async fn delete_object(
     opts: &DeleteOpts,
 ) -> ApiResult<Value> {
     let ns = ns_of(res, ns)?;
+    if res.group.is_empty()
+        && res.kind == "Namespace"
+        && matches!(obj_name, "default" | "kube-system" | "kube-public")
+    {
+        return Err(ApiError::forbidden(format!(
+            "namespaces \"{obj_name}\" is forbidden: this namespace may not be deleted"
+        ))
+        .with_details(json!({"name": obj_name, "kind": "namespaces"})));
+    }
     let key = request::object_key(res, ns, obj_name);
     for _ in 0..16 {
         let Some(kv) = st.store.get(&key).await? else {
             return Err(ApiError::not_found(res.group, res.plural, obj_name));
         };
-        let old = from_kv(&kv)?;
+        let old = convert::from_storage(res, from_kv(&kv)?);
         if let Some(uid) = &opts.precondition_uid {
             if meta_str(&old, "uid") != Some(uid.as_str()) {
                 return Err(ApiError::conflict(
@@ -848,7 +883,14 @@ pub async fn delete_object(
         }
         let graceful = graceful_period(res, &old, opts);
         let already_deleting = old.pointer("/metadata/deletionTimestamp").is_some();
-        let immediate = fins.is_empty() && graceful.is_none();
+        let is_namespace = res.group.is_empty() && res.kind == "Namespace";
+        let ns_held = is_namespace
+            && old
+                .pointer("/spec/finalizers")
+                .and_then(|f| f.as_array())
+                .map(|a| !a.is_empty())
+                .unwrap_or(false);
+        let immediate = fins.is_empty() && (graceful.is_none() || (is_namespace && !ns_held));
         if opts.dry_run {
             return Ok(old);
         }
@@ -887,12 +929,19 @@ pub async fn delete_object(
         } else {
             m.insert("finalizers".into(), json!(fins));
         }
+        if is_namespace {
+            new["status"]["phase"] = json!("Terminating");
+        }
         if new == old {
             return Ok(old);
         }
         match st
             .store
-            .update(&key, to_stored(&new), kv.mod_revision)
+            .update(
+                &key,
+                to_stored(&convert::to_storage(res, &new)),
+                kv.mod_revision,
+            )
             .await
         {
             Ok(rev) => {

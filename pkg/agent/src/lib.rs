@@ -1,0 +1,1 @@
+//! skiff's agent (kubelet): join, node registration and lease heartbeat, pod sync, runtimes (simulated; containerd later).
