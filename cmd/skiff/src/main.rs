@@ -23,7 +23,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the control plane (API server on an embedded SQLite store).
-    Server(ServerArgs),
+    Server(Box<ServerArgs>),
     /// Print the node token of a server data dir.
     Token(TokenArgs),
 }
@@ -295,7 +295,7 @@ fn main() -> Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     match cli.cmd {
-        Command::Server(args) => rt.block_on(run_server(args)),
+        Command::Server(args) => rt.block_on(run_server(*args)),
         Command::Token(t) => {
             let dir = t.data_dir.unwrap_or_else(default_data_dir);
             let p = dir.join("server").join("token");

@@ -153,9 +153,9 @@ pub async fn sweep_events(st: Arc<AppState>) {
     loop {
         tick.tick().await;
         let cutoff = chrono::Utc::now() - ttl;
-        for group in [""] {
-            let Some(res) = registry::find(group, "v1", "events") else {
-                continue;
+        {
+            let Some(res) = registry::find("", "v1", "events") else {
+                return;
             };
             let Ok(list) = st.store.list(&res.key_prefix(), Default::default()).await else {
                 continue;

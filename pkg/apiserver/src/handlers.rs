@@ -418,7 +418,16 @@ fn decode_write(
             )));
         }
     }
-    request::decode_body(Some(ct), body)
+    request::decode_body(Some(ct), body).map_err(|e| {
+        if e.code == 400 && e.message.starts_with("couldn't get version/kind") {
+            ApiError::bad_request(format!(
+                "the object provided is unrecognized (must be of type {}): {}",
+                res.kind, e.message
+            ))
+        } else {
+            e
+        }
+    })
 }
 
 fn content_type(headers: &HeaderMap) -> Option<&str> {
@@ -756,7 +765,7 @@ async fn patch(
     }
     if ct == "application/apply-patch+yaml" || ct == "application/apply-patch+cbor" {
         if sub.is_some() && sub != Some("status") {
-            return Err(ApiError::unsupported_media_type(&ct));
+            return Err(ApiError::unsupported_patch_type());
         }
         if q.get("fieldManager").map(|m| m.is_empty()).unwrap_or(true) {
             return Err(ApiError::bad_request("PATCH with application/apply-patch+yaml requires the fieldManager query parameter to be set"));
@@ -771,7 +780,7 @@ async fn patch(
             | "application/merge-patch+json"
             | "application/strategic-merge-patch+json"
     ) {
-        return Err(ApiError::unsupported_media_type(&ct));
+        return Err(ApiError::unsupported_patch_type());
     }
     let body = body.clone();
     match sub {
@@ -889,7 +898,7 @@ async fn apply(
             "the name of the object ({bn}) does not match the name on the URL ({n})"
         )));
     }
-    crate::admission::strict_fields(res, &applied, opts)?;
+    crate::admission::strict_fields(res, &mut applied, opts)?;
     let mut opts = opts.clone();
     opts.apply = true;
     for _ in 0..8 {

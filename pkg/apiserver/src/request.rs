@@ -209,7 +209,7 @@ pub fn negotiate(accept: Option<&str>) -> Output {
         let p = part.trim();
         let params: Vec<&str> = p.split(';').map(|s| s.trim()).collect();
         let media = params[0];
-        let has = |x: &str| params.iter().any(|q| *q == x);
+        let has = |x: &str| params.contains(&x);
         if (media == "application/json" || media == "*/*")
             && has("as=Table")
             && has("g=meta.k8s.io")
@@ -218,15 +218,16 @@ pub fn negotiate(accept: Option<&str>) -> Output {
                 beta: has("v=v1beta1"),
             };
         }
-        if media == "application/json"
-            || media == "*/*"
-            || media == "application/*"
-            || media == "application/yaml"
-            || media == "application/vnd.kubernetes.protobuf"
-        {
-            if params.len() == 1 || !params.iter().any(|q| q.starts_with("as=")) {
-                return Output::Json;
-            }
+        let plain = matches!(
+            media,
+            "application/json"
+                | "*/*"
+                | "application/*"
+                | "application/yaml"
+                | "application/vnd.kubernetes.protobuf"
+        );
+        if plain && !params.iter().any(|q| q.starts_with("as=")) {
+            return Output::Json;
         }
     }
     Output::Json
@@ -249,7 +250,7 @@ pub fn decode_body(content_type: Option<&str>, body: &[u8]) -> ApiResult<Value> 
         "application/yaml" | "application/x-yaml" | "text/yaml" => parse_yaml(body),
         "application/vnd.kubernetes.protobuf" => skiff_api::protobuf::decode_object(body)
             .map_err(|e| ApiError::bad_request(format!("unable to decode the protobuf body: {e}"))),
-        other => Err(ApiError::unsupported_media_type(other)),
+        _ => Err(ApiError::unsupported_media_type()),
     }
 }
 
@@ -261,9 +262,7 @@ pub fn parse_json(body: &[u8]) -> ApiResult<Value> {
         ));
     }
     serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_request(format!(
-            "the body of the request could not be decoded as JSON: {e}"
-        ))
+        ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
     })
 }
 

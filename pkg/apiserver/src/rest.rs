@@ -320,18 +320,24 @@ pub fn check_type(
     }
     let kind = obj.get("kind").and_then(|k| k.as_str()).unwrap_or("");
     let api = obj.get("apiVersion").and_then(|k| k.as_str()).unwrap_or("");
-    if !kind.is_empty() && kind != want_kind {
-        return Err(ApiError::bad_request(format!(
-            "the kind in the body ({kind}) does not match the kind of the URL ({want_kind}): send it to the {} endpoint instead",
-            registry::find_kind(api, kind)
-                .map(|r| r.group_resource())
-                .unwrap_or_else(|| "matching".into())
-        )));
-    }
-    if !api.is_empty() && api != want_api {
+    if (!kind.is_empty() && kind != want_kind) || (!api.is_empty() && api != want_api) {
+        let (_, body_version) = registry::split_api_version(api);
+        let hint = match registry::find_kind(api, kind) {
+            Some(r) if r.kind != want_kind => format!(
+                "the body is a {kind}: send it to the {} endpoint",
+                r.group_resource()
+            ),
+            _ => format!("expected apiVersion {want_api:?} and kind {want_kind:?}"),
+        };
         let _ = res;
         return Err(ApiError::bad_request(format!(
-            "the API version in the data ({api}) does not match the expected API version ({want_api})"
+            "{} in version {:?} cannot be handled as a {want_kind}: {hint}",
+            if kind.is_empty() { want_kind } else { kind },
+            if body_version.is_empty() {
+                res.version
+            } else {
+                body_version
+            },
         )));
     }
     obj["kind"] = Value::String(want_kind.to_string());
@@ -454,7 +460,7 @@ pub async fn create_object(
         check_namespace(st, ns).await?;
     }
     reset_status_on_create(res, &mut obj);
-    admission::strict_fields(res, &obj, opts)?;
+    admission::strict_fields(res, &mut obj, opts)?;
     admission::mutate_create(st, res, &mut obj).await?;
     skiff_api::defaults::apply_defaults(res, &mut obj);
     admission::validate(res, &obj, None)?;
@@ -499,6 +505,9 @@ pub async fn create_object(
     }
 }
 
+/// A mutation of the current object.
+pub type MutateFn<'a> = Box<dyn FnMut(&Value) -> ApiResult<Value> + Send + 'a>;
+
 /// What an update does to the current object.
 pub enum Mutation<'a> {
     /// PUT of a whole object (main resource): keeps status and server-owned metadata.
@@ -506,7 +515,7 @@ pub enum Mutation<'a> {
     /// PUT/PATCH of the status subresource: only status is taken.
     Status(Value),
     /// A function of the current object (patches, scale, binding, finalizer edits).
-    With(Box<dyn FnMut(&Value) -> ApiResult<Value> + Send + 'a>),
+    With(MutateFn<'a>),
 }
 
 /// UPDATE with optimistic concurrency. Retries when the store moved underneath a patch.
@@ -538,7 +547,7 @@ pub async fn update_object(
                         return Err(ApiError::modified(res.group, res.plural, obj_name));
                     }
                 }
-                admission::strict_fields(res, &b, opts)?;
+                admission::strict_fields(res, &mut b, opts)?;
                 if res.subresource("status").is_some() {
                     match old.get("status") {
                         Some(s) => b["status"] = s.clone(),
@@ -641,7 +650,7 @@ pub async fn update_object(
                 Err(e) => return Err(e.into()),
             }
         }
-        if new == old {
+        if same_object(&new, &old) {
             // No-op update: upstream does not write (and does not bump resourceVersion).
             admission::release(st, res, &allocated);
             return Ok(old);
@@ -734,6 +743,18 @@ fn preserve_server_meta(old: &Value, new: &mut Value) {
             m.insert("managedFields".into(), mf.clone());
         }
     }
+}
+
+/// Equal apart from the resourceVersion stamp.
+fn same_object(a: &Value, b: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(m) = v.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+            m.remove("resourceVersion");
+        }
+        v
+    };
+    strip(a) == strip(b)
 }
 
 /// A deleting object goes once no finalizer holds it (namespaces also wait for
@@ -894,11 +915,40 @@ pub async fn delete_object(
         if opts.dry_run {
             return Ok(old);
         }
+        let mut delete_at = kv.mod_revision;
+        let mut gone = old.clone();
+        if immediate && res.group.is_empty() && res.kind == "Pod" && !already_deleting {
+            // Pods always pass through a terminating state (deletionTimestamp, grace 0),
+            // so watchers see them as Terminating before they go, as upstream does.
+            let mut term = old.clone();
+            let m = meta_mut(&mut term);
+            m.insert("deletionTimestamp".into(), Value::String(now_rfc3339()));
+            m.insert("deletionGracePeriodSeconds".into(), json!(0));
+            match st
+                .store
+                .update(
+                    &key,
+                    to_stored(&convert::to_storage(res, &term)),
+                    kv.mod_revision,
+                )
+                .await
+            {
+                Ok(rev) => {
+                    delete_at = rev;
+                    gone = term;
+                }
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(StoreError::NotFound) => {
+                    return Err(ApiError::not_found(res.group, res.plural, obj_name))
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
         if immediate {
-            match st.store.delete(&key, kv.mod_revision).await {
+            match st.store.delete(&key, delete_at).await {
                 Ok((rev, _)) => {
                     admission::release_object(st, res, &old);
-                    let mut out = old;
+                    let mut out = gone;
                     set_rv(&mut out, rev);
                     return Ok(out);
                 }
@@ -1012,7 +1062,7 @@ pub fn apply_patch(res: &ResourceInfo, ct: &str, current: &Value, body: &[u8]) -
             }
             skiff_api::patch::strategic_merge(res.group, res.kind, current, &p).map_err(patch_err)
         }
-        other => Err(ApiError::unsupported_media_type(other)),
+        _ => Err(ApiError::unsupported_patch_type()),
     }
 }
 
