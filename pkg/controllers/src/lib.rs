@@ -2,6 +2,9 @@
 //! watchers with a pure planning core. They talk to the API server only through kube-rs.
 
 pub mod events;
+pub mod deployment;
+pub mod gc;
+pub mod replicaset;
 
 use std::time::Duration;
 
