@@ -1,10 +1,15 @@
 //! skiff's controllers: one module per control loop, each a reconcile function over kube-rs
 //! watchers with a pure planning core. They talk to the API server only through kube-rs.
 
+pub mod endpoints;
+pub mod endpointslice;
 pub mod events;
 pub mod deployment;
 pub mod gc;
 pub mod replicaset;
+pub mod namespace;
+pub mod nodelifecycle;
+pub mod serviceaccount;
 
 use std::time::Duration;
 
@@ -26,6 +31,9 @@ pub struct Config {
     pub node_monitor_grace_period: Duration,
     /// How often the node lifecycle controller looks at leases.
     pub node_monitor_period: Duration,
+    /// The cluster CA certificate (PEM) published as `kube-root-ca.crt` in every namespace;
+    /// empty skips publishing.
+    pub ca_pem: String,
 }
 
 impl Default for Config {
@@ -33,6 +41,7 @@ impl Default for Config {
         Config {
             node_monitor_grace_period: Duration::from_secs(40),
             node_monitor_period: Duration::from_secs(5),
+            ca_pem: String::new(),
         }
     }
 }
