@@ -259,6 +259,15 @@ struct ServerArgs {
     /// Do not run an agent on this host.
     #[arg(long)]
     disable_agent: bool,
+    /// Do not run the scheduler.
+    #[arg(long)]
+    disable_scheduler: bool,
+    /// Do not run the controllers (replicaset, deployment, gc, endpoints, …).
+    #[arg(long)]
+    disable_controller_manager: bool,
+    /// How long a node may miss heartbeats before it is marked NotReady/Unknown, e.g. 40s.
+    #[arg(long, default_value = "40s")]
+    node_monitor_grace_period: String,
     /// How long events are kept, e.g. 1h, 30m, 90s.
     #[arg(long, default_value = "1h")]
     event_ttl: String,
@@ -427,11 +436,51 @@ async fn run_server(mut args: ServerArgs) -> Result<()> {
         ready_ms = started.elapsed().as_millis() as u64,
         "skiff server is ready"
     );
+    start_control_loops(&server, &url, &args).await?;
     if !args.disable_agent {
         tracing::warn!("the built-in agent is not available in this build yet: run with --disable-agent to silence this");
     }
     wait_for_shutdown().await;
     tracing::info!("shutting down");
+    Ok(())
+}
+
+/// Runs the controllers and the scheduler in-process, each with its own client certificate,
+/// talking to this server over loopback TLS like any other client.
+async fn start_control_loops(server: &skiff_apiserver::Server, url: &str, args: &ServerArgs) -> Result<()> {
+    let pki = &server.state.pki;
+    let local = format!("https://127.0.0.1:{}", server.local_addr.port());
+    let url = if server.local_addr.ip().is_unspecified() || server.local_addr.ip().is_loopback() {
+        local.as_str()
+    } else {
+        url
+    };
+    let client_for = |cn: &str| -> Result<String> {
+        let (cert, key) = pki.issue_client_cert(cn, &[])?;
+        Ok(skiff_pki::render_kubeconfig(url, pki.server_ca_pem(), &cert, &key)?)
+    };
+    if !args.disable_controller_manager {
+        let kc = client_for(skiff_api::rbac::SKIFF_CONTROLLER_USER)?;
+        let client = skiff_controllers::client_from_kubeconfig_yaml(&kc).await?;
+        let cfg = skiff_controllers::Config {
+            node_monitor_grace_period: parse_duration(&args.node_monitor_grace_period)?,
+            ca_pem: pki.server_ca_pem().to_string(),
+            ..Default::default()
+        };
+        skiff_controllers::spawn_all(client, std::sync::Arc::new(cfg));
+    }
+    if !args.disable_scheduler {
+        let kc = client_for("system:kube-scheduler")?;
+        let client = skiff_controllers::client_from_kubeconfig_yaml(&kc).await?;
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = skiff_scheduler::run(client.clone()).await {
+                    tracing::warn!(error = %e, "scheduler failed, restarting");
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+    }
     Ok(())
 }
 

@@ -1,0 +1,262 @@
+//! Small facts about pods, owners and selectors that the workload controllers (DaemonSet,
+//! StatefulSet, Job, CronJob) share, mirroring upstream's `podutil` and `controller` helpers.
+
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use k8s_openapi::jiff::Timestamp;
+use std::collections::BTreeMap;
+
+/// The pod's phase (`""` when the status has none yet).
+pub fn phase(pod: &Pod) -> &str {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("")
+}
+
+/// The pod's `Ready` condition when it is `True`, with its last transition time.
+fn ready_since(pod: &Pod) -> Option<Option<Timestamp>> {
+    pod.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "Ready" && c.status == "True")
+        .map(|c| c.last_transition_time.as_ref().map(|t| t.0))
+}
+
+/// Whether the pod has the `Ready=True` condition (upstream `podutil.IsPodReady`).
+pub fn is_ready(pod: &Pod) -> bool {
+    ready_since(pod).is_some()
+}
+
+/// Whether the pod has been ready for at least `min_ready_seconds` at `now`
+/// (upstream `podutil.IsPodAvailable`).
+pub fn is_available(pod: &Pod, min_ready_seconds: i32, now: Timestamp) -> bool {
+    match ready_since(pod) {
+        None => false,
+        Some(_) if min_ready_seconds <= 0 => true,
+        Some(None) => false,
+        Some(Some(t)) => t.as_second() + i64::from(min_ready_seconds) <= now.as_second(),
+    }
+}
+
+/// Seconds until a ready pod becomes available (`None` when not ready or already available).
+pub fn seconds_until_available(pod: &Pod, min_ready_seconds: i32, now: Timestamp) -> Option<i64> {
+    let t = ready_since(pod)??;
+    let left = t.as_second() + i64::from(min_ready_seconds) - now.as_second();
+    (min_ready_seconds > 0 && left > 0).then_some(left)
+}
+
+/// Whether the pod is being deleted.
+pub fn is_terminating(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_some()
+}
+
+/// Whether the pod reached `Succeeded` or `Failed`.
+pub fn is_terminal(pod: &Pod) -> bool {
+    matches!(phase(pod), "Succeeded" | "Failed")
+}
+
+/// Upstream `controller.IsPodActive`: not terminal and not being deleted.
+pub fn is_active(pod: &Pod) -> bool {
+    !is_terminal(pod) && !is_terminating(pod)
+}
+
+/// The creation time in seconds since the epoch (0 when unknown).
+pub fn created(meta: &ObjectMeta) -> i64 {
+    meta.creation_timestamp
+        .as_ref()
+        .map(|t| t.0.as_second())
+        .unwrap_or(0)
+}
+
+/// The controlling owner reference of an object, if any.
+pub fn controller_of(meta: &ObjectMeta) -> Option<&OwnerReference> {
+    meta.owner_references
+        .as_ref()?
+        .iter()
+        .find(|r| r.controller == Some(true))
+}
+
+/// Whether `meta` is controlled by the object with this uid.
+pub fn is_controlled_by(meta: &ObjectMeta, uid: &str) -> bool {
+    controller_of(meta).is_some_and(|r| r.uid == uid)
+}
+
+/// A controller owner reference (`controller: true, blockOwnerDeletion: true`) to an owner.
+pub fn controller_ref(
+    api_version: &str,
+    kind: &str,
+    owner: &ObjectMeta,
+) -> Option<OwnerReference> {
+    Some(OwnerReference {
+        api_version: api_version.to_string(),
+        kind: kind.to_string(),
+        name: owner.name.clone()?,
+        uid: owner.uid.clone()?,
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    })
+}
+
+/// Whether a label set satisfies a `metav1.LabelSelector`. An empty selector selects everything,
+/// as `metav1.LabelSelectorAsSelector` does; a malformed requirement selects nothing.
+pub fn selector_matches(sel: &LabelSelector, labels: Option<&BTreeMap<String, String>>) -> bool {
+    let empty = BTreeMap::new();
+    let labels = labels.unwrap_or(&empty);
+    if let Some(ml) = &sel.match_labels {
+        if ml.iter().any(|(k, v)| labels.get(k) != Some(v)) {
+            return false;
+        }
+    }
+    for e in sel.match_expressions.iter().flatten() {
+        let values = e.values.as_deref().unwrap_or(&[]);
+        let have = labels.get(&e.key);
+        let ok = match e.operator.as_str() {
+            "In" => have.is_some_and(|v| values.contains(v)),
+            "NotIn" => have.is_none_or(|v| !values.contains(v)),
+            "Exists" => have.is_some(),
+            "DoesNotExist" => have.is_none(),
+            _ => false,
+        };
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+/// Upstream `controller.ComputeHash`-style short hash: FNV-32a over `data` (plus the collision
+/// count when there is one), written with the "safe" alphabet that avoids vowels and look-alikes.
+pub fn short_hash(data: &[u8], collision_count: Option<i32>) -> String {
+    let mut h: u32 = 0x811c_9dc5;
+    let mut feed = |b: u8| {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    };
+    data.iter().copied().for_each(&mut feed);
+    if let Some(c) = collision_count {
+        // Go writes the count as 4 little-endian bytes.
+        c.to_le_bytes().into_iter().for_each(&mut feed);
+    }
+    safe_encode(&h.to_string())
+}
+
+/// Upstream `rand.SafeEncodeString`.
+pub fn safe_encode(s: &str) -> String {
+    const ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    s.bytes()
+        .map(|b| char::from(ALPHANUMS[usize::from(b) % ALPHANUMS.len()]))
+        .collect()
+}
+
+/// Resolves an int-or-percent against `total` (upstream `GetScaledValueFromIntOrPercent`).
+pub fn scaled_value(
+    v: Option<&k8s_openapi::apimachinery::pkg::util::intstr::IntOrString>,
+    total: i32,
+    round_up: bool,
+) -> i32 {
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    match v {
+        None => 0,
+        Some(IntOrString::Int(i)) => *i,
+        Some(IntOrString::String(s)) => {
+            let Some(p) = s
+                .strip_suffix('%')
+                .and_then(|p| p.trim().parse::<i64>().ok())
+            else {
+                return s.parse::<i32>().unwrap_or(0);
+            };
+            let prod = p * i64::from(total);
+            let v = if round_up {
+                (prod + 99).div_euclid(100)
+            } else {
+                prod.div_euclid(100)
+            };
+            i32::try_from(v).unwrap_or(i32::MAX)
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{PodCondition, PodStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelectorRequirement, Time};
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+    pub fn ts(secs: i64) -> Timestamp {
+        Timestamp::from_second(secs).unwrap()
+    }
+
+    /// A pod in `phase`, Ready since `ready_at` when given.
+    pub fn pod(name: &str, phase: &str, ready_at: Option<i64>) -> Pod {
+        let mut p = Pod::default();
+        p.metadata.name = Some(name.into());
+        p.metadata.namespace = Some("default".into());
+        p.metadata.uid = Some(format!("uid-{name}"));
+        p.metadata.creation_timestamp = Some(Time(ts(1000)));
+        p.status = Some(PodStatus {
+            phase: Some(phase.into()),
+            conditions: ready_at.map(|t| {
+                vec![PodCondition {
+                    type_: "Ready".into(),
+                    status: "True".into(),
+                    last_transition_time: Some(Time(ts(t))),
+                    ..Default::default()
+                }]
+            }),
+            ..Default::default()
+        });
+        p
+    }
+
+    #[test]
+    fn readiness_and_availability() {
+        let p = pod("a", "Running", Some(100));
+        assert!(is_ready(&p));
+        assert!(is_available(&p, 0, ts(100)));
+        assert!(!is_available(&p, 10, ts(105)));
+        assert!(is_available(&p, 10, ts(110)));
+        assert_eq!(seconds_until_available(&p, 10, ts(105)), Some(5));
+        assert!(!is_ready(&pod("b", "Running", None)));
+        assert!(is_active(&pod("c", "Pending", None)));
+        assert!(!is_active(&pod("d", "Failed", None)));
+    }
+
+    #[test]
+    fn selectors() {
+        let labels: BTreeMap<String, String> =
+            [("app".to_string(), "web".to_string())].into_iter().collect();
+        let mut sel = LabelSelector {
+            match_labels: Some(labels.clone()),
+            ..Default::default()
+        };
+        assert!(selector_matches(&sel, Some(&labels)));
+        assert!(!selector_matches(&sel, None));
+        sel.match_expressions = Some(vec![LabelSelectorRequirement {
+            key: "tier".into(),
+            operator: "DoesNotExist".into(),
+            values: None,
+        }]);
+        assert!(selector_matches(&sel, Some(&labels)));
+        sel.match_expressions.as_mut().unwrap()[0].operator = "Exists".into();
+        assert!(!selector_matches(&sel, Some(&labels)));
+        assert!(selector_matches(&LabelSelector::default(), None));
+    }
+
+    #[test]
+    fn hashes_and_percentages() {
+        let a = short_hash(b"template", None);
+        assert_eq!(a, short_hash(b"template", None));
+        assert_ne!(a, short_hash(b"template", Some(1)));
+        assert!(a.chars().all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c)));
+        assert_eq!(safe_encode("0123"), "bcdf");
+        let pct = IntOrString::String("25%".into());
+        assert_eq!(scaled_value(Some(&pct), 10, true), 3);
+        assert_eq!(scaled_value(Some(&pct), 10, false), 2);
+        assert_eq!(scaled_value(Some(&IntOrString::Int(2)), 10, false), 2);
+        assert_eq!(scaled_value(None, 10, true), 0);
+    }
+}
