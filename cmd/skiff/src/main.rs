@@ -23,9 +23,178 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the control plane (API server on an embedded SQLite store).
-    Server(ServerArgs),
+    Server(Box<ServerArgs>),
     /// Print the node token of a server data dir.
     Token(TokenArgs),
+    /// Run a node agent that joins a server (only the simulated runtime so far).
+    Agent(AgentArgs),
+    /// Run many simulated ("hollow") nodes in one process, for scale tests.
+    Hollow(HollowArgs),
+}
+
+#[derive(Args, Debug)]
+struct AgentArgs {
+    /// Container runtime; only `sim` (simulated pods) is available in this build.
+    #[arg(long)]
+    runtime: Option<String>,
+    /// Server to join, https://HOST:PORT.
+    #[arg(short = 's', long, env = "SKIFF_URL")]
+    server: String,
+    /// Join token (K10… from `skiff token`, or a bare password).
+    #[arg(short = 't', long, env = "SKIFF_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// File holding the join token.
+    #[arg(long, env = "SKIFF_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
+    /// Node name (default: the host name).
+    #[arg(long, env = "SKIFF_NODE_NAME")]
+    node_name: Option<String>,
+    /// Data directory (default /var/lib/skiff as root, ~/.skiff otherwise).
+    #[arg(short = 'd', long)]
+    data_dir: Option<PathBuf>,
+    /// IPv4 address to advertise (default: the address used to reach the server).
+    #[arg(short = 'i', long)]
+    node_ip: Option<Ipv4Addr>,
+    /// Label to register the node with, key=value (repeatable).
+    #[arg(long = "node-label")]
+    node_label: Vec<String>,
+    /// Taint to register the node with, key=value:Effect (repeatable).
+    #[arg(long = "node-taint")]
+    node_taint: Vec<String>,
+    /// Simulated time from a pod being bound to it running, e.g. 200ms, 2s.
+    #[arg(long, default_value = "200ms")]
+    pod_start_delay: String,
+    /// Cluster pod network the node's pod CIDR is taken from.
+    #[arg(long, default_value = "10.42.0.0/16")]
+    cluster_cidr: String,
+    /// Prefix length of the node's pod CIDR.
+    #[arg(long, default_value_t = 24)]
+    node_cidr_mask_size: u8,
+    /// Most pods the node accepts.
+    #[arg(long, default_value_t = 110)]
+    max_pods: u32,
+}
+
+#[derive(Args, Debug)]
+struct HollowArgs {
+    /// How many simulated nodes to run.
+    #[arg(long)]
+    nodes: usize,
+    /// Server to join, https://HOST:PORT.
+    #[arg(short = 's', long, env = "SKIFF_URL")]
+    server: String,
+    /// Join token (K10… from `skiff token`, or a bare password).
+    #[arg(short = 't', long, env = "SKIFF_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// File holding the join token.
+    #[arg(long, env = "SKIFF_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
+    /// Node names are <prefix><index>.
+    #[arg(long, default_value = "hollow-")]
+    name_prefix: String,
+    /// Simulated time from a pod being bound to it running, e.g. 200ms, 2s.
+    #[arg(long, default_value = "200ms")]
+    pod_start_delay: String,
+    /// Cluster pod network the nodes' pod CIDRs are taken from.
+    #[arg(long, default_value = "10.42.0.0/16")]
+    cluster_cidr: String,
+    /// Prefix length of each node's pod CIDR (default: 24, smaller blocks when N /24s do not fit).
+    #[arg(long)]
+    node_cidr_mask_size: Option<u8>,
+    /// Most API requests in flight at once, over all nodes.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+}
+
+fn join_token(token: &Option<String>, file: &Option<PathBuf>) -> Result<String> {
+    match (token, file) {
+        (Some(t), _) => Ok(t.clone()),
+        (None, Some(f)) => Ok(std::fs::read_to_string(f)
+            .with_context(|| format!("cannot read --token-file {}", f.display()))?
+            .trim()
+            .to_string()),
+        _ => bail!("a token is required: pass --token or --token-file (or set SKIFF_TOKEN)"),
+    }
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_lowercase())
+        .unwrap_or_default()
+}
+
+fn sim_options(delay: &str, cluster_cidr: &str, mask: u8) -> Result<skiff_agent::SimOptions> {
+    Ok(skiff_agent::SimOptions {
+        pod_start_delay: parse_duration(delay).context("invalid --pod-start-delay")?,
+        cluster_cidr: cluster_cidr.parse()?,
+        node_cidr_mask: mask,
+        ..Default::default()
+    })
+}
+
+async fn run_agent(args: AgentArgs) -> Result<()> {
+    match args.runtime.as_deref() {
+        Some("sim") => {}
+        Some(other) => bail!("unknown --runtime {other:?}: only `sim` is available in this build"),
+        None => bail!(
+            "the containerd runtime is not available in this build yet: pass --runtime sim for simulated pods"
+        ),
+    }
+    let token = join_token(&args.token, &args.token_file)?;
+    let labels = args
+        .node_label
+        .iter()
+        .map(|l| skiff_agent::parse_label(l))
+        .collect::<Result<Vec<_>, _>>()?;
+    let taints = args
+        .node_taint
+        .iter()
+        .map(|t| skiff_agent::parse_taint(t))
+        .collect::<Result<Vec<_>, _>>()?;
+    let node_name = args.node_name.clone().unwrap_or_else(host_name);
+    let cfg = skiff_agent::AgentConfig {
+        server: args.server.clone(),
+        token,
+        node_name,
+        data_dir: args.data_dir.clone().unwrap_or_else(default_data_dir),
+        node_ip: args.node_ip,
+        labels,
+        taints,
+        max_pods: args.max_pods,
+        sim: sim_options(
+            &args.pod_start_delay,
+            &args.cluster_cidr,
+            args.node_cidr_mask_size,
+        )?,
+    };
+    tokio::select! {
+        r = skiff_agent::run_agent(cfg) => r.map_err(Into::into),
+        _ = wait_for_shutdown() => {
+            tracing::info!("agent stopping: heartbeats stop, the node goes NotReady after the grace period");
+            Ok(())
+        }
+    }
+}
+
+async fn run_hollow(args: HollowArgs) -> Result<()> {
+    let token = join_token(&args.token, &args.token_file)?;
+    let mut sim = sim_options(&args.pod_start_delay, &args.cluster_cidr, 24)?;
+    sim.concurrency = args.concurrency.max(1);
+    let cfg = skiff_agent::HollowConfig {
+        server: args.server.clone(),
+        token,
+        nodes: args.nodes,
+        name_prefix: args.name_prefix.clone(),
+        node_cidr_mask: args.node_cidr_mask_size,
+        sim,
+    };
+    tokio::select! {
+        r = skiff_agent::run_hollow(cfg) => r.map_err(Into::into),
+        _ = wait_for_shutdown() => {
+            tracing::info!("hollow nodes stopping");
+            Ok(())
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -90,6 +259,15 @@ struct ServerArgs {
     /// Do not run an agent on this host.
     #[arg(long)]
     disable_agent: bool,
+    /// Do not run the scheduler.
+    #[arg(long)]
+    disable_scheduler: bool,
+    /// Do not run the controllers (replicaset, deployment, gc, endpoints, …).
+    #[arg(long)]
+    disable_controller_manager: bool,
+    /// How long a node may miss heartbeats before it is marked NotReady/Unknown, e.g. 40s.
+    #[arg(long, default_value = "40s")]
+    node_monitor_grace_period: String,
     /// How long events are kept, e.g. 1h, 30m, 90s.
     #[arg(long, default_value = "1h")]
     event_ttl: String,
@@ -258,11 +436,51 @@ async fn run_server(mut args: ServerArgs) -> Result<()> {
         ready_ms = started.elapsed().as_millis() as u64,
         "skiff server is ready"
     );
+    start_control_loops(&server, &url, &args).await?;
     if !args.disable_agent {
         tracing::warn!("the built-in agent is not available in this build yet: run with --disable-agent to silence this");
     }
     wait_for_shutdown().await;
     tracing::info!("shutting down");
+    Ok(())
+}
+
+/// Runs the controllers and the scheduler in-process, each with its own client certificate,
+/// talking to this server over loopback TLS like any other client.
+async fn start_control_loops(server: &skiff_apiserver::Server, url: &str, args: &ServerArgs) -> Result<()> {
+    let pki = &server.state.pki;
+    let local = format!("https://127.0.0.1:{}", server.local_addr.port());
+    let url = if server.local_addr.ip().is_unspecified() || server.local_addr.ip().is_loopback() {
+        local.as_str()
+    } else {
+        url
+    };
+    let client_for = |cn: &str| -> Result<String> {
+        let (cert, key) = pki.issue_client_cert(cn, &[])?;
+        Ok(skiff_pki::render_kubeconfig(url, pki.server_ca_pem(), &cert, &key)?)
+    };
+    if !args.disable_controller_manager {
+        let kc = client_for(skiff_api::rbac::SKIFF_CONTROLLER_USER)?;
+        let client = skiff_controllers::client_from_kubeconfig_yaml(&kc).await?;
+        let cfg = skiff_controllers::Config {
+            node_monitor_grace_period: parse_duration(&args.node_monitor_grace_period)?,
+            ca_pem: pki.server_ca_pem().to_string(),
+            ..Default::default()
+        };
+        skiff_controllers::spawn_all(client, std::sync::Arc::new(cfg));
+    }
+    if !args.disable_scheduler {
+        let kc = client_for("system:kube-scheduler")?;
+        let client = skiff_controllers::client_from_kubeconfig_yaml(&kc).await?;
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = skiff_scheduler::run(client.clone()).await {
+                    tracing::warn!(error = %e, "scheduler failed, restarting");
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+    }
     Ok(())
 }
 
@@ -295,7 +513,9 @@ fn main() -> Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     match cli.cmd {
-        Command::Server(args) => rt.block_on(run_server(args)),
+        Command::Server(args) => rt.block_on(run_server(*args)),
+        Command::Agent(args) => rt.block_on(run_agent(args)),
+        Command::Hollow(args) => rt.block_on(run_hollow(args)),
         Command::Token(t) => {
             let dir = t.data_dir.unwrap_or_else(default_data_dir);
             let p = dir.join("server").join("token");

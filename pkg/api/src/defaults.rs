@@ -868,7 +868,8 @@ fn default_binding(obj: &mut Value) {
         if str_of(s, "apiGroup").is_empty() {
             match str_of(s, "kind") {
                 "ServiceAccount" => {
-                    s.insert("apiGroup".into(), json!(""));
+                    // apiGroup is `omitempty`: the empty default does not show.
+                    s.remove("apiGroup");
                 }
                 "User" | "Group" => {
                     s.insert("apiGroup".into(), json!("rbac.authorization.k8s.io"));
@@ -1189,7 +1190,7 @@ mod tests {
         );
         assert_eq!(rb["roleRef"]["apiGroup"], "rbac.authorization.k8s.io");
         assert_eq!(rb["subjects"][0]["apiGroup"], "rbac.authorization.k8s.io");
-        assert_eq!(rb["subjects"][1]["apiGroup"], "");
+        assert!(rb["subjects"][1].get("apiGroup").is_none());
 
         let sc = defaulted(
             "storage.k8s.io/v1",

@@ -76,7 +76,10 @@ impl ResourceInfo {
 
     /// The storage key prefix of this resource: `/registry/<group>/<plural>/`.
     pub fn key_prefix(&self) -> String {
-        let g = if self.group.is_empty() {
+        // events.k8s.io/v1 Events are the core Events in another shape: one storage.
+        let g = if self.group.is_empty()
+            || (self.group == "events.k8s.io" && self.plural == "events")
+        {
             "core"
         } else {
             self.group

@@ -40,24 +40,11 @@ pub fn validate(res: &ResourceInfo, obj: &Value, old: Option<&Value>) -> ApiResu
     }
 }
 
-/// `fieldValidation=Strict`: unknown fields are rejected with their paths.
-pub fn strict_fields(res: &ResourceInfo, obj: &Value, opts: &WriteOpts) -> ApiResult<()> {
-    if opts.field_validation != "Strict" {
-        return Ok(());
-    }
-    let unknown = crate::openapi::unknown_fields(res, obj);
-    if unknown.is_empty() {
-        return Ok(());
-    }
-    let list = unknown
-        .iter()
-        .map(|f| format!("unknown field \"{f}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
-    Err(ApiError::bad_request(format!(
-        "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {list}",
-        res.kind, res.version, res.kind
-    )))
+/// Type-checks the body against its schema; unknown fields are rejected under
+/// `fieldValidation=Strict` and dropped otherwise.
+pub fn strict_fields(res: &ResourceInfo, obj: &mut Value, opts: &WriteOpts) -> ApiResult<()> {
+    crate::openapi::check_fields(res, obj, opts.field_validation == "Strict")
+        .map_err(ApiError::bad_request)
 }
 
 /// Mutations on create.
@@ -254,7 +241,8 @@ pub fn allocate(
                 obj["spec"]["clusterIP"] = json!(ip.to_string());
                 obj["spec"]["clusterIPs"] = json!([ip.to_string()]);
             } else {
-                let ip = st.ips.lock().allocate_next().ok_or_else(|| {
+                let next = st.ips.lock().allocate_next();
+                let ip = next.ok_or_else(|| {
                     fail(
                         &got,
                         "spec.clusterIPs".into(),
@@ -279,7 +267,8 @@ pub fn allocate(
                 }
             };
             if !old_ips.contains(&ip) {
-                if let Err(e) = st.ips.lock().allocate(ip) {
+                let r = st.ips.lock().allocate(ip);
+                if let Err(e) = r {
                     return Err(fail(&got, "spec.clusterIPs".into(), json!([requested]), e));
                 }
                 got.ips.push(ip);
@@ -338,7 +327,8 @@ pub fn allocate(
                 }
                 let np = np as u16;
                 if !old_node_ports.contains(&np) {
-                    if let Err(e) = st.ports.lock().allocate(np) {
+                    let r = st.ports.lock().allocate(np);
+                    if let Err(e) = r {
                         return Err(fail(
                             &got,
                             format!("spec.ports[{i}].nodePort"),

@@ -146,32 +146,36 @@ async fn rebuild_allocations(st: &Arc<AppState>) -> ApiResult<()> {
     Ok(())
 }
 
-/// Deletes events older than the TTL, every minute.
+/// Deletes events older than the TTL, every minute (events.k8s.io Events share the storage).
 pub async fn sweep_events(st: Arc<AppState>) {
     let ttl = chrono::Duration::from_std(st.cfg.event_ttl).unwrap_or(chrono::Duration::hours(1));
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
     loop {
         tick.tick().await;
-        let Some(res) = registry::find("", "v1", "events") else {
-            return;
-        };
-        let Ok(list) = st.store.list(&res.key_prefix(), Default::default()).await else {
-            continue;
-        };
         let cutoff = chrono::Utc::now() - ttl;
-        for kv in &list.kvs {
-            let Ok(v) = from_kv(kv) else { continue };
-            let stamp = [
-                "/lastTimestamp",
-                "/eventTime",
-                "/metadata/creationTimestamp",
-            ]
-            .iter()
-            .find_map(|p| v.pointer(p).and_then(|t| t.as_str()))
-            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
-            if let Some(t) = stamp {
-                if t < cutoff {
-                    let _ = st.store.delete(&kv.key, kv.mod_revision).await;
+        {
+            let Some(res) = registry::find("", "v1", "events") else {
+                return;
+            };
+            let Ok(list) = st.store.list(&res.key_prefix(), Default::default()).await else {
+                continue;
+            };
+            for kv in &list.kvs {
+                let Ok(v) = from_kv(kv) else { continue };
+                let stamp = [
+                    "/lastTimestamp",
+                    "/series/lastObservedTime",
+                    "/deprecatedLastTimestamp",
+                    "/eventTime",
+                    "/metadata/creationTimestamp",
+                ]
+                .iter()
+                .find_map(|p| v.pointer(p).and_then(|t| t.as_str()))
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+                if let Some(t) = stamp {
+                    if t < cutoff {
+                        let _ = st.store.delete(&kv.key, kv.mod_revision).await;
+                    }
                 }
             }
         }

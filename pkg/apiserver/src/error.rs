@@ -60,16 +60,29 @@ impl ApiError {
         Self::new(406, "NotAcceptable", message)
     }
 
-    pub fn unsupported_media_type(ct: &str) -> Self {
+    pub fn unsupported_media_type() -> Self {
         Self::new(
             415,
             "UnsupportedMediaType",
-            format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got {ct:?})"),
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf",
+        )
+    }
+
+    /// 415 for a PATCH whose Content-Type is not a patch type.
+    pub fn unsupported_patch_type() -> Self {
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json",
         )
     }
 
     pub fn too_large() -> Self {
-        Self::new(413, "RequestEntityTooLarge", "the request body is too large: the limit is 3 MiB; split the object or move data out of it")
+        Self::new(
+            413,
+            "RequestEntityTooLarge",
+            "Request entity too large: limit is 3145728",
+        )
     }
 
     /// `deployments.apps "web" not found`.
@@ -142,7 +155,11 @@ impl ApiError {
             "code": self.code,
         });
         if let Some(d) = &self.details {
-            v["details"] = d.clone();
+            let mut d = d.clone();
+            if let Some(m) = d.as_object_mut() {
+                m.retain(|_, x| x.as_str().map(|s| !s.is_empty()).unwrap_or(true));
+            }
+            v["details"] = d;
         }
         v
     }

@@ -395,6 +395,41 @@ fn non_resource(
     }
 }
 
+/// Decodes a write body; with `fieldValidation=Strict`, duplicate JSON keys are rejected.
+fn decode_write(
+    res: &registry::ResourceInfo,
+    headers: &HeaderMap,
+    body: &[u8],
+    q: &Query,
+) -> ApiResult<Value> {
+    let strict = q.get("fieldValidation") == Some("Strict");
+    let ct = content_type(headers).unwrap_or("application/json");
+    if strict && ct.starts_with("application/json") {
+        let dups = request::duplicate_fields(body);
+        if !dups.is_empty() {
+            let list = dups
+                .iter()
+                .map(|d| format!("duplicate field \"{d}\""))
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(ApiError::bad_request(format!(
+                "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {list}",
+                res.kind, res.version, res.kind
+            )));
+        }
+    }
+    request::decode_body(Some(ct), body).map_err(|e| {
+        if e.code == 400 && e.message.starts_with("couldn't get version/kind") {
+            ApiError::bad_request(format!(
+                "the object provided is unrecognized (must be of type {}): {}",
+                res.kind, e.message
+            ))
+        } else {
+            e
+        }
+    })
+}
+
 fn content_type(headers: &HeaderMap) -> Option<&str> {
     headers.get("content-type").and_then(|h| h.to_str().ok())
 }
@@ -446,7 +481,7 @@ async fn resource(
             if res.verbs.iter().all(|v| *v != "create") {
                 return Err(ApiError::method_not_allowed());
             }
-            let obj = request::decode_body(content_type(&headers), &body)?;
+            let obj = decode_write(res, &headers, &body, &q)?;
             let opts = WriteOpts::from_query(&q, ua)?;
             if res.kind == "Binding" {
                 let target_name = obj
@@ -484,7 +519,7 @@ async fn resource(
         }
         // ---- update
         (&Method::PUT, Some(n), None) => {
-            let obj = request::decode_body(content_type(&headers), &body)?;
+            let obj = decode_write(res, &headers, &body, &q)?;
             let opts = WriteOpts::from_query(&q, ua)?;
             let o = rest::update_object(
                 &st,
@@ -730,7 +765,7 @@ async fn patch(
     }
     if ct == "application/apply-patch+yaml" || ct == "application/apply-patch+cbor" {
         if sub.is_some() && sub != Some("status") {
-            return Err(ApiError::unsupported_media_type(&ct));
+            return Err(ApiError::unsupported_patch_type());
         }
         if q.get("fieldManager").map(|m| m.is_empty()).unwrap_or(true) {
             return Err(ApiError::bad_request("PATCH with application/apply-patch+yaml requires the fieldManager query parameter to be set"));
@@ -745,7 +780,7 @@ async fn patch(
             | "application/merge-patch+json"
             | "application/strategic-merge-patch+json"
     ) {
-        return Err(ApiError::unsupported_media_type(&ct));
+        return Err(ApiError::unsupported_patch_type());
     }
     let body = body.clone();
     match sub {
@@ -863,7 +898,7 @@ async fn apply(
             "the name of the object ({bn}) does not match the name on the URL ({n})"
         )));
     }
-    crate::admission::strict_fields(res, &applied, opts)?;
+    crate::admission::strict_fields(res, &mut applied, opts)?;
     let mut opts = opts.clone();
     opts.apply = true;
     for _ in 0..8 {

@@ -5,6 +5,7 @@ pub mod admission;
 pub mod alloc;
 pub mod authz;
 pub mod bootstrap;
+pub mod convert;
 pub mod error;
 pub mod handlers;
 pub mod objects;
@@ -113,7 +114,6 @@ pub async fn start(cfg: ServerConfig) -> Result<Server, StartError> {
         policy: parking_lot::RwLock::new(Default::default()),
         started: std::time::Instant::now(),
         ready: Default::default(),
-        alloc_lock: tokio::sync::Mutex::new(()),
     });
     // Release the reserved addresses the kubernetes service will claim for itself.
     {
@@ -134,6 +134,5 @@ pub async fn start(cfg: ServerConfig) -> Result<Server, StartError> {
         .map_err(|e| StartError::Bootstrap(e.message))?;
     state.ready.store(true, Ordering::Relaxed);
     tokio::spawn(bootstrap::sweep_events(state.clone()));
-    tokio::task::spawn_blocking(openapi::warm);
     Ok(Server { state, local_addr })
 }

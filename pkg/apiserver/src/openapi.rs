@@ -56,6 +56,16 @@ pub fn v2_response() -> Response {
 /// The schema of a kind in its group-version document.
 fn kind_schema<'a>(doc: &'a Value, res: &ResourceInfo) -> Option<&'a Value> {
     let schemas = doc.pointer("/components/schemas")?.as_object()?;
+    // Upstream names: io.k8s.api.<first label of the group, or core>.<version>.<Kind>.
+    let pkg = if res.group.is_empty() {
+        "core"
+    } else {
+        res.group.split('.').next().unwrap_or(res.group)
+    };
+    let guess = format!("io.k8s.api.{pkg}.{}.{}", res.version, res.kind);
+    if let Some(s) = schemas.get(&guess) {
+        return Some(s);
+    }
     schemas.values().find(|s| {
         s.get("x-kubernetes-group-version-kind")
             .and_then(|g| g.as_array())
@@ -96,47 +106,109 @@ fn resolve<'a>(doc: &'a Value, mut s: &'a Value) -> &'a Value {
     s
 }
 
-fn walk(doc: &Value, schema: &Value, v: &Value, path: &str, out: &mut Vec<String>) {
+/// What one walk over an object against its schema found.
+#[derive(Default)]
+struct Findings {
+    unknown: Vec<String>,
+    /// (path, JSON value kind, schema type)
+    type_errors: Vec<(String, &'static str, String)>,
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn type_matches(schema_type: &str, v: &Value) -> bool {
+    match (schema_type, v) {
+        (_, Value::Null) => true,
+        ("string", Value::String(_)) => true,
+        ("integer", Value::Number(n)) => n.is_i64() || n.is_u64(),
+        ("number", Value::Number(_)) => true,
+        ("boolean", Value::Bool(_)) => true,
+        ("object", Value::Object(_)) => true,
+        ("array", Value::Array(_)) => true,
+        _ => false,
+    }
+}
+
+fn go_type(s: &Value) -> String {
+    let t = s.get("type").and_then(|t| t.as_str()).unwrap_or("");
+    let f = s.get("format").and_then(|t| t.as_str()).unwrap_or("");
+    match (t, f) {
+        ("integer", "int32") => "int32".into(),
+        ("integer", _) => "int64".into(),
+        ("boolean", _) => "bool".into(),
+        ("number", _) => "float64".into(),
+        ("array", _) => "[]interface {}".into(),
+        ("object", _) => "map[string]interface {}".into(),
+        (t, _) => t.to_string(),
+    }
+}
+
+/// Walks `v` against `schema`; unknown fields are recorded and, when `prune`, removed.
+fn walk(doc: &Value, schema: &Value, v: &mut Value, path: &str, prune: bool, out: &mut Findings) {
     let s = resolve(doc, schema);
     if s.get("x-kubernetes-preserve-unknown-fields")
         .and_then(|x| x.as_bool())
         == Some(true)
+        || s.get("x-kubernetes-int-or-string")
+            .and_then(|x| x.as_bool())
+            == Some(true)
     {
         return;
     }
+    if let Some(t) = s.get("type").and_then(|t| t.as_str()) {
+        if !type_matches(t, v) {
+            out.type_errors
+                .push((path.to_string(), json_kind(v), go_type(s)));
+            return;
+        }
+    }
+    let join = |k: &str| {
+        if path.is_empty() {
+            k.to_string()
+        } else {
+            format!("{path}.{k}")
+        }
+    };
     match v {
         Value::Object(m) => {
             if let Some(props) = s.get("properties").and_then(|p| p.as_object()) {
-                for (k, child) in m {
-                    let p = if path.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{path}.{k}")
-                    };
+                let open = s.get("additionalProperties").is_some();
+                let mut drop = vec![];
+                for (k, child) in m.iter_mut() {
                     match props.get(k) {
-                        Some(cs) => walk(doc, cs, child, &p, out),
-                        None => {
-                            if s.get("additionalProperties").is_none() {
-                                out.push(p);
-                            }
+                        Some(cs) => walk(doc, cs, child, &join(k), prune, out),
+                        None if !open => {
+                            out.unknown.push(join(k));
+                            drop.push(k.clone());
                         }
+                        None => {}
+                    }
+                }
+                if prune {
+                    for k in drop {
+                        m.remove(&k);
                     }
                 }
             } else if let Some(ap) = s.get("additionalProperties").filter(|a| a.is_object()) {
-                for (k, child) in m {
-                    let p = if path.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{path}.{k}")
-                    };
-                    walk(doc, ap, child, &p, out);
+                for (k, child) in m.iter_mut() {
+                    let p = join(k);
+                    walk(doc, ap, child, &p, prune, out);
                 }
             }
         }
         Value::Array(a) => {
             if let Some(items) = s.get("items") {
-                for (i, child) in a.iter().enumerate() {
-                    walk(doc, items, child, &format!("{path}[{i}]"), out);
+                for (i, child) in a.iter_mut().enumerate() {
+                    walk(doc, items, child, &format!("{path}[{i}]"), prune, out);
                 }
             }
         }
@@ -144,16 +216,47 @@ fn walk(doc: &Value, schema: &Value, v: &Value, path: &str, out: &mut Vec<String
     }
 }
 
-/// Fields of `obj` its kind's schema does not know, as `spec.foo` paths.
-pub fn unknown_fields(res: &ResourceInfo, obj: &Value) -> Vec<String> {
+/// Checks an incoming object against its kind's schema: values of the wrong JSON type are a
+/// 400 (as upstream's decoder answers); unknown fields are a 400 under
+/// `fieldValidation=Strict` and are dropped otherwise (upstream drops them while decoding).
+pub fn check_fields(res: &ResourceInfo, obj: &mut Value, strict: bool) -> Result<(), String> {
     let Some(d) = skiff_api::openapi::v3_document(res.group, res.version) else {
-        return vec![];
+        return Ok(());
     };
     let Some(schema) = kind_schema(&d.value, res) else {
-        return vec![];
+        return Ok(());
     };
-    let mut out = vec![];
-    walk(&d.value, schema, obj, "", &mut out);
-    out.retain(|p| p != "status" && !p.starts_with("status."));
-    out
+    let mut f = Findings::default();
+    walk(&d.value, schema, obj, "", !strict, &mut f);
+    let prefix = format!(
+        "{} in version \"{}\" cannot be handled as a {}: ",
+        res.kind, res.version, res.kind
+    );
+    if let Some((path, got, want)) = f.type_errors.first() {
+        let field: String = path
+            .split('.')
+            .map(|seg| seg.split('[').next().unwrap_or(seg))
+            .collect::<Vec<_>>()
+            .join(".");
+        return Err(format!(
+            "{prefix}json: cannot unmarshal {got} into Go struct field {}.{field} of type {want}",
+            res.kind
+        ));
+    }
+    if strict {
+        let unknown: Vec<String> = f
+            .unknown
+            .into_iter()
+            .filter(|p| p != "status" && !p.starts_with("status."))
+            .collect();
+        if !unknown.is_empty() {
+            let list = unknown
+                .iter()
+                .map(|u| format!("unknown field \"{u}\""))
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(format!("{prefix}strict decoding error: {list}"));
+        }
+    }
+    Ok(())
 }

@@ -209,7 +209,7 @@ pub fn negotiate(accept: Option<&str>) -> Output {
         let p = part.trim();
         let params: Vec<&str> = p.split(';').map(|s| s.trim()).collect();
         let media = params[0];
-        let has = |x: &str| params.iter().any(|q| *q == x);
+        let has = |x: &str| params.contains(&x);
         if (media == "application/json" || media == "*/*")
             && has("as=Table")
             && has("g=meta.k8s.io")
@@ -218,15 +218,16 @@ pub fn negotiate(accept: Option<&str>) -> Output {
                 beta: has("v=v1beta1"),
             };
         }
-        if media == "application/json"
-            || media == "*/*"
-            || media == "application/*"
-            || media == "application/yaml"
-            || media == "application/vnd.kubernetes.protobuf"
-        {
-            if params.len() == 1 || !params.iter().any(|q| q.starts_with("as=")) {
-                return Output::Json;
-            }
+        let plain = matches!(
+            media,
+            "application/json"
+                | "*/*"
+                | "application/*"
+                | "application/yaml"
+                | "application/vnd.kubernetes.protobuf"
+        );
+        if plain && !params.iter().any(|q| q.starts_with("as=")) {
+            return Output::Json;
         }
     }
     Output::Json
@@ -249,7 +250,7 @@ pub fn decode_body(content_type: Option<&str>, body: &[u8]) -> ApiResult<Value> 
         "application/yaml" | "application/x-yaml" | "text/yaml" => parse_yaml(body),
         "application/vnd.kubernetes.protobuf" => skiff_api::protobuf::decode_object(body)
             .map_err(|e| ApiError::bad_request(format!("unable to decode the protobuf body: {e}"))),
-        other => Err(ApiError::unsupported_media_type(other)),
+        _ => Err(ApiError::unsupported_media_type()),
     }
 }
 
@@ -261,9 +262,7 @@ pub fn parse_json(body: &[u8]) -> ApiResult<Value> {
         ));
     }
     serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_request(format!(
-            "the body of the request could not be decoded as JSON: {e}"
-        ))
+        ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
     })
 }
 
@@ -333,5 +332,97 @@ mod tests {
         assert_eq!(q.int("limit").unwrap(), Some(500));
         assert!(q.dry_run().unwrap());
         assert!(Query::parse(Some("limit=x")).int("limit").is_err());
+    }
+}
+
+/// Paths of keys that appear twice in one JSON object (`fieldValidation=Strict` rejects
+/// them); serde_json alone silently keeps the last one.
+pub fn duplicate_fields(body: &[u8]) -> Vec<String> {
+    use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+    use std::cell::RefCell;
+    use std::fmt;
+
+    struct Walk<'a> {
+        path: String,
+        out: &'a RefCell<Vec<String>>,
+    }
+    impl<'de> DeserializeSeed<'de> for Walk<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Walk<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let mut i = 0;
+            while seq
+                .next_element_seed(Walk {
+                    path: format!("{}[{i}]", self.path),
+                    out: self.out,
+                })?
+                .is_some()
+            {
+                i += 1;
+            }
+            Ok(())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut seen = std::collections::HashSet::new();
+            while let Some(k) = map.next_key::<String>()? {
+                let p = if self.path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{}.{k}", self.path)
+                };
+                if !seen.insert(k) {
+                    self.out.borrow_mut().push(p.clone());
+                }
+                map.next_value_seed(Walk {
+                    path: p,
+                    out: self.out,
+                })?;
+            }
+            Ok(())
+        }
+    }
+    let out = RefCell::new(Vec::new());
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let _ = Walk {
+        path: String::new(),
+        out: &out,
+    }
+    .deserialize(&mut de);
+    out.into_inner()
+}
+
+#[cfg(test)]
+mod dup_tests {
+    #[test]
+    fn finds_duplicates() {
+        let d = super::duplicate_fields(br#"{"metadata":{"name":"a","name":"b"},"spec":{"containers":[{"image":"x","image":"y"}]}}"#);
+        assert_eq!(d, vec!["metadata.name", "spec.containers[0].image"]);
+        assert!(super::duplicate_fields(br#"{"a":1,"b":{"a":2}}"#).is_empty());
     }
 }

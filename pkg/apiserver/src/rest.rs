@@ -3,6 +3,7 @@
 //! concurrency, generation, finalizers and graceful pod deletion.
 
 use crate::admission;
+use crate::convert;
 use crate::error::{ApiError, ApiResult};
 use crate::objects::{self, from_kv, meta_mut, meta_str, name, now_rfc3339, set_rv, to_stored};
 use crate::request::{self, Output, Query, Target};
@@ -71,7 +72,7 @@ pub async fn get_object(
 ) -> ApiResult<Value> {
     let key = request::object_key(res, ns, name);
     match st.store.get(&key).await? {
-        Some(kv) => from_kv(&kv),
+        Some(kv) => from_kv(&kv).map(|o| convert::from_storage(res, o)),
         None => Err(ApiError::not_found(res.group, res.plural, name)),
     }
 }
@@ -194,7 +195,7 @@ pub async fn list_objects(st: &AppState, target: &Target, q: &Query) -> ApiResul
                     .get(&request::object_key(target.res, ns_or_none, n))
                     .await?
                 {
-                    let o = from_kv(&kv)?;
+                    let o = convert::from_storage(target.res, from_kv(&kv)?);
                     if filters.matches(&o) {
                         items.push(o);
                     }
@@ -231,7 +232,7 @@ pub async fn list_objects(st: &AppState, target: &Target, q: &Query) -> ApiResul
         revision = page.revision;
         let last_key = page.kvs.last().map(|kv| kv.key.clone());
         for kv in &page.kvs {
-            let o = from_kv(kv)?;
+            let o = convert::from_storage(target.res, from_kv(kv)?);
             if filters.matches(&o) {
                 items.push(o);
             }
@@ -319,18 +320,24 @@ pub fn check_type(
     }
     let kind = obj.get("kind").and_then(|k| k.as_str()).unwrap_or("");
     let api = obj.get("apiVersion").and_then(|k| k.as_str()).unwrap_or("");
-    if !kind.is_empty() && kind != want_kind {
-        return Err(ApiError::bad_request(format!(
-            "the kind in the body ({kind}) does not match the kind of the URL ({want_kind}): send it to the {} endpoint instead",
-            registry::find_kind(api, kind)
-                .map(|r| r.group_resource())
-                .unwrap_or_else(|| "matching".into())
-        )));
-    }
-    if !api.is_empty() && api != want_api {
+    if (!kind.is_empty() && kind != want_kind) || (!api.is_empty() && api != want_api) {
+        let (_, body_version) = registry::split_api_version(api);
+        let hint = match registry::find_kind(api, kind) {
+            Some(r) if r.kind != want_kind => format!(
+                "the body is a {kind}: send it to the {} endpoint",
+                r.group_resource()
+            ),
+            _ => format!("expected apiVersion {want_api:?} and kind {want_kind:?}"),
+        };
         let _ = res;
         return Err(ApiError::bad_request(format!(
-            "the API version in the data ({api}) does not match the expected API version ({want_api})"
+            "{} in version {:?} cannot be handled as a {want_kind}: {hint}",
+            if kind.is_empty() { want_kind } else { kind },
+            if body_version.is_empty() {
+                res.version
+            } else {
+                body_version
+            },
         )));
     }
     obj["kind"] = Value::String(want_kind.to_string());
@@ -453,7 +460,7 @@ pub async fn create_object(
         check_namespace(st, ns).await?;
     }
     reset_status_on_create(res, &mut obj);
-    admission::strict_fields(res, &obj, opts)?;
+    admission::strict_fields(res, &mut obj, opts)?;
     admission::mutate_create(st, res, &mut obj).await?;
     skiff_api::defaults::apply_defaults(res, &mut obj);
     admission::validate(res, &obj, None)?;
@@ -472,14 +479,18 @@ pub async fn create_object(
     }
     let n = name(&obj).to_string();
     let key = request::object_key(res, url_ns, &n);
-    // Allocation (service IPs/ports) happens just before the write and is undone on failure.
-    let _guard = st.alloc_lock.lock().await;
+    // Allocation (service IPs/ports) happens just before the write and is undone on failure;
+    // the allocators lock themselves, so writes of other objects never wait on it.
     let allocated = admission::allocate(st, res, None, &mut obj)?;
     if opts.dry_run {
         admission::release(st, res, &allocated);
         return Ok(obj);
     }
-    match st.store.create(&key, to_stored(&obj)).await {
+    match st
+        .store
+        .create(&key, to_stored(&convert::to_storage(res, &obj)))
+        .await
+    {
         Ok(rev) => {
             set_rv(&mut obj, rev);
             Ok(obj)
@@ -494,6 +505,9 @@ pub async fn create_object(
     }
 }
 
+/// A mutation of the current object.
+pub type MutateFn<'a> = Box<dyn FnMut(&Value) -> ApiResult<Value> + Send + 'a>;
+
 /// What an update does to the current object.
 pub enum Mutation<'a> {
     /// PUT of a whole object (main resource): keeps status and server-owned metadata.
@@ -501,7 +515,7 @@ pub enum Mutation<'a> {
     /// PUT/PATCH of the status subresource: only status is taken.
     Status(Value),
     /// A function of the current object (patches, scale, binding, finalizer edits).
-    With(Box<dyn FnMut(&Value) -> ApiResult<Value> + Send + 'a>),
+    With(MutateFn<'a>),
 }
 
 /// UPDATE with optimistic concurrency. Retries when the store moved underneath a patch.
@@ -522,7 +536,7 @@ pub async fn update_object(
         let Some(kv) = st.store.get(&key).await? else {
             return Err(ApiError::not_found(res.group, res.plural, obj_name));
         };
-        let old = from_kv(&kv)?;
+        let old = convert::from_storage(res, from_kv(&kv)?);
         let mut new = match &mut mutation {
             Mutation::Replace(body) => {
                 let mut b = body.clone();
@@ -533,7 +547,7 @@ pub async fn update_object(
                         return Err(ApiError::modified(res.group, res.plural, obj_name));
                     }
                 }
-                admission::strict_fields(res, &b, opts)?;
+                admission::strict_fields(res, &mut b, opts)?;
                 if res.subresource("status").is_some() {
                     match old.get("status") {
                         Some(s) => b["status"] = s.clone(),
@@ -612,7 +626,6 @@ pub async fn update_object(
                 &now,
             );
         }
-        let guard = st.alloc_lock.lock().await;
         let allocated = admission::allocate(st, res, Some(&old), &mut new)?;
         if opts.dry_run {
             admission::release(st, res, &allocated);
@@ -620,8 +633,8 @@ pub async fn update_object(
             return Ok(new);
         }
         // Deletion completes when the last finalizer goes.
-        if new.pointer("/metadata/deletionTimestamp").is_some() && finalizers(&new).is_empty() {
-            drop(guard);
+        if new.pointer("/metadata/deletionTimestamp").is_some() && deletion_can_complete(res, &new)
+        {
             match st.store.delete(&key, kv.mod_revision).await {
                 Ok((rev, _)) => {
                     admission::release_object(st, res, &old);
@@ -635,14 +648,18 @@ pub async fn update_object(
                 Err(e) => return Err(e.into()),
             }
         }
-        if new == old {
+        if same_object(&new, &old) {
             // No-op update: upstream does not write (and does not bump resourceVersion).
             admission::release(st, res, &allocated);
             return Ok(old);
         }
         match st
             .store
-            .update(&key, to_stored(&new), kv.mod_revision)
+            .update(
+                &key,
+                to_stored(&convert::to_storage(res, &new)),
+                kv.mod_revision,
+            )
             .await
         {
             Ok(rev) => {
@@ -651,11 +668,9 @@ pub async fn update_object(
                 return Ok(new);
             }
             Err(StoreError::Conflict { .. }) => {
+                // Retry against the new revision; an explicit resourceVersion in a PUT body
+                // then fails the comparison at the top of the loop.
                 admission::release(st, res, &allocated);
-                if matches!(mutation, Mutation::Replace(_) | Mutation::Status(_)) {
-                    // An explicit resourceVersion will fail on the retry's comparison.
-                    continue;
-                }
                 continue;
             }
             Err(StoreError::NotFound) => {
@@ -724,6 +739,35 @@ fn preserve_server_meta(old: &Value, new: &mut Value) {
             m.insert("managedFields".into(), mf.clone());
         }
     }
+}
+
+/// Equal apart from the resourceVersion stamp.
+fn same_object(a: &Value, b: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(m) = v.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+            m.remove("resourceVersion");
+        }
+        v
+    };
+    strip(a) == strip(b)
+}
+
+/// A deleting object goes once no finalizer holds it (namespaces also wait for
+/// `spec.finalizers`, which the namespace controller clears through `/finalize`).
+fn deletion_can_complete(res: &ResourceInfo, o: &Value) -> bool {
+    if !finalizers(o).is_empty() {
+        return false;
+    }
+    if res.group.is_empty() && res.kind == "Namespace" {
+        let spec_fins = o
+            .pointer("/spec/finalizers")
+            .and_then(|f| f.as_array())
+            .map(|a| !a.is_empty())
+            .unwrap_or(false);
+        return !spec_fins;
+    }
+    true
 }
 
 fn finalizers(o: &Value) -> Vec<String> {
@@ -805,12 +849,21 @@ pub async fn delete_object(
     opts: &DeleteOpts,
 ) -> ApiResult<Value> {
     let ns = ns_of(res, ns)?;
+    if res.group.is_empty()
+        && res.kind == "Namespace"
+        && matches!(obj_name, "default" | "kube-system" | "kube-public")
+    {
+        return Err(ApiError::forbidden(format!(
+            "namespaces \"{obj_name}\" is forbidden: this namespace may not be deleted"
+        ))
+        .with_details(json!({"name": obj_name, "kind": "namespaces"})));
+    }
     let key = request::object_key(res, ns, obj_name);
     for _ in 0..16 {
         let Some(kv) = st.store.get(&key).await? else {
             return Err(ApiError::not_found(res.group, res.plural, obj_name));
         };
-        let old = from_kv(&kv)?;
+        let old = convert::from_storage(res, from_kv(&kv)?);
         if let Some(uid) = &opts.precondition_uid {
             if meta_str(&old, "uid") != Some(uid.as_str()) {
                 return Err(ApiError::conflict(
@@ -847,15 +900,51 @@ pub async fn delete_object(
         }
         let graceful = graceful_period(res, &old, opts);
         let already_deleting = old.pointer("/metadata/deletionTimestamp").is_some();
-        let immediate = fins.is_empty() && graceful.is_none();
+        let is_namespace = res.group.is_empty() && res.kind == "Namespace";
+        let ns_held = is_namespace
+            && old
+                .pointer("/spec/finalizers")
+                .and_then(|f| f.as_array())
+                .map(|a| !a.is_empty())
+                .unwrap_or(false);
+        let immediate = fins.is_empty() && (graceful.is_none() || (is_namespace && !ns_held));
         if opts.dry_run {
             return Ok(old);
         }
+        let mut delete_at = kv.mod_revision;
+        let mut gone = old.clone();
+        if immediate && res.group.is_empty() && res.kind == "Pod" && !already_deleting {
+            // Pods always pass through a terminating state (deletionTimestamp, grace 0),
+            // so watchers see them as Terminating before they go, as upstream does.
+            let mut term = old.clone();
+            let m = meta_mut(&mut term);
+            m.insert("deletionTimestamp".into(), Value::String(now_rfc3339()));
+            m.insert("deletionGracePeriodSeconds".into(), json!(0));
+            match st
+                .store
+                .update(
+                    &key,
+                    to_stored(&convert::to_storage(res, &term)),
+                    kv.mod_revision,
+                )
+                .await
+            {
+                Ok(rev) => {
+                    delete_at = rev;
+                    gone = term;
+                }
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(StoreError::NotFound) => {
+                    return Err(ApiError::not_found(res.group, res.plural, obj_name))
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
         if immediate {
-            match st.store.delete(&key, kv.mod_revision).await {
+            match st.store.delete(&key, delete_at).await {
                 Ok((rev, _)) => {
                     admission::release_object(st, res, &old);
-                    let mut out = old;
+                    let mut out = gone;
                     set_rv(&mut out, rev);
                     return Ok(out);
                 }
@@ -886,12 +975,19 @@ pub async fn delete_object(
         } else {
             m.insert("finalizers".into(), json!(fins));
         }
+        if is_namespace {
+            new["status"]["phase"] = json!("Terminating");
+        }
         if new == old {
             return Ok(old);
         }
         match st
             .store
-            .update(&key, to_stored(&new), kv.mod_revision)
+            .update(
+                &key,
+                to_stored(&convert::to_storage(res, &new)),
+                kv.mod_revision,
+            )
             .await
         {
             Ok(rev) => {
@@ -962,7 +1058,7 @@ pub fn apply_patch(res: &ResourceInfo, ct: &str, current: &Value, body: &[u8]) -
             }
             skiff_api::patch::strategic_merge(res.group, res.kind, current, &p).map_err(patch_err)
         }
-        other => Err(ApiError::unsupported_media_type(other)),
+        _ => Err(ApiError::unsupported_patch_type()),
     }
 }
 

@@ -69,6 +69,4 @@ pub struct AppState {
     pub policy: RwLock<PolicyCache>,
     pub started: Instant,
     pub ready: AtomicBool,
-    /// Serialises writes that must see each other (allocation bookkeeping).
-    pub alloc_lock: tokio::sync::Mutex<()>,
 }

@@ -199,14 +199,14 @@ pub async fn watch(
                         }
                     };
                     last_rev = ev.kv.mod_revision;
-                    let Ok(cur) = from_kv(&ev.kv) else { continue };
+                    let Ok(cur) = from_kv(&ev.kv).map(|o| crate::convert::from_storage(enc.target.res, o)) else { continue };
                     let line = match ev.kind {
                         EventType::Delete => {
                             if wants(&enc.target, &filters, &cur) { Some(("DELETED", cur)) } else { None }
                         }
                         EventType::Put => {
                             let now = wants(&enc.target, &filters, &cur);
-                            let before = ev.prev.as_ref().and_then(|p| from_kv(p).ok()).map(|p| wants(&enc.target, &filters, &p));
+                            let before = ev.prev.as_ref().and_then(|p| from_kv(p).ok()).map(|o| crate::convert::from_storage(enc.target.res, o)).map(|p| wants(&enc.target, &filters, &p));
                             match (before, now) {
                                 (None, true) => Some(("ADDED", cur)),
                                 (Some(true), true) => Some(("MODIFIED", cur)),

@@ -9,12 +9,17 @@ use kube::{Resource, ResourceExt};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+/// (object uid, reason, message).
+type SeenKey = (String, String, String);
+/// (event namespace, event name, count).
+type SeenEvent = (String, String, i32);
+
 /// Records events on behalf of one component (e.g. `replicaset-controller`).
 pub struct Recorder {
     client: kube::Client,
     component: String,
     /// (object uid, reason, message) → (event namespace, event name, count)
-    seen: Mutex<HashMap<(String, String, String), (String, String, i32)>>,
+    seen: Mutex<HashMap<SeenKey, SeenEvent>>,
 }
 
 impl Recorder {

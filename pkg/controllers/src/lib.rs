@@ -3,8 +3,16 @@
 
 pub mod cronjob;
 pub mod daemonset;
+pub mod deployment;
+pub mod endpoints;
+pub mod endpointslice;
 pub mod events;
+pub mod gc;
 pub mod job;
+pub mod namespace;
+pub mod nodelifecycle;
+pub mod replicaset;
+pub mod serviceaccount;
 pub mod statefulset;
 
 use std::time::Duration;
@@ -27,6 +35,9 @@ pub struct Config {
     pub node_monitor_grace_period: Duration,
     /// How often the node lifecycle controller looks at leases.
     pub node_monitor_period: Duration,
+    /// The cluster CA certificate (PEM) published as `kube-root-ca.crt` in every namespace;
+    /// empty skips publishing.
+    pub ca_pem: String,
 }
 
 impl Default for Config {
@@ -34,6 +45,7 @@ impl Default for Config {
         Config {
             node_monitor_grace_period: Duration::from_secs(40),
             node_monitor_period: Duration::from_secs(5),
+            ca_pem: String::new(),
         }
     }
 }
@@ -45,4 +57,35 @@ pub async fn client_from_kubeconfig_yaml(yaml: &str) -> Result<kube::Client, Err
         .await
         .map_err(|e| Error::Config(e.to_string()))?;
     Ok(kube::Client::try_from(cfg)?)
+}
+
+/// Starts every control loop; each is restarted (after a short pause) if it ever returns.
+pub fn spawn_all(client: kube::Client, cfg: std::sync::Arc<Config>) {
+    macro_rules! spawn_loop {
+        ($name:expr, $run:path) => {{
+            let client = client.clone();
+            let cfg = cfg.clone();
+            tokio::spawn(async move {
+                loop {
+                    match $run(client.clone(), cfg.clone()).await {
+                        Ok(()) => tracing::warn!(controller = $name, "control loop ended, restarting"),
+                        Err(e) => tracing::warn!(controller = $name, error = %e, "control loop failed, restarting"),
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            });
+        }};
+    }
+    spawn_loop!("replicaset", replicaset::run);
+    spawn_loop!("deployment", deployment::run);
+    spawn_loop!("garbage-collector", gc::run);
+    spawn_loop!("daemonset", daemonset::run);
+    spawn_loop!("statefulset", statefulset::run);
+    spawn_loop!("job", job::run);
+    spawn_loop!("cronjob", cronjob::run);
+    spawn_loop!("endpoints", endpoints::run);
+    spawn_loop!("endpointslice", endpointslice::run);
+    spawn_loop!("namespace", namespace::run);
+    spawn_loop!("node-lifecycle", nodelifecycle::run);
+    spawn_loop!("serviceaccount", serviceaccount::run);
 }

@@ -123,12 +123,8 @@ pub fn load_or_create(tls_dir: &Path, cfg: &PkiConfig) -> Result<Pki, PkiError> 
             )
         },
     )?;
-    let (admin_cert_pem, admin_key_pem) = load_or_issue_leaf(
-        tls_dir,
-        ADMIN,
-        &client_ca,
-        |cert| admin_cert_problem(cert),
-        || {
+    let (admin_cert_pem, admin_key_pem) =
+        load_or_issue_leaf(tls_dir, ADMIN, &client_ca, admin_cert_problem, || {
             issue_leaf(
                 &client_ca,
                 ADMIN_CN,
@@ -137,8 +133,7 @@ pub fn load_or_create(tls_dir: &Path, cfg: &PkiConfig) -> Result<Pki, PkiError> 
                 &[],
                 ExtendedKeyUsagePurpose::ClientAuth,
             )
-        },
-    )?;
+        })?;
     let sa = load_or_create_service_key(tls_dir)?;
 
     Ok(Pki {

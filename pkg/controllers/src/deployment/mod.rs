@@ -1,0 +1,776 @@
+//! The Deployment controller: one ReplicaSet per pod template (`<deploy>-<pod-template-hash>`),
+//! RollingUpdate and Recreate rollouts, scaling (proportional mid-rollout), pause, rollback by
+//! template (`kubectl rollout undo`), history cleanup, progress deadline and the status and
+//! conditions `kubectl rollout status` reads. Decisions come from the pure `plan` module; this
+//! file watches, claims ReplicaSets and applies the decisions through the API, like upstream's
+//! sync/rolling/recreate/progress code.
+
+pub mod hash;
+pub mod plan;
+
+use crate::events::Recorder;
+use crate::replicaset::informer::{self, controller_of, key_of, split_key, Cache, Change};
+use crate::replicaset::pods::{selector_is_empty, selector_matches};
+use crate::replicaset::queue::{Backoff, Queue};
+use crate::replicaset::controller_ref;
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus, ReplicaSet, ReplicaSetSpec};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use plan::*;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+const WORKERS: usize = 5;
+const RESYNC: Duration = Duration::from_secs(30);
+
+/// Errors of the Deployment controller.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("{0}")]
+    Retry(String),
+}
+
+struct Ctx {
+    client: kube::Client,
+    deployments: Arc<Cache<Deployment>>,
+    rss: Arc<Cache<ReplicaSet>>,
+    queue: Arc<Queue<String>>,
+    recorder: Recorder,
+    backoff: Backoff,
+}
+
+impl Ctx {
+    fn deployments_for_rs(&self, rs: &ReplicaSet) -> Vec<String> {
+        let ns = rs.metadata.namespace.as_deref().unwrap_or("");
+        if let Some(c) = controller_of(rs) {
+            if c.kind == "Deployment" {
+                return vec![format!("{ns}/{}", c.name)];
+            }
+            return Vec::new();
+        }
+        self.deployments
+            .list(ns)
+            .iter()
+            .filter(|d| {
+                d.spec.as_ref().is_some_and(|s| {
+                    !selector_is_empty(&s.selector)
+                        && selector_matches(&s.selector, rs.metadata.labels.as_ref())
+                })
+            })
+            .map(|d| key_of(d.as_ref()))
+            .collect()
+    }
+
+    fn on_rs(&self, change: Change<ReplicaSet>) {
+        match change {
+            Change::Applied { old, new } => {
+                if let Some(old) = &old {
+                    if old.metadata.resource_version == new.metadata.resource_version {
+                        return;
+                    }
+                    if controller_of(old.as_ref()).map(|c| &c.uid)
+                        != controller_of(new.as_ref()).map(|c| &c.uid)
+                    {
+                        for k in self.deployments_for_rs(old) {
+                            self.queue.add(k);
+                        }
+                    }
+                }
+                for k in self.deployments_for_rs(&new) {
+                    self.queue.add(k);
+                }
+            }
+            Change::Deleted(rs) => {
+                for k in self.deployments_for_rs(&rs) {
+                    self.queue.add(k);
+                }
+            }
+        }
+    }
+
+    fn on_deployment(&self, change: Change<Deployment>) {
+        match change {
+            Change::Applied { old, new } => {
+                if old.is_some_and(|o| o.metadata.resource_version == new.metadata.resource_version)
+                {
+                    return;
+                }
+                self.queue.add(key_of(new.as_ref()));
+            }
+            Change::Deleted(d) => self.queue.add(key_of(d.as_ref())),
+        }
+    }
+}
+
+/// Runs the Deployment controller forever.
+pub async fn run(client: kube::Client, _cfg: Arc<crate::Config>) -> Result<(), crate::Error> {
+    let ctx = Arc::new(Ctx {
+        client: client.clone(),
+        deployments: Cache::new(),
+        rss: Cache::new(),
+        queue: Queue::new(),
+        recorder: Recorder::new(client.clone(), "deployment-controller"),
+        backoff: Backoff::new(),
+    });
+    let c = Arc::clone(&ctx);
+    tokio::spawn(informer::run(
+        Api::<Deployment>::all(client.clone()),
+        Arc::clone(&ctx.deployments),
+        move |ch| c.on_deployment(ch),
+    ));
+    let c = Arc::clone(&ctx);
+    tokio::spawn(informer::run(
+        Api::<ReplicaSet>::all(client.clone()),
+        Arc::clone(&ctx.rss),
+        move |ch| c.on_rs(ch),
+    ));
+    while !(ctx.deployments.synced() && ctx.rss.synced()) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tracing::info!("deployment controller started");
+    let c = Arc::clone(&ctx);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(RESYNC).await;
+            for d in c.deployments.all() {
+                c.queue.add(key_of(d.as_ref()));
+            }
+        }
+    });
+    let mut workers = Vec::new();
+    for _ in 0..WORKERS {
+        let c = Arc::clone(&ctx);
+        workers.push(tokio::spawn(async move {
+            loop {
+                let key = c.queue.get().await;
+                let mut s = Sync {
+                    ctx: &c,
+                    requeue: None,
+                };
+                match s.sync(&key).await {
+                    Ok(()) => {
+                        c.backoff.forget(&key);
+                        if let Some(d) = s.requeue {
+                            c.queue.add_after(key.clone(), d);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!(deployment = %key, error = %e, "sync failed, retrying");
+                        c.queue.add_after(key.clone(), c.backoff.next(&key));
+                    }
+                }
+                c.queue.done(&key);
+            }
+        }));
+    }
+    for w in workers {
+        let _ = w.await;
+    }
+    Err(crate::Error::Other(
+        "deployment controller workers stopped: restart skiff".into(),
+    ))
+}
+
+fn is_status(e: &kube::Error, code: u16) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == code)
+}
+
+fn selector_with_hash(sel: &LabelSelector, hash: &str) -> LabelSelector {
+    let mut s = sel.clone();
+    s.match_labels
+        .get_or_insert_with(BTreeMap::new)
+        .insert(HASH_LABEL.into(), hash.into());
+    s
+}
+
+/// One sync of one Deployment; `requeue` collects a timer request.
+struct Sync<'a> {
+    ctx: &'a Ctx,
+    requeue: Option<Duration>,
+}
+
+impl Sync<'_> {
+    fn want_requeue(&mut self, d: Duration) {
+        self.requeue = Some(self.requeue.map_or(d, |r| r.min(d)));
+    }
+
+    async fn sync(&mut self, key: &str) -> Result<(), DeployError> {
+        let (ns, name) = split_key(key);
+        let Some(d) = self.ctx.deployments.get(ns, name) else {
+            return Ok(());
+        };
+        let mut d = (*d).clone();
+        let Some(spec) = d.spec.clone() else {
+            return Ok(());
+        };
+        if selector_is_empty(&spec.selector) {
+            self.ctx
+                .recorder
+                .record(
+                    &d,
+                    "Warning",
+                    "SelectingAll",
+                    "This deployment is selecting all pods. A non-empty selector is required.",
+                )
+                .await;
+            let generation = d.metadata.generation.unwrap_or(0);
+            if d.status.as_ref().and_then(|s| s.observed_generation).unwrap_or(0) < generation {
+                let mut st = d.status.clone().unwrap_or_default();
+                st.observed_generation = Some(generation);
+                self.write_status(&mut d, st).await?;
+            }
+            return Ok(());
+        }
+        let mut rss = self.claim_replicasets(&d).await?;
+        if d.metadata.deletion_timestamp.is_some() {
+            let (new_rs, olds) = self.get_all(&mut d, &mut rss, false).await?;
+            return self.sync_status_only(&mut d, &rss, new_rs, &olds).await;
+        }
+        self.check_paused_conditions(&mut d).await?;
+        if is_paused(&d) {
+            return self.sync_scale(&mut d, &mut rss).await;
+        }
+        {
+            let (new_rs, olds) = self.get_all(&mut d, &mut rss, false).await?;
+            let olds_ref: Vec<&ReplicaSet> = olds.iter().map(|i| &rss[*i]).collect();
+            if is_scaling_event(&d, new_rs.map(|i| &rss[i]), &olds_ref) {
+                return self.sync_scale(&mut d, &mut rss).await;
+            }
+        }
+        if is_recreate(&d) {
+            self.rollout_recreate(&mut d, &mut rss).await
+        } else {
+            self.rollout_rolling(&mut d, &mut rss).await
+        }
+    }
+
+    /// Adopts orphan ReplicaSets matching the selector and releases owned ones that stopped
+    /// matching; returns the owned ReplicaSets.
+    async fn claim_replicasets(&self, d: &Deployment) -> Result<Vec<ReplicaSet>, DeployError> {
+        let ns = d.metadata.namespace.clone().unwrap_or_default();
+        let uid = d.metadata.uid.clone().unwrap_or_default();
+        let selector = d.spec.as_ref().map(|s| s.selector.clone()).unwrap_or_default();
+        let api: Api<ReplicaSet> = Api::namespaced(self.ctx.client.clone(), &ns);
+        let deleting = d.metadata.deletion_timestamp.is_some();
+        let mut owned = Vec::new();
+        for rs in self.ctx.rss.list(&ns) {
+            let matches = selector_matches(&selector, rs.metadata.labels.as_ref());
+            let name = rs.metadata.name.clone().unwrap_or_default();
+            match controller_of(rs.as_ref()) {
+                Some(c) if c.uid == uid => {
+                    if matches || deleting {
+                        owned.push((*rs).clone());
+                    } else {
+                        let refs: Vec<OwnerReference> = rs
+                            .metadata
+                            .owner_references
+                            .clone()
+                            .unwrap_or_default()
+                            .into_iter()
+                            .filter(|r| r.uid != uid)
+                            .collect();
+                        let refs = if refs.is_empty() {
+                            serde_json::Value::Null
+                        } else {
+                            json!(refs)
+                        };
+                        let patch = json!({"metadata": {"ownerReferences": refs, "resourceVersion": rs.metadata.resource_version}});
+                        match api
+                            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                            .await
+                        {
+                            Ok(_) => {}
+                            Err(e) if is_status(&e, 404) => {}
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    if matches && !deleting && rs.metadata.deletion_timestamp.is_none() {
+                        let mut refs = rs.metadata.owner_references.clone().unwrap_or_default();
+                        refs.push(controller_ref("apps/v1", "Deployment", &d.metadata));
+                        let patch = json!({"metadata": {"ownerReferences": refs, "resourceVersion": rs.metadata.resource_version}});
+                        let adopted = api
+                            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                            .await?;
+                        owned.push(adopted);
+                    }
+                }
+            }
+        }
+        Ok(owned)
+    }
+
+    /// upstream's getAllReplicaSetsAndSyncRevision: (index of the new RS, indexes of the old
+    /// ones) into `rss`, creating the new one when `create`.
+    async fn get_all(
+        &mut self,
+        d: &mut Deployment,
+        rss: &mut Vec<ReplicaSet>,
+        create: bool,
+    ) -> Result<(Option<usize>, Vec<usize>), DeployError> {
+        let new_idx = find_new_rs(d, rss);
+        let olds: Vec<usize> = (0..rss.len()).filter(|i| Some(*i) != new_idx).collect();
+        let new_revision = max_revision(olds.iter().map(|i| &rss[*i])) + 1;
+        let ns = d.metadata.namespace.clone().unwrap_or_default();
+        let rs_api: Api<ReplicaSet> = Api::namespaced(self.ctx.client.clone(), &ns);
+        let now = now_seconds();
+        if let Some(i) = new_idx {
+            let mut ann = rss[i].metadata.annotations.clone().unwrap_or_default();
+            let changed = set_new_rs_annotations(d, &mut ann, new_revision, true);
+            let min_ready = min_ready_seconds(d);
+            let rs_min_ready = rss[i].spec.as_ref().and_then(|s| s.min_ready_seconds).unwrap_or(0);
+            if changed || rs_min_ready != min_ready {
+                let patch = json!({
+                    "metadata": {"annotations": ann, "resourceVersion": rss[i].metadata.resource_version},
+                    "spec": {"minReadySeconds": min_ready},
+                });
+                let name = rss[i].metadata.name.clone().unwrap_or_default();
+                rss[i] = rs_api
+                    .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await?;
+                return Ok((Some(i), olds));
+            }
+            let rev = rss[i]
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(REVISION))
+                .cloned()
+                .unwrap_or_default();
+            self.set_deployment_revision(d, &rev).await?;
+            let mut st = d.status.clone().unwrap_or_default();
+            if progress_deadline(d).is_some() && condition(&st, "Progressing").is_none() {
+                let msg = format!(
+                    "Found new replica set {:?}",
+                    rss[i].metadata.name.as_deref().unwrap_or("")
+                );
+                set_condition(&mut st, new_condition("Progressing", "True", FOUND_NEW_RS, &msg, now));
+                self.write_status(d, st).await?;
+            }
+            return Ok((Some(i), olds));
+        }
+        if !create {
+            return Ok((None, olds));
+        }
+        let spec = d.spec.clone().unwrap_or_default();
+        let collision = d.status.as_ref().and_then(|s| s.collision_count);
+        let hash = hash::pod_template_hash(&spec.template, collision);
+        let mut template = spec.template.clone();
+        template
+            .metadata
+            .get_or_insert_with(ObjectMeta::default)
+            .labels
+            .get_or_insert_with(BTreeMap::new)
+            .insert(HASH_LABEL.into(), hash.clone());
+        let dname = d.metadata.name.clone().unwrap_or_default();
+        let mut new_rs = ReplicaSet {
+            metadata: ObjectMeta {
+                name: Some(format!("{dname}-{hash}")),
+                namespace: Some(ns.clone()),
+                labels: template.metadata.as_ref().and_then(|m| m.labels.clone()),
+                owner_references: Some(vec![controller_ref("apps/v1", "Deployment", &d.metadata)]),
+                ..Default::default()
+            },
+            spec: Some(ReplicaSetSpec {
+                replicas: Some(0),
+                min_ready_seconds: Some(spec.min_ready_seconds.unwrap_or(0)),
+                selector: selector_with_hash(&spec.selector, &hash),
+                template: Some(template),
+            }),
+            status: None,
+        };
+        let all: Vec<&ReplicaSet> = olds.iter().map(|i| &rss[*i]).collect();
+        let count = new_rs_new_replicas(d, &all, &new_rs);
+        if let Some(s) = new_rs.spec.as_mut() {
+            s.replicas = Some(count);
+        }
+        let mut ann = BTreeMap::new();
+        set_new_rs_annotations(d, &mut ann, new_revision, false);
+        new_rs.metadata.annotations = Some(ann);
+        let rs_name = new_rs.metadata.name.clone().unwrap_or_default();
+        let created = match rs_api.create(&PostParams::default(), &new_rs).await {
+            Ok(rs) => rs,
+            Err(e) if is_status(&e, 409) => {
+                // Already exists: ours with the same template (a stale cache), or a collision.
+                let existing = rs_api.get_opt(&rs_name).await?;
+                if let Some(rs) = existing {
+                    let ours = controller_of(&rs).is_some_and(|c| Some(&c.uid) == d.metadata.uid.as_ref());
+                    let same = rs
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.template.as_ref())
+                        .is_some_and(|t| equal_ignore_hash(t, &spec.template));
+                    if ours && same {
+                        rss.push(rs);
+                        return Ok((Some(rss.len() - 1), olds));
+                    }
+                }
+                let mut st = d.status.clone().unwrap_or_default();
+                st.collision_count = Some(st.collision_count.unwrap_or(0) + 1);
+                self.write_status(d, st).await?;
+                return Err(DeployError::Retry(format!(
+                    "hash collision for replica set {rs_name:?}: bumped collisionCount"
+                )));
+            }
+            Err(e) => {
+                let detail = match &e {
+                    kube::Error::Api(s) => s.message.clone(),
+                    other => other.to_string(),
+                };
+                let msg = format!("Failed to create new replica set {rs_name:?}: {detail}");
+                if progress_deadline(d).is_some() {
+                    let mut st = d.status.clone().unwrap_or_default();
+                    set_condition(&mut st, new_condition("Progressing", "False", FAILED_RS_CREATE, &msg, now));
+                    self.write_status(d, st).await?;
+                }
+                self.ctx.recorder.record(d, "Warning", FAILED_RS_CREATE, &msg).await;
+                return Err(e.into());
+            }
+        };
+        if count > 0 {
+            self.ctx
+                .recorder
+                .record(
+                    d,
+                    "Normal",
+                    "ScalingReplicaSet",
+                    &format!("Scaled up replica set {rs_name} from 0 to {count}"),
+                )
+                .await;
+        }
+        self.set_deployment_revision(d, &new_revision.to_string()).await?;
+        if progress_deadline(d).is_some() {
+            let mut st = d.status.clone().unwrap_or_default();
+            let msg = format!("Created new replica set {rs_name:?}");
+            set_condition(&mut st, new_condition("Progressing", "True", NEW_RS_CREATED, &msg, now));
+            self.write_status(d, st).await?;
+        }
+        rss.push(created);
+        Ok((Some(rss.len() - 1), olds))
+    }
+
+    async fn set_deployment_revision(&self, d: &mut Deployment, rev: &str) -> Result<(), DeployError> {
+        let cur = d.metadata.annotations.as_ref().and_then(|a| a.get(REVISION));
+        if cur.map(String::as_str) == Some(rev) {
+            return Ok(());
+        }
+        let api: Api<Deployment> =
+            Api::namespaced(self.ctx.client.clone(), d.metadata.namespace.as_deref().unwrap_or(""));
+        let patch = json!({"metadata": {"annotations": {REVISION: rev}}});
+        let name = d.metadata.name.clone().unwrap_or_default();
+        let updated = api
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        d.metadata = updated.metadata;
+        Ok(())
+    }
+
+    /// Writes `status` (unless unchanged) and keeps the local copy current.
+    async fn write_status(&self, d: &mut Deployment, status: DeploymentStatus) -> Result<(), DeployError> {
+        if d.status.as_ref() == Some(&status) {
+            return Ok(());
+        }
+        let api: Api<Deployment> =
+            Api::namespaced(self.ctx.client.clone(), d.metadata.namespace.as_deref().unwrap_or(""));
+        let patch = json!({"status": status});
+        let name = d.metadata.name.clone().unwrap_or_default();
+        match api
+            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(updated) => {
+                d.status = Some(status);
+                d.metadata.resource_version = updated.metadata.resource_version;
+                Ok(())
+            }
+            Err(e) if is_status(&e, 404) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Scales one ReplicaSet (and refreshes its desired/max annotations) with the event.
+    async fn scale_rs(
+        &self,
+        d: &Deployment,
+        rs: &mut ReplicaSet,
+        new_scale: i32,
+        op: &str,
+    ) -> Result<bool, DeployError> {
+        let old_scale = rs_replicas(rs);
+        let mut ann = rs.metadata.annotations.clone().unwrap_or_default();
+        let ann_changed = set_replicas_annotations(&mut ann, replicas(d), replicas(d) + max_surge(d));
+        if old_scale == new_scale && !ann_changed {
+            return Ok(false);
+        }
+        let api: Api<ReplicaSet> =
+            Api::namespaced(self.ctx.client.clone(), rs.metadata.namespace.as_deref().unwrap_or(""));
+        let patch = json!({
+            "metadata": {"annotations": ann, "resourceVersion": rs.metadata.resource_version},
+            "spec": {"replicas": new_scale},
+        });
+        let name = rs.metadata.name.clone().unwrap_or_default();
+        *rs = api
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        if old_scale != new_scale {
+            let op = if op.is_empty() {
+                if new_scale > old_scale { "up" } else { "down" }
+            } else {
+                op
+            };
+            self.ctx
+                .recorder
+                .record(
+                    d,
+                    "Normal",
+                    "ScalingReplicaSet",
+                    &format!("Scaled {op} replica set {name} from {old_scale} to {new_scale}"),
+                )
+                .await;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    async fn apply_sizes(
+        &self,
+        d: &Deployment,
+        rss: &mut [ReplicaSet],
+        sizes: &[(String, i32)],
+        op: &str,
+    ) -> Result<bool, DeployError> {
+        let mut any = false;
+        for (name, n) in sizes {
+            if let Some(rs) = rss.iter_mut().find(|r| r.metadata.name.as_deref() == Some(name)) {
+                any |= self.scale_rs(d, rs, *n, op).await?;
+            }
+        }
+        Ok(any)
+    }
+
+    async fn cleanup(&self, d: &Deployment, rss: &[ReplicaSet], olds: &[usize]) -> Result<(), DeployError> {
+        let olds_ref: Vec<&ReplicaSet> = olds.iter().map(|i| &rss[*i]).collect();
+        let api: Api<ReplicaSet> =
+            Api::namespaced(self.ctx.client.clone(), d.metadata.namespace.as_deref().unwrap_or(""));
+        for name in cleanup_plan(d, &olds_ref) {
+            match api.delete(&name, &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(e) if is_status(&e, 404) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    async fn sync_status_only(
+        &mut self,
+        d: &mut Deployment,
+        rss: &[ReplicaSet],
+        new_rs: Option<usize>,
+        olds: &[usize],
+    ) -> Result<(), DeployError> {
+        let all: Vec<&ReplicaSet> = olds.iter().chain(new_rs.iter()).map(|i| &rss[*i]).collect();
+        let st = calculate_status(d, &all, new_rs.map(|i| &rss[i]), now_seconds());
+        self.write_status(d, st).await
+    }
+
+    /// upstream's `sync`: scaling events and paused Deployments.
+    async fn sync_scale(&mut self, d: &mut Deployment, rss: &mut Vec<ReplicaSet>) -> Result<(), DeployError> {
+        let (new_rs, olds) = self.get_all(d, rss, false).await?;
+        let (sizes, op) = {
+            let olds_ref: Vec<&ReplicaSet> = olds.iter().map(|i| &rss[*i]).collect();
+            scale_plan(d, new_rs.map(|i| &rss[i]), &olds_ref)
+        };
+        self.apply_sizes(d, rss, &sizes, op).await?;
+        if is_paused(d) {
+            self.cleanup(d, rss, &olds).await?;
+        }
+        self.sync_status_only(d, rss, new_rs, &olds).await
+    }
+
+    async fn check_paused_conditions(&self, d: &mut Deployment) -> Result<(), DeployError> {
+        if progress_deadline(d).is_none() {
+            return Ok(());
+        }
+        let mut st = d.status.clone().unwrap_or_default();
+        let cond = condition(&st, "Progressing");
+        if cond.is_some_and(|c| c.reason.as_deref() == Some(TIMED_OUT)) {
+            return Ok(());
+        }
+        let paused_cond = cond.is_some_and(|c| c.reason.as_deref() == Some(PAUSED));
+        let now = now_seconds();
+        if is_paused(d) && !paused_cond {
+            set_condition(&mut st, new_condition("Progressing", "Unknown", PAUSED, "Deployment is paused", now));
+        } else if !is_paused(d) && paused_cond {
+            set_condition(&mut st, new_condition("Progressing", "Unknown", RESUMED, "Deployment is resumed", now));
+        } else {
+            return Ok(());
+        }
+        self.write_status(d, st).await
+    }
+
+    async fn sync_rollout_status(
+        &mut self,
+        d: &mut Deployment,
+        rss: &[ReplicaSet],
+        new_rs: Option<usize>,
+        olds: &[usize],
+    ) -> Result<(), DeployError> {
+        let all: Vec<&ReplicaSet> = olds.iter().chain(new_rs.iter()).map(|i| &rss[*i]).collect();
+        let (st, requeue) = rollout_status(d, &all, new_rs.map(|i| &rss[i]), now_seconds());
+        if d.status.as_ref() == Some(&st) {
+            if let Some(secs) = requeue {
+                self.want_requeue(Duration::from_secs(secs));
+            }
+            return Ok(());
+        }
+        self.write_status(d, st).await
+    }
+
+    async fn rollout_rolling(&mut self, d: &mut Deployment, rss: &mut Vec<ReplicaSet>) -> Result<(), DeployError> {
+        let (new_rs, olds) = self.get_all(d, rss, true).await?;
+        let Some(ni) = new_rs else {
+            return Err(DeployError::Retry("new replica set not created yet".into()));
+        };
+        // Scale up, if we can.
+        let target = {
+            let all: Vec<&ReplicaSet> = olds.iter().chain([&ni]).map(|i| &rss[*i]).collect();
+            if rs_replicas(&rss[ni]) > replicas(d) {
+                replicas(d)
+            } else {
+                new_rs_new_replicas(d, &all, &rss[ni])
+            }
+        };
+        if target != rs_replicas(&rss[ni]) {
+            let op = if target > rs_replicas(&rss[ni]) { "up" } else { "down" };
+            let mut rs = rss[ni].clone();
+            let scaled = self.scale_rs(d, &mut rs, target, op).await?;
+            rss[ni] = rs;
+            if scaled {
+                return self.sync_rollout_status(d, rss, new_rs, &olds).await;
+            }
+        }
+        // Scale down, if we can.
+        let sizes = {
+            let active: Vec<&ReplicaSet> = olds
+                .iter()
+                .map(|i| &rss[*i])
+                .filter(|r| rs_replicas(r) > 0)
+                .collect();
+            old_scale_down_plan(d, &rss[ni], &active)
+        };
+        if self.apply_sizes(d, rss, &sizes, "down").await? {
+            return self.sync_rollout_status(d, rss, new_rs, &olds).await;
+        }
+        if deployment_complete(d, &d.status.clone().unwrap_or_default()) {
+            self.cleanup(d, rss, &olds).await?;
+        }
+        self.sync_rollout_status(d, rss, new_rs, &olds).await
+    }
+
+    /// True while pods of old ReplicaSets still exist (running, pending or terminating).
+    async fn old_pods_running(&self, d: &Deployment, rss: &[ReplicaSet], new_rs: Option<usize>, olds: &[usize]) -> Result<bool, DeployError> {
+        if olds.iter().map(|i| rss[*i].status.as_ref().map(|s| s.replicas).unwrap_or(0)).sum::<i32>() > 0 {
+            return Ok(true);
+        }
+        let old_uids: Vec<&str> = olds.iter().filter_map(|i| rss[*i].metadata.uid.as_deref()).collect();
+        if old_uids.is_empty() {
+            return Ok(false);
+        }
+        let _ = new_rs;
+        let selector = d.spec.as_ref().map(|s| s.selector.clone()).unwrap_or_default();
+        let api: Api<Pod> = Api::namespaced(self.ctx.client.clone(), d.metadata.namespace.as_deref().unwrap_or(""));
+        let pods = api.list(&ListParams::default().labels(&selector_string(&selector))).await?;
+        Ok(pods.items.iter().any(|p| {
+            let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
+            !matches!(phase, Some("Failed") | Some("Succeeded"))
+                && controller_of(p).is_some_and(|c| old_uids.contains(&c.uid.as_str()))
+        }))
+    }
+
+    async fn rollout_recreate(&mut self, d: &mut Deployment, rss: &mut Vec<ReplicaSet>) -> Result<(), DeployError> {
+        let (mut new_rs, mut olds) = self.get_all(d, rss, false).await?;
+        let down: Vec<(String, i32)> = olds
+            .iter()
+            .map(|i| &rss[*i])
+            .filter(|r| rs_replicas(r) > 0)
+            .map(|r| (r.metadata.name.clone().unwrap_or_default(), 0))
+            .collect();
+        if self.apply_sizes(d, rss, &down, "down").await? {
+            return self.sync_rollout_status(d, rss, new_rs, &olds).await;
+        }
+        if self.old_pods_running(d, rss, new_rs, &olds).await? {
+            self.want_requeue(Duration::from_secs(1));
+            return self.sync_rollout_status(d, rss, new_rs, &olds).await;
+        }
+        if new_rs.is_none() {
+            (new_rs, olds) = self.get_all(d, rss, true).await?;
+        }
+        if let Some(ni) = new_rs {
+            let mut rs = rss[ni].clone();
+            self.scale_rs(d, &mut rs, replicas(d), "up").await?;
+            rss[ni] = rs;
+        }
+        if deployment_complete(d, &d.status.clone().unwrap_or_default()) {
+            self.cleanup(d, rss, &olds).await?;
+        }
+        self.sync_rollout_status(d, rss, new_rs, &olds).await
+    }
+}
+
+/// A typed LabelSelector as a `labelSelector=` string.
+pub fn selector_string(sel: &LabelSelector) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for (k, v) in sel.match_labels.iter().flatten() {
+        parts.push(format!("{k}={v}"));
+    }
+    for e in sel.match_expressions.iter().flatten() {
+        let vals = e.values.clone().unwrap_or_default().join(",");
+        match e.operator.as_str() {
+            "In" => parts.push(format!("{} in ({vals})", e.key)),
+            "NotIn" => parts.push(format!("{} notin ({vals})", e.key)),
+            "Exists" => parts.push(e.key.clone()),
+            "DoesNotExist" => parts.push(format!("!{}", e.key)),
+            _ => {}
+        }
+    }
+    parts.join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
+
+    #[test]
+    fn selector_strings() {
+        let sel = LabelSelector {
+            match_labels: Some([("app".to_string(), "web".to_string())].into()),
+            match_expressions: Some(vec![
+                LabelSelectorRequirement {
+                    key: "tier".into(),
+                    operator: "In".into(),
+                    values: Some(vec!["a".into(), "b".into()]),
+                },
+                LabelSelectorRequirement {
+                    key: "x".into(),
+                    operator: "DoesNotExist".into(),
+                    values: None,
+                },
+            ]),
+        };
+        assert_eq!(selector_string(&sel), "app=web,tier in (a,b),!x");
+        let h = selector_with_hash(&sel, "abc");
+        assert_eq!(
+            h.match_labels.unwrap().get(HASH_LABEL).map(String::as_str),
+            Some("abc")
+        );
+    }
+}

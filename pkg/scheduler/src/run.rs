@@ -1,0 +1,659 @@
+//! The scheduling loop: watches nodes and pods into an in-memory cache (with pods it bound
+//! but has not yet seen bound "assumed" in place), schedules pending pods of
+//! `default-scheduler` with the pure core, binds them concurrently through the `binding`
+//! subresource, and retries unschedulable pods when nodes or pods change and every few seconds.
+
+use crate::core::{self, pod_key, NodeInfo, PodInfo};
+use crate::events::{self, Recorded};
+use crate::Error;
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::api::core::v1::{Binding, Node, ObjectReference, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Api, PostParams};
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, Semaphore};
+
+/// Settings of the loop.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Pods whose `spec.schedulerName` is this are ours.
+    pub scheduler_name: String,
+    /// Bindings in flight at once.
+    pub bind_concurrency: usize,
+    /// Events and status patches in flight at once.
+    pub event_concurrency: usize,
+    /// An unschedulable pod is retried at least this often.
+    pub retry_interval: Duration,
+    /// First retry delay of a pod that failed; doubles per attempt up to `max_backoff`.
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            scheduler_name: "default-scheduler".to_string(),
+            bind_concurrency: 16,
+            event_concurrency: 4,
+            retry_interval: Duration::from_secs(5),
+            initial_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Runs the scheduler with the default options until a watch ends for good.
+pub async fn run(client: kube::Client) -> Result<(), Error> {
+    run_with(client, Options::default()).await
+}
+
+#[derive(Debug)]
+enum QueueState {
+    /// Waiting in the active queue.
+    Active,
+    /// Being bound.
+    Binding,
+    /// Failed; retried after `backoff_until` once something changed, or after the retry interval.
+    Unschedulable {
+        since: Instant,
+        backoff_until: Instant,
+        woken: bool,
+    },
+    /// `spec.schedulingGates` is not empty.
+    Gated,
+}
+
+#[derive(Debug)]
+struct Pending {
+    pod: Arc<Pod>,
+    state: QueueState,
+    attempts: u32,
+    last_event: Option<Recorded>,
+}
+
+/// What spawned tasks report back to the loop.
+enum Outcome {
+    /// A binding finished.
+    Bind {
+        key: String,
+        node: String,
+        result: Result<(), kube::Error>,
+    },
+    /// A `FailedScheduling` event was written; a repeat of its message bumps its count.
+    Recorded { key: String, event: Recorded },
+}
+
+/// The scheduler's cache and queues; only the loop task touches it.
+struct Scheduler {
+    opts: Options,
+    client: kube::Client,
+    nodes: Vec<NodeInfo>,
+    node_index: HashMap<String, usize>,
+    /// Pods bound to nodes the cache does not know (yet): node → pods.
+    orphans: HashMap<String, HashMap<String, PodInfo>>,
+    /// Where each placed pod is: key → node name.
+    placed: HashMap<String, String>,
+    /// Pods bound by this scheduler that the watch has not shown bound yet: key → node.
+    assumed: HashMap<String, String>,
+    pending: HashMap<String, Pending>,
+    active: VecDeque<String>,
+    bind_tx: mpsc::UnboundedSender<Outcome>,
+    bind_slots: Arc<Semaphore>,
+    event_slots: Arc<Semaphore>,
+    /// Keys seen during a watch re-list, to drop what vanished meanwhile.
+    pod_relist: Option<HashSet<String>>,
+    node_relist: Option<HashSet<String>>,
+    pods_synced: bool,
+    nodes_synced: bool,
+    bound: u64,
+}
+
+fn is_terminal(pod: &Pod) -> bool {
+    matches!(
+        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded") | Some("Failed")
+    )
+}
+
+fn assigned_node(pod: &Pod) -> Option<&str> {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.node_name.as_deref())
+        .filter(|n| !n.is_empty())
+}
+
+fn is_gated(pod: &Pod) -> bool {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.scheduling_gates.as_ref())
+        .is_some_and(|g| !g.is_empty())
+}
+
+/// Retry delay after `attempts` failed attempts: doubling from the initial backoff, capped.
+fn backoff_for(opts: &Options, attempts: u32) -> Duration {
+    let shift = attempts.saturating_sub(1).min(16);
+    opts.initial_backoff
+        .saturating_mul(1u32 << shift)
+        .min(opts.max_backoff)
+}
+
+impl Scheduler {
+    fn nodes_changed(&mut self) {
+        for p in self.pending.values_mut() {
+            if let QueueState::Unschedulable { woken, .. } = &mut p.state {
+                *woken = true;
+            }
+        }
+    }
+
+    fn place(&mut self, key: &str, node: &str, info: PodInfo) {
+        if let Some(prev) = self.placed.get(key).cloned() {
+            if prev != node {
+                self.unplace(key);
+            }
+        }
+        match self.node_index.get(node) {
+            Some(&i) => self.nodes[i].add_pod(info),
+            None => {
+                self.orphans
+                    .entry(node.to_string())
+                    .or_default()
+                    .insert(key.to_string(), info);
+            }
+        }
+        self.placed.insert(key.to_string(), node.to_string());
+    }
+
+    fn unplace(&mut self, key: &str) -> bool {
+        let Some(node) = self.placed.remove(key) else {
+            return false;
+        };
+        match self.node_index.get(&node) {
+            Some(&i) => {
+                self.nodes[i].remove_pod(key);
+            }
+            None => {
+                if let Some(m) = self.orphans.get_mut(&node) {
+                    m.remove(key);
+                    if m.is_empty() {
+                        self.orphans.remove(&node);
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// The pod is gone (deleted, finished, or no longer ours).
+    fn forget_pod(&mut self, key: &str) {
+        let was_placed = self.unplace(key);
+        self.assumed.remove(key);
+        if let Some(p) = self.pending.get(key) {
+            if !matches!(p.state, QueueState::Binding) {
+                self.pending.remove(key);
+            }
+        }
+        if was_placed {
+            // Room was freed: pods that did not fit may now.
+            self.nodes_changed();
+        }
+    }
+
+    fn on_pod(&mut self, pod: Pod) {
+        let key = pod_key(&pod);
+        if let Some(seen) = self.pod_relist.as_mut() {
+            seen.insert(key.clone());
+        }
+        if is_terminal(&pod) {
+            self.forget_pod(&key);
+            return;
+        }
+        if let Some(node) = assigned_node(&pod) {
+            let node = node.to_string();
+            self.assumed.remove(&key);
+            if let Some(p) = self.pending.get(&key) {
+                if !matches!(p.state, QueueState::Binding) {
+                    self.pending.remove(&key);
+                }
+            }
+            self.place(&key, &node, PodInfo::from_pod(&pod));
+            return;
+        }
+        let ours = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.scheduler_name.as_deref())
+            .unwrap_or("default-scheduler")
+            == self.opts.scheduler_name;
+        if !ours || pod.metadata.deletion_timestamp.is_some() {
+            self.forget_pod(&key);
+            return;
+        }
+        if self.assumed.contains_key(&key) {
+            // Bound by us; the watch has not caught up.
+            return;
+        }
+        let gated = is_gated(&pod);
+        let pod = Arc::new(pod);
+        match self.pending.get_mut(&key) {
+            Some(p) => {
+                p.pod = pod;
+                if gated {
+                    if !matches!(p.state, QueueState::Binding) {
+                        p.state = QueueState::Gated;
+                    }
+                } else if matches!(p.state, QueueState::Gated) {
+                    p.state = QueueState::Active;
+                    self.active.push_back(key);
+                }
+            }
+            None => {
+                let state = if gated {
+                    QueueState::Gated
+                } else {
+                    self.active.push_back(key.clone());
+                    QueueState::Active
+                };
+                self.pending.insert(
+                    key,
+                    Pending {
+                        pod,
+                        state,
+                        attempts: 0,
+                        last_event: None,
+                    },
+                );
+            }
+        }
+    }
+
+    fn on_pod_event(&mut self, ev: Event<Pod>) {
+        match ev {
+            Event::Init => self.pod_relist = Some(HashSet::new()),
+            Event::InitApply(p) | Event::Apply(p) => self.on_pod(p),
+            Event::Delete(p) => self.forget_pod(&pod_key(&p)),
+            Event::InitDone => {
+                if let Some(seen) = self.pod_relist.take() {
+                    let gone: Vec<String> = self
+                        .placed
+                        .keys()
+                        .chain(self.pending.keys())
+                        .filter(|k| !seen.contains(*k))
+                        .cloned()
+                        .collect();
+                    for k in gone {
+                        self.forget_pod(&k);
+                    }
+                }
+                self.pods_synced = true;
+            }
+        }
+    }
+
+    fn on_node(&mut self, node: Node) {
+        let name = node.metadata.name.clone().unwrap_or_default();
+        if let Some(seen) = self.node_relist.as_mut() {
+            seen.insert(name.clone());
+        }
+        match self.node_index.get(&name) {
+            Some(&i) => {
+                let fresh = NodeInfo::new(node.clone());
+                let relevant = !self.nodes[i].same_scheduling_inputs(&fresh);
+                self.nodes[i].set_node(node);
+                if relevant {
+                    self.nodes_changed();
+                }
+            }
+            None => {
+                let mut ni = NodeInfo::new(node);
+                if let Some(pods) = self.orphans.remove(&name) {
+                    for (_, p) in pods {
+                        ni.add_pod(p);
+                    }
+                }
+                self.node_index.insert(name, self.nodes.len());
+                self.nodes.push(ni);
+                self.nodes_changed();
+            }
+        }
+    }
+
+    fn remove_node(&mut self, name: &str) {
+        let Some(i) = self.node_index.remove(name) else {
+            return;
+        };
+        let ni = self.nodes.swap_remove(i);
+        if i < self.nodes.len() {
+            let moved = self.nodes[i].name().to_string();
+            self.node_index.insert(moved, i);
+        }
+        // Its pods still exist until something deletes them.
+        let pods: HashMap<String, PodInfo> =
+            ni.pods().map(|p| (p.key.clone(), p.clone())).collect();
+        if !pods.is_empty() {
+            self.orphans.insert(name.to_string(), pods);
+        }
+    }
+
+    fn on_node_event(&mut self, ev: Event<Node>) {
+        match ev {
+            Event::Init => self.node_relist = Some(HashSet::new()),
+            Event::InitApply(n) | Event::Apply(n) => self.on_node(n),
+            Event::Delete(n) => {
+                let name = n.metadata.name.clone().unwrap_or_default();
+                self.remove_node(&name);
+            }
+            Event::InitDone => {
+                if let Some(seen) = self.node_relist.take() {
+                    let gone: Vec<String> = self
+                        .node_index
+                        .keys()
+                        .filter(|k| !seen.contains(*k))
+                        .cloned()
+                        .collect();
+                    for n in gone {
+                        self.remove_node(&n);
+                    }
+                }
+                self.nodes_synced = true;
+            }
+        }
+    }
+
+    /// Moves unschedulable pods whose time has come back to the active queue.
+    fn requeue_due(&mut self) {
+        let now = Instant::now();
+        let retry = self.opts.retry_interval;
+        for (k, p) in self.pending.iter_mut() {
+            if let QueueState::Unschedulable {
+                since,
+                backoff_until,
+                woken,
+            } = p.state
+            {
+                if (woken && now >= backoff_until) || now.duration_since(since) >= retry {
+                    p.state = QueueState::Active;
+                    self.active.push_back(k.clone());
+                }
+            }
+        }
+    }
+
+    /// Schedules the next active pod; false when the queue is empty.
+    fn schedule_one(&mut self) -> bool {
+        let Some(key) = self.active.pop_front() else {
+            return false;
+        };
+        let Some(p) = self.pending.get_mut(&key) else {
+            return true;
+        };
+        if !matches!(p.state, QueueState::Active) {
+            return true;
+        }
+        let pod = p.pod.clone();
+        p.attempts += 1;
+        match core::schedule(&pod, &self.nodes) {
+            Ok(node) => {
+                p.state = QueueState::Binding;
+                self.assumed.insert(key.clone(), node.clone());
+                self.place(&key, &node, PodInfo::from_pod(&pod));
+                self.spawn_bind(key, node, pod);
+            }
+            Err(fit) => {
+                let backoff = backoff_for(&self.opts, p.attempts);
+                let now = Instant::now();
+                p.state = QueueState::Unschedulable {
+                    since: now,
+                    backoff_until: now + backoff,
+                    woken: false,
+                };
+                let previous = p.last_event.clone();
+                tracing::debug!(pod = %key, message = %fit, "unschedulable");
+                self.spawn_failure(pod, fit.condition_reason(), fit.to_string(), previous);
+            }
+        }
+        true
+    }
+
+    fn spawn_bind(&self, key: String, node: String, pod: Arc<Pod>) {
+        let client = self.client.clone();
+        let slots = self.bind_slots.clone();
+        let events = self.event_slots.clone();
+        let tx = self.bind_tx.clone();
+        tokio::spawn(async move {
+            let result = {
+                let _permit = slots.acquire_owned().await;
+                bind(&client, &pod, &node).await
+            };
+            if result.is_ok() {
+                let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+                let name = pod.metadata.name.as_deref().unwrap_or("");
+                let msg = format!("Successfully assigned {ns}/{name} to {node}");
+                let client = client.clone();
+                let pod = pod.clone();
+                tokio::spawn(async move {
+                    let _permit = events.acquire_owned().await;
+                    events::record(&client, &pod, "Normal", "Scheduled", "Binding", &msg, None)
+                        .await;
+                });
+            }
+            let _ = tx.send(Outcome::Bind { key, node, result });
+        });
+    }
+
+    fn spawn_failure(
+        &self,
+        pod: Arc<Pod>,
+        reason: &'static str,
+        message: String,
+        previous: Option<Recorded>,
+    ) {
+        let client = self.client.clone();
+        let slots = self.event_slots.clone();
+        let tx = self.bind_tx.clone();
+        let key = pod_key(&pod);
+        tokio::spawn(async move {
+            let _permit = slots.acquire_owned().await;
+            events::set_unschedulable(&client, &pod, reason, &message).await;
+            let rec = events::record(
+                &client,
+                &pod,
+                "Warning",
+                "FailedScheduling",
+                "Scheduling",
+                &message,
+                previous.as_ref(),
+            )
+            .await;
+            if let Some(event) = rec {
+                let _ = tx.send(Outcome::Recorded { key, event });
+            }
+        });
+    }
+
+    fn on_outcome(&mut self, out: Outcome) {
+        let (key, node, result) = match out {
+            Outcome::Recorded { key, event } => {
+                if let Some(p) = self.pending.get_mut(&key) {
+                    p.last_event = Some(event);
+                }
+                return;
+            }
+            Outcome::Bind { key, node, result } => (key, node, result),
+        };
+        let out = BindResult { key, node };
+        match result {
+            Ok(()) => {
+                self.bound += 1;
+                // The pod stays assumed until the watch shows it bound.
+                self.pending.remove(&out.key);
+            }
+            Err(e) => {
+                let gone = matches!(&e, kube::Error::Api(s) if s.code == 404 || s.code == 409);
+                tracing::debug!(pod = %out.key, node = %out.node, error = %e, "binding failed");
+                if self.assumed.get(&out.key) == Some(&out.node) {
+                    self.assumed.remove(&out.key);
+                    self.unplace(&out.key);
+                }
+                if gone {
+                    // Deleted or bound by someone else: the watch tells the rest.
+                    self.pending.remove(&out.key);
+                    return;
+                }
+                if let Some(p) = self.pending.get_mut(&out.key) {
+                    let now = Instant::now();
+                    let backoff = backoff_for(&self.opts, p.attempts);
+                    p.state = QueueState::Unschedulable {
+                        since: now,
+                        backoff_until: now + backoff,
+                        woken: true,
+                    };
+                    let pod = p.pod.clone();
+                    let previous = p.last_event.clone();
+                    self.spawn_failure(
+                        pod,
+                        "SchedulerError",
+                        format!("Binding rejected: {e}"),
+                        previous,
+                    );
+                }
+            }
+        }
+    }
+}
+
+struct BindResult {
+    key: String,
+    node: String,
+}
+
+/// `POST pods/<name>/binding` with a v1 Binding to `node`.
+async fn bind(client: &kube::Client, pod: &Pod, node: &str) -> Result<(), kube::Error> {
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let name = pod.metadata.name.as_deref().unwrap_or("");
+    let binding = Binding {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            namespace: Some(ns.to_string()),
+            uid: pod.metadata.uid.clone(),
+            ..Default::default()
+        },
+        target: ObjectReference {
+            api_version: Some("v1".to_string()),
+            kind: Some("Node".to_string()),
+            name: Some(node.to_string()),
+            ..Default::default()
+        },
+    };
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    api.create_subresource::<_, serde_json::Value>(
+        "binding",
+        name,
+        &PostParams::default(),
+        &binding,
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Runs the scheduler with `opts` until a watch ends for good.
+pub async fn run_with(client: kube::Client, opts: Options) -> Result<(), Error> {
+    let pods_api: Api<Pod> = Api::all(client.clone());
+    let nodes_api: Api<Node> = Api::all(client.clone());
+    let mut pod_stream = watcher::watcher(pods_api, watcher::Config::default().page_size(5000))
+        .default_backoff()
+        .boxed();
+    let mut node_stream = watcher::watcher(nodes_api, watcher::Config::default())
+        .default_backoff()
+        .boxed();
+    let (bind_tx, mut bind_rx) = mpsc::unbounded_channel();
+    let mut s = Scheduler {
+        bind_slots: Arc::new(Semaphore::new(opts.bind_concurrency.max(1))),
+        event_slots: Arc::new(Semaphore::new(opts.event_concurrency.max(1))),
+        opts,
+        client,
+        nodes: Vec::new(),
+        node_index: HashMap::new(),
+        orphans: HashMap::new(),
+        placed: HashMap::new(),
+        assumed: HashMap::new(),
+        pending: HashMap::new(),
+        active: VecDeque::new(),
+        bind_tx,
+        pod_relist: None,
+        node_relist: None,
+        pods_synced: false,
+        nodes_synced: false,
+        bound: 0,
+    };
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_report = Instant::now();
+    let mut last_bound = 0u64;
+    tracing::info!("scheduler started");
+    loop {
+        // Take in everything that is ready, then schedule a batch.
+        let mut drained = 0;
+        while drained < 2000 {
+            let mut any = false;
+            if let Some(ev) = pod_stream.next().now_or_never() {
+                any = true;
+                match ev {
+                    Some(Ok(ev)) => s.on_pod_event(ev),
+                    Some(Err(e)) => tracing::warn!(error = %e, "pod watch failed, retrying"),
+                    None => return Err(Error::WatchEnded("pod")),
+                }
+            }
+            if let Some(ev) = node_stream.next().now_or_never() {
+                any = true;
+                match ev {
+                    Some(Ok(ev)) => s.on_node_event(ev),
+                    Some(Err(e)) => tracing::warn!(error = %e, "node watch failed, retrying"),
+                    None => return Err(Error::WatchEnded("node")),
+                }
+            }
+            while let Ok(out) = bind_rx.try_recv() {
+                any = true;
+                s.on_outcome(out);
+            }
+            if !any {
+                break;
+            }
+            drained += 1;
+        }
+        if s.pods_synced && s.nodes_synced && !s.active.is_empty() {
+            for _ in 0..256 {
+                if !s.schedule_one() {
+                    break;
+                }
+            }
+            tokio::task::yield_now().await;
+            continue;
+        }
+        tokio::select! {
+            ev = pod_stream.next() => match ev {
+                Some(Ok(ev)) => s.on_pod_event(ev),
+                Some(Err(e)) => tracing::warn!(error = %e, "pod watch failed, retrying"),
+                None => return Err(Error::WatchEnded("pod")),
+            },
+            ev = node_stream.next() => match ev {
+                Some(Ok(ev)) => s.on_node_event(ev),
+                Some(Err(e)) => tracing::warn!(error = %e, "node watch failed, retrying"),
+                None => return Err(Error::WatchEnded("node")),
+            },
+            Some(out) = bind_rx.recv() => s.on_outcome(out),
+            _ = tick.tick() => {
+                s.requeue_due();
+                if last_report.elapsed() >= Duration::from_secs(10) && s.bound != last_bound {
+                    tracing::info!(bound = s.bound, pending = s.pending.len(), nodes = s.nodes.len(), "scheduler progress");
+                    last_bound = s.bound;
+                    last_report = Instant::now();
+                }
+            }
+        }
+    }
+}
