@@ -707,14 +707,14 @@ pub async fn run(client: Client, _cfg: Arc<Config>) -> Result<(), Error> {
     let jobs = queue::reflect(
         Api::<Job>::all(client.clone()),
         watcher::Config::default(),
-        move |o| qa.add(key_of(o)),
+        move |o, _| qa.add(key_of(o)),
         || {},
     );
     let qa = q.clone();
     let pods = queue::reflect(
         Api::<Pod>::all(client.clone()),
         watcher::Config::default(),
-        move |p: &Pod| {
+        move |p: &Pod, _| {
             if let Some(r) = podutil::controller_of(&p.metadata).filter(|r| r.kind == "Job") {
                 qa.add((p.metadata.namespace.clone().unwrap_or_default(), r.name.clone()));
             }

@@ -602,14 +602,14 @@ pub async fn run(client: Client, _cfg: Arc<Config>) -> Result<(), Error> {
     let sets = queue::reflect(
         Api::<StatefulSet>::all(client.clone()),
         wc.clone(),
-        move |o| qa.add(key_of(o)),
+        move |o, _| qa.add(key_of(o)),
         || {},
     );
     let qa = q.clone();
     let pods = queue::reflect(
         Api::<Pod>::all(client.clone()),
         watcher::Config::default().labels(REVISION_LABEL),
-        move |p: &Pod| {
+        move |p: &Pod, _| {
             if let Some(k) = owner(&p.metadata) {
                 qa.add(k)
             }
@@ -619,14 +619,14 @@ pub async fn run(client: Client, _cfg: Arc<Config>) -> Result<(), Error> {
     let claims = queue::reflect(
         Api::<PersistentVolumeClaim>::all(client.clone()),
         wc.clone(),
-        |_c: &PersistentVolumeClaim| {},
+        |_c: &PersistentVolumeClaim, _| {},
         || {},
     );
     let qa = q.clone();
     let revs = queue::reflect(
         Api::<ControllerRevision>::all(client.clone()),
         wc,
-        move |r: &ControllerRevision| {
+        move |r: &ControllerRevision, _| {
             if let Some(k) = owner(&r.metadata) {
                 qa.add(k)
             }

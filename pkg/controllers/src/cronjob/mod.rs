@@ -404,14 +404,14 @@ pub async fn run(client: Client, _cfg: Arc<Config>) -> Result<(), Error> {
     let cjs = queue::reflect(
         Api::<CronJob>::all(client.clone()),
         watcher::Config::default(),
-        move |o| qa.add(key_of(o)),
+        move |o, _| qa.add(key_of(o)),
         || {},
     );
     let qa = q.clone();
     let jobs = queue::reflect(
         Api::<Job>::all(client.clone()),
         watcher::Config::default(),
-        move |j: &Job| {
+        move |j: &Job, _| {
             if let Some(r) = podutil::controller_of(&j.metadata).filter(|r| r.kind == "CronJob") {
                 qa.add((j.metadata.namespace.clone().unwrap_or_default(), r.name.clone()));
             }

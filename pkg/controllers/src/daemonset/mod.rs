@@ -485,6 +485,26 @@ struct Ctx {
     backoff: Mutex<HashMap<(String, String), (Timestamp, u64)>>,
 }
 
+/// What about a node matters to DaemonSets: labels, taints, unschedulable and which
+/// conditions are true (a deleted node is handled by the relist and the periodic resync).
+fn node_fingerprint(n: &Node) -> String {
+    let spec = n.spec.as_ref();
+    let conds: Vec<(&str, &str)> = n
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .map(|c| c.iter().map(|c| (c.type_.as_str(), c.status.as_str())).collect())
+        .unwrap_or_default();
+    format!(
+        "{:?}|{:?}|{:?}|{:?}|{}",
+        n.metadata.labels,
+        spec.and_then(|s| s.taints.as_ref()),
+        spec.and_then(|s| s.unschedulable),
+        conds,
+        n.metadata.uid.as_deref().unwrap_or("")
+    )
+}
+
 fn owner_key(meta: &ObjectMeta, kind: &str) -> Option<Key> {
     let r = podutil::controller_of(meta)?;
     (r.kind == kind).then(|| (meta.namespace.clone().unwrap_or_default(), r.name.clone()))
@@ -498,14 +518,14 @@ pub async fn run(client: Client, _cfg: Arc<Config>) -> Result<(), Error> {
     let dss = queue::reflect(
         Api::<DaemonSet>::all(client.clone()),
         wc.clone(),
-        move |o| qa.add(key_of(o)),
+        move |o, _| qa.add(key_of(o)),
         || {},
     );
     let qa = q.clone();
     let pods = queue::reflect(
         Api::<Pod>::all(client.clone()),
         watcher::Config::default().labels(REVISION_LABEL),
-        move |p: &Pod| {
+        move |p: &Pod, _| {
             if let Some(k) = owner_key(&p.metadata, "DaemonSet") {
                 qa.add(k)
             }
@@ -513,17 +533,36 @@ pub async fn run(client: Client, _cfg: Arc<Config>) -> Result<(), Error> {
         || {},
     );
     let (qa, all) = (q.clone(), dss.clone());
+    // Upstream's shouldIgnoreNodeUpdate: heartbeats and other status noise do not wake every
+    // DaemonSet, only changes of what eligibility and status depend on.
+    let seen: Mutex<HashMap<String, String>> = Mutex::default();
     let nodes = queue::reflect(
         Api::<Node>::all(client.clone()),
         wc.clone(),
-        move |_n: &Node| all.state().iter().for_each(|d| qa.add(key_of(d.as_ref()))),
+        move |n: &Node, deleted: bool| {
+            let name = n.metadata.name.clone().unwrap_or_default();
+            let print = node_fingerprint(n);
+            let changed = seen
+                .lock()
+                .map(|mut m| {
+                    if deleted {
+                        m.remove(&name);
+                        return true;
+                    }
+                    m.insert(name, print.clone()).as_ref() != Some(&print)
+                })
+                .unwrap_or(true);
+            if changed || deleted {
+                all.state().iter().for_each(|d| qa.add(key_of(d.as_ref())));
+            }
+        },
         || {},
     );
     let qa = q.clone();
     let revs = queue::reflect(
         Api::<ControllerRevision>::all(client.clone()),
         wc,
-        move |r: &ControllerRevision| {
+        move |r: &ControllerRevision, _| {
             if let Some(k) = owner_key(&r.metadata, "DaemonSet") {
                 qa.add(k)
             }
