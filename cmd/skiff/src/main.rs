@@ -447,7 +447,11 @@ async fn run_server(mut args: ServerArgs) -> Result<()> {
 
 /// Runs the controllers and the scheduler in-process, each with its own client certificate,
 /// talking to this server over loopback TLS like any other client.
-async fn start_control_loops(server: &skiff_apiserver::Server, url: &str, args: &ServerArgs) -> Result<()> {
+async fn start_control_loops(
+    server: &skiff_apiserver::Server,
+    url: &str,
+    args: &ServerArgs,
+) -> Result<()> {
     let pki = &server.state.pki;
     let local = format!("https://127.0.0.1:{}", server.local_addr.port());
     let url = if server.local_addr.ip().is_unspecified() || server.local_addr.ip().is_loopback() {
@@ -457,7 +461,12 @@ async fn start_control_loops(server: &skiff_apiserver::Server, url: &str, args: 
     };
     let client_for = |cn: &str| -> Result<String> {
         let (cert, key) = pki.issue_client_cert(cn, &[])?;
-        Ok(skiff_pki::render_kubeconfig(url, pki.server_ca_pem(), &cert, &key)?)
+        Ok(skiff_pki::render_kubeconfig(
+            url,
+            pki.server_ca_pem(),
+            &cert,
+            &key,
+        )?)
     };
     if !args.disable_controller_manager {
         let kc = client_for(skiff_api::rbac::SKIFF_CONTROLLER_USER)?;
