@@ -34,7 +34,7 @@ pub enum Error {
         detail: String,
         hint: &'static str,
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     #[error(transparent)]
     Cidr(#[from] CidrError),
@@ -61,7 +61,7 @@ impl Error {
             what: what.to_string(),
             detail,
             hint,
-            source,
+            source: Box::new(source),
         }
     }
 }
