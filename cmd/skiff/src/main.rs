@@ -123,7 +123,11 @@ fn host_name() -> String {
         .unwrap_or_default()
 }
 
-fn sim_options(delay: &str, cluster_cidr: &str, mask: u8) -> Result<skiff_agent::SimOptions> {
+fn sim_options(
+    delay: &str,
+    cluster_cidr: &str,
+    mask: Option<u8>,
+) -> Result<skiff_agent::SimOptions> {
     Ok(skiff_agent::SimOptions {
         pod_start_delay: parse_duration(delay).context("invalid --pod-start-delay")?,
         cluster_cidr: cluster_cidr.parse()?,
@@ -164,7 +168,7 @@ async fn run_agent(args: AgentArgs) -> Result<()> {
         sim: sim_options(
             &args.pod_start_delay,
             &args.cluster_cidr,
-            args.node_cidr_mask_size,
+            Some(args.node_cidr_mask_size),
         )?,
     };
     tokio::select! {
@@ -178,7 +182,7 @@ async fn run_agent(args: AgentArgs) -> Result<()> {
 
 async fn run_hollow(args: HollowArgs) -> Result<()> {
     let token = join_token(&args.token, &args.token_file)?;
-    let mut sim = sim_options(&args.pod_start_delay, &args.cluster_cidr, 24)?;
+    let mut sim = sim_options(&args.pod_start_delay, &args.cluster_cidr, None)?;
     sim.concurrency = args.concurrency.max(1);
     let cfg = skiff_agent::HollowConfig {
         server: args.server.clone(),
@@ -447,7 +451,11 @@ async fn run_server(mut args: ServerArgs) -> Result<()> {
 
 /// Runs the controllers and the scheduler in-process, each with its own client certificate,
 /// talking to this server over loopback TLS like any other client.
-async fn start_control_loops(server: &skiff_apiserver::Server, url: &str, args: &ServerArgs) -> Result<()> {
+async fn start_control_loops(
+    server: &skiff_apiserver::Server,
+    url: &str,
+    args: &ServerArgs,
+) -> Result<()> {
     let pki = &server.state.pki;
     let local = format!("https://127.0.0.1:{}", server.local_addr.port());
     let url = if server.local_addr.ip().is_unspecified() || server.local_addr.ip().is_loopback() {
@@ -457,7 +465,12 @@ async fn start_control_loops(server: &skiff_apiserver::Server, url: &str, args: 
     };
     let client_for = |cn: &str| -> Result<String> {
         let (cert, key) = pki.issue_client_cert(cn, &[])?;
-        Ok(skiff_pki::render_kubeconfig(url, pki.server_ca_pem(), &cert, &key)?)
+        Ok(skiff_pki::render_kubeconfig(
+            url,
+            pki.server_ca_pem(),
+            &cert,
+            &key,
+        )?)
     };
     if !args.disable_controller_manager {
         let kc = client_for(skiff_api::rbac::SKIFF_CONTROLLER_USER)?;

@@ -61,8 +61,11 @@ pub fn parse_path(path: &str) -> Option<ApiResult<Target>> {
         rest.remove(0);
     }
     let mut namespace = None;
-    // namespaces/<ns>/<plural>...
-    if rest.len() >= 3 && rest[0] == "namespaces" {
+    // namespaces/<ns>/<plural>... — but namespaces/<name>/status|finalize is the namespace's own
+    // subresource.
+    let namespace_subresource =
+        rest.len() == 3 && rest[0] == "namespaces" && matches!(rest[2], "status" | "finalize");
+    if rest.len() >= 3 && rest[0] == "namespaces" && !namespace_subresource {
         namespace = Some(rest[1].to_string());
         rest.drain(0..2);
     }
@@ -299,6 +302,15 @@ mod tests {
         assert_eq!(t.res.kind, "Namespace");
         assert_eq!(t.name.as_deref(), Some("kube-system"));
         assert_eq!(t.key().unwrap(), "/registry/core/namespaces/kube-system");
+
+        let t = parse_path("/api/v1/namespaces/x/finalize")
+            .unwrap()
+            .unwrap();
+        assert_eq!(t.res.kind, "Namespace");
+        assert_eq!(t.name.as_deref(), Some("x"));
+        assert_eq!(t.subresource.as_deref(), Some("finalize"));
+        let t = parse_path("/api/v1/namespaces/x/status").unwrap().unwrap();
+        assert_eq!(t.subresource.as_deref(), Some("status"));
 
         let t = parse_path("/api/v1/pods").unwrap().unwrap();
         assert!(t.namespace.is_none() && t.name.is_none());

@@ -612,7 +612,10 @@ pub async fn update_object(
         }
         admission::mutate_update(st, res, &old, &mut new).await?;
         skiff_api::defaults::apply_defaults(res, &mut new);
-        admission::validate(res, &new, Some(&old))?;
+        // A binding only sets spec.nodeName (which ordinary pod updates may not change).
+        if subresource != Some("binding") {
+            admission::validate(res, &new, Some(&old))?;
+        }
         if !opts.apply {
             let now = now_rfc3339();
             skiff_api::patch::track_update(
