@@ -368,7 +368,7 @@ pub fn plan(input: &StsInput<'_>) -> StsPlan {
             condemned.push((ord, p));
         }
     }
-    condemned.sort_by(|a, b| b.0.cmp(&a.0));
+    condemned.sort_by_key(|c| std::cmp::Reverse(c.0));
     // First unhealthy pod: among the replicas in order (a missing pod is unhealthy), then the
     // condemned from the lowest ordinal.
     let first_unhealthy: Option<i32> = replicas_
