@@ -21,8 +21,7 @@ use std::time::Duration;
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     let client = kube::Client::try_default().await?;
@@ -58,7 +57,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn annotation<'a>(p: &'a Pod, key: &str) -> Option<&'a str> {
-    p.metadata.annotations.as_ref()?.get(key).map(String::as_str)
+    p.metadata
+        .annotations
+        .as_ref()?
+        .get(key)
+        .map(String::as_str)
 }
 
 /// One pass of the stand-in scheduler and kubelets.
@@ -79,7 +82,13 @@ async fn simulate(client: &kube::Client) -> Result<(), kube::Error> {
         .collect();
     let all: Api<Pod> = Api::all(client.clone());
     let now = Timestamp::now();
-    for (i, p) in all.list(&ListParams::default()).await?.items.into_iter().enumerate() {
+    for (i, p) in all
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .enumerate()
+    {
         let ns = p.metadata.namespace.clone().unwrap_or_default();
         let name = p.metadata.name.clone().unwrap_or_default();
         let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
@@ -149,7 +158,8 @@ async fn simulate(client: &kube::Client) -> Result<(), kube::Error> {
             tracing::info!(pod = %name, node = %node, "sim: running");
             continue;
         }
-        let exit: Option<i32> = annotation(&p, "skiff.io/sim-exit-code").and_then(|s| s.parse().ok());
+        let exit: Option<i32> =
+            annotation(&p, "skiff.io/sim-exit-code").and_then(|s| s.parse().ok());
         if let (Some(code), "Running") = (exit, phase.as_str()) {
             let run: i64 = annotation(&p, "skiff.io/sim-run-seconds")
                 .and_then(|s| s.parse().ok())

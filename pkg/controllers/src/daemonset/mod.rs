@@ -130,9 +130,7 @@ fn is_rolling(ds: &DaemonSet) -> bool {
         == "RollingUpdate"
 }
 
-fn rolling_params(
-    ds: &DaemonSet,
-) -> Option<&k8s_openapi::api::apps::v1::RollingUpdateDaemonSet> {
+fn rolling_params(ds: &DaemonSet) -> Option<&k8s_openapi::api::apps::v1::RollingUpdateDaemonSet> {
     ds.spec
         .as_ref()?
         .update_strategy
@@ -166,7 +164,11 @@ pub fn surge_and_unavailable(ds: &DaemonSet, desired: i32) -> (i32, i32) {
 /// Upstream `AllowsSurge`: a surge of at least one pod per node is configured.
 fn allows_surge(ds: &DaemonSet) -> bool {
     is_rolling(ds)
-        && podutil::scaled_value(rolling_params(ds).and_then(|r| r.max_surge.as_ref()), 1, true) > 0
+        && podutil::scaled_value(
+            rolling_params(ds).and_then(|r| r.max_surge.as_ref()),
+            1,
+            true,
+        ) > 0
 }
 
 /// (new, old) live pods on a node; `None` when a node has duplicates (manage cleans those up).
@@ -434,14 +436,17 @@ pub fn plan<'a>(input: &DsInput<'a>) -> DsPlan {
     );
     let room = usize::try_from((max_surge - num_surge).max(0)).unwrap_or(0);
     out.create_on.extend(allowed_new);
-    out.create_on
-        .extend(candidate_new.into_iter().take(room));
+    out.create_on.extend(candidate_new.into_iter().take(room));
     out
 }
 
 /// The pod a DaemonSet creates for a node (upstream `CreatePodTemplate` + node pinning).
 pub fn daemon_pod(ds: &DaemonSet, node: &str, hash: &str) -> Pod {
-    let template = ds.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default();
+    let template = ds
+        .spec
+        .as_ref()
+        .map(|s| s.template.clone())
+        .unwrap_or_default();
     let tm = template.metadata.unwrap_or_default();
     let mut labels = tm.labels.unwrap_or_default();
     if let Some(g) = template_generation(ds) {
@@ -493,7 +498,11 @@ fn node_fingerprint(n: &Node) -> String {
         .status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
-        .map(|c| c.iter().map(|c| (c.type_.as_str(), c.status.as_str())).collect())
+        .map(|c| {
+            c.iter()
+                .map(|c| (c.type_.as_str(), c.status.as_str()))
+                .collect()
+        })
         .unwrap_or_default();
     format!(
         "{:?}|{:?}|{:?}|{:?}|{}",
@@ -657,9 +666,7 @@ async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Result<Option<Duration>, Error> {
             .record(ds.as_ref(), "Warning", "FailedDaemonPod", &msg)
             .await;
         if let Ok(mut m) = ctx.backoff.lock() {
-            let e = m
-                .entry((uid.clone(), node.clone()))
-                .or_insert((now, 0));
+            let e = m.entry((uid.clone(), node.clone())).or_insert((now, 0));
             let next = if e.1 == 0 { 1 } else { (e.1 * 2).min(900) };
             *e = (
                 now.checked_add(k8s_openapi::jiff::SignedDuration::from_secs(
@@ -767,8 +774,10 @@ async fn update_status(ctx: &Ctx, ds: &DaemonSet, st: &DaemonSetStatus) -> Resul
     if same {
         return Ok(());
     }
-    let api: Api<DaemonSet> =
-        Api::namespaced(ctx.client.clone(), ds.metadata.namespace.as_deref().unwrap_or(""));
+    let api: Api<DaemonSet> = Api::namespaced(
+        ctx.client.clone(),
+        ds.metadata.namespace.as_deref().unwrap_or(""),
+    );
     let patch = json!({"status": {
         "desiredNumberScheduled": st.desired_number_scheduled,
         "currentNumberScheduled": st.current_number_scheduled,
@@ -802,7 +811,11 @@ async fn construct_history(
 ) -> Result<(String, Vec<Arc<ControllerRevision>>), Error> {
     let ns = ds.metadata.namespace.clone().unwrap_or_default();
     let name = ds.metadata.name.clone().unwrap_or_default();
-    let template = ds.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default();
+    let template = ds
+        .spec
+        .as_ref()
+        .map(|s| s.template.clone())
+        .unwrap_or_default();
     let data = history::template_patch(&template);
     let (cur, old): (Vec<_>, Vec<_>) = revs.iter().cloned().partition(|r| history::holds(r, &data));
     let next = history::max_revision(old.iter().map(|r| r.as_ref())) + 1;
@@ -824,7 +837,10 @@ async fn construct_history(
     if let Some(keep) = cur.iter().max_by_key(|r| r.revision) {
         for dup in cur.iter().filter(|r| r.metadata.name != keep.metadata.name) {
             let _ = api
-                .delete(dup.metadata.name.as_deref().unwrap_or(""), &DeleteParams::default())
+                .delete(
+                    dup.metadata.name.as_deref().unwrap_or(""),
+                    &DeleteParams::default(),
+                )
                 .await;
         }
         if keep.revision < next {
@@ -839,7 +855,9 @@ async fn construct_history(
     }
     let collisions = ds.status.as_ref().and_then(|s| s.collision_count);
     let hash = podutil::short_hash(
-        serde_json::to_string(&template).unwrap_or_default().as_bytes(),
+        serde_json::to_string(&template)
+            .unwrap_or_default()
+            .as_bytes(),
         collisions,
     );
     let rev = history::new_revision(
@@ -857,7 +875,8 @@ async fn construct_history(
         Err(kube::Error::Api(e)) if e.code == 409 => {
             let existing = api.get(&history::revision_name(&name, &hash)).await?;
             let uid = ds.metadata.uid.as_deref().unwrap_or("");
-            if history::holds(&existing, &data) && podutil::is_controlled_by(&existing.metadata, uid)
+            if history::holds(&existing, &data)
+                && podutil::is_controlled_by(&existing.metadata, uid)
             {
                 return Ok((hash, old));
             }
@@ -866,7 +885,9 @@ async fn construct_history(
                 .patch_status(
                     &name,
                     &PatchParams::default(),
-                    &Patch::Merge(&json!({"status": {"collisionCount": collisions.unwrap_or(0) + 1}})),
+                    &Patch::Merge(
+                        &json!({"status": {"collisionCount": collisions.unwrap_or(0) + 1}}),
+                    ),
                 )
                 .await?;
             Err(Error::Other(format!(
@@ -924,7 +945,9 @@ async fn cleanup_history(
 mod tests {
     use super::podutil::tests::{pod, ts};
     use super::*;
-    use k8s_openapi::api::apps::v1::{DaemonSetSpec, DaemonSetUpdateStrategy, RollingUpdateDaemonSet};
+    use k8s_openapi::api::apps::v1::{
+        DaemonSetSpec, DaemonSetUpdateStrategy, RollingUpdateDaemonSet,
+    };
     use k8s_openapi::api::core::v1::{NodeSpec, PodSpec, PodTemplateSpec, Taint};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -973,10 +996,15 @@ mod tests {
 
     /// A daemon pod on `node` with revision `hash`, Running and ready since t=100 when `ready`.
     fn dpod(name: &str, node: &str, hash: &str, ready: bool) -> Pod {
-        let mut p = pod(name, if ready { "Running" } else { "Pending" }, ready.then_some(100));
-        let mut spec = PodSpec::default();
-        spec.affinity = Some(pin_to_node(None, node));
-        p.spec = Some(spec);
+        let mut p = pod(
+            name,
+            if ready { "Running" } else { "Pending" },
+            ready.then_some(100),
+        );
+        p.spec = Some(PodSpec {
+            affinity: Some(pin_to_node(None, node)),
+            ..Default::default()
+        });
         p.metadata.labels = Some([(REVISION_LABEL.to_string(), hash.to_string())].into());
         p
     }
@@ -1013,7 +1041,10 @@ mod tests {
     #[test]
     fn status_counts_and_misscheduled_pods() {
         let d = ds(0, 1);
-        let nodes = [node("a", None), node("b", Some(("dedicated", "NoSchedule")))];
+        let nodes = [
+            node("a", None),
+            node("b", Some(("dedicated", "NoSchedule"))),
+        ];
         // b has a pod but is ineligible (NoSchedule): it may keep running, counts misscheduled.
         let pods = [dpod("p1", "a", "new", true), dpod("p2", "b", "new", true)];
         let p = run(&d, &nodes, &pods);
@@ -1035,7 +1066,10 @@ mod tests {
     fn removed_and_no_execute_nodes_lose_their_pods() {
         let d = ds(0, 1);
         let nodes = [node("a", Some(("evict", "NoExecute")))];
-        let pods = [dpod("p1", "a", "new", true), dpod("p2", "gone", "new", true)];
+        let pods = [
+            dpod("p1", "a", "new", true),
+            dpod("p2", "gone", "new", true),
+        ];
         let p = run(&d, &nodes, &pods);
         let names: Vec<&str> = p.delete.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, vec!["p1", "p2"]);
@@ -1046,7 +1080,11 @@ mod tests {
         let d = ds(0, 1);
         let mut young = dpod("young", "a", "new", true);
         young.metadata.creation_timestamp = Some(Time(ts(2000)));
-        let p = run(&d, &[node("a", None)], &[dpod("old", "a", "new", true), young]);
+        let p = run(
+            &d,
+            &[node("a", None)],
+            &[dpod("old", "a", "new", true), young],
+        );
         assert_eq!(p.delete, vec![("young".into(), "uid-young".into())]);
 
         let mut failed = dpod("f", "a", "new", false);
@@ -1136,7 +1174,8 @@ mod tests {
     #[test]
     fn daemon_pods_are_pinned_and_labelled() {
         let mut d = ds(0, 1);
-        d.metadata.annotations = Some([(TEMPLATE_GENERATION_ANNOTATION.to_string(), "3".to_string())].into());
+        d.metadata.annotations =
+            Some([(TEMPLATE_GENERATION_ANNOTATION.to_string(), "3".to_string())].into());
         let p = daemon_pod(&d, "n1", "h1");
         assert_eq!(p.metadata.generate_name.as_deref(), Some("agent-"));
         let l = p.metadata.labels.as_ref().unwrap();
@@ -1164,6 +1203,12 @@ mod tests {
             ru.max_surge = Some(IntOrString::String("10%".into()));
         }
         assert_eq!(surge_and_unavailable(&d, 4), (1, 0), "percentages round up");
-        assert_eq!(slow_start(&[1, 2, 3, 4, 5, 6, 7, 8]).iter().map(|c| c.len()).collect::<Vec<_>>(), vec![1, 2, 4, 1]);
+        assert_eq!(
+            slow_start(&[1, 2, 3, 4, 5, 6, 7, 8])
+                .iter()
+                .map(|c| c.len())
+                .collect::<Vec<_>>(),
+            vec![1, 2, 4, 1]
+        );
     }
 }

@@ -85,11 +85,7 @@ pub fn is_controlled_by(meta: &ObjectMeta, uid: &str) -> bool {
 }
 
 /// A controller owner reference (`controller: true, blockOwnerDeletion: true`) to an owner.
-pub fn controller_ref(
-    api_version: &str,
-    kind: &str,
-    owner: &ObjectMeta,
-) -> Option<OwnerReference> {
+pub fn controller_ref(api_version: &str, kind: &str, owner: &ObjectMeta) -> Option<OwnerReference> {
     Some(OwnerReference {
         api_version: api_version.to_string(),
         kind: kind.to_string(),
@@ -227,8 +223,9 @@ pub(crate) mod tests {
 
     #[test]
     fn selectors() {
-        let labels: BTreeMap<String, String> =
-            [("app".to_string(), "web".to_string())].into_iter().collect();
+        let labels: BTreeMap<String, String> = [("app".to_string(), "web".to_string())]
+            .into_iter()
+            .collect();
         let mut sel = LabelSelector {
             match_labels: Some(labels.clone()),
             ..Default::default()

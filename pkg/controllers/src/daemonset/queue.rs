@@ -122,6 +122,11 @@ impl WorkQueue {
     pub fn len(&self) -> usize {
         self.state.lock().map(|s| s.queue.len()).unwrap_or(0)
     }
+
+    /// Whether no key is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// How long an expectation may stay unmet before it is dropped (upstream uses 5 minutes; a
@@ -220,7 +225,9 @@ where
                 Ok(watcher::Event::Delete(o)) => on_change(&o, true),
                 Ok(watcher::Event::InitDone) => on_relist(),
                 Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, kind = %K::kind(&()), "watch failed, retrying"),
+                Err(e) => {
+                    tracing::warn!(error = %e, kind = %K::kind(&()), "watch failed, retrying")
+                }
             }
         }
     });
@@ -342,9 +349,15 @@ mod tests {
     async fn expectations_wait_for_the_cache() {
         let e = Expectations::default();
         e.expect(&k("a"), vec!["p1".into()], vec!["u2".into()]);
-        assert!(!e.satisfied(&k("a"), |_| true, |_| false), "the delete is not seen yet");
+        assert!(
+            !e.satisfied(&k("a"), |_| true, |_| false),
+            "the delete is not seen yet"
+        );
         assert!(!e.satisfied(&k("a"), |_| false, |_| false));
-        assert!(e.satisfied(&k("a"), |_| false, |_| true), "the create was seen before");
+        assert!(
+            e.satisfied(&k("a"), |_| false, |_| true),
+            "the create was seen before"
+        );
         assert!(e.satisfied(&k("b"), |_| false, |_| false));
         e.expect(&k("a"), vec!["p3".into()], vec![]);
         tokio::time::sleep(EXPECTATION_TTL + Duration::from_secs(1)).await;
