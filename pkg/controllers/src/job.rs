@@ -602,6 +602,9 @@ pub fn plan(job: &Job, pods: &[&Pod], now: Timestamp) -> JobPlan {
             break;
         }
     }
+    // Empty lists are left out, as upstream's `omitempty` writes them (`{}`).
+    unc.succeeded = unc.succeeded.filter(|l| !l.is_empty());
+    unc.failed = unc.failed.filter(|l| !l.is_empty());
     st.uncounted_terminated_pods = Some(unc);
     if indexed {
         st.succeeded = Some(succeeded);
@@ -656,6 +659,9 @@ pub fn count_released(st: &mut JobStatus, still_tracked: &HashSet<String>) -> bo
         if moved > 0 {
             changed = true;
             *counter = Some(counter.unwrap_or(0) + i32::try_from(moved).unwrap_or(0));
+        }
+        if l.is_empty() {
+            *list = None;
         }
     }
     changed
@@ -994,8 +1000,13 @@ async fn remove_finalizer(api: &Api<Pod>, name: &str, pod: &Pod) -> Result<(), E
     let rest: Vec<&String> = list.iter().filter(|x| *x != TRACKING_FINALIZER).collect();
     // The resourceVersion makes the merge patch conditional: a concurrent finalizer change
     // is not lost (409, retried on the next sync).
+    let finalizers = if rest.is_empty() {
+        serde_json::Value::Null
+    } else {
+        json!(rest)
+    };
     let patch = json!({"metadata": {
-        "finalizers": rest,
+        "finalizers": finalizers,
         "resourceVersion": pod.metadata.resource_version,
     }});
     match api

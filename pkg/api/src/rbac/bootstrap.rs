@@ -599,7 +599,13 @@ fn skiff_controller_rules() -> Vec<Value> {
         rule(
             &["create"],
             &[CORE],
-            &["pods", "pods/eviction", "pods/binding", "bindings"],
+            &[
+                "pods",
+                "pods/eviction",
+                "pods/binding",
+                "bindings",
+                "persistentvolumeclaims",
+            ],
         ),
         rule(
             &["create"],

@@ -121,11 +121,13 @@ mod tests {
 
     #[test]
     fn patch_round_trips_the_template() {
-        let mut t = PodTemplateSpec::default();
-        t.metadata = Some(ObjectMeta {
-            labels: Some([("app".to_string(), "x".to_string())].into()),
-            ..Default::default()
-        });
+        let t = PodTemplateSpec {
+            metadata: Some(ObjectMeta {
+                labels: Some([("app".to_string(), "x".to_string())].into()),
+                ..Default::default()
+            }),
+            spec: None,
+        };
         let data = template_patch(&t);
         assert_eq!(data["spec"]["template"]["$patch"], "replace");
         let owner = ObjectMeta {

@@ -1001,9 +1001,10 @@ mod tests {
             if ready { "Running" } else { "Pending" },
             ready.then_some(100),
         );
-        let mut spec = PodSpec::default();
-        spec.affinity = Some(pin_to_node(None, node));
-        p.spec = Some(spec);
+        p.spec = Some(PodSpec {
+            affinity: Some(pin_to_node(None, node)),
+            ..Default::default()
+        });
         p.metadata.labels = Some([(REVISION_LABEL.to_string(), hash.to_string())].into());
         p
     }

@@ -127,6 +127,11 @@ impl WorkQueue {
     pub fn len(&self) -> usize {
         self.state.lock().map(|s| s.queue.len()).unwrap_or(0)
     }
+
+    /// Whether no key is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// How long an expectation may stay unmet before it is dropped (upstream uses 5 minutes; a
