@@ -119,11 +119,6 @@ impl WorkQueue {
     }
 
     /// Number of keys waiting (for tests and logs).
-    /// Nothing is queued.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     pub fn len(&self) -> usize {
         self.state.lock().map(|s| s.queue.len()).unwrap_or(0)
     }
