@@ -123,7 +123,11 @@ fn host_name() -> String {
         .unwrap_or_default()
 }
 
-fn sim_options(delay: &str, cluster_cidr: &str, mask: u8) -> Result<skiff_agent::SimOptions> {
+fn sim_options(
+    delay: &str,
+    cluster_cidr: &str,
+    mask: Option<u8>,
+) -> Result<skiff_agent::SimOptions> {
     Ok(skiff_agent::SimOptions {
         pod_start_delay: parse_duration(delay).context("invalid --pod-start-delay")?,
         cluster_cidr: cluster_cidr.parse()?,
@@ -164,7 +168,7 @@ async fn run_agent(args: AgentArgs) -> Result<()> {
         sim: sim_options(
             &args.pod_start_delay,
             &args.cluster_cidr,
-            args.node_cidr_mask_size,
+            Some(args.node_cidr_mask_size),
         )?,
     };
     tokio::select! {
@@ -178,7 +182,7 @@ async fn run_agent(args: AgentArgs) -> Result<()> {
 
 async fn run_hollow(args: HollowArgs) -> Result<()> {
     let token = join_token(&args.token, &args.token_file)?;
-    let mut sim = sim_options(&args.pod_start_delay, &args.cluster_cidr, 24)?;
+    let mut sim = sim_options(&args.pod_start_delay, &args.cluster_cidr, None)?;
     sim.concurrency = args.concurrency.max(1);
     let cfg = skiff_agent::HollowConfig {
         server: args.server.clone(),

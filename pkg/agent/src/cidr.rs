@@ -119,31 +119,69 @@ impl FromStr for Ipv4Net {
     }
 }
 
+/// Candidate pod CIDRs of length `mask` inside `cluster`, lowest first, none overlapping
+/// `taken` (the podCIDRs nodes already hold; entries that do not parse as IPv4 are skipped).
+#[derive(Debug, Clone)]
+pub struct FreeBlocks {
+    cluster: Ipv4Net,
+    mask: u8,
+    taken: Vec<Ipv4Net>,
+    index: u64,
+}
+
+impl FreeBlocks {
+    pub fn new(cluster: Ipv4Net, mask: u8, taken: &[String]) -> Result<Self, CidrError> {
+        if mask <= cluster.prefix() || mask > 30 {
+            return Err(CidrError::BadMask { cluster, mask });
+        }
+        Ok(FreeBlocks {
+            cluster,
+            mask,
+            taken: taken.iter().filter_map(|t| t.parse().ok()).collect(),
+            index: 0,
+        })
+    }
+
+    /// The next free block; an error once the cluster CIDR is used up.
+    pub fn next_block(&mut self) -> Result<Ipv4Net, CidrError> {
+        loop {
+            let Some(block) = self.cluster.subnet(self.mask, self.index) else {
+                return Err(CidrError::Exhausted {
+                    cluster: self.cluster,
+                    mask: self.mask,
+                });
+            };
+            self.index += 1;
+            if !self.taken.iter().any(|t| t.overlaps(&block)) {
+                return Ok(block);
+            }
+        }
+    }
+}
+
 /// Picks `count` pod CIDRs of length `mask` inside `cluster`, lowest first, none overlapping
-/// `taken` (the podCIDRs other nodes already hold; entries that do not parse as IPv4 are
-/// skipped) nor each other.
+/// `taken` nor each other.
 pub fn allocate_node_cidrs(
     cluster: Ipv4Net,
     mask: u8,
     taken: &[String],
     count: usize,
 ) -> Result<Vec<Ipv4Net>, CidrError> {
-    if mask <= cluster.prefix() || mask > 30 {
-        return Err(CidrError::BadMask { cluster, mask });
-    }
-    let taken: Vec<Ipv4Net> = taken.iter().filter_map(|t| t.parse().ok()).collect();
-    let mut out = Vec::with_capacity(count);
-    let mut index = 0u64;
-    while out.len() < count {
-        let Some(block) = cluster.subnet(mask, index) else {
-            return Err(CidrError::Exhausted { cluster, mask });
-        };
-        index += 1;
-        if !taken.iter().any(|t| t.overlaps(&block)) {
-            out.push(block);
+    let mut free = FreeBlocks::new(cluster, mask, taken)?;
+    (0..count).map(|_| free.next_block()).collect()
+}
+
+/// The node CIDR mask for `count` new nodes: /24 when that many free /24 blocks are left,
+/// otherwise the largest blocks (up to /30) of which that many are free.
+pub fn choose_mask(cluster: Ipv4Net, taken: &[String], count: usize) -> Result<u8, CidrError> {
+    let first = 24.max(cluster.prefix() + 1);
+    for mask in first..=30 {
+        let mut free = FreeBlocks::new(cluster, mask, taken)?;
+        if (0..count).all(|_| free.next_block().is_ok()) {
+            return Ok(mask);
         }
     }
-    Ok(out)
+    Err(CidrError::Exhausted { cluster, mask: 30 })
 }
 
 /// The pod IPs of one node: offsets 2..size-1 of its pod CIDR (`.1` is the bridge gateway,
@@ -294,6 +332,23 @@ mod tests {
             allocate_node_cidrs(cluster, 26, &[], 1000).unwrap().len(),
             1000
         );
+    }
+
+    #[test]
+    fn mask_shrinks_only_when_24s_run_out() {
+        let cluster = net("10.42.0.0/16");
+        assert_eq!(choose_mask(cluster, &[], 1).unwrap(), 24);
+        assert_eq!(choose_mask(cluster, &[], 256).unwrap(), 24);
+        assert_eq!(choose_mask(cluster, &[], 257).unwrap(), 25);
+        assert_eq!(choose_mask(cluster, &[], 1000).unwrap(), 26);
+        let taken: Vec<String> = (0..60).map(|i| format!("10.42.{i}.0/24")).collect();
+        assert_eq!(choose_mask(cluster, &taken, 196).unwrap(), 24);
+        assert_eq!(choose_mask(cluster, &taken, 197).unwrap(), 25);
+        // 60 /24s cover 240 /26s: 784 /26s left, so 1000 nodes need /27s
+        assert_eq!(choose_mask(cluster, &taken, 784).unwrap(), 26);
+        assert_eq!(choose_mask(cluster, &taken, 785).unwrap(), 27);
+        assert!(choose_mask(net("10.0.0.0/28"), &[], 5).is_err());
+        assert_eq!(choose_mask(net("10.0.0.0/26"), &[], 1).unwrap(), 27);
     }
 
     #[test]

@@ -28,12 +28,13 @@ pub use sim::SimOptions;
 pub enum Error {
     #[error("join: {0}")]
     Join(String),
-    #[error("{what}: {source}{hint}")]
+    #[error("{what}: {detail}{hint}")]
     Api {
         what: String,
+        detail: String,
         hint: &'static str,
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     #[error(transparent)]
     Cidr(#[from] CidrError),
@@ -52,10 +53,15 @@ impl Error {
             }
             _ => "",
         };
+        let detail = match &source {
+            kube::Error::Api(s) => format!("{} ({})", s.message, s.code),
+            other => other.to_string(),
+        };
         Error::Api {
             what: what.to_string(),
+            detail,
             hint,
-            source,
+            source: Box::new(source),
         }
     }
 }
@@ -85,7 +91,7 @@ pub struct HollowConfig {
     pub nodes: usize,
     /// Node names are `<prefix><index>`.
     pub name_prefix: String,
-    /// Node CIDR mask; default: /24, or smaller blocks when N /24s do not fit the cluster CIDR.
+    /// Node CIDR mask; `None`: /24, or smaller blocks when not enough /24s are free.
     pub node_cidr_mask: Option<u8>,
     pub sim: SimOptions,
 }
@@ -155,9 +161,7 @@ pub async fn run_hollow(cfg: HollowConfig) -> Result<(), Error> {
     tracing::info!(server = %joined.url, pinned = joined.pinned, nodes = cfg.nodes,
         "joined the server: registering hollow nodes");
     let mut sim = cfg.sim;
-    sim.node_cidr_mask = cfg
-        .node_cidr_mask
-        .unwrap_or_else(|| sim::mask_for(sim.cluster_cidr, cfg.nodes));
+    sim.node_cidr_mask = cfg.node_cidr_mask;
     let specs = (0..cfg.nodes)
         .map(|i| NodeSpec {
             name: format!("{}{i}", cfg.name_prefix),

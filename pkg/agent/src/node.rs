@@ -2,27 +2,23 @@
 //! and the status it reports (capacity, conditions, addresses, nodeInfo), plus the
 //! create-or-update flow with pod CIDR allocation.
 //!
-//! Pod CIDRs: skiff has no IPAM controller yet, so the agent picks one itself: it lists the
-//! nodes, takes the lowest `/mask` block of the cluster CIDR no node holds, creates its Node
-//! with it, then lists again. If another node now holds an overlapping block (two agents raced
-//! for it), the new Node is deleted (uid precondition) and registration is retried after a
-//! random pause; both racers back off, so two nodes never keep the same block. A node that
-//! already exists keeps its pod CIDR (restarts re-adopt it).
+//! Pod CIDRs: skiff has no IPAM controller yet, so the agent picks one itself (see
+//! [`register`]): the lowest `/mask` block of the cluster CIDR no node holds, made race-safe by
+//! a claim Lease per block that only one creator can win. A node that already exists keeps
+//! its pod CIDR (restarts re-adopt it).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
-use std::time::Duration;
+use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Node;
-use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
-    Preconditions,
-};
+use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{json, Map, Value};
 
-use crate::cidr::{allocate_node_cidrs, Ipv4Net};
+use crate::cidr::{choose_mask, FreeBlocks, Ipv4Net};
 use crate::podstatus::timestamp;
 use crate::Error;
 
@@ -184,11 +180,13 @@ pub fn node_labels(spec: &NodeSpec, arch: &str) -> BTreeMap<String, String> {
     l
 }
 
-/// The Node a simulated kubelet creates (no status: that follows once its CIDR is confirmed).
-pub fn new_node_object(spec: &NodeSpec, arch: &str, pod_cidr: Ipv4Net) -> Value {
+/// The Node a simulated kubelet creates (no status: that follows once it has a pod CIDR).
+pub fn new_node_object(spec: &NodeSpec, arch: &str, pod_cidr: Option<Ipv4Net>) -> Value {
     let mut node_spec = Map::new();
-    node_spec.insert("podCIDR".into(), json!(pod_cidr.to_string()));
-    node_spec.insert("podCIDRs".into(), json!([pod_cidr.to_string()]));
+    if let Some(c) = pod_cidr {
+        node_spec.insert("podCIDR".into(), json!(c.to_string()));
+        node_spec.insert("podCIDRs".into(), json!([c.to_string()]));
+    }
     if !spec.taints.is_empty() {
         node_spec.insert(
             "taints".into(),
@@ -344,200 +342,249 @@ fn pod_cidr_of(obj: &DynamicObject) -> Option<String> {
 #[derive(Debug, Clone)]
 pub struct RegisterOptions {
     pub cluster_cidr: Ipv4Net,
-    pub node_cidr_mask: u8,
+    /// `None`: chosen by [`choose_mask`] for the nodes that need a block.
+    pub node_cidr_mask: Option<u8>,
     /// Concurrent API requests while registering many nodes.
     pub concurrency: usize,
 }
 
-enum Outcome {
-    Done(Registered),
-    /// Created now with a freshly allocated CIDR: to be checked for a race.
-    Created(Registered),
-    Retry,
+/// Namespace of the pod CIDR claim Leases.
+pub const CIDR_CLAIM_NAMESPACE: &str = "kube-system";
+
+/// Name of the Lease that claims `cidr` (`pod-cidr-10.42.3.0-24`).
+pub fn cidr_claim_name(cidr: Ipv4Net) -> String {
+    format!("pod-cidr-{}-{}", cidr.network(), cidr.prefix())
 }
 
-/// Creates (or updates) the Nodes in `specs`, allocating pod CIDRs, and reports each node's
+fn claim_object(cidr: Ipv4Net, node: &str, node_uid: &str, rv: Option<&str>) -> Value {
+    let mut meta = json!({
+        "name": cidr_claim_name(cidr),
+        "namespace": CIDR_CLAIM_NAMESPACE,
+        "labels": {"skiff.io/pod-cidr-claim": "true"},
+        "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": node, "uid": node_uid}],
+    });
+    if let Some(rv) = rv {
+        meta["resourceVersion"] = json!(rv);
+    }
+    json!({
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": meta,
+        "spec": {"holderIdentity": node},
+    })
+}
+
+/// Whether a claim held by `holder` for the node uid `owner_uid` is stale: that Node is gone
+/// or was re-created (a different uid).
+async fn claim_is_stale(
+    nodes: &Api<DynamicObject>,
+    holder: &str,
+    owner_uid: &str,
+) -> Result<bool, Error> {
+    if holder.is_empty() {
+        return Ok(true);
+    }
+    match nodes.get_opt(holder).await {
+        Ok(None) => Ok(true),
+        Ok(Some(n)) => Ok(!owner_uid.is_empty() && n.metadata.uid.as_deref() != Some(owner_uid)),
+        Err(e) => Err(Error::api(&format!("get node {holder}"), e)),
+    }
+}
+
+/// Claims `cidr` for the node: creates its claim Lease, or takes over a claim that is ours
+/// or stale (with a resourceVersion precondition). False when another live node holds it.
+async fn claim_cidr(
+    leases: &Api<DynamicObject>,
+    nodes: &Api<DynamicObject>,
+    cidr: Ipv4Net,
+    node: &str,
+    node_uid: &str,
+) -> Result<bool, Error> {
+    let obj: DynamicObject = serde_json::from_value(claim_object(cidr, node, node_uid, None))
+        .map_err(|e| Error::Config(format!("cannot build the pod CIDR claim: {e}")))?;
+    match leases.create(&PostParams::default(), &obj).await {
+        Ok(_) => return Ok(true),
+        Err(kube::Error::Api(s)) if s.code == 409 => {}
+        Err(e) => return Err(Error::api("claim a pod CIDR", e)),
+    }
+    let name = cidr_claim_name(cidr);
+    let Some(cur) = leases
+        .get_opt(&name)
+        .await
+        .map_err(|e| Error::api("read a pod CIDR claim", e))?
+    else {
+        return Ok(false);
+    };
+    let holder = cur
+        .data
+        .pointer("/spec/holderIdentity")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let owner_uid = cur
+        .metadata
+        .owner_references
+        .as_ref()
+        .and_then(|o| o.first())
+        .map(|o| o.uid.as_str())
+        .unwrap_or("");
+    if holder == node && owner_uid == node_uid {
+        return Ok(true);
+    }
+    if holder != node && !claim_is_stale(nodes, holder, owner_uid).await? {
+        return Ok(false);
+    }
+    let rv = cur.metadata.resource_version.as_deref();
+    let obj: DynamicObject = serde_json::from_value(claim_object(cidr, node, node_uid, rv))
+        .map_err(|e| Error::Config(format!("cannot build the pod CIDR claim: {e}")))?;
+    match leases.replace(&name, &PostParams::default(), &obj).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => Ok(false),
+        Err(e) => Err(Error::api("take over a stale pod CIDR claim", e)),
+    }
+}
+
+/// Creates (or updates) the Nodes in `specs` and gives each a pod CIDR; reports each node's
 /// uid and pod CIDR. Status is not touched (see [`post_status`]).
+///
+/// A node that already has a pod CIDR keeps it. Otherwise the lowest free block (by the
+/// podCIDRs of all nodes) is claimed with a Lease `kube-system/pod-cidr-<net>-<mask>` (owned
+/// by the Node, so it goes when the Node goes) before `spec.podCIDR` is set: creating the
+/// claim is the race-safe step (one creator wins, the loser tries the next block); a claim
+/// whose Node is gone or re-created is taken over with a resourceVersion precondition.
 pub async fn register(
     client: &kube::Client,
     specs: &[NodeSpec],
     arch: &str,
     opts: &RegisterOptions,
 ) -> Result<Vec<Registered>, Error> {
-    let api = nodes_api(client);
-    let mut pending: Vec<&NodeSpec> = specs.iter().collect();
-    let mut done: HashMap<String, Registered> = HashMap::new();
-    for attempt in 0..10u32 {
-        if pending.is_empty() {
-            break;
-        }
-        if attempt > 0 {
-            let ms = rand::random::<u64>() % 1000 + 100;
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-        }
-        let existing = api.list(&ListParams::default()).await.map_err(|e| {
-            Error::api(
-                "list nodes (is the token right? the node user needs the system:node role)",
-                e,
-            )
-        })?;
-        let by_name: HashMap<String, &DynamicObject> = existing
-            .items
-            .iter()
-            .filter_map(|o| o.metadata.name.clone().map(|n| (n, o)))
-            .collect();
-        let taken: Vec<String> = existing.items.iter().filter_map(pod_cidr_of).collect();
-        let need = pending
-            .iter()
-            .filter(|s| {
-                by_name
-                    .get(&s.name)
-                    .and_then(|o| pod_cidr_of(o))
-                    .and_then(|c| c.parse::<Ipv4Net>().ok())
-                    .is_none()
-            })
-            .count();
-        let mut fresh =
-            allocate_node_cidrs(opts.cluster_cidr, opts.node_cidr_mask, &taken, need)?.into_iter();
-        let mut jobs = Vec::with_capacity(pending.len());
-        for spec in &pending {
-            let current = by_name.get(&spec.name).copied();
-            let keep = current
-                .and_then(pod_cidr_of)
-                .and_then(|c| c.parse::<Ipv4Net>().ok());
-            let cidr = match keep {
-                Some(c) => (c, false),
-                None => match fresh.next() {
-                    Some(c) => (c, true),
-                    None => {
-                        return Err(Error::Config(
-                            "pod CIDR allocation came up short: retry".into(),
-                        ))
-                    }
-                },
-            };
-            jobs.push((*spec, current.cloned(), cidr));
-        }
-        let outcomes: Vec<(String, Outcome)> = futures::stream::iter(jobs)
-            .map(|(spec, current, (cidr, fresh))| {
-                let api = api.clone();
-                async move {
-                    let out = register_one(&api, spec, arch, current, cidr, fresh).await?;
-                    Ok::<_, Error>((spec.name.clone(), out))
-                }
-            })
-            .buffer_unordered(opts.concurrency.max(1))
-            .try_collect()
-            .await?;
-        let mut created = Vec::new();
-        let mut retry: HashSet<String> = HashSet::new();
-        for (name, out) in outcomes {
-            match out {
-                Outcome::Done(r) => {
-                    done.insert(name, r);
-                }
-                Outcome::Created(r) => created.push(r),
-                Outcome::Retry => {
-                    retry.insert(name);
-                }
-            }
-        }
-        if !created.is_empty() {
-            let ours: HashSet<&str> = specs.iter().map(|s| s.name.as_str()).collect();
-            let now = api
-                .list(&ListParams::default())
-                .await
-                .map_err(|e| Error::api("list nodes", e))?;
-            let foreign: Vec<Ipv4Net> = now
-                .items
-                .iter()
-                .filter(|o| !ours.contains(o.metadata.name.as_deref().unwrap_or("")))
-                .filter_map(pod_cidr_of)
-                .filter_map(|c| c.parse().ok())
-                .collect();
-            for r in created {
-                if foreign.iter().any(|f| f.overlaps(&r.pod_cidr)) {
-                    tracing::info!(node = %r.name, cidr = %r.pod_cidr,
-                        "another node took the same pod CIDR at the same time: re-registering");
-                    let dp = DeleteParams {
-                        preconditions: Some(Preconditions {
-                            uid: Some(r.uid.clone()),
-                            resource_version: None,
-                        }),
-                        grace_period_seconds: Some(0),
-                        ..DeleteParams::default()
-                    };
-                    match api.delete(&r.name, &dp).await {
-                        Ok(_) => {}
-                        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
-                        Err(e) => return Err(Error::api("delete a node with a clashing CIDR", e)),
-                    }
-                    retry.insert(r.name.clone());
-                } else {
-                    done.insert(r.name.clone(), r);
-                }
-            }
-        }
-        pending.retain(|s| retry.contains(&s.name));
-    }
-    if !pending.is_empty() {
-        return Err(Error::Config(format!(
-            "could not register {} node(s) without a pod CIDR clash after 10 attempts: retry",
-            pending.len()
-        )));
-    }
-    specs
+    let nodes = nodes_api(client);
+    let leases: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        CIDR_CLAIM_NAMESPACE,
+        &ApiResource::erase::<Lease>(&()),
+    );
+    let existing = nodes
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| Error::api("list nodes", e))?;
+    let taken: Vec<String> = existing.items.iter().filter_map(pod_cidr_of).collect();
+    let by_name: HashMap<&str, &DynamicObject> = existing
+        .items
         .iter()
-        .map(|s| {
-            done.remove(&s.name)
-                .ok_or_else(|| Error::Config(format!("node {} was not registered: retry", s.name)))
-        })
-        .collect()
+        .filter_map(|o| o.metadata.name.as_deref().map(|n| (n, o)))
+        .collect();
+    let mask = match opts.node_cidr_mask {
+        Some(m) => m,
+        None => {
+            let need = specs
+                .iter()
+                .filter(|s| {
+                    by_name
+                        .get(s.name.as_str())
+                        .and_then(|o| pod_cidr_of(o))
+                        .is_none()
+                })
+                .count();
+            choose_mask(opts.cluster_cidr, &taken, need)?
+        }
+    };
+    let free = Mutex::new(FreeBlocks::new(opts.cluster_cidr, mask, &taken)?);
+    let ctx = Ctx {
+        nodes: &nodes,
+        leases: &leases,
+        free: &free,
+        arch,
+    };
+    futures::stream::iter(specs)
+        .map(|spec| register_one(&ctx, spec, by_name.get(spec.name.as_str()).copied()))
+        .buffered(opts.concurrency.max(1))
+        .try_collect()
+        .await
+}
+
+struct Ctx<'a> {
+    nodes: &'a Api<DynamicObject>,
+    leases: &'a Api<DynamicObject>,
+    free: &'a Mutex<FreeBlocks>,
+    arch: &'a str,
 }
 
 async fn register_one(
-    api: &Api<DynamicObject>,
+    ctx: &Ctx<'_>,
     spec: &NodeSpec,
-    arch: &str,
-    current: Option<DynamicObject>,
-    cidr: Ipv4Net,
-    fresh: bool,
-) -> Result<Outcome, Error> {
-    match current {
+    current: Option<&DynamicObject>,
+) -> Result<Registered, Error> {
+    let labels_patch = &json!({"metadata": {"labels": node_labels(spec, ctx.arch)}});
+    let update = |name: String| async move {
+        // Re-registration: refresh labels, never removing any.
+        ctx.nodes
+            .patch(&name, &PatchParams::default(), &Patch::Merge(labels_patch))
+            .await
+            .map_err(|e| Error::api(&format!("update node {name}"), e))
+    };
+    let node = match current {
+        Some(_) => update(spec.name.clone()).await?,
         None => {
-            let obj: DynamicObject = serde_json::from_value(new_node_object(spec, arch, cidr))
+            let obj: DynamicObject = serde_json::from_value(new_node_object(spec, ctx.arch, None))
                 .map_err(|e| Error::Config(format!("cannot build the node object: {e}")))?;
-            match api.create(&PostParams::default(), &obj).await {
-                Ok(o) => Ok(Outcome::Created(Registered {
-                    name: spec.name.clone(),
-                    uid: o.metadata.uid.unwrap_or_default(),
-                    pod_cidr: cidr,
-                })),
-                Err(kube::Error::Api(s)) if s.code == 409 => Ok(Outcome::Retry),
-                Err(e) => Err(Error::api(&format!("create node {}", spec.name), e)),
+            match ctx.nodes.create(&PostParams::default(), &obj).await {
+                Ok(o) => o,
+                Err(kube::Error::Api(s)) if s.code == 409 => update(spec.name.clone()).await?,
+                Err(e) => return Err(Error::api(&format!("create node {}", spec.name), e)),
             }
         }
-        Some(cur) => {
-            // Re-registration: refresh labels (never removing any), set the CIDR when missing.
-            let mut patch = json!({"metadata": {"labels": node_labels(spec, arch)}});
-            if fresh {
-                patch["spec"] =
-                    json!({"podCIDR": cidr.to_string(), "podCIDRs": [cidr.to_string()]});
-            }
-            let o = api
-                .patch(&spec.name, &PatchParams::default(), &Patch::Merge(&patch))
+    };
+    let uid = node.metadata.uid.clone().unwrap_or_default();
+    if let Some(cidr) = pod_cidr_of(&node).and_then(|c| c.parse::<Ipv4Net>().ok()) {
+        return Ok(Registered {
+            name: spec.name.clone(),
+            uid,
+            pod_cidr: cidr,
+        });
+    }
+    let cidr = loop {
+        let candidate = ctx
+            .free
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .next_block()?;
+        if claim_cidr(ctx.leases, ctx.nodes, candidate, &spec.name, &uid).await? {
+            break candidate;
+        }
+        tracing::debug!(node = %spec.name, cidr = %candidate, "pod CIDR claimed by another node");
+    };
+    let patch = json!({"spec": {"podCIDR": cidr.to_string(), "podCIDRs": [cidr.to_string()]}});
+    match ctx
+        .nodes
+        .patch(&spec.name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => Ok(Registered {
+            name: spec.name.clone(),
+            uid,
+            pod_cidr: cidr,
+        }),
+        Err(e) => {
+            // Someone else (an IPAM controller) may have set one meanwhile: use theirs.
+            let now = ctx
+                .nodes
+                .get_opt(&spec.name)
                 .await
-                .map_err(|e| Error::api(&format!("update node {}", spec.name), e))?;
-            let r = Registered {
-                name: spec.name.clone(),
-                uid: o.metadata.uid.or(cur.metadata.uid).unwrap_or_default(),
-                pod_cidr: cidr,
-            };
-            Ok(if fresh {
-                Outcome::Created(r)
-            } else {
-                Outcome::Done(r)
-            })
+                .ok()
+                .flatten()
+                .and_then(|n| pod_cidr_of(&n))
+                .and_then(|c| c.parse::<Ipv4Net>().ok());
+            match now {
+                Some(c) => Ok(Registered {
+                    name: spec.name.clone(),
+                    uid,
+                    pod_cidr: c,
+                }),
+                None => Err(Error::api(
+                    &format!("set the pod CIDR of node {}", spec.name),
+                    e,
+                )),
+            }
         }
     }
 }
@@ -643,7 +690,7 @@ mod tests {
 
     #[test]
     fn node_object_has_labels_taints_and_cidr() {
-        let n = new_node_object(&spec(), "amd64", "10.42.3.0/24".parse().unwrap());
+        let n = new_node_object(&spec(), "amd64", Some("10.42.3.0/24".parse().unwrap()));
         let l = &n["metadata"]["labels"];
         assert_eq!(l["kubernetes.io/hostname"], "sim-1");
         assert_eq!(l["kubernetes.io/os"], "linux");
@@ -660,6 +707,25 @@ mod tests {
             n["spec"]["taints"],
             json!([{"key": "dedicated", "value": "infra", "effect": "NoSchedule"}])
         );
+        let bare = new_node_object(&spec(), "amd64", None);
+        assert!(bare["spec"].get("podCIDR").is_none());
+    }
+
+    #[test]
+    fn cidr_claims_are_owned_by_their_node() {
+        let cidr: Ipv4Net = "10.42.3.0/24".parse().unwrap();
+        assert_eq!(cidr_claim_name(cidr), "pod-cidr-10.42.3.0-24");
+        let c = claim_object(cidr, "n1", "uid-1", Some("42"));
+        assert_eq!(c["metadata"]["namespace"], CIDR_CLAIM_NAMESPACE);
+        assert_eq!(c["metadata"]["resourceVersion"], "42");
+        assert_eq!(c["spec"]["holderIdentity"], "n1");
+        assert_eq!(
+            c["metadata"]["ownerReferences"],
+            json!([{"apiVersion": "v1", "kind": "Node", "name": "n1", "uid": "uid-1"}])
+        );
+        assert!(claim_object(cidr, "n1", "u", None)["metadata"]
+            .get("resourceVersion")
+            .is_none());
     }
 
     #[test]

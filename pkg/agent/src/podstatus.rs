@@ -101,6 +101,7 @@ fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
 }
 
 /// A condition; keeps the previous `lastTransitionTime` when the status did not change.
+/// (`lastProbeTime: null` is left out: in a strategic merge patch null deletes.)
 fn condition(
     old_status: &Value,
     kind: &str,
@@ -124,7 +125,6 @@ fn condition(
     let mut c = Map::new();
     c.insert("type".into(), json!(kind));
     c.insert("status".into(), json!(status_s));
-    c.insert("lastProbeTime".into(), Value::Null);
     c.insert("lastTransitionTime".into(), since);
     if let Some(r) = reason {
         c.insert("reason".into(), json!(r));

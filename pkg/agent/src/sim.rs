@@ -43,7 +43,9 @@ pub struct SimOptions {
     pub status_report_interval: Duration,
     /// Pod CIDRs are `/node_cidr_mask` blocks of this network.
     pub cluster_cidr: Ipv4Net,
-    pub node_cidr_mask: u8,
+    /// `None`: /24, or smaller blocks when not enough /24s are free (see
+    /// [`crate::cidr::choose_mask`]).
+    pub node_cidr_mask: Option<u8>,
     /// Most API requests in flight at once (all nodes together).
     pub concurrency: usize,
 }
@@ -55,7 +57,7 @@ impl Default for SimOptions {
             lease_renew_interval: Duration::from_secs(10),
             status_report_interval: Duration::from_secs(40),
             cluster_cidr: DEFAULT_CLUSTER_CIDR,
-            node_cidr_mask: 24,
+            node_cidr_mask: Some(24),
             concurrency: 32,
         }
     }
@@ -218,8 +220,13 @@ pub async fn run(
         r?;
     }
     for n in &sim.nodes {
-        tracing::info!(node = %n.spec.name, pod_cidr = %n.lock().ips.net(), ip = %n.spec.ip,
-            "simulated node registered and Ready");
+        if count == 1 {
+            tracing::info!(node = %n.spec.name, pod_cidr = %n.lock().ips.net(), ip = %n.spec.ip,
+                "simulated node registered and Ready");
+        } else {
+            tracing::debug!(node = %n.spec.name, pod_cidr = %n.lock().ips.net(), ip = %n.spec.ip,
+                "simulated node registered and Ready");
+        }
     }
     tracing::info!(
         nodes = count,
@@ -739,14 +746,6 @@ async fn stop_pod(sim: Arc<Sim>, idx: usize, pod: PodRef, ran_with_ip: Option<Ip
     }
 }
 
-/// Chooses a node CIDR mask for `nodes` nodes in `cluster`: /24 when they fit, otherwise the
-/// largest blocks that still give every node one.
-pub fn mask_for(cluster: Ipv4Net, nodes: usize) -> u8 {
-    let need = (nodes.max(1) as u64).next_power_of_two().trailing_zeros() as u8;
-    let lo = 24.max(cluster.prefix() + 1).min(30);
-    (cluster.prefix() + need).clamp(lo, 30)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -760,20 +759,6 @@ mod tests {
         assert_eq!(spread(0, 0, every), Duration::ZERO);
         let last = spread(999, 1000, every);
         assert!(last < every && last > Duration::from_millis(9980));
-    }
-
-    #[test]
-    fn node_mask_grows_with_node_count() {
-        let cluster: Ipv4Net = "10.42.0.0/16".parse().unwrap();
-        assert_eq!(mask_for(cluster, 1), 24);
-        assert_eq!(mask_for(cluster, 256), 24);
-        assert_eq!(mask_for(cluster, 257), 25);
-        assert_eq!(mask_for(cluster, 1000), 26);
-        assert_eq!(mask_for(cluster, 1024), 26);
-        assert_eq!(mask_for(cluster, 5000), 29);
-        assert_eq!(mask_for(cluster, 1 << 20), 30);
-        let small: Ipv4Net = "10.0.0.0/26".parse().unwrap();
-        assert_eq!(mask_for(small, 1), 27);
     }
 
     #[test]

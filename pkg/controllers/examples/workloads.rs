@@ -1,10 +1,12 @@
 //! Runs the DaemonSet, StatefulSet, Job and CronJob controllers against the cluster in
-//! `$KUBECONFIG` (e.g. a `skiff server --disable-agent`). With `--sim` it also plays scheduler
-//! and kubelet in the crudest way, so workloads make progress without real nodes: pending pods
-//! are bound (daemon pods to the node their affinity names, others round-robin over Ready
-//! nodes), bound pods become Running and Ready, pods of Jobs finish after
-//! `skiff.sim/run-seconds` (default 2) with phase `skiff.sim/outcome` (default Succeeded), and
-//! deleted bound pods are confirmed gone. Stop it with Ctrl-C.
+//! `$KUBECONFIG` (e.g. `skiff server --disable-agent --disable-controller-manager
+//! --disable-scheduler`). With `--sim` it also plays scheduler and kubelet in the crudest way,
+//! so workloads make progress with hand-made Node objects: pending pods are bound (daemon pods
+//! to the node their affinity names, others round-robin over Ready nodes), bound pods become
+//! Running and Ready, Job pods with `skiff.io/sim-exit-code: "N"` finish after
+//! `skiff.io/sim-run-seconds` (default 0) as Succeeded (N = 0) or Failed (the annotations of
+//! skiff's simulated agent), and deleted bound pods are confirmed gone. `--no-controllers`
+//! runs only that simulation. Stop it with Ctrl-C.
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::jiff::Timestamp;
@@ -26,10 +28,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cfg = Arc::new(Config::default());
     let sim = std::env::args().any(|a| a == "--sim");
     let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(daemonset::run(client.clone(), cfg.clone()));
-    tasks.spawn(statefulset::run(client.clone(), cfg.clone()));
-    tasks.spawn(job::run(client.clone(), cfg.clone()));
-    tasks.spawn(cronjob::run(client.clone(), cfg.clone()));
+    if !std::env::args().any(|a| a == "--no-controllers") {
+        tasks.spawn(daemonset::run(client.clone(), cfg.clone()));
+        tasks.spawn(statefulset::run(client.clone(), cfg.clone()));
+        tasks.spawn(job::run(client.clone(), cfg.clone()));
+        tasks.spawn(cronjob::run(client.clone(), cfg.clone()));
+    }
     if sim {
         let c = client.clone();
         tasks.spawn(async move {
@@ -119,24 +123,17 @@ async fn simulate(client: &kube::Client) -> Result<(), kube::Error> {
                     "metadata": {"name": name},
                     "target": {"apiVersion": "v1", "kind": "Node", "name": node},
                 });
-                let body = serde_json::to_vec(&binding).unwrap_or_default();
                 let _ = api
-                    .create_subresource::<serde_json::Value>(
+                    .create_subresource::<_, serde_json::Value>(
                         "binding",
                         &name,
                         &PostParams::default(),
-                        body,
+                        &binding,
                     )
                     .await;
             }
             continue;
         };
-        let is_job = p
-            .metadata
-            .owner_references
-            .iter()
-            .flatten()
-            .any(|r| r.kind == "Job");
         let started = p
             .status
             .as_ref()
@@ -161,13 +158,14 @@ async fn simulate(client: &kube::Client) -> Result<(), kube::Error> {
             tracing::info!(pod = %name, node = %node, "sim: running");
             continue;
         }
-        if is_job && phase == "Running" {
-            let run: i64 = annotation(&p, "skiff.sim/run-seconds")
+        let exit: Option<i32> =
+            annotation(&p, "skiff.io/sim-exit-code").and_then(|s| s.parse().ok());
+        if let (Some(code), "Running") = (exit, phase.as_str()) {
+            let run: i64 = annotation(&p, "skiff.io/sim-run-seconds")
                 .and_then(|s| s.parse().ok())
-                .unwrap_or(2);
-            let outcome = annotation(&p, "skiff.sim/outcome").unwrap_or("Succeeded");
+                .unwrap_or(0);
+            let outcome = if code == 0 { "Succeeded" } else { "Failed" };
             if started.is_some_and(|s| now.as_second() - s.as_second() >= run) {
-                let code = if outcome == "Succeeded" { 0 } else { 1 };
                 let status = json!({"status": {
                     "phase": outcome,
                     "conditions": [

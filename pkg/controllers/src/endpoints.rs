@@ -326,7 +326,8 @@ pub fn desired_subsets(svc: &Service, pods: &[&Pod]) -> Vec<EndpointSubset> {
         }
     }
     // Group the ports that the very same addresses (with the same readiness) offer.
-    let mut groups: Vec<(Vec<((String, String), bool)>, AddrMap, Vec<PortKey>)> = Vec::new();
+    type Signature = Vec<((String, String), bool)>;
+    let mut groups: Vec<(Signature, AddrMap, Vec<PortKey>)> = Vec::new();
     for (pk, addrs) in by_port {
         let sig: Vec<((String, String), bool)> =
             addrs.iter().map(|(k, (_, r))| (k.clone(), *r)).collect();

@@ -116,15 +116,15 @@ fn ensure_condition(
     true
 }
 
-fn spec_i32(job: &Job, f: impl Fn(&k8s_openapi::api::batch::v1::JobSpec) -> Option<i32>) -> Option<i32> {
+fn spec_i32(
+    job: &Job,
+    f: impl Fn(&k8s_openapi::api::batch::v1::JobSpec) -> Option<i32>,
+) -> Option<i32> {
     job.spec.as_ref().and_then(f)
 }
 
 fn is_indexed(job: &Job) -> bool {
-    job.spec
-        .as_ref()
-        .and_then(|s| s.completion_mode.as_deref())
-        == Some("Indexed")
+    job.spec.as_ref().and_then(|s| s.completion_mode.as_deref()) == Some("Indexed")
 }
 
 fn suspended(job: &Job) -> bool {
@@ -168,7 +168,10 @@ fn completion_index(p: &Pod) -> Option<i32> {
 
 /// When a pod finished (latest container termination, else deletion, else creation).
 fn finish_time(p: &Pod) -> i64 {
-    let containers = p.status.as_ref().and_then(|s| s.container_statuses.as_ref());
+    let containers = p
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref());
     let latest = containers
         .into_iter()
         .flatten()
@@ -203,7 +206,9 @@ pub fn backoff_remaining(job: &Job, pods: &[&Pod], now: Timestamp) -> i64 {
     let Some(last) = failures.iter().max() else {
         return 0;
     };
-    let exp = u32::try_from(failures.len().saturating_sub(1)).unwrap_or(u32::MAX).min(10);
+    let exp = u32::try_from(failures.len().saturating_sub(1))
+        .unwrap_or(u32::MAX)
+        .min(10);
     let backoff = (BACKOFF_BASE_SECS << exp).min(BACKOFF_MAX_SECS);
     (backoff - (now.as_second() - last)).max(0)
 }
@@ -318,19 +323,31 @@ pub fn plan(job: &Job, pods: &[&Pod], now: Timestamp) -> JobPlan {
     if is_finished(job) {
         return out;
     }
-    let uncounted = st
-        .uncounted_terminated_pods
+    let uncounted = st.uncounted_terminated_pods.clone().unwrap_or_default();
+    let unc_succeeded: HashSet<String> = uncounted
+        .succeeded
         .clone()
-        .unwrap_or_default();
-    let unc_succeeded: HashSet<String> = uncounted.succeeded.clone().unwrap_or_default().into_iter().collect();
-    let unc_failed: HashSet<String> = uncounted.failed.clone().unwrap_or_default().into_iter().collect();
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let unc_failed: HashSet<String> = uncounted
+        .failed
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
     let indexed = is_indexed(job);
     let completions = spec_i32(job, |s| s.completions);
     let parallelism = spec_i32(job, |s| s.parallelism).unwrap_or(1).max(0);
     let backoff_limit = spec_i32(job, |s| s.backoff_limit).unwrap_or(6);
 
-    let mut active: Vec<&Pod> = pods.iter().copied().filter(|p| podutil::is_active(p)).collect();
-    let mut ready = i32::try_from(active.iter().filter(|p| podutil::is_ready(p)).count()).unwrap_or(0);
+    let mut active: Vec<&Pod> = pods
+        .iter()
+        .copied()
+        .filter(|p| podutil::is_active(p))
+        .collect();
+    let mut ready =
+        i32::try_from(active.iter().filter(|p| podutil::is_ready(p)).count()).unwrap_or(0);
     let mut terminating = i32::try_from(
         pods.iter()
             .filter(|p| podutil::is_terminating(p) && !podutil::is_terminal(p))
@@ -338,7 +355,9 @@ pub fn plan(job: &Job, pods: &[&Pod], now: Timestamp) -> JobPlan {
     )
     .unwrap_or(0);
     // Newly finished pods, not yet in the uncounted lists.
-    let uid = |p: &Pod| p.metadata.uid.clone().unwrap_or_default();
+    fn uid(p: &Pod) -> String {
+        p.metadata.uid.clone().unwrap_or_default()
+    }
     let new_succeeded = pods
         .iter()
         .filter(|p| has_finalizer(p) && podutil::phase(p) == "Succeeded")
@@ -350,7 +369,8 @@ pub fn plan(job: &Job, pods: &[&Pod], now: Timestamp) -> JobPlan {
         .filter(|p| !unc_succeeded.contains(&uid(p)) && !unc_failed.contains(&uid(p)))
         .count();
     let to_i32 = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
-    let mut succeeded = st.succeeded.unwrap_or(0) + to_i32(new_succeeded) + to_i32(unc_succeeded.len());
+    let mut succeeded =
+        st.succeeded.unwrap_or(0) + to_i32(new_succeeded) + to_i32(unc_succeeded.len());
     let failed = st.failed.unwrap_or(0) + to_i32(new_failed) + to_i32(unc_failed.len());
 
     if st.start_time.is_none() && !suspended(job) {
@@ -419,7 +439,9 @@ pub fn plan(job: &Job, pods: &[&Pod], now: Timestamp) -> JobPlan {
             delete.extend(active.iter().copied());
         } else {
             let want = if indexed {
-                (completions.unwrap_or(0) - succeeded).min(parallelism).max(0)
+                (completions.unwrap_or(0) - succeeded)
+                    .min(parallelism)
+                    .max(0)
             } else {
                 match completions {
                     None if succeeded > 0 => to_i32(active.len()),
@@ -438,19 +460,32 @@ pub fn plan(job: &Job, pods: &[&Pod], now: Timestamp) -> JobPlan {
                 keep.clear();
                 for p in sorted {
                     match completion_index(p) {
-                        Some(i) if i < total && i >= 0 && !succeeded_ix.contains(&i) && seen.insert(i) => keep.push(p),
+                        Some(i)
+                            if i < total
+                                && i >= 0
+                                && !succeeded_ix.contains(&i)
+                                && seen.insert(i) =>
+                        {
+                            keep.push(p)
+                        }
                         _ => delete.push(p),
                     }
                 }
             }
-            let excess = keep.len().saturating_sub(usize::try_from(want).unwrap_or(0));
+            let excess = keep
+                .len()
+                .saturating_sub(usize::try_from(want).unwrap_or(0));
             if excess > 0 {
                 sort_for_deletion(&mut keep);
                 delete.extend(keep.iter().copied().take(excess));
-                keep.drain(..excess);
+                keep.drain(..excess).for_each(drop);
             }
             if delete.is_empty() {
-                let busy = if only_replace_failed(job) { terminating } else { 0 };
+                let busy = if only_replace_failed(job) {
+                    terminating
+                } else {
+                    0
+                };
                 let diff = want - busy - to_i32(keep.len());
                 if diff > 0 {
                     let wait = backoff_remaining(job, pods, now);
@@ -460,7 +495,8 @@ pub fn plan(job: &Job, pods: &[&Pod], now: Timestamp) -> JobPlan {
                     } else {
                         let n = usize::try_from(diff).unwrap_or(0).min(MAX_PER_SYNC);
                         if indexed {
-                            let busy_ix: BTreeSet<i32> = keep.iter().filter_map(|p| completion_index(p)).collect();
+                            let busy_ix: BTreeSet<i32> =
+                                keep.iter().filter_map(|p| completion_index(p)).collect();
                             out.create = (0..completions.unwrap_or(0))
                                 .filter(|i| !succeeded_ix.contains(i) && !busy_ix.contains(i))
                                 .take(n)
@@ -502,11 +538,27 @@ pub fn plan(job: &Job, pods: &[&Pod], now: Timestamp) -> JobPlan {
                 now,
             ));
         } else if suspended(job) {
-            if ensure_condition(&mut st, "Suspended", "True", "JobSuspended", "Job suspended", now) {
-                out.events.push(("Normal", "Suspended".into(), "Job suspended".into()));
+            if ensure_condition(
+                &mut st,
+                "Suspended",
+                "True",
+                "JobSuspended",
+                "Job suspended",
+                now,
+            ) {
+                out.events
+                    .push(("Normal", "Suspended".into(), "Job suspended".into()));
             }
-        } else if ensure_condition(&mut st, "Suspended", "False", "JobResumed", "Job resumed", now) {
-            out.events.push(("Normal", "Resumed".into(), "Job resumed".into()));
+        } else if ensure_condition(
+            &mut st,
+            "Suspended",
+            "False",
+            "JobResumed",
+            "Job resumed",
+            now,
+        ) {
+            out.events
+                .push(("Normal", "Resumed".into(), "Job resumed".into()));
             st.start_time = Some(Time(now));
         }
     }
@@ -538,10 +590,14 @@ pub fn plan(job: &Job, pods: &[&Pod], now: Timestamp) -> JobPlan {
             if !indexed && !unc_succeeded.contains(&u) {
                 unc.succeeded.get_or_insert_with(Vec::new).push(u);
             }
-        } else if (considered_failed || finished_failing) && !unc_failed.contains(&u) && !unc_succeeded.contains(&u) {
+        } else if (considered_failed || finished_failing)
+            && !unc_failed.contains(&u)
+            && !unc_succeeded.contains(&u)
+        {
             unc.failed.get_or_insert_with(Vec::new).push(u);
         }
-        let n = unc.succeeded.as_ref().map_or(0, Vec::len) + unc.failed.as_ref().map_or(0, Vec::len);
+        let n =
+            unc.succeeded.as_ref().map_or(0, Vec::len) + unc.failed.as_ref().map_or(0, Vec::len);
         if n >= MAX_UNCOUNTED {
             break;
         }
@@ -636,7 +692,11 @@ pub fn finish(st: &mut JobStatus, terminal: &JobCondition) -> bool {
 
 /// The pod a Job creates (upstream `GetPodFromTemplate` + tracking finalizer + index).
 pub fn job_pod(job: &Job, index: Option<i32>) -> Pod {
-    let template = job.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default();
+    let template = job
+        .spec
+        .as_ref()
+        .map(|s| s.template.clone())
+        .unwrap_or_default();
     let tm = template.metadata.unwrap_or_default();
     let name = job.metadata.name.as_deref().unwrap_or("job");
     let mut finalizers = tm.finalizers.unwrap_or_default();
@@ -705,16 +765,19 @@ pub async fn run(client: Client, _cfg: Arc<Config>) -> Result<(), Error> {
     let jobs = queue::reflect(
         Api::<Job>::all(client.clone()),
         watcher::Config::default(),
-        move |o| qa.add(key_of(o)),
+        move |o, _| qa.add(key_of(o)),
         || {},
     );
     let qa = q.clone();
     let pods = queue::reflect(
         Api::<Pod>::all(client.clone()),
         watcher::Config::default(),
-        move |p: &Pod| {
+        move |p: &Pod, _| {
             if let Some(r) = podutil::controller_of(&p.metadata).filter(|r| r.kind == "Job") {
-                qa.add((p.metadata.namespace.clone().unwrap_or_default(), r.name.clone()));
+                qa.add((
+                    p.metadata.namespace.clone().unwrap_or_default(),
+                    r.name.clone(),
+                ));
             }
         },
         || {},
@@ -783,7 +846,12 @@ async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Result<Option<Duration>, Error> {
             Ok(_) => {
                 deleted.push(puid.clone());
                 ctx.recorder
-                    .record(job.as_ref(), "Normal", "SuccessfulDelete", &format!("Deleted pod: {name}"))
+                    .record(
+                        job.as_ref(),
+                        "Normal",
+                        "SuccessfulDelete",
+                        &format!("Deleted pod: {name}"),
+                    )
                     .await;
             }
             Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
@@ -807,13 +875,23 @@ async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Result<Option<Duration>, Error> {
                 Ok(pod) => {
                     let name = pod.metadata.name.clone().unwrap_or_default();
                     ctx.recorder
-                        .record(job.as_ref(), "Normal", "SuccessfulCreate", &format!("Created pod: {name}"))
+                        .record(
+                            job.as_ref(),
+                            "Normal",
+                            "SuccessfulCreate",
+                            &format!("Created pod: {name}"),
+                        )
                         .await;
                     created.push(name);
                 }
                 Err(e) => {
                     ctx.recorder
-                        .record(job.as_ref(), "Warning", "FailedCreate", &format!("Error creating: {e}"))
+                        .record(
+                            job.as_ref(),
+                            "Warning",
+                            "FailedCreate",
+                            &format!("Error creating: {e}"),
+                        )
                         .await;
                     create_err = Some(e);
                 }
@@ -845,14 +923,19 @@ async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Result<Option<Duration>, Error> {
         .filter_map(|p| p.metadata.uid.clone())
         .collect();
     for (name, puid) in &p.release {
-        let Some(pod) = pods.iter().find(|x| x.metadata.uid.as_deref() == Some(puid.as_str())) else {
+        let Some(pod) = pods
+            .iter()
+            .find(|x| x.metadata.uid.as_deref() == Some(puid.as_str()))
+        else {
             continue;
         };
         match remove_finalizer(&pod_api, name, pod).await {
             Ok(()) => {
                 still_tracked.remove(puid);
             }
-            Err(e) => tracing::warn!(pod = %name, error = %e, "removing the job tracking finalizer failed"),
+            Err(e) => {
+                tracing::warn!(pod = %name, error = %e, "removing the job tracking finalizer failed")
+            }
         }
     }
     // Step 3: count and finish.
@@ -871,7 +954,9 @@ async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Result<Option<Duration>, Error> {
     if finished {
         if let Some(t) = &p.terminal {
             if t.type_ == "Complete" {
-                ctx.recorder.record(job.as_ref(), "Normal", "Completed", "Job completed").await;
+                ctx.recorder
+                    .record(job.as_ref(), "Normal", "Completed", "Job completed")
+                    .await;
             } else {
                 ctx.recorder
                     .record(
@@ -894,7 +979,9 @@ async fn write_status(api: &Api<Job>, job: &Job, status: &JobStatus) -> Result<J
     let mut j = job.clone();
     j.status = Some(status.clone());
     let name = job.metadata.name.clone().unwrap_or_default();
-    Ok(api.replace_status(&name, &PostParams::default(), &j).await?)
+    Ok(api
+        .replace_status(&name, &PostParams::default(), &j)
+        .await?)
 }
 
 async fn remove_finalizer(api: &Api<Pod>, name: &str, pod: &Pod) -> Result<(), Error> {
@@ -915,7 +1002,8 @@ async fn remove_finalizer(api: &Api<Pod>, name: &str, pod: &Pod) -> Result<(), E
         .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
     {
-        Ok(_) | Err(kube::Error::Api(kube::core::ErrorResponse { code: 404, .. })) => Ok(()),
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
         Err(e) => Err(e.into()),
     }
 }
@@ -995,7 +1083,10 @@ mod tests {
         let unc = p.status.uncounted_terminated_pods.as_ref().unwrap();
         assert_eq!(unc.succeeded.as_deref(), Some(&["uid-a".to_string()][..]));
         assert_eq!(p.release, vec![("a".into(), "uid-a".into())]);
-        assert!(p.create.is_empty(), "one succeeded, one running: nothing to add");
+        assert!(
+            p.create.is_empty(),
+            "one succeeded, one running: nothing to add"
+        );
         assert!(p.terminal.is_none());
         let st = settle(&j, &p);
         assert_eq!(st.succeeded, Some(1));
@@ -1004,13 +1095,24 @@ mod tests {
         j2.status = Some(st);
         let pods = [jpod("b", "Succeeded")];
         let p = plan(&j2, &refs(&pods), ts(1010));
-        let types: Vec<&str> = p.status.conditions.iter().flatten().map(|c| c.type_.as_str()).collect();
+        let types: Vec<&str> = p
+            .status
+            .conditions
+            .iter()
+            .flatten()
+            .map(|c| c.type_.as_str())
+            .collect();
         assert_eq!(types, vec!["SuccessCriteriaMet"]);
         let c = &p.status.conditions.as_ref().unwrap()[0];
         assert_eq!(c.reason.as_deref(), Some("CompletionsReached"));
         let st = settle(&j2, &p);
         assert_eq!(st.succeeded, Some(2));
-        let types: Vec<&str> = st.conditions.iter().flatten().map(|c| c.type_.as_str()).collect();
+        let types: Vec<&str> = st
+            .conditions
+            .iter()
+            .flatten()
+            .map(|c| c.type_.as_str())
+            .collect();
         assert_eq!(types, vec!["SuccessCriteriaMet", "Complete"]);
         assert!(st.completion_time.is_some());
     }
@@ -1027,12 +1129,21 @@ mod tests {
         assert_eq!(plan(&j, &refs(&[f1.clone()]), ts(1001)).create.len(), 1);
         let mut f2 = jpod("f2", "Failed");
         f2.metadata.creation_timestamp = Some(Time(ts(1001)));
-        assert_eq!(backoff_remaining(&j, &refs(&[f1.clone(), f2.clone()]), ts(1001)), 20);
+        assert_eq!(
+            backoff_remaining(&j, &refs(&[f1.clone(), f2.clone()]), ts(1001)),
+            20
+        );
         // Two failures > backoffLimit 1: FailureTarget now, Failed once counted.
         let p = plan(&j, &refs(&[f1, f2]), ts(1002));
         let c = &p.status.conditions.as_ref().unwrap()[0];
-        assert_eq!((c.type_.as_str(), c.reason.as_deref()), ("FailureTarget", Some("BackoffLimitExceeded")));
-        assert_eq!(c.message.as_deref(), Some("Job has reached the specified backoff limit"));
+        assert_eq!(
+            (c.type_.as_str(), c.reason.as_deref()),
+            ("FailureTarget", Some("BackoffLimitExceeded"))
+        );
+        assert_eq!(
+            c.message.as_deref(),
+            Some("Job has reached the specified backoff limit")
+        );
         let st = settle(&j, &p);
         assert_eq!(st.failed, Some(2));
         assert_eq!(st.conditions.as_ref().unwrap()[1].type_, "Failed");
@@ -1042,7 +1153,14 @@ mod tests {
     #[test]
     fn on_failure_restarts_count() {
         let mut j = job(Some(1), 1, 2);
-        j.spec.as_mut().unwrap().template.spec.as_mut().unwrap().restart_policy = Some("OnFailure".into());
+        j.spec
+            .as_mut()
+            .unwrap()
+            .template
+            .spec
+            .as_mut()
+            .unwrap()
+            .restart_policy = Some("OnFailure".into());
         let mut r = jpod("r", "Running");
         r.status.as_mut().unwrap().container_statuses = Some(vec![ContainerStatus {
             name: "c".into(),
@@ -1050,7 +1168,11 @@ mod tests {
             ..Default::default()
         }]);
         let p = plan(&j, &refs(&[r]), ts(1000));
-        assert_eq!(p.delete, vec![("r".into(), "uid-r".into())], "active pods go when failing");
+        assert_eq!(
+            p.delete,
+            vec![("r".into(), "uid-r".into())],
+            "active pods go when failing"
+        );
         assert_eq!(p.status.terminating, Some(1));
         let st = settle(&j, &p);
         assert_eq!(st.failed, Some(1));
@@ -1069,7 +1191,10 @@ mod tests {
         let p = plan(&j, &[], ts(1010));
         assert_eq!(p.requeue_after, Some(Duration::from_secs(20)));
         let p = plan(&j, &[], ts(1031));
-        assert_eq!(p.status.conditions.as_ref().unwrap()[0].reason.as_deref(), Some("DeadlineExceeded"));
+        assert_eq!(
+            p.status.conditions.as_ref().unwrap()[0].reason.as_deref(),
+            Some("DeadlineExceeded")
+        );
         let mut s = job(Some(1), 1, 6);
         s.spec.as_mut().unwrap().suspend = Some(true);
         let pods = [jpod("a", "Running")];
@@ -1115,7 +1240,10 @@ mod tests {
         let p = job_pod(&job(Some(1), 1, 6), None);
         assert_eq!(p.metadata.generate_name.as_deref(), Some("pi-"));
         assert_eq!(p.metadata.labels.as_ref().unwrap()["job-name"], "pi");
-        assert_eq!(p.metadata.finalizers.as_deref(), Some(&[TRACKING_FINALIZER.to_string()][..]));
+        assert_eq!(
+            p.metadata.finalizers.as_deref(),
+            Some(&[TRACKING_FINALIZER.to_string()][..])
+        );
         let r = &p.metadata.owner_references.as_ref().unwrap()[0];
         assert_eq!((r.kind.as_str(), r.controller), ("Job", Some(true)));
     }
@@ -1126,13 +1254,29 @@ mod tests {
         let mut d = jpod("d", "Running");
         d.metadata.deletion_timestamp = Some(Time(ts(999)));
         let p = plan(&j, &refs(&[d]), ts(1000));
-        assert_eq!(p.status.uncounted_terminated_pods.as_ref().unwrap().failed.as_ref().unwrap().len(), 1);
+        assert_eq!(
+            p.status
+                .uncounted_terminated_pods
+                .as_ref()
+                .unwrap()
+                .failed
+                .as_ref()
+                .unwrap()
+                .len(),
+            1
+        );
         assert_eq!(p.status.terminating, Some(1));
         let mut fin = j.clone();
         fin.status = Some(JobStatus {
             conditions: Some(vec![new_condition("Complete", "", "", ts(1))]),
             ..Default::default()
         });
-        assert_eq!(plan(&fin, &[], ts(1000)), JobPlan { status: fin.status.clone().unwrap(), ..Default::default() });
+        assert_eq!(
+            plan(&fin, &[], ts(1000)),
+            JobPlan {
+                status: fin.status.clone().unwrap(),
+                ..Default::default()
+            }
+        );
     }
 }

@@ -1,15 +1,19 @@
 //! skiff's controllers: one module per control loop, each a reconcile function over kube-rs
 //! watchers with a pure planning core. They talk to the API server only through kube-rs.
 
+pub mod cronjob;
+pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod events;
 pub mod gc;
+pub mod job;
 pub mod namespace;
 pub mod nodelifecycle;
 pub mod replicaset;
 pub mod serviceaccount;
+pub mod statefulset;
 
 use std::time::Duration;
 
@@ -75,6 +79,10 @@ pub fn spawn_all(client: kube::Client, cfg: std::sync::Arc<Config>) {
     spawn_loop!("replicaset", replicaset::run);
     spawn_loop!("deployment", deployment::run);
     spawn_loop!("garbage-collector", gc::run);
+    spawn_loop!("daemonset", daemonset::run);
+    spawn_loop!("statefulset", statefulset::run);
+    spawn_loop!("job", job::run);
+    spawn_loop!("cronjob", cronjob::run);
     spawn_loop!("endpoints", endpoints::run);
     spawn_loop!("endpointslice", endpointslice::run);
     spawn_loop!("namespace", namespace::run);

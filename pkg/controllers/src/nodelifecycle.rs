@@ -111,6 +111,7 @@ pub fn with_conditions(node: &Node, changed: &[NodeCondition]) -> Node {
 }
 
 /// The (key, effect) taints the controller owns and which of them the node should carry.
+#[allow(clippy::type_complexity)]
 /// `evictions_enabled` is false in upstream's full-disruption mode (every node not Ready),
 /// when the NoExecute taints are withheld.
 pub fn managed_taints(

@@ -51,7 +51,10 @@ pub enum StsAction {
         why: &'static str,
     },
     /// Restore a pod's identity labels.
-    FixLabels { pod: String, labels: Vec<(String, String)> },
+    FixLabels {
+        pod: String,
+        labels: Vec<(String, String)>,
+    },
     /// Replace a claim's ownerReferences (retention policy).
     SetClaimOwners {
         claim: String,
@@ -102,7 +105,11 @@ fn start_ordinal(set: &StatefulSet) -> i32 {
 }
 
 fn replicas(set: &StatefulSet) -> i32 {
-    set.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1).max(0)
+    set.spec
+        .as_ref()
+        .and_then(|s| s.replicas)
+        .unwrap_or(1)
+        .max(0)
 }
 
 fn min_ready(set: &StatefulSet) -> i32 {
@@ -185,12 +192,7 @@ pub fn claims_for(set: &StatefulSet, ordinal: i32) -> Vec<PersistentVolumeClaim>
 
 /// A pod of the set from a revision's template (upstream `newStatefulSetPod` + identity +
 /// storage + revision label).
-pub fn new_pod(
-    set: &StatefulSet,
-    template: &PodTemplateSpec,
-    revision: &str,
-    ordinal: i32,
-) -> Pod {
+pub fn new_pod(set: &StatefulSet, template: &PodTemplateSpec, revision: &str, ordinal: i32) -> Pod {
     let name = format!("{}-{ordinal}", set_name(set));
     let tm = template.metadata.clone().unwrap_or_default();
     let mut labels = tm.labels.unwrap_or_default();
@@ -265,10 +267,18 @@ pub fn claim_owners(
         .spec
         .as_ref()
         .and_then(|s| s.persistent_volume_claim_retention_policy.as_ref());
-    let deleted = policy.and_then(|p| p.when_deleted.as_deref()).unwrap_or("Retain") == "Delete";
-    let scaled = policy.and_then(|p| p.when_scaled.as_deref()).unwrap_or("Retain") == "Delete";
+    let deleted = policy
+        .and_then(|p| p.when_deleted.as_deref())
+        .unwrap_or("Retain")
+        == "Delete";
+    let scaled = policy
+        .and_then(|p| p.when_scaled.as_deref())
+        .unwrap_or("Retain")
+        == "Delete";
     let set_uid = set.metadata.uid.as_deref().unwrap_or("");
-    let pod_uid = pod.and_then(|p| p.metadata.uid.as_deref()).unwrap_or("\u{0}");
+    let pod_uid = pod
+        .and_then(|p| p.metadata.uid.as_deref())
+        .unwrap_or("\u{0}");
     let mut out: Vec<OwnerReference> = existing
         .iter()
         .filter(|r| r.uid != set_uid && r.uid != pod_uid)
@@ -412,7 +422,7 @@ pub fn plan(input: &StsInput<'_>) -> StsPlan {
             })
             .collect()
     };
-    let mut wait = |secs: i64, out: &mut StsPlan| {
+    let wait = |secs: i64, out: &mut StsPlan| {
         let d = Duration::from_secs(secs.unsigned_abs().max(1));
         out.requeue_after = Some(out.requeue_after.map_or(d, |r| r.min(d)));
     };
@@ -422,7 +432,11 @@ pub fn plan(input: &StsInput<'_>) -> StsPlan {
             let Some(existing) = input.claims.get(&cname) else {
                 continue;
             };
-            let have = existing.metadata.owner_references.clone().unwrap_or_default();
+            let have = existing
+                .metadata
+                .owner_references
+                .clone()
+                .unwrap_or_default();
             let want = claim_owners(set, Some(p), &have, scaled_down);
             if !same_owners(&have, &want) {
                 out.actions.push(StsAction::SetClaimOwners {
@@ -602,14 +616,14 @@ pub async fn run(client: Client, _cfg: Arc<Config>) -> Result<(), Error> {
     let sets = queue::reflect(
         Api::<StatefulSet>::all(client.clone()),
         wc.clone(),
-        move |o| qa.add(key_of(o)),
+        move |o, _| qa.add(key_of(o)),
         || {},
     );
     let qa = q.clone();
     let pods = queue::reflect(
         Api::<Pod>::all(client.clone()),
         watcher::Config::default().labels(REVISION_LABEL),
-        move |p: &Pod| {
+        move |p: &Pod, _| {
             if let Some(k) = owner(&p.metadata) {
                 qa.add(k)
             }
@@ -619,14 +633,14 @@ pub async fn run(client: Client, _cfg: Arc<Config>) -> Result<(), Error> {
     let claims = queue::reflect(
         Api::<PersistentVolumeClaim>::all(client.clone()),
         wc.clone(),
-        |_c: &PersistentVolumeClaim| {},
+        |_c: &PersistentVolumeClaim, _| {},
         || {},
     );
     let qa = q.clone();
     let revs = queue::reflect(
         Api::<ControllerRevision>::all(client.clone()),
         wc,
-        move |r: &ControllerRevision| {
+        move |r: &ControllerRevision, _| {
             if let Some(k) = owner(&r.metadata) {
                 qa.add(k)
             }
@@ -654,10 +668,17 @@ pub async fn run(client: Client, _cfg: Arc<Config>) -> Result<(), Error> {
         q.add(key_of(s.as_ref()));
     }
     let all = move || sets.state().iter().map(|s| key_of(s.as_ref())).collect();
-    queue::run_workers("statefulset", q, 2, Duration::from_secs(30), all, move |k| {
-        let ctx = ctx.clone();
-        async move { reconcile(ctx, k).await }
-    })
+    queue::run_workers(
+        "statefulset",
+        q,
+        2,
+        Duration::from_secs(30),
+        all,
+        move |k| {
+            let ctx = ctx.clone();
+            async move { reconcile(ctx, k).await }
+        },
+    )
     .await;
     Ok(())
 }
@@ -736,7 +757,9 @@ async fn execute(
                                 set,
                                 "Normal",
                                 "SuccessfulCreate",
-                                &format!("create Claim {cname} Pod {pod} in StatefulSet {sname} success"),
+                                &format!(
+                                    "create Claim {cname} Pod {pod} in StatefulSet {sname} success"
+                                ),
                             )
                             .await
                     }
@@ -781,7 +804,9 @@ async fn execute(
                                 set,
                                 "Warning",
                                 "FailedCreate",
-                                &format!("create Pod {pname} in StatefulSet {sname} failed error: {e}"),
+                                &format!(
+                                    "create Pod {pname} in StatefulSet {sname} failed error: {e}"
+                                ),
                             )
                             .await;
                         return Err(e.into());
@@ -817,10 +842,8 @@ async fn execute(
                 }
             }
             StsAction::FixLabels { pod, labels } => {
-                let m: serde_json::Map<String, serde_json::Value> = labels
-                    .iter()
-                    .map(|(k, v)| (k.clone(), json!(v)))
-                    .collect();
+                let m: serde_json::Map<String, serde_json::Value> =
+                    labels.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
                 pod_api
                     .patch(
                         pod,
@@ -835,7 +858,8 @@ async fn execute(
                     .patch(claim, &PatchParams::default(), &Patch::Merge(&patch))
                     .await
                 {
-                    Ok(_) | Err(kube::Error::Api(kube::core::ErrorResponse { code: 404, .. })) => {}
+                    Ok(_) => {}
+                    Err(kube::Error::Api(s)) if s.code == 404 => {}
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -859,8 +883,10 @@ async fn update_status(ctx: &Ctx, set: &StatefulSet, st: &StatefulSetStatus) -> 
     {
         return Ok(());
     }
-    let api: Api<StatefulSet> =
-        Api::namespaced(ctx.client.clone(), set.metadata.namespace.as_deref().unwrap_or(""));
+    let api: Api<StatefulSet> = Api::namespaced(
+        ctx.client.clone(),
+        set.metadata.namespace.as_deref().unwrap_or(""),
+    );
     let patch = json!({"status": {
         "replicas": st.replicas,
         "readyReplicas": z(st.ready_replicas),
@@ -873,10 +899,15 @@ async fn update_status(ctx: &Ctx, set: &StatefulSet, st: &StatefulSetStatus) -> 
         "collisionCount": z(st.collision_count),
     }});
     match api
-        .patch_status(set_name(set), &PatchParams::default(), &Patch::Merge(&patch))
+        .patch_status(
+            set_name(set),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
         .await
     {
-        Ok(_) | Err(kube::Error::Api(kube::core::ErrorResponse { code: 404, .. })) => Ok(()),
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
         Err(e) => Err(e.into()),
     }
 }
@@ -995,7 +1026,8 @@ async fn truncate_history(
     );
     for name in history::to_prune(&refs, &live, limit) {
         match api.delete(&name, &DeleteParams::default()).await {
-            Ok(_) | Err(kube::Error::Api(kube::core::ErrorResponse { code: 404, .. })) => {}
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
             Err(e) => return Err(e.into()),
         }
     }
@@ -1087,7 +1119,13 @@ mod tests {
         p
     }
 
-    fn run_plan(s: &StatefulSet, pods: &[Pod], claims: &[PersistentVolumeClaim], cur: &str, upd: &str) -> StsPlan {
+    fn run_plan(
+        s: &StatefulSet,
+        pods: &[Pod],
+        claims: &[PersistentVolumeClaim],
+        cur: &str,
+        upd: &str,
+    ) -> StsPlan {
         let pr: Vec<&Pod> = pods.iter().collect();
         let cm: HashMap<String, &PersistentVolumeClaim> = claims
             .iter()
@@ -1162,11 +1200,17 @@ mod tests {
         assert_eq!(l[REVISION_LABEL], "web-r1");
         let vol = &spec.volumes.as_ref().unwrap()[0];
         assert_eq!(vol.name, "data");
-        assert_eq!(vol.persistent_volume_claim.as_ref().unwrap().claim_name, "data-web-0");
+        assert_eq!(
+            vol.persistent_volume_claim.as_ref().unwrap().claim_name,
+            "data-web-0"
+        );
         assert_eq!(claims.len(), 1);
         assert_eq!(claims[0].metadata.name.as_deref(), Some("data-web-0"));
         assert_eq!(claims[0].metadata.labels.as_ref().unwrap()["app"], "db");
-        assert!(claims[0].metadata.owner_references.is_none(), "Retain by default");
+        assert!(
+            claims[0].metadata.owner_references.is_none(),
+            "Retain by default"
+        );
         // An existing claim is not created again.
         let mut existing = PersistentVolumeClaim::default();
         existing.metadata.name = Some("data-web-0".into());
@@ -1180,13 +1224,25 @@ mod tests {
     #[test]
     fn scale_down_in_reverse_one_at_a_time() {
         let s = set(1, "OrderedReady");
-        let pods = [spod(0, "r1", true), spod(1, "r1", true), spod(2, "r1", true)];
+        let pods = [
+            spod(0, "r1", true),
+            spod(1, "r1", true),
+            spod(2, "r1", true),
+        ];
         let p = run_plan(&s, &pods, &[], "r1", "r1");
         assert_eq!(deleted(&p), vec![("web-2".to_string(), "condemned")]);
         // web-2 terminating: wait.
         let mut t = spod(2, "r1", true);
-        t.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(ts(999)));
-        let p = run_plan(&s, &[spod(0, "r1", true), spod(1, "r1", true), t], &[], "r1", "r1");
+        t.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            ts(999),
+        ));
+        let p = run_plan(
+            &s,
+            &[spod(0, "r1", true), spod(1, "r1", true), t],
+            &[],
+            "r1",
+            "r1",
+        );
         assert!(deleted(&p).is_empty());
         // Parallel deletes all condemned at once.
         let p = run_plan(&set(1, "Parallel"), &pods, &[], "r1", "r1");
@@ -1206,31 +1262,62 @@ mod tests {
     #[test]
     fn rolling_update_reverse_order_with_partition() {
         let s = set(3, "OrderedReady");
-        let pods = [spod(0, "r1", true), spod(1, "r1", true), spod(2, "r1", true)];
+        let pods = [
+            spod(0, "r1", true),
+            spod(1, "r1", true),
+            spod(2, "r1", true),
+        ];
         let p = run_plan(&s, &pods, &[], "r1", "r2");
         assert_eq!(deleted(&p), vec![("web-2".to_string(), "update")]);
         assert_eq!(p.status.current_replicas, Some(2));
         assert_eq!(p.status.update_revision.as_deref(), Some("r2"));
         // web-2 updated but not ready: wait.
-        let pods2 = [spod(0, "r1", true), spod(1, "r1", true), spod(2, "r2", false)];
+        let pods2 = [
+            spod(0, "r1", true),
+            spod(1, "r1", true),
+            spod(2, "r2", false),
+        ];
         let p = run_plan(&s, &pods2, &[], "r1", "r2");
         assert!(deleted(&p).is_empty());
-        let pods3 = [spod(0, "r1", true), spod(1, "r1", true), spod(2, "r2", true)];
+        let pods3 = [
+            spod(0, "r1", true),
+            spod(1, "r1", true),
+            spod(2, "r2", true),
+        ];
         let p = run_plan(&s, &pods3, &[], "r1", "r2");
         assert_eq!(deleted(&p), vec![("web-1".to_string(), "update")]);
         // Partition 2: only web-2 is updated.
         let mut sp = s.clone();
-        sp.spec.as_mut().unwrap().update_strategy.as_mut().unwrap().rolling_update.as_mut().unwrap().partition = Some(2);
+        sp.spec
+            .as_mut()
+            .unwrap()
+            .update_strategy
+            .as_mut()
+            .unwrap()
+            .rolling_update
+            .as_mut()
+            .unwrap()
+            .partition = Some(2);
         let p = run_plan(&sp, &pods3, &[], "r1", "r2");
         assert!(deleted(&p).is_empty());
         // Missing pod below the partition comes back at the current revision.
-        let p = run_plan(&sp, &[spod(1, "r1", true), spod(2, "r2", true)], &[], "r1", "r2");
+        let p = run_plan(
+            &sp,
+            &[spod(1, "r1", true), spod(2, "r2", true)],
+            &[],
+            "r1",
+            "r2",
+        );
         let StsAction::CreatePod { pod, .. } = &p.actions[0] else {
             panic!("expected a create");
         };
         assert_eq!(pod.metadata.labels.as_ref().unwrap()[REVISION_LABEL], "r1");
         // All updated and ready: the update completes.
-        let done = [spod(0, "r2", true), spod(1, "r2", true), spod(2, "r2", true)];
+        let done = [
+            spod(0, "r2", true),
+            spod(1, "r2", true),
+            spod(2, "r2", true),
+        ];
         let p = run_plan(&s, &done, &[], "r1", "r2");
         assert_eq!(p.status.current_revision.as_deref(), Some("r2"));
         assert_eq!(p.status.current_replicas, Some(3));
@@ -1242,7 +1329,10 @@ mod tests {
         let mut s = set(1, "OrderedReady");
         let p0 = spod(0, "r1", true);
         assert!(claim_owners(&s, Some(&p0), &[], false).is_empty());
-        s.spec.as_mut().unwrap().persistent_volume_claim_retention_policy =
+        s.spec
+            .as_mut()
+            .unwrap()
+            .persistent_volume_claim_retention_policy =
             Some(StatefulSetPersistentVolumeClaimRetentionPolicy {
                 when_deleted: Some("Delete".into()),
                 when_scaled: Some("Delete".into()),
@@ -1251,13 +1341,25 @@ mod tests {
         assert_eq!(o.len(), 1);
         assert_eq!(o[0].kind, "StatefulSet");
         let o = claim_owners(&s, Some(&p0), &o, true);
-        assert_eq!(o.len(), 1, "a scaled-down pod's claim belongs to the pod only");
+        assert_eq!(
+            o.len(),
+            1,
+            "a scaled-down pod's claim belongs to the pod only"
+        );
         assert_eq!(o[0].kind, "Pod");
         // Condemned web-1 with an existing claim: its owners are fixed before it is deleted.
         let mut c = PersistentVolumeClaim::default();
         c.metadata.name = Some("data-web-1".into());
-        let p = run_plan(&s, &[spod(0, "r1", true), spod(1, "r1", true)], &[c], "r1", "r1");
-        assert!(matches!(&p.actions[0], StsAction::SetClaimOwners { claim, owners } if claim == "data-web-1" && owners[0].kind == "Pod"));
+        let p = run_plan(
+            &s,
+            &[spod(0, "r1", true), spod(1, "r1", true)],
+            &[c],
+            "r1",
+            "r1",
+        );
+        assert!(
+            matches!(&p.actions[0], StsAction::SetClaimOwners { claim, owners } if claim == "data-web-1" && owners[0].kind == "Pod")
+        );
         assert_eq!(deleted(&p), vec![("web-1".to_string(), "condemned")]);
     }
 

@@ -131,13 +131,20 @@ pub fn job_name(cj: &CronJob, scheduled: Timestamp) -> String {
 
 /// The Job for a schedule time (upstream `getJobFromTemplate2`).
 pub fn job_for(cj: &CronJob, scheduled: Timestamp, cron: &Cron) -> Job {
-    let jt = cj.spec.as_ref().map(|s| s.job_template.clone()).unwrap_or_default();
+    let jt = cj
+        .spec
+        .as_ref()
+        .map(|s| s.job_template.clone())
+        .unwrap_or_default();
     let tm = jt.metadata.unwrap_or_default();
     let mut annotations = tm.annotations.unwrap_or_default();
     let local = scheduled.to_zoned(cron.tz.clone());
     annotations.insert(
         SCHEDULED_TIMESTAMP_ANNOTATION.into(),
-        local.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string().replace("+00:00", "Z"),
+        local
+            .strftime("%Y-%m-%dT%H:%M:%S%:z")
+            .to_string()
+            .replace("+00:00", "Z"),
     );
     Job {
         metadata: ObjectMeta {
@@ -206,7 +213,6 @@ fn remove_active(st: &mut CronJobStatus, uid: Option<&str>) {
 pub fn plan(cj: &CronJob, jobs: &[&Job], missing: &[String], now: Timestamp) -> CjPlan {
     let mut out = CjPlan::default();
     let mut st = cj.status.clone().unwrap_or_default();
-    let name = cj.metadata.name.as_deref().unwrap_or("");
     let in_active = |st: &CronJobStatus, uid: Option<&str>| {
         st.active
             .iter()
@@ -272,19 +278,29 @@ pub fn plan(cj: &CronJob, jobs: &[&Job], missing: &[String], now: Timestamp) -> 
             .copied()
             .filter(|j| finished_condition(j) == Some(want))
             .collect();
-        let excess = done.len().saturating_sub(usize::try_from(limit.max(0)).unwrap_or(0));
+        let excess = done
+            .len()
+            .saturating_sub(usize::try_from(limit.max(0)).unwrap_or(0));
         if excess == 0 {
             continue;
         }
         // Oldest start first; jobs without a start time last.
         done.sort_by_key(|j| {
-            let start = j.status.as_ref().and_then(|s| s.start_time.as_ref()).map(|t| t.0.as_second());
+            let start = j
+                .status
+                .as_ref()
+                .and_then(|s| s.start_time.as_ref())
+                .map(|t| t.0.as_second());
             (start.is_none(), start, j.metadata.name.clone())
         });
         for j in done.into_iter().take(excess) {
             let jname = j.metadata.name.clone().unwrap_or_default();
             remove_active(&mut st, j.metadata.uid.as_deref());
-            out.events.push(("Normal", "SuccessfulDelete".into(), format!("Deleted job {jname}")));
+            out.events.push((
+                "Normal",
+                "SuccessfulDelete".into(),
+                format!("Deleted job {jname}"),
+            ));
             out.delete.push(jname);
         }
     }
@@ -367,14 +383,19 @@ pub fn plan(cj: &CronJob, jobs: &[&Job], missing: &[String], now: Timestamp) -> 
         out.events.push((
             "Normal",
             "JobAlreadyActive".into(),
-            "Not starting job because prior execution is running and concurrency policy is Forbid".into(),
+            "Not starting job because prior execution is running and concurrency policy is Forbid"
+                .into(),
         ));
         return out;
     }
     if policy == "Replace" {
         for r in st.active.iter().flatten() {
             if let Some(n) = &r.name {
-                out.events.push(("Normal", "SuccessfulDelete".into(), format!("Deleted job {n}")));
+                out.events.push((
+                    "Normal",
+                    "SuccessfulDelete".into(),
+                    format!("Deleted job {n}"),
+                ));
                 out.delete.push(n.clone());
             }
         }
@@ -405,16 +426,19 @@ pub async fn run(client: Client, _cfg: Arc<Config>) -> Result<(), Error> {
     let cjs = queue::reflect(
         Api::<CronJob>::all(client.clone()),
         watcher::Config::default(),
-        move |o| qa.add(key_of(o)),
+        move |o, _| qa.add(key_of(o)),
         || {},
     );
     let qa = q.clone();
     let jobs = queue::reflect(
         Api::<Job>::all(client.clone()),
         watcher::Config::default(),
-        move |j: &Job| {
+        move |j: &Job, _| {
             if let Some(r) = podutil::controller_of(&j.metadata).filter(|r| r.kind == "CronJob") {
-                qa.add((j.metadata.namespace.clone().unwrap_or_default(), r.name.clone()));
+                qa.add((
+                    j.metadata.namespace.clone().unwrap_or_default(),
+                    r.name.clone(),
+                ));
             }
         },
         || {},
@@ -478,7 +502,8 @@ async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Result<Option<Duration>, Error> {
     };
     for n in &p.delete {
         match job_api.delete(n, &bg).await {
-            Ok(_) | Err(kube::Error::Api(kube::core::ErrorResponse { code: 404, .. })) => {}
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
             Err(e) => return Err(e.into()),
         }
     }
@@ -488,7 +513,12 @@ async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Result<Option<Duration>, Error> {
         let created = match job_api.create(&PostParams::default(), job).await {
             Ok(j) => {
                 ctx.recorder
-                    .record(cj.as_ref(), "Normal", "SuccessfulCreate", &format!("Created job {jname}"))
+                    .record(
+                        cj.as_ref(),
+                        "Normal",
+                        "SuccessfulCreate",
+                        &format!("Created job {jname}"),
+                    )
                     .await;
                 Some(j)
             }
@@ -504,7 +534,12 @@ async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Result<Option<Duration>, Error> {
             }
             Err(e) => {
                 ctx.recorder
-                    .record(cj.as_ref(), "Warning", "FailedCreate", &format!("Error creating job: {e}"))
+                    .record(
+                        cj.as_ref(),
+                        "Warning",
+                        "FailedCreate",
+                        &format!("Error creating job: {e}"),
+                    )
                     .await;
                 write_status(&ctx, &cj, &status).await?;
                 return Err(e.into());
@@ -530,15 +565,22 @@ async fn write_status(ctx: &Ctx, cj: &CronJob, status: &CronJobStatus) -> Result
     {
         return Ok(());
     }
-    let api: Api<CronJob> =
-        Api::namespaced(ctx.client.clone(), cj.metadata.namespace.as_deref().unwrap_or(""));
+    let api: Api<CronJob> = Api::namespaced(
+        ctx.client.clone(),
+        cj.metadata.namespace.as_deref().unwrap_or(""),
+    );
     let mut obj = cj.clone();
     obj.status = Some(status.clone());
     match api
-        .replace_status(cj.metadata.name.as_deref().unwrap_or(""), &PostParams::default(), &obj)
+        .replace_status(
+            cj.metadata.name.as_deref().unwrap_or(""),
+            &PostParams::default(),
+            &obj,
+        )
         .await
     {
-        Ok(_) | Err(kube::Error::Api(kube::core::ErrorResponse { code: 404, .. })) => Ok(()),
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
         Err(e) => Err(e.into()),
     }
 }
@@ -622,7 +664,10 @@ mod tests {
         assert_eq!(t, at("2024-01-01T10:10:00Z"));
         assert_eq!(j.metadata.name.as_deref(), Some("hello-28401730"));
         assert_eq!(j.metadata.labels.as_ref().unwrap()["team"], "a");
-        assert_eq!(j.metadata.annotations.as_ref().unwrap()[SCHEDULED_TIMESTAMP_ANNOTATION], "2024-01-01T10:10:00Z");
+        assert_eq!(
+            j.metadata.annotations.as_ref().unwrap()[SCHEDULED_TIMESTAMP_ANNOTATION],
+            "2024-01-01T10:10:00Z"
+        );
         let r = &j.metadata.owner_references.as_ref().unwrap()[0];
         assert_eq!((r.kind.as_str(), r.controller), ("CronJob", Some(true)));
         // Next wake-up: 10:15 + 100 ms.
@@ -636,7 +681,9 @@ mod tests {
             last_schedule_time: Some(Time(at("2024-01-01T10:10:00Z"))),
             ..Default::default()
         });
-        assert!(plan(&c, &[], &[], at("2024-01-01T10:12:00Z")).create.is_none());
+        assert!(plan(&c, &[], &[], at("2024-01-01T10:12:00Z"))
+            .create
+            .is_none());
     }
 
     #[test]
@@ -665,7 +712,14 @@ mod tests {
         let done = job("hello-2", "j2", Some("Complete"), "2024-01-01T10:05:00Z");
         active(&mut c, &done);
         let olds: Vec<Job> = (0..4)
-            .map(|i| job(&format!("hello-old{i}"), &format!("o{i}"), Some("Complete"), &format!("2024-01-01T0{i}:00:00Z")))
+            .map(|i| {
+                job(
+                    &format!("hello-old{i}"),
+                    &format!("o{i}"),
+                    Some("Complete"),
+                    &format!("2024-01-01T0{i}:00:00Z"),
+                )
+            })
             .collect();
         let f1 = job("hello-f1", "f1", Some("Failed"), "2024-01-01T01:00:00Z");
         let f2 = job("hello-f2", "f2", Some("Failed"), "2024-01-01T02:00:00Z");
@@ -673,8 +727,14 @@ mod tests {
         all.extend([&done, &f1, &f2]);
         let p = plan(&c, &all, &[], at("2024-01-01T10:07:00Z"));
         assert!(p.status.active.is_none());
-        assert_eq!(p.events[0].2, "Saw completed job: hello-2, condition: Complete");
-        assert_eq!(p.status.last_successful_time.as_ref().map(|t| t.0), Some(at("2024-01-01T10:05:00Z")));
+        assert_eq!(
+            p.events[0].2,
+            "Saw completed job: hello-2, condition: Complete"
+        );
+        assert_eq!(
+            p.status.last_successful_time.as_ref().map(|t| t.0),
+            Some(at("2024-01-01T10:05:00Z"))
+        );
         assert_eq!(p.delete, vec!["hello-old0", "hello-old1", "hello-f1"]);
     }
 
@@ -682,40 +742,57 @@ mod tests {
     fn suspend_deadline_and_bad_input() {
         let mut c = cj("*/5 * * * *", "Allow");
         c.spec.as_mut().unwrap().suspend = Some(true);
-        assert!(plan(&c, &[], &[], at("2024-01-01T10:12:00Z")).create.is_none());
+        assert!(plan(&c, &[], &[], at("2024-01-01T10:12:00Z"))
+            .create
+            .is_none());
         let mut c = cj("*/5 * * * *", "Allow");
         c.spec.as_mut().unwrap().starting_deadline_seconds = Some(60);
         let p = plan(&c, &[], &[], at("2024-01-01T10:12:00Z"));
         assert!(p.create.is_none(), "10:10 is more than 60 s ago");
-        assert!(p.events.is_empty(), "nothing falls inside the deadline window");
+        assert!(
+            p.events.is_empty(),
+            "nothing falls inside the deadline window"
+        );
         let p = plan(&c, &[], &[], at("2024-01-01T10:10:30Z"));
         assert!(p.create.is_some());
         let mut c = cj("*/5 * * * *", "Allow");
         c.spec.as_mut().unwrap().time_zone = Some("Nowhere/City".into());
-        assert_eq!(plan(&c, &[], &[], at("2024-01-01T10:12:00Z")).events[0].1, "UnknownTimeZone");
+        assert_eq!(
+            plan(&c, &[], &[], at("2024-01-01T10:12:00Z")).events[0].1,
+            "UnknownTimeZone"
+        );
         let c = cj("not a schedule", "Allow");
-        assert_eq!(plan(&c, &[], &[], at("2024-01-01T10:12:00Z")).events[0].1, "UnparseableSchedule");
+        assert_eq!(
+            plan(&c, &[], &[], at("2024-01-01T10:12:00Z")).events[0].1,
+            "UnparseableSchedule"
+        );
     }
 
     #[test]
     fn missed_schedules() {
         let c = cj("0 * * * *", "Allow");
         let cron = schedule::parse("0 * * * *", None).unwrap();
-        let (_, t, m) = most_recent_schedule_time(&c, at("2024-01-01T15:30:00Z"), &cron, true).unwrap();
+        let (_, t, m) =
+            most_recent_schedule_time(&c, at("2024-01-01T15:30:00Z"), &cron, true).unwrap();
         assert_eq!(t, Some(at("2024-01-01T15:00:00Z")));
         assert_eq!(m, Missed::Few);
-        let (_, t, m) = most_recent_schedule_time(&c, at("2024-02-01T15:30:00Z"), &cron, true).unwrap();
+        let (_, t, m) =
+            most_recent_schedule_time(&c, at("2024-02-01T15:30:00Z"), &cron, true).unwrap();
         assert_eq!(t, Some(at("2024-02-01T15:00:00Z")));
         assert_eq!(m, Missed::Many);
         // Irregular schedule: 06:30, 10:30, 14:30 on weekdays.
         let c = cj("30 6-16/4 * * 1-5", "Allow");
         let cron = schedule::parse("30 6-16/4 * * 1-5", None).unwrap();
-        let (_, t, _) = most_recent_schedule_time(&c, at("2024-01-05T12:00:00Z"), &cron, true).unwrap();
+        let (_, t, _) =
+            most_recent_schedule_time(&c, at("2024-01-05T12:00:00Z"), &cron, true).unwrap();
         assert_eq!(t, Some(at("2024-01-05T10:30:00Z")));
         // A time zone moves the wall clock.
         let cron = schedule::parse("0 9 * * *", Some("Europe/Berlin")).unwrap();
         let j = job_for(&c, at("2024-01-02T08:00:00Z"), &cron);
-        assert_eq!(j.metadata.annotations.as_ref().unwrap()[SCHEDULED_TIMESTAMP_ANNOTATION], "2024-01-02T09:00:00+01:00");
+        assert_eq!(
+            j.metadata.annotations.as_ref().unwrap()[SCHEDULED_TIMESTAMP_ANNOTATION],
+            "2024-01-02T09:00:00+01:00"
+        );
     }
 
     #[test]
@@ -723,7 +800,12 @@ mod tests {
         let mut c = cj("*/5 * * * *", "Forbid");
         let gone = job("hello-9", "j9", None, "2024-01-01T10:05:00Z");
         active(&mut c, &gone);
-        let p = plan(&c, &[], &["hello-9".to_string()], at("2024-01-01T10:12:00Z"));
+        let p = plan(
+            &c,
+            &[],
+            &["hello-9".to_string()],
+            at("2024-01-01T10:12:00Z"),
+        );
         assert_eq!(p.events[0].1, "MissingJob");
         assert!(p.create.is_some(), "Forbid no longer blocks");
     }

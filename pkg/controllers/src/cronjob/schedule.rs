@@ -38,13 +38,27 @@ struct Bounds {
     names: &'static [&'static str],
 }
 
-const MINUTES: Bounds = Bounds { min: 0, max: 59, names: &[] };
-const HOURS: Bounds = Bounds { min: 0, max: 23, names: &[] };
-const DOM: Bounds = Bounds { min: 1, max: 31, names: &[] };
+const MINUTES: Bounds = Bounds {
+    min: 0,
+    max: 59,
+    names: &[],
+};
+const HOURS: Bounds = Bounds {
+    min: 0,
+    max: 23,
+    names: &[],
+};
+const DOM: Bounds = Bounds {
+    min: 1,
+    max: 31,
+    names: &[],
+};
 const MONTHS: Bounds = Bounds {
     min: 1,
     max: 12,
-    names: &["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"],
+    names: &[
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ],
 };
 const DOW: Bounds = Bounds {
     min: 0,
@@ -86,13 +100,17 @@ pub struct Cron {
 fn parse_int_or_name(s: &str, b: Bounds) -> Result<u32, ScheduleError> {
     let lower = s.to_ascii_lowercase();
     if let Some(i) = b.names.iter().position(|n| *n == lower) {
-        return u32::try_from(i).map(|i| i + b.min).map_err(|e| ScheduleError::Field(e.to_string()));
+        return u32::try_from(i)
+            .map(|i| i + b.min)
+            .map_err(|e| ScheduleError::Field(e.to_string()));
     }
-    let v: i64 = s
-        .parse()
-        .map_err(|_| ScheduleError::Field(format!("failed to parse int from {s}: invalid syntax")))?;
+    let v: i64 = s.parse().map_err(|_| {
+        ScheduleError::Field(format!("failed to parse int from {s}: invalid syntax"))
+    })?;
     if v < 0 {
-        return Err(ScheduleError::Field(format!("negative number ({v}) not allowed: {s}")));
+        return Err(ScheduleError::Field(format!(
+            "negative number ({v}) not allowed: {s}"
+        )));
     }
     u32::try_from(v).map_err(|_| ScheduleError::Field(format!("value out of range: {s}")))
 }
@@ -321,7 +339,11 @@ impl Cron {
                 return None;
             }
             if !has(month, i64::from(c.month())) {
-                c = c.first_of_month().start_of_day().checked_add(1.month()).ok()?;
+                c = c
+                    .first_of_month()
+                    .start_of_day()
+                    .checked_add(1.month())
+                    .ok()?;
                 continue;
             }
             if !day_matches(&c) {
@@ -360,70 +382,203 @@ mod tests {
     }
 
     fn next(spec: &str, tz: Option<&str>, after: &str) -> String {
-        parse(spec, tz).unwrap().next(at(after)).unwrap().to_string()
+        parse(spec, tz)
+            .unwrap()
+            .next(at(after))
+            .unwrap()
+            .to_string()
     }
 
     #[test]
     fn basic_fields() {
-        assert_eq!(next("* * * * *", None, "2024-01-01T10:00:00Z"), "2024-01-01T10:01:00Z");
-        assert_eq!(next("* * * * *", None, "2024-01-01T10:00:30Z"), "2024-01-01T10:01:00Z");
-        assert_eq!(next("*/15 * * * *", None, "2024-01-01T10:01:00Z"), "2024-01-01T10:15:00Z");
-        assert_eq!(next("5 4 * * *", None, "2024-01-01T10:00:00Z"), "2024-01-02T04:05:00Z");
-        assert_eq!(next("0 0 1 jan *", None, "2024-03-01T00:00:00Z"), "2025-01-01T00:00:00Z");
-        assert_eq!(next("0 9-17/4 * * MON-FRI", None, "2024-01-06T00:00:00Z"), "2024-01-08T09:00:00Z");
-        assert_eq!(next("30 6,18 * * *", None, "2024-01-01T07:00:00Z"), "2024-01-01T18:30:00Z");
-        assert_eq!(next("0 0 29 2 *", None, "2024-03-01T00:00:00Z"), "2028-02-29T00:00:00Z");
-        assert_eq!(next("10/20 * * * *", None, "2024-01-01T10:31:00Z"), "2024-01-01T10:50:00Z");
+        assert_eq!(
+            next("* * * * *", None, "2024-01-01T10:00:00Z"),
+            "2024-01-01T10:01:00Z"
+        );
+        assert_eq!(
+            next("* * * * *", None, "2024-01-01T10:00:30Z"),
+            "2024-01-01T10:01:00Z"
+        );
+        assert_eq!(
+            next("*/15 * * * *", None, "2024-01-01T10:01:00Z"),
+            "2024-01-01T10:15:00Z"
+        );
+        assert_eq!(
+            next("5 4 * * *", None, "2024-01-01T10:00:00Z"),
+            "2024-01-02T04:05:00Z"
+        );
+        assert_eq!(
+            next("0 0 1 jan *", None, "2024-03-01T00:00:00Z"),
+            "2025-01-01T00:00:00Z"
+        );
+        assert_eq!(
+            next("0 9-17/4 * * MON-FRI", None, "2024-01-06T00:00:00Z"),
+            "2024-01-08T09:00:00Z"
+        );
+        assert_eq!(
+            next("30 6,18 * * *", None, "2024-01-01T07:00:00Z"),
+            "2024-01-01T18:30:00Z"
+        );
+        assert_eq!(
+            next("0 0 29 2 *", None, "2024-03-01T00:00:00Z"),
+            "2028-02-29T00:00:00Z"
+        );
+        assert_eq!(
+            next("10/20 * * * *", None, "2024-01-01T10:31:00Z"),
+            "2024-01-01T10:50:00Z"
+        );
     }
 
     #[test]
     fn day_of_month_and_week_rule() {
         // Both restricted: either matches (the 13th, or a Friday).
-        assert_eq!(next("0 0 13 * 5", None, "2024-01-01T00:00:00Z"), "2024-01-05T00:00:00Z");
+        assert_eq!(
+            next("0 0 13 * 5", None, "2024-01-01T00:00:00Z"),
+            "2024-01-05T00:00:00Z"
+        );
         // One is `*`: both must match, so every Friday.
-        assert_eq!(next("0 0 * * 5", None, "2024-01-06T00:00:00Z"), "2024-01-12T00:00:00Z");
+        assert_eq!(
+            next("0 0 * * 5", None, "2024-01-06T00:00:00Z"),
+            "2024-01-12T00:00:00Z"
+        );
         // `?` is a star; `*/2` is not.
-        assert_eq!(next("0 0 ? * 5", None, "2024-01-06T00:00:00Z"), "2024-01-12T00:00:00Z");
-        assert_eq!(next("0 0 */2 * 5", None, "2024-01-06T00:00:00Z"), "2024-01-07T00:00:00Z");
+        assert_eq!(
+            next("0 0 ? * 5", None, "2024-01-06T00:00:00Z"),
+            "2024-01-12T00:00:00Z"
+        );
+        assert_eq!(
+            next("0 0 */2 * 5", None, "2024-01-06T00:00:00Z"),
+            "2024-01-07T00:00:00Z"
+        );
     }
 
     #[test]
     fn descriptors_and_every() {
-        assert_eq!(next("@hourly", None, "2024-01-01T10:20:00Z"), "2024-01-01T11:00:00Z");
-        assert_eq!(next("@daily", None, "2024-01-01T10:20:00Z"), "2024-01-02T00:00:00Z");
-        assert_eq!(next("@midnight", None, "2024-01-01T10:20:00Z"), "2024-01-02T00:00:00Z");
-        assert_eq!(next("@weekly", None, "2024-01-01T10:20:00Z"), "2024-01-07T00:00:00Z");
-        assert_eq!(next("@monthly", None, "2024-01-15T10:20:00Z"), "2024-02-01T00:00:00Z");
-        assert_eq!(next("@yearly", None, "2024-01-15T10:20:00Z"), "2025-01-01T00:00:00Z");
-        assert_eq!(next("@annually", None, "2024-01-15T10:20:00Z"), "2025-01-01T00:00:00Z");
-        assert_eq!(next("@every 1h30m", None, "2024-01-01T10:00:00Z"), "2024-01-01T11:30:00Z");
-        assert_eq!(next("@every 500ms", None, "2024-01-01T10:00:00Z"), "2024-01-01T10:00:01Z");
+        assert_eq!(
+            next("@hourly", None, "2024-01-01T10:20:00Z"),
+            "2024-01-01T11:00:00Z"
+        );
+        assert_eq!(
+            next("@daily", None, "2024-01-01T10:20:00Z"),
+            "2024-01-02T00:00:00Z"
+        );
+        assert_eq!(
+            next("@midnight", None, "2024-01-01T10:20:00Z"),
+            "2024-01-02T00:00:00Z"
+        );
+        assert_eq!(
+            next("@weekly", None, "2024-01-01T10:20:00Z"),
+            "2024-01-07T00:00:00Z"
+        );
+        assert_eq!(
+            next("@monthly", None, "2024-01-15T10:20:00Z"),
+            "2024-02-01T00:00:00Z"
+        );
+        assert_eq!(
+            next("@yearly", None, "2024-01-15T10:20:00Z"),
+            "2025-01-01T00:00:00Z"
+        );
+        assert_eq!(
+            next("@annually", None, "2024-01-15T10:20:00Z"),
+            "2025-01-01T00:00:00Z"
+        );
+        assert_eq!(
+            next("@every 1h30m", None, "2024-01-01T10:00:00Z"),
+            "2024-01-01T11:30:00Z"
+        );
+        assert_eq!(
+            next("@every 500ms", None, "2024-01-01T10:00:00Z"),
+            "2024-01-01T10:00:01Z"
+        );
     }
 
     #[test]
     fn time_zones() {
         // 09:00 in New York is 14:00 UTC in winter and 13:00 UTC in summer.
-        assert_eq!(next("0 9 * * *", Some("America/New_York"), "2024-01-10T00:00:00Z"), "2024-01-10T14:00:00Z");
-        assert_eq!(next("0 9 * * *", Some("America/New_York"), "2024-07-10T00:00:00Z"), "2024-07-10T13:00:00Z");
-        assert_eq!(next("TZ=Asia/Tokyo 0 9 * * *", None, "2024-01-10T00:00:00Z"), "2024-01-11T00:00:00Z");
-        assert_eq!(next("CRON_TZ=Asia/Tokyo 0 9 * * *", Some("UTC"), "2024-01-10T00:00:00Z"), "2024-01-10T09:00:00Z");
+        assert_eq!(
+            next(
+                "0 9 * * *",
+                Some("America/New_York"),
+                "2024-01-10T00:00:00Z"
+            ),
+            "2024-01-10T14:00:00Z"
+        );
+        assert_eq!(
+            next(
+                "0 9 * * *",
+                Some("America/New_York"),
+                "2024-07-10T00:00:00Z"
+            ),
+            "2024-07-10T13:00:00Z"
+        );
+        assert_eq!(
+            next("TZ=Asia/Tokyo 0 9 * * *", None, "2024-01-10T00:00:00Z"),
+            "2024-01-11T00:00:00Z"
+        );
+        assert_eq!(
+            next(
+                "CRON_TZ=Asia/Tokyo 0 9 * * *",
+                Some("UTC"),
+                "2024-01-10T00:00:00Z"
+            ),
+            "2024-01-10T09:00:00Z"
+        );
         // A time in the spring-forward gap runs after the jump.
-        assert_eq!(next("30 2 * * *", Some("America/New_York"), "2024-03-10T05:00:00Z"), "2024-03-10T07:30:00Z");
-        assert!(matches!(parse("* * * * *", Some("Mars/Olympus")), Err(ScheduleError::Location(_))));
+        assert_eq!(
+            next(
+                "30 2 * * *",
+                Some("America/New_York"),
+                "2024-03-10T05:00:00Z"
+            ),
+            "2024-03-10T07:30:00Z"
+        );
+        assert!(matches!(
+            parse("* * * * *", Some("Mars/Olympus")),
+            Err(ScheduleError::Location(_))
+        ));
     }
 
     #[test]
     fn errors() {
         assert_eq!(parse("", None).unwrap_err(), ScheduleError::Empty);
-        assert!(matches!(parse("* * * *", None), Err(ScheduleError::FieldCount(4, _))));
-        assert!(matches!(parse("0 0 * * * *", None), Err(ScheduleError::FieldCount(6, _))));
-        assert!(matches!(parse("@fortnightly", None), Err(ScheduleError::Descriptor(_))));
-        assert!(parse("60 * * * *", None).unwrap_err().to_string().contains("above maximum"));
-        assert!(parse("* * 0 * *", None).unwrap_err().to_string().contains("below minimum"));
-        assert!(parse("5-1 * * * *", None).unwrap_err().to_string().contains("beyond end"));
-        assert!(parse("*/0 * * * *", None).unwrap_err().to_string().contains("positive"));
-        assert!(parse("* * * * 7", None).is_err(), "robfig's weekdays are 0-6");
+        assert!(matches!(
+            parse("* * * *", None),
+            Err(ScheduleError::FieldCount(4, _))
+        ));
+        assert!(matches!(
+            parse("0 0 * * * *", None),
+            Err(ScheduleError::FieldCount(6, _))
+        ));
+        assert!(matches!(
+            parse("@fortnightly", None),
+            Err(ScheduleError::Descriptor(_))
+        ));
+        assert!(parse("60 * * * *", None)
+            .unwrap_err()
+            .to_string()
+            .contains("above maximum"));
+        assert!(parse("* * 0 * *", None)
+            .unwrap_err()
+            .to_string()
+            .contains("below minimum"));
+        assert!(parse("5-1 * * * *", None)
+            .unwrap_err()
+            .to_string()
+            .contains("beyond end"));
+        assert!(parse("*/0 * * * *", None)
+            .unwrap_err()
+            .to_string()
+            .contains("positive"));
+        assert!(
+            parse("* * * * 7", None).is_err(),
+            "robfig's weekdays are 0-6"
+        );
         assert!(parse("@every soon", None).is_err());
-        assert_eq!(parse("0 0 30 2 *", None).unwrap().next(at("2024-01-01T00:00:00Z")), None);
+        assert_eq!(
+            parse("0 0 30 2 *", None)
+                .unwrap()
+                .next(at("2024-01-01T00:00:00Z")),
+            None
+        );
     }
 }

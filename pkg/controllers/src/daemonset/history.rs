@@ -151,7 +151,10 @@ mod tests {
         assert_eq!(r.metadata.labels.as_ref().unwrap()["app"], "x");
         let oref = &r.metadata.owner_references.as_ref().unwrap()[0];
         assert_eq!((oref.uid.as_str(), oref.controller), ("u1", Some(true)));
-        assert_eq!(r.metadata.name.as_deref(), Some(format!("web-{h}").as_str()));
+        assert_eq!(
+            r.metadata.name.as_deref(),
+            Some(format!("web-{h}").as_str())
+        );
         assert_ne!(data_hash(&data, Some(1)), h);
     }
 
@@ -161,7 +164,10 @@ mod tests {
         let all = vec![&d, &b, &a, &c];
         let live: HashSet<String> = ["d".to_string(), "a".to_string()].into();
         assert_eq!(to_prune(&all, &live, 1), vec!["b".to_string()]);
-        assert_eq!(to_prune(&all, &live, 0), vec!["b".to_string(), "c".to_string()]);
+        assert_eq!(
+            to_prune(&all, &live, 0),
+            vec!["b".to_string(), "c".to_string()]
+        );
         assert!(to_prune(&all, &live, 5).is_empty());
         assert_eq!(max_revision(all), 4);
     }

@@ -130,9 +130,7 @@ fn is_rolling(ds: &DaemonSet) -> bool {
         == "RollingUpdate"
 }
 
-fn rolling_params(
-    ds: &DaemonSet,
-) -> Option<&k8s_openapi::api::apps::v1::RollingUpdateDaemonSet> {
+fn rolling_params(ds: &DaemonSet) -> Option<&k8s_openapi::api::apps::v1::RollingUpdateDaemonSet> {
     ds.spec
         .as_ref()?
         .update_strategy
@@ -166,11 +164,36 @@ pub fn surge_and_unavailable(ds: &DaemonSet, desired: i32) -> (i32, i32) {
 /// Upstream `AllowsSurge`: a surge of at least one pod per node is configured.
 fn allows_surge(ds: &DaemonSet) -> bool {
     is_rolling(ds)
-        && podutil::scaled_value(rolling_params(ds).and_then(|r| r.max_surge.as_ref()), 1, true) > 0
+        && podutil::scaled_value(
+            rolling_params(ds).and_then(|r| r.max_surge.as_ref()),
+            1,
+            true,
+        ) > 0
+}
+
+/// (new, old) live pods on a node; `None` when a node has duplicates (manage cleans those up).
+fn split_new_old<'a>(
+    ds: &DaemonSet,
+    pods: &[&'a Pod],
+    hash: &str,
+) -> Option<(Option<&'a Pod>, Option<&'a Pod>)> {
+    let (mut new, mut old) = (None, None);
+    for p in pods.iter().copied().filter(|p| !podutil::is_terminating(p)) {
+        let slot = if is_updated(ds, p, hash) {
+            &mut new
+        } else {
+            &mut old
+        };
+        if slot.is_some() {
+            return None;
+        }
+        *slot = Some(p);
+    }
+    Some((new, old))
 }
 
 /// The planning core: what to create and delete on which nodes, and the status to report.
-pub fn plan(input: &DsInput<'_>) -> DsPlan {
+pub fn plan<'a>(input: &DsInput<'a>) -> DsPlan {
     let ds = input.ds;
     let spec = eligibility_spec(ds);
     let min_ready = min_ready_seconds(ds);
@@ -238,7 +261,7 @@ pub fn plan(input: &DsInput<'_>) -> DsPlan {
 
     // --- manage: pods per node (upstream podsShouldBeOnNode) ---
     let surge = allows_surge(ds);
-    let mut requeue = |d: Duration, out: &mut DsPlan| {
+    let requeue = |d: Duration, out: &mut DsPlan| {
         out.requeue_after = Some(out.requeue_after.map_or(d, |r| r.min(d)));
     };
     for (node, fit) in &fits {
@@ -332,22 +355,7 @@ pub fn plan(input: &DsInput<'_>) -> DsPlan {
             .or_default()
             .extend(pods.iter().copied());
     }
-    // (new, old) live pods per node; None when a node has duplicates (manage cleans those up).
-    let split = |pods: &[&Pod]| -> Option<(Option<&Pod>, Option<&Pod>)> {
-        let (mut new, mut old) = (None, None);
-        for p in pods.iter().copied().filter(|p| !podutil::is_terminating(p)) {
-            let slot = if is_updated(ds, p, input.hash) {
-                &mut new
-            } else {
-                &mut old
-            };
-            if slot.is_some() {
-                return None;
-            }
-            *slot = Some(p);
-        }
-        Some((new, old))
-    };
+    let split = |pods: &[&'a Pod]| split_new_old(ds, pods, input.hash);
     let avail = |p: &Pod| podutil::is_available(p, min_ready, now);
     if max_surge == 0 {
         let mut num_unavailable = 0;
@@ -428,14 +436,17 @@ pub fn plan(input: &DsInput<'_>) -> DsPlan {
     );
     let room = usize::try_from((max_surge - num_surge).max(0)).unwrap_or(0);
     out.create_on.extend(allowed_new);
-    out.create_on
-        .extend(candidate_new.into_iter().take(room));
+    out.create_on.extend(candidate_new.into_iter().take(room));
     out
 }
 
 /// The pod a DaemonSet creates for a node (upstream `CreatePodTemplate` + node pinning).
 pub fn daemon_pod(ds: &DaemonSet, node: &str, hash: &str) -> Pod {
-    let template = ds.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default();
+    let template = ds
+        .spec
+        .as_ref()
+        .map(|s| s.template.clone())
+        .unwrap_or_default();
     let tm = template.metadata.unwrap_or_default();
     let mut labels = tm.labels.unwrap_or_default();
     if let Some(g) = template_generation(ds) {
@@ -479,6 +490,30 @@ struct Ctx {
     backoff: Mutex<HashMap<(String, String), (Timestamp, u64)>>,
 }
 
+/// What about a node matters to DaemonSets: labels, taints, unschedulable and which
+/// conditions are true (a deleted node is handled by the relist and the periodic resync).
+fn node_fingerprint(n: &Node) -> String {
+    let spec = n.spec.as_ref();
+    let conds: Vec<(&str, &str)> = n
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .map(|c| {
+            c.iter()
+                .map(|c| (c.type_.as_str(), c.status.as_str()))
+                .collect()
+        })
+        .unwrap_or_default();
+    format!(
+        "{:?}|{:?}|{:?}|{:?}|{}",
+        n.metadata.labels,
+        spec.and_then(|s| s.taints.as_ref()),
+        spec.and_then(|s| s.unschedulable),
+        conds,
+        n.metadata.uid.as_deref().unwrap_or("")
+    )
+}
+
 fn owner_key(meta: &ObjectMeta, kind: &str) -> Option<Key> {
     let r = podutil::controller_of(meta)?;
     (r.kind == kind).then(|| (meta.namespace.clone().unwrap_or_default(), r.name.clone()))
@@ -492,14 +527,14 @@ pub async fn run(client: Client, _cfg: Arc<Config>) -> Result<(), Error> {
     let dss = queue::reflect(
         Api::<DaemonSet>::all(client.clone()),
         wc.clone(),
-        move |o| qa.add(key_of(o)),
+        move |o, _| qa.add(key_of(o)),
         || {},
     );
     let qa = q.clone();
     let pods = queue::reflect(
         Api::<Pod>::all(client.clone()),
         watcher::Config::default().labels(REVISION_LABEL),
-        move |p: &Pod| {
+        move |p: &Pod, _| {
             if let Some(k) = owner_key(&p.metadata, "DaemonSet") {
                 qa.add(k)
             }
@@ -507,17 +542,36 @@ pub async fn run(client: Client, _cfg: Arc<Config>) -> Result<(), Error> {
         || {},
     );
     let (qa, all) = (q.clone(), dss.clone());
+    // Upstream's shouldIgnoreNodeUpdate: heartbeats and other status noise do not wake every
+    // DaemonSet, only changes of what eligibility and status depend on.
+    let seen: Mutex<HashMap<String, String>> = Mutex::default();
     let nodes = queue::reflect(
         Api::<Node>::all(client.clone()),
         wc.clone(),
-        move |_n: &Node| all.state().iter().for_each(|d| qa.add(key_of(d.as_ref()))),
+        move |n: &Node, deleted: bool| {
+            let name = n.metadata.name.clone().unwrap_or_default();
+            let print = node_fingerprint(n);
+            let changed = seen
+                .lock()
+                .map(|mut m| {
+                    if deleted {
+                        m.remove(&name);
+                        return true;
+                    }
+                    m.insert(name, print.clone()).as_ref() != Some(&print)
+                })
+                .unwrap_or(true);
+            if changed || deleted {
+                all.state().iter().for_each(|d| qa.add(key_of(d.as_ref())));
+            }
+        },
         || {},
     );
     let qa = q.clone();
     let revs = queue::reflect(
         Api::<ControllerRevision>::all(client.clone()),
         wc,
-        move |r: &ControllerRevision| {
+        move |r: &ControllerRevision, _| {
             if let Some(k) = owner_key(&r.metadata, "DaemonSet") {
                 qa.add(k)
             }
@@ -612,9 +666,7 @@ async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Result<Option<Duration>, Error> {
             .record(ds.as_ref(), "Warning", "FailedDaemonPod", &msg)
             .await;
         if let Ok(mut m) = ctx.backoff.lock() {
-            let e = m
-                .entry((uid.clone(), node.clone()))
-                .or_insert((now, 0));
+            let e = m.entry((uid.clone(), node.clone())).or_insert((now, 0));
             let next = if e.1 == 0 { 1 } else { (e.1 * 2).min(900) };
             *e = (
                 now.checked_add(k8s_openapi::jiff::SignedDuration::from_secs(
@@ -722,8 +774,10 @@ async fn update_status(ctx: &Ctx, ds: &DaemonSet, st: &DaemonSetStatus) -> Resul
     if same {
         return Ok(());
     }
-    let api: Api<DaemonSet> =
-        Api::namespaced(ctx.client.clone(), ds.metadata.namespace.as_deref().unwrap_or(""));
+    let api: Api<DaemonSet> = Api::namespaced(
+        ctx.client.clone(),
+        ds.metadata.namespace.as_deref().unwrap_or(""),
+    );
     let patch = json!({"status": {
         "desiredNumberScheduled": st.desired_number_scheduled,
         "currentNumberScheduled": st.current_number_scheduled,
@@ -757,7 +811,11 @@ async fn construct_history(
 ) -> Result<(String, Vec<Arc<ControllerRevision>>), Error> {
     let ns = ds.metadata.namespace.clone().unwrap_or_default();
     let name = ds.metadata.name.clone().unwrap_or_default();
-    let template = ds.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default();
+    let template = ds
+        .spec
+        .as_ref()
+        .map(|s| s.template.clone())
+        .unwrap_or_default();
     let data = history::template_patch(&template);
     let (cur, old): (Vec<_>, Vec<_>) = revs.iter().cloned().partition(|r| history::holds(r, &data));
     let next = history::max_revision(old.iter().map(|r| r.as_ref())) + 1;
@@ -779,7 +837,10 @@ async fn construct_history(
     if let Some(keep) = cur.iter().max_by_key(|r| r.revision) {
         for dup in cur.iter().filter(|r| r.metadata.name != keep.metadata.name) {
             let _ = api
-                .delete(dup.metadata.name.as_deref().unwrap_or(""), &DeleteParams::default())
+                .delete(
+                    dup.metadata.name.as_deref().unwrap_or(""),
+                    &DeleteParams::default(),
+                )
                 .await;
         }
         if keep.revision < next {
@@ -794,7 +855,9 @@ async fn construct_history(
     }
     let collisions = ds.status.as_ref().and_then(|s| s.collision_count);
     let hash = podutil::short_hash(
-        serde_json::to_string(&template).unwrap_or_default().as_bytes(),
+        serde_json::to_string(&template)
+            .unwrap_or_default()
+            .as_bytes(),
         collisions,
     );
     let rev = history::new_revision(
@@ -812,7 +875,8 @@ async fn construct_history(
         Err(kube::Error::Api(e)) if e.code == 409 => {
             let existing = api.get(&history::revision_name(&name, &hash)).await?;
             let uid = ds.metadata.uid.as_deref().unwrap_or("");
-            if history::holds(&existing, &data) && podutil::is_controlled_by(&existing.metadata, uid)
+            if history::holds(&existing, &data)
+                && podutil::is_controlled_by(&existing.metadata, uid)
             {
                 return Ok((hash, old));
             }
@@ -821,7 +885,9 @@ async fn construct_history(
                 .patch_status(
                     &name,
                     &PatchParams::default(),
-                    &Patch::Merge(&json!({"status": {"collisionCount": collisions.unwrap_or(0) + 1}})),
+                    &Patch::Merge(
+                        &json!({"status": {"collisionCount": collisions.unwrap_or(0) + 1}}),
+                    ),
                 )
                 .await?;
             Err(Error::Other(format!(
@@ -879,7 +945,9 @@ async fn cleanup_history(
 mod tests {
     use super::podutil::tests::{pod, ts};
     use super::*;
-    use k8s_openapi::api::apps::v1::{DaemonSetSpec, DaemonSetUpdateStrategy, RollingUpdateDaemonSet};
+    use k8s_openapi::api::apps::v1::{
+        DaemonSetSpec, DaemonSetUpdateStrategy, RollingUpdateDaemonSet,
+    };
     use k8s_openapi::api::core::v1::{NodeSpec, PodSpec, PodTemplateSpec, Taint};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -928,7 +996,11 @@ mod tests {
 
     /// A daemon pod on `node` with revision `hash`, Running and ready since t=100 when `ready`.
     fn dpod(name: &str, node: &str, hash: &str, ready: bool) -> Pod {
-        let mut p = pod(name, if ready { "Running" } else { "Pending" }, ready.then_some(100));
+        let mut p = pod(
+            name,
+            if ready { "Running" } else { "Pending" },
+            ready.then_some(100),
+        );
         let mut spec = PodSpec::default();
         spec.affinity = Some(pin_to_node(None, node));
         p.spec = Some(spec);
@@ -968,9 +1040,12 @@ mod tests {
     #[test]
     fn status_counts_and_misscheduled_pods() {
         let d = ds(0, 1);
-        let nodes = [node("a", None), node("b", Some(("dedicated", "NoSchedule")))];
+        let nodes = [
+            node("a", None),
+            node("b", Some(("dedicated", "NoSchedule"))),
+        ];
         // b has a pod but is ineligible (NoSchedule): it may keep running, counts misscheduled.
-        let pods = [dpod("p1", "a", "new", true), dpod("p2", "b", "old", true)];
+        let pods = [dpod("p1", "a", "new", true), dpod("p2", "b", "new", true)];
         let p = run(&d, &nodes, &pods);
         assert!(p.create_on.is_empty() && p.delete.is_empty());
         assert_eq!(p.status.desired_number_scheduled, 1);
@@ -979,13 +1054,21 @@ mod tests {
         assert_eq!(p.status.number_available, Some(1));
         assert_eq!(p.status.updated_number_scheduled, Some(1));
         assert_eq!(p.status.number_misscheduled, 1);
+        // An out-of-date pod there is replaced by the rolling update, and not recreated.
+        let pods = [dpod("p1", "a", "new", true), dpod("p2", "b", "old", true)];
+        let p = run(&d, &nodes, &pods);
+        assert_eq!(p.delete, vec![("p2".into(), "uid-p2".into())]);
+        assert!(run(&d, &nodes, &pods[..1]).create_on.is_empty());
     }
 
     #[test]
     fn removed_and_no_execute_nodes_lose_their_pods() {
         let d = ds(0, 1);
         let nodes = [node("a", Some(("evict", "NoExecute")))];
-        let pods = [dpod("p1", "a", "new", true), dpod("p2", "gone", "new", true)];
+        let pods = [
+            dpod("p1", "a", "new", true),
+            dpod("p2", "gone", "new", true),
+        ];
         let p = run(&d, &nodes, &pods);
         let names: Vec<&str> = p.delete.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, vec!["p1", "p2"]);
@@ -996,7 +1079,11 @@ mod tests {
         let d = ds(0, 1);
         let mut young = dpod("young", "a", "new", true);
         young.metadata.creation_timestamp = Some(Time(ts(2000)));
-        let p = run(&d, &[node("a", None)], &[dpod("old", "a", "new", true), young]);
+        let p = run(
+            &d,
+            &[node("a", None)],
+            &[dpod("old", "a", "new", true), young],
+        );
         assert_eq!(p.delete, vec![("young".into(), "uid-young".into())]);
 
         let mut failed = dpod("f", "a", "new", false);
@@ -1086,7 +1173,8 @@ mod tests {
     #[test]
     fn daemon_pods_are_pinned_and_labelled() {
         let mut d = ds(0, 1);
-        d.metadata.annotations = Some([(TEMPLATE_GENERATION_ANNOTATION.to_string(), "3".to_string())].into());
+        d.metadata.annotations =
+            Some([(TEMPLATE_GENERATION_ANNOTATION.to_string(), "3".to_string())].into());
         let p = daemon_pod(&d, "n1", "h1");
         assert_eq!(p.metadata.generate_name.as_deref(), Some("agent-"));
         let l = p.metadata.labels.as_ref().unwrap();
@@ -1114,6 +1202,12 @@ mod tests {
             ru.max_surge = Some(IntOrString::String("10%".into()));
         }
         assert_eq!(surge_and_unavailable(&d, 4), (1, 0), "percentages round up");
-        assert_eq!(slow_start(&[1, 2, 3, 4, 5, 6, 7, 8]).iter().map(|c| c.len()).collect::<Vec<_>>(), vec![1, 2, 4, 1]);
+        assert_eq!(
+            slow_start(&[1, 2, 3, 4, 5, 6, 7, 8])
+                .iter()
+                .map(|c| c.len())
+                .collect::<Vec<_>>(),
+            vec![1, 2, 4, 1]
+        );
     }
 }

@@ -85,11 +85,7 @@ pub fn is_controlled_by(meta: &ObjectMeta, uid: &str) -> bool {
 }
 
 /// A controller owner reference (`controller: true, blockOwnerDeletion: true`) to an owner.
-pub fn controller_ref(
-    api_version: &str,
-    kind: &str,
-    owner: &ObjectMeta,
-) -> Option<OwnerReference> {
+pub fn controller_ref(api_version: &str, kind: &str, owner: &ObjectMeta) -> Option<OwnerReference> {
     Some(OwnerReference {
         api_version: api_version.to_string(),
         kind: kind.to_string(),
@@ -227,8 +223,9 @@ pub(crate) mod tests {
 
     #[test]
     fn selectors() {
-        let labels: BTreeMap<String, String> =
-            [("app".to_string(), "web".to_string())].into_iter().collect();
+        let labels: BTreeMap<String, String> = [("app".to_string(), "web".to_string())]
+            .into_iter()
+            .collect();
         let mut sel = LabelSelector {
             match_labels: Some(labels.clone()),
             ..Default::default()
@@ -252,7 +249,8 @@ pub(crate) mod tests {
         assert_eq!(a, short_hash(b"template", None));
         assert_ne!(a, short_hash(b"template", Some(1)));
         assert!(a.chars().all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c)));
-        assert_eq!(safe_encode("0123"), "bcdf");
+        // Go maps each byte of the decimal string: b'0' (48) % 27 = 21 → '4'.
+        assert_eq!(safe_encode("0123"), "4567");
         let pct = IntOrString::String("25%".into());
         assert_eq!(scaled_value(Some(&pct), 10, true), 3);
         assert_eq!(scaled_value(Some(&pct), 10, false), 2);

@@ -198,12 +198,13 @@ pub fn key_of<K: Resource>(o: &K) -> Key {
     )
 }
 
-/// Starts a reflector on `api`; `on_change` sees every added, modified or deleted object and
-/// `on_relist` runs after each complete (re)list. Returns the cache (wait for it to be ready).
+/// Starts a reflector on `api`; `on_change` sees every added or modified object (`false`) and
+/// every deleted one (`true`); `on_relist` runs after each complete (re)list. Returns the cache
+/// (wait for it to be ready).
 pub fn reflect<K>(
     api: Api<K>,
     wc: watcher::Config,
-    on_change: impl Fn(&K) + Send + 'static,
+    on_change: impl Fn(&K, bool) + Send + 'static,
     on_relist: impl Fn() + Send + 'static,
 ) -> Store<K>
 where
@@ -215,10 +216,13 @@ where
         let mut stream = std::pin::pin!(stream);
         while let Some(ev) = stream.next().await {
             match ev {
-                Ok(watcher::Event::Apply(o)) | Ok(watcher::Event::Delete(o)) => on_change(&o),
+                Ok(watcher::Event::Apply(o)) => on_change(&o, false),
+                Ok(watcher::Event::Delete(o)) => on_change(&o, true),
                 Ok(watcher::Event::InitDone) => on_relist(),
                 Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, kind = %K::kind(&()), "watch failed, retrying"),
+                Err(e) => {
+                    tracing::warn!(error = %e, kind = %K::kind(&()), "watch failed, retrying")
+                }
             }
         }
     });
@@ -340,9 +344,15 @@ mod tests {
     async fn expectations_wait_for_the_cache() {
         let e = Expectations::default();
         e.expect(&k("a"), vec!["p1".into()], vec!["u2".into()]);
-        assert!(!e.satisfied(&k("a"), |_| false, |_| true));
-        assert!(!e.satisfied(&k("a"), |_| true, |_| false));
-        assert!(e.satisfied(&k("a"), |_| true, |_| true));
+        assert!(
+            !e.satisfied(&k("a"), |_| true, |_| false),
+            "the delete is not seen yet"
+        );
+        assert!(!e.satisfied(&k("a"), |_| false, |_| false));
+        assert!(
+            e.satisfied(&k("a"), |_| false, |_| true),
+            "the create was seen before"
+        );
         assert!(e.satisfied(&k("b"), |_| false, |_| false));
         e.expect(&k("a"), vec!["p3".into()], vec![]);
         tokio::time::sleep(EXPECTATION_TTL + Duration::from_secs(1)).await;
