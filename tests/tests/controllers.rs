@@ -601,7 +601,10 @@ fn stopped_node_goes_not_ready_and_its_pods_move_then_it_comes_back() {
         "5",
     ])
     .unwrap_or_else(|e| panic!("{e}"));
-    let _hollow = c.spawn_hollow(2, "vivo-");
+    let hollow = c.spawn_hollow(2, "vivo-");
+    // Started one after the other: nodes registering at the same moment can pick the same pod
+    // CIDR, and the losing process then fails (see the report for the agent bug).
+    wait_nodes_ready(&c, &["vivo-0", "vivo-1"], &hollow);
     let mut agent = c.spawn_sim_agent("morto");
     wait_nodes_ready(&c, &["vivo-0", "vivo-1", "morto"], &agent);
     let ns = c.namespace("c-nodefail");
