@@ -903,75 +903,6 @@ pub fn string_map(v: &serde_json::Value) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ages_are_recognised() {
-        for a in [
-            "0s", "45s", "5m30s", "95m", "5h10m", "30h", "3d4h", "689d", "2y",
-        ] {
-            assert!(is_age(a), "{a}");
-        }
-        for n in [
-            "", "s", "5", "1x", "web:v1", "80/TCP", "1m2s3h", "<none>", "0/3",
-        ] {
-            assert!(!is_age(n), "{n}");
-        }
-    }
-
-    #[test]
-    fn tables_normalise_ages_and_keep_everything_else() {
-        let raw = "NAME                     READY   UP-TO-DATE   AVAILABLE   AGE    CONTAINERS   IMAGES   SELECTOR\n\
-                   deployment.apps/pagweb   0/3     0            0           2m5s   web          web:v1   app=pagweb\n";
-        let want = "NAME                     READY   UP-TO-DATE   AVAILABLE   AGE     CONTAINERS   IMAGES   SELECTOR\n\
-                    deployment.apps/pagweb   0/3     0            0           <age>   web          web:v1   app=pagweb\n";
-        assert_eq!(normalize_tables(raw), want);
-        // A table that already uses kubectl's widths re-renders unchanged.
-        assert_eq!(normalize_tables(want), want);
-    }
-
-    #[test]
-    fn empty_cells_and_spaces_inside_cells_survive() {
-        let raw = "NAME          STATUS    COMPLETIONS   DURATION   AGE\n\
-                   job.batch/j   Running   0/1                      5s\n\
-                   \n\
-                   NAME               SCHEDULE      TIMEZONE   SUSPEND   ACTIVE   LAST SCHEDULE   AGE\n\
-                   cronjob.batch/cj   */5 * * * *   <none>     False     0        <none>          12s\n";
-        let rows = parse_table(raw.split("\n\n").next().unwrap());
-        assert_eq!(rows[1], vec!["job.batch/j", "Running", "0/1", "", "5s"]);
-        let n = normalize_tables(raw);
-        assert!(
-            n.contains("job.batch/j   Running   0/1                      <age>\n"),
-            "{n}"
-        );
-        assert!(
-            n.contains("*/5 * * * *   <none>     False     0        <none>          <age>\n"),
-            "{n}"
-        );
-    }
-
-    #[test]
-    fn table_builder_matches_kubectl_widths() {
-        assert_eq!(
-            table(&[&["NAME", "AGE"], &["a", "<age>"]]),
-            "NAME   AGE\na      <age>\n"
-        );
-    }
-
-    #[test]
-    fn scrub_replaces_volatile_fields() {
-        let mut v = serde_json::json!({"metadata":{"uid":"0f8e1c3a-1111-2222-3333-444455556666",
-            "resourceVersion":"12","creationTimestamp":"2024-01-02T03:04:05Z"}});
-        scrub(&mut v);
-        assert_eq!(
-            v,
-            serde_json::json!({"metadata":{"uid":"<uid>","resourceVersion":"<rv>","creationTimestamp":"<time>"}})
-        );
-    }
-}
-
 impl Cluster {
     /// The node join token of this server (`skiff token -d <data dir>`).
     pub fn token(&self) -> String {
@@ -1075,5 +1006,74 @@ wait $pid 2>/dev/null
 impl Drop for NodeProcess {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_are_recognised() {
+        for a in [
+            "0s", "45s", "5m30s", "95m", "5h10m", "30h", "3d4h", "689d", "2y",
+        ] {
+            assert!(is_age(a), "{a}");
+        }
+        for n in [
+            "", "s", "5", "1x", "web:v1", "80/TCP", "1m2s3h", "<none>", "0/3",
+        ] {
+            assert!(!is_age(n), "{n}");
+        }
+    }
+
+    #[test]
+    fn tables_normalise_ages_and_keep_everything_else() {
+        let raw = "NAME                     READY   UP-TO-DATE   AVAILABLE   AGE    CONTAINERS   IMAGES   SELECTOR\n\
+                   deployment.apps/pagweb   0/3     0            0           2m5s   web          web:v1   app=pagweb\n";
+        let want = "NAME                     READY   UP-TO-DATE   AVAILABLE   AGE     CONTAINERS   IMAGES   SELECTOR\n\
+                    deployment.apps/pagweb   0/3     0            0           <age>   web          web:v1   app=pagweb\n";
+        assert_eq!(normalize_tables(raw), want);
+        // A table that already uses kubectl's widths re-renders unchanged.
+        assert_eq!(normalize_tables(want), want);
+    }
+
+    #[test]
+    fn empty_cells_and_spaces_inside_cells_survive() {
+        let raw = "NAME          STATUS    COMPLETIONS   DURATION   AGE\n\
+                   job.batch/j   Running   0/1                      5s\n\
+                   \n\
+                   NAME               SCHEDULE      TIMEZONE   SUSPEND   ACTIVE   LAST SCHEDULE   AGE\n\
+                   cronjob.batch/cj   */5 * * * *   <none>     False     0        <none>          12s\n";
+        let rows = parse_table(raw.split("\n\n").next().unwrap());
+        assert_eq!(rows[1], vec!["job.batch/j", "Running", "0/1", "", "5s"]);
+        let n = normalize_tables(raw);
+        assert!(
+            n.contains("job.batch/j   Running   0/1                      <age>\n"),
+            "{n}"
+        );
+        assert!(
+            n.contains("*/5 * * * *   <none>     False     0        <none>          <age>\n"),
+            "{n}"
+        );
+    }
+
+    #[test]
+    fn table_builder_matches_kubectl_widths() {
+        assert_eq!(
+            table(&[&["NAME", "AGE"], &["a", "<age>"]]),
+            "NAME   AGE\na      <age>\n"
+        );
+    }
+
+    #[test]
+    fn scrub_replaces_volatile_fields() {
+        let mut v = serde_json::json!({"metadata":{"uid":"0f8e1c3a-1111-2222-3333-444455556666",
+            "resourceVersion":"12","creationTimestamp":"2024-01-02T03:04:05Z"}});
+        scrub(&mut v);
+        assert_eq!(
+            v,
+            serde_json::json!({"metadata":{"uid":"<uid>","resourceVersion":"<rv>","creationTimestamp":"<time>"}})
+        );
     }
 }
