@@ -317,7 +317,7 @@ fn scale_to_three_spreads_over_nodes_then_ten_then_one() {
         &k().kubectl(&["get", "pod", "-o", "wide", "-n", &ns]),
         &render_table(&rows),
     );
-    for (n, _) in [(10u32, ()), (1, ())] {
+    for n in [10u32, 1] {
         expect(
             &k().kubectl(&[
                 "scale",
@@ -675,4 +675,134 @@ fn stopped_node_goes_not_ready_and_its_pods_move_then_it_comes_back() {
     out.clean();
     let rows = parse_table(&out.stdout);
     assert_eq!(rows[1][1], "Ready", "{out}");
+}
+
+#[test]
+fn daemonset_runs_one_pod_per_node() {
+    let ns = k().namespace("c-daemonset");
+    let ds = "apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: agente
+spec:
+  selector:
+    matchLabels:
+      app: agente
+  template:
+    metadata:
+      labels:
+        app: agente
+    spec:
+      containers:
+      - name: a
+        image: busybox:1.36
+";
+    expect(
+        &k().kubectl_stdin(&["apply", "-f", "-", "-n", &ns], ds),
+        0,
+        "daemonset.apps/agente created\n",
+        "",
+    );
+    let pods = wait_running(&ns, "app=agente", 3);
+    let mut nodes: Vec<&str> = pods.iter().map(|p| p.node.as_str()).collect();
+    nodes.sort();
+    assert_eq!(nodes, ["nodo-0", "nodo-1", "nodo-2"], "{pods:#?}");
+    wait_for(WAIT, "ds/agente status 3 ready", || {
+        (jsonpath_on(
+            k(),
+            &ns,
+            "ds/agente",
+            "{.status.desiredNumberScheduled}/{.status.currentNumberScheduled}/{.status.numberReady}/{.status.updatedNumberScheduled}/{.status.numberAvailable}",
+        ) == "3/3/3/3/3")
+            .then_some(())
+    });
+    expect_table_on(
+        k(),
+        &k().kubectl(&["get", "ds", "-n", &ns]),
+        &table(&[
+            &[
+                "NAME",
+                "DESIRED",
+                "CURRENT",
+                "READY",
+                "UP-TO-DATE",
+                "AVAILABLE",
+                "NODE SELECTOR",
+                "AGE",
+            ],
+            &["agente", "3", "3", "3", "3", "3", "<none>", "<age>"],
+        ]),
+    );
+}
+
+#[test]
+fn replicaset_template_change_replaces_a_pod_only_when_it_dies() {
+    let ns = k().namespace("c-rstemplate");
+    let rs = |image: &str| {
+        format!(
+            "apiVersion: apps/v1
+kind: ReplicaSet
+metadata:
+  name: conj
+spec:
+  replicas: 2
+  selector:
+    matchLabels:
+      app: conj
+  template:
+    metadata:
+      labels:
+        app: conj
+    spec:
+      containers:
+      - name: c
+        image: {image}
+"
+        )
+    };
+    expect(
+        &k().kubectl_stdin(&["apply", "-f", "-", "-n", &ns], &rs("nginx:1.27")),
+        0,
+        "replicaset.apps/conj created\n",
+        "",
+    );
+    let before = wait_running(&ns, "app=conj", 2);
+    expect(
+        &k().kubectl_stdin(&["apply", "-f", "-", "-n", &ns], &rs("nginx:1.28")),
+        0,
+        "replicaset.apps/conj configured\n",
+        "",
+    );
+    // A ReplicaSet does not roll: the running pods stay as they are.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(wait_running(&ns, "app=conj", 2), before);
+    let victim = before[0].name.clone();
+    expect(
+        &k().kubectl(&["delete", "pod", &victim, "-n", &ns, "--wait=false"]),
+        0,
+        &format!("pod \"{victim}\" deleted\n"),
+        "",
+    );
+    let after = wait_running(&ns, "app=conj", 2);
+    let mut images: Vec<(bool, String)> = after
+        .iter()
+        .map(|p| (p.name == before[1].name, p.image.clone()))
+        .collect();
+    images.sort();
+    assert_eq!(
+        images,
+        [
+            (false, "nginx:1.28".to_string()),
+            (true, "nginx:1.27".to_string())
+        ],
+        "{after:#?}"
+    );
+    expect_table_on(
+        k(),
+        &k().kubectl(&["get", "rs", "conj", "-n", &ns]),
+        &table(&[
+            &["NAME", "DESIRED", "CURRENT", "READY", "AGE"],
+            &["conj", "2", "2", "2", "<age>"],
+        ]),
+    );
 }
