@@ -275,6 +275,8 @@ spec:
 
 #[test]
 fn apply_edit_apply_configured_and_unchanged() {
+    // About what the API server writes: no deployment controller bumping status meanwhile.
+    use_api_only_server();
     let ns = k().namespace("t-apply");
     let file = k().write_file("app.yaml", APP_YAML);
     let f = file.to_str().unwrap();
@@ -1275,8 +1277,24 @@ fn typed_create_commands_send_protobuf_and_get_all_lists_them() {
 
     let ip = svc["spec"]["clusterIP"].as_str().unwrap_or("").to_string();
     let port = format!("80:{np}/TCP");
+    // The job controller starts the job: one (Pending, no nodes) pod and a start time, which
+    // `get all` shows as a pod row and a DURATION.
+    let pod = wait_for(
+        Duration::from_secs(20),
+        "the job's pod and start time",
+        || {
+            let pods = jsonpath(&ns, "pods", "{.items[*].metadata.name}");
+            let started = jsonpath(&ns, "job/j", "{.status.startTime}");
+            (!pods.is_empty() && !pods.contains(' ') && !started.is_empty()).then_some(pods)
+        },
+    );
+    let pod = format!("pod/{pod}");
     let want = format!(
-        "{}\n{}\n{}",
+        "{}\n{}\n{}\n{}",
+        table(&[
+            &["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
+            &[&pod, "0/1", "Pending", "0", "<age>"],
+        ]),
         table(&[
             &[
                 "NAME",
@@ -1310,7 +1328,7 @@ fn typed_create_commands_send_protobuf_and_get_all_lists_them() {
         ]),
         table(&[
             &["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"],
-            &["job.batch/j", "Running", "0/1", "", "<age>"],
+            &["job.batch/j", "Running", "0/1", "<age>", "<age>"],
         ]),
     );
     expect_table(&k().kubectl(&["get", "all", "-n", &ns]), &want);
