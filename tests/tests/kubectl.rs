@@ -8,10 +8,29 @@ use std::time::{Duration, Instant};
 
 fn k() -> &'static Cluster {
     static C: OnceLock<Result<Cluster, String>> = OnceLock::new();
-    match C.get_or_init(|| Cluster::try_start(&[])) {
+    static API: OnceLock<Result<Cluster, String>> = OnceLock::new();
+    let c = if API_ONLY.with(|a| a.get()) {
+        API.get_or_init(|| {
+            Cluster::try_start(&["--disable-controller-manager", "--disable-scheduler"])
+        })
+    } else {
+        C.get_or_init(|| Cluster::try_start(&[]))
+    };
+    match c {
         Ok(c) => c,
         Err(e) => panic!("{e}"),
     }
+}
+
+thread_local! {
+    static API_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Makes `k()` (and every helper) use a second shared server without controllers and
+/// scheduler for the rest of the calling test: for tests about what the API server alone
+/// stores and serves (hand-made ReplicaSets, untouched status).
+fn use_api_only_server() {
+    API_ONLY.with(|a| a.set(true));
 }
 
 /// Asserts exit code, stdout and stderr all at once, printing the server log tail on failure.
@@ -104,6 +123,7 @@ fn default_namespaces_and_kubernetes_service_exist() {
 
 #[test]
 fn create_deployment_protobuf_then_get_wide_and_yaml() {
+    use_api_only_server();
     let ns = k().namespace("t-deploy");
     expect(
         &k().kubectl(&[
@@ -255,6 +275,8 @@ spec:
 
 #[test]
 fn apply_edit_apply_configured_and_unchanged() {
+    // About what the API server writes: no deployment controller bumping status meanwhile.
+    use_api_only_server();
     let ns = k().namespace("t-apply");
     let file = k().write_file("app.yaml", APP_YAML);
     let f = file.to_str().unwrap();
@@ -573,6 +595,12 @@ fn scale_uses_the_scale_subresource() {
         "",
     );
     assert_eq!(jsonpath(&ns, "deploy/web", "{.spec.replicas}"), "5");
+    // The deployment controller brings status.replicas (what Scale reports) up to 5.
+    wait_for(
+        Duration::from_secs(20),
+        "deploy/web status.replicas 5",
+        || (jsonpath(&ns, "deploy/web", "{.status.replicas}") == "5").then_some(()),
+    );
     let uid = jsonpath(&ns, "deploy/web", "{.metadata.uid}");
     let out = k().kubectl(&[
         "get",
@@ -589,7 +617,7 @@ fn scale_uses_the_scale_subresource() {
     assert_eq!(scale["spec"], json!({"replicas": 5}), "{scale}");
     assert_eq!(
         scale["status"],
-        json!({"replicas": 0, "selector": "app=web"}),
+        json!({"replicas": 5, "selector": "app=web"}),
         "{scale}"
     );
     // A failed precondition is checked against the scale subresource and writes nothing.
@@ -686,6 +714,11 @@ fn expose_nodeport_then_get_and_describe_service() {
             &["web", "NodePort", &ip, "<none>", &port, "<age>", "app=web"],
         ]),
     );
+    // The endpoints controller writes an (empty: no pods) Endpoints object for the service,
+    // which describe prints as an empty Endpoints line (`<none>` is for a missing object).
+    wait_for(Duration::from_secs(20), "endpoints/web", || {
+        (c.kubectl(&["get", "endpoints", "web", "-n", &ns]).code == 0).then_some(())
+    });
     let want = format!(
         "Name:                     web
 Namespace:                t-expose
@@ -700,7 +733,7 @@ IPs:                      {ip}
 Port:                     <unset>  80/TCP
 TargetPort:               80/TCP
 NodePort:                 <unset>  {np}/TCP
-Endpoints:                <none>
+Endpoints:                
 Session Affinity:         None
 External Traffic Policy:  Cluster
 Internal Traffic Policy:  Cluster
@@ -753,7 +786,8 @@ Events:                   <none>
 fn get_pods_watch_shows_added_modified_deleted_live() {
     let ns = k().namespace("t-watch");
     let mut w = k().spawn_kubectl(&["get", "pods", "-w", "--output-watch-events", "-n", &ns]);
-    let pod = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":{"containers":[{"name":"c","image":"busybox"}]}}"#;
+    // Another scheduler's pod: the built-in scheduler leaves it alone (no Unschedulable update).
+    let pod = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":{"schedulerName":"other-scheduler","containers":[{"name":"c","image":"busybox"}]}}"#;
     expect(
         &k().kubectl_stdin(&["create", "-f", "-", "-n", &ns], pod),
         0,
@@ -987,6 +1021,7 @@ fn replica_set(
 
 #[test]
 fn rollout_history_and_undo_with_hand_made_replicasets() {
+    use_api_only_server();
     let ns = k().namespace("t-rollout");
     // The revision annotation is what the deployment controller would have set.
     let deploy = r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"roll","labels":{"app":"roll"},
@@ -1242,8 +1277,24 @@ fn typed_create_commands_send_protobuf_and_get_all_lists_them() {
 
     let ip = svc["spec"]["clusterIP"].as_str().unwrap_or("").to_string();
     let port = format!("80:{np}/TCP");
+    // The job controller starts the job: one (Pending, no nodes) pod and a start time, which
+    // `get all` shows as a pod row and a DURATION.
+    let pod = wait_for(
+        Duration::from_secs(20),
+        "the job's pod and start time",
+        || {
+            let pods = jsonpath(&ns, "pods", "{.items[*].metadata.name}");
+            let started = jsonpath(&ns, "job/j", "{.status.startTime}");
+            (!pods.is_empty() && !pods.contains(' ') && !started.is_empty()).then_some(pods)
+        },
+    );
+    let pod = format!("pod/{pod}");
     let want = format!(
-        "{}\n{}\n{}",
+        "{}\n{}\n{}\n{}",
+        table(&[
+            &["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
+            &[&pod, "0/1", "Pending", "0", "<age>"],
+        ]),
         table(&[
             &[
                 "NAME",
@@ -1277,7 +1328,7 @@ fn typed_create_commands_send_protobuf_and_get_all_lists_them() {
         ]),
         table(&[
             &["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"],
-            &["job.batch/j", "Running", "0/1", "", "<age>"],
+            &["job.batch/j", "Running", "0/1", "<age>", "<age>"],
         ]),
     );
     expect_table(&k().kubectl(&["get", "all", "-n", &ns]), &want);
