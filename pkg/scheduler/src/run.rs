@@ -142,10 +142,22 @@ fn backoff_for(opts: &Options, attempts: u32) -> Duration {
 }
 
 impl Scheduler {
-    fn nodes_changed(&mut self) {
+    /// Something changed that may let unschedulable pods fit: they are retried once their
+    /// backoff passes. A node change is a strong hint (a label, a taint or room appeared), so
+    /// its pods wait at most the initial backoff; a pod leaving a node keeps the full backoff.
+    fn cluster_changed(&mut self, node_event: bool) {
+        let initial = self.opts.initial_backoff;
         for p in self.pending.values_mut() {
-            if let QueueState::Unschedulable { woken, .. } = &mut p.state {
+            if let QueueState::Unschedulable {
+                since,
+                backoff_until,
+                woken,
+            } = &mut p.state
+            {
                 *woken = true;
+                if node_event {
+                    *backoff_until = (*backoff_until).min(*since + initial);
+                }
             }
         }
     }
@@ -199,7 +211,7 @@ impl Scheduler {
         }
         if was_placed {
             // Room was freed: pods that did not fit may now.
-            self.nodes_changed();
+            self.cluster_changed(false);
         }
     }
 
@@ -305,7 +317,7 @@ impl Scheduler {
                 let relevant = !self.nodes[i].same_scheduling_inputs(&fresh);
                 self.nodes[i].set_node(node);
                 if relevant {
-                    self.nodes_changed();
+                    self.cluster_changed(true);
                 }
             }
             None => {
@@ -317,7 +329,7 @@ impl Scheduler {
                 }
                 self.node_index.insert(name, self.nodes.len());
                 self.nodes.push(ni);
-                self.nodes_changed();
+                self.cluster_changed(true);
             }
         }
     }
@@ -514,10 +526,14 @@ impl Scheduler {
                     };
                     let pod = p.pod.clone();
                     let previous = p.last_event.clone();
+                    let detail = match &e {
+                        kube::Error::Api(s) => s.message.clone(),
+                        other => other.to_string(),
+                    };
                     self.spawn_failure(
                         pod,
                         "SchedulerError",
-                        format!("Binding rejected: {e}"),
+                        format!("running Bind plugin \"DefaultBinder\": {detail}"),
                         previous,
                     );
                 }
