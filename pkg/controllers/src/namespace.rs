@@ -485,7 +485,7 @@ mod tests {
         Namespace {
             metadata: ObjectMeta {
                 name: Some("dev".into()),
-                deletion_timestamp: deleting.then(|| Time(Timestamp::UNIX_EPOCH)),
+                deletion_timestamp: deleting.then_some(Time(Timestamp::UNIX_EPOCH)),
                 ..Default::default()
             },
             spec: Some(NamespaceSpec {
