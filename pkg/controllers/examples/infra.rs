@@ -4,7 +4,9 @@
 //! Environment: `CA_FILE` (PEM published as `kube-root-ca.crt`), `NODE_GRACE_SECS` (node
 //! monitor grace period, default 40), `NODE_PERIOD_SECS` (monitor period, default 5).
 
-use skiff_controllers::{endpoints, endpointslice, namespace, nodelifecycle, serviceaccount, Config};
+use skiff_controllers::{
+    endpoints, endpointslice, namespace, nodelifecycle, serviceaccount, Config,
+};
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -58,7 +58,9 @@ where
                 | Ok(watcher::Event::InitApply(o))
                 | Ok(watcher::Event::Delete(o)) => notify(&o),
                 Ok(_) => {}
-                Err(e) => tracing::debug!(kind = %K::kind(&()), error = %e, "watch failed, retrying"),
+                Err(e) => {
+                    tracing::debug!(kind = %K::kind(&()), error = %e, "watch failed, retrying")
+                }
             }
         }
     });
@@ -92,7 +94,9 @@ impl Queue {
 }
 
 /// Waits for at least one key, then returns every key queued so far, deduplicated.
-pub(crate) async fn next_batch(rx: &mut mpsc::UnboundedReceiver<String>) -> Option<BTreeSet<String>> {
+pub(crate) async fn next_batch(
+    rx: &mut mpsc::UnboundedReceiver<String>,
+) -> Option<BTreeSet<String>> {
     let first = rx.recv().await?;
     let mut keys = BTreeSet::from([first]);
     while let Ok(k) = rx.try_recv() {
@@ -222,12 +226,7 @@ pub(crate) fn pod_ips(pod: &Pod, ipv6: bool) -> Vec<String> {
     let Some(st) = pod.status.as_ref() else {
         return Vec::new();
     };
-    let mut ips: Vec<String> = st
-        .pod_ips
-        .iter()
-        .flatten()
-        .map(|p| p.ip.clone())
-        .collect();
+    let mut ips: Vec<String> = st.pod_ips.iter().flatten().map(|p| p.ip.clone()).collect();
     if ips.is_empty() {
         ips.extend(st.pod_ip.clone().filter(|ip| !ip.is_empty()));
     }
@@ -306,10 +305,7 @@ pub fn desired_subsets(svc: &Service, pods: &[&Pod]) -> Vec<EndpointSubset> {
         let akey = (ip, pod.uid().unwrap_or_default());
         if ports.is_empty() {
             if headless {
-                by_port
-                    .entry(None)
-                    .or_default()
-                    .insert(akey, (addr, ready));
+                by_port.entry(None).or_default().insert(akey, (addr, ready));
             }
             continue;
         }
@@ -330,7 +326,9 @@ pub fn desired_subsets(svc: &Service, pods: &[&Pod]) -> Vec<EndpointSubset> {
         }
     }
     // Group the ports that the very same addresses (with the same readiness) offer.
-    let mut groups: Vec<(Vec<((String, String), bool)>, AddrMap, Vec<PortKey>)> = Vec::new();
+    // (address signature, addresses, ports offered by exactly those addresses)
+    type Group = (Vec<((String, String), bool)>, AddrMap, Vec<PortKey>);
+    let mut groups: Vec<Group> = Vec::new();
     for (pk, addrs) in by_port {
         let sig: Vec<((String, String), bool)> =
             addrs.iter().map(|(k, (_, r))| (k.clone(), *r)).collect();
@@ -569,9 +567,7 @@ pub fn plan(
     }
     let mut subsets = desired_subsets(svc, pods);
     let labels = endpoints_labels(svc);
-    let cur_subsets = current
-        .and_then(|c| c.subsets.clone())
-        .unwrap_or_default();
+    let cur_subsets = current.and_then(|c| c.subsets.clone()).unwrap_or_default();
     let cur_labels = current.map(|c| c.labels().clone()).unwrap_or_default();
     let cur_over = current.is_some_and(|c| c.annotations().contains_key(OVER_CAPACITY));
     let truncated = truncate(&mut subsets);
@@ -579,9 +575,7 @@ pub fn plan(
     {
         return Change::None;
     }
-    let mut annotations = current
-        .map(|c| c.annotations().clone())
-        .unwrap_or_default();
+    let mut annotations = current.map(|c| c.annotations().clone()).unwrap_or_default();
     match trigger {
         Some(t) => {
             annotations.insert(LAST_CHANGE_TRIGGER_TIME.to_string(), rfc3339(t));
@@ -639,17 +633,29 @@ pub async fn run(client: kube::Client, _cfg: Arc<crate::Config>) -> Result<(), c
     let (queue, mut rx) = Queue::new();
     let members: Membership = Arc::new(Mutex::new(HashMap::new()));
     let q = queue.clone();
-    let services = reflect(Api::<Service>::all(client.clone()), watcher::Config::default(), move |s: &Service| {
-        q.add(key_of(&s.namespace().unwrap_or_default(), &s.name_any()));
-    });
+    let services = reflect(
+        Api::<Service>::all(client.clone()),
+        watcher::Config::default(),
+        move |s: &Service| {
+            q.add(key_of(&s.namespace().unwrap_or_default(), &s.name_any()));
+        },
+    );
     let q = queue.clone();
-    let endpoints = reflect(Api::<Endpoints>::all(client.clone()), watcher::Config::default(), move |e: &Endpoints| {
-        q.add(key_of(&e.namespace().unwrap_or_default(), &e.name_any()));
-    });
+    let endpoints = reflect(
+        Api::<Endpoints>::all(client.clone()),
+        watcher::Config::default(),
+        move |e: &Endpoints| {
+            q.add(key_of(&e.namespace().unwrap_or_default(), &e.name_any()));
+        },
+    );
     let (pod_tx, mut pod_rx) = mpsc::unbounded_channel::<Pod>();
-    let pods = reflect(Api::<Pod>::all(client.clone()), watcher::Config::default(), move |p: &Pod| {
-        let _ = pod_tx.send(p.clone());
-    });
+    let pods = reflect(
+        Api::<Pod>::all(client.clone()),
+        watcher::Config::default(),
+        move |p: &Pod| {
+            let _ = pod_tx.send(p.clone());
+        },
+    );
     // Pods → the Services that select them now or listed them before.
     {
         let services = services.clone();
@@ -749,7 +755,12 @@ async fn reconcile(ctx: &Ctx, members: &Membership, key: &str) -> Result<(), kub
             Err(e) => {
                 if let Some(s) = svc.as_deref() {
                     ctx.recorder
-                        .record(s, "Warning", "FailedToCreateEndpoint", &format!("Failed to create endpoint for service {ns}/{name}: {e}"))
+                        .record(
+                            s,
+                            "Warning",
+                            "FailedToCreateEndpoint",
+                            &format!("Failed to create endpoint for service {ns}/{name}: {e}"),
+                        )
                         .await;
                 }
                 Err(e)
@@ -762,7 +773,12 @@ async fn reconcile(ctx: &Ctx, members: &Membership, key: &str) -> Result<(), kub
                 if api_code(&e) != Some(409) {
                     if let Some(s) = svc.as_deref() {
                         ctx.recorder
-                            .record(s, "Warning", "FailedToUpdateEndpoint", &format!("Failed to update endpoint {ns}/{name}: {e}"))
+                            .record(
+                                s,
+                                "Warning",
+                                "FailedToUpdateEndpoint",
+                                &format!("Failed to update endpoint {ns}/{name}: {e}"),
+                            )
                             .await;
                     }
                 }
@@ -870,16 +886,37 @@ pub(crate) mod tests {
         let subsets = desired_subsets(&svc, &[&a, &b, &c]);
         assert_eq!(subsets.len(), 1);
         let s = &subsets[0];
-        let ips: Vec<&str> = s.addresses.iter().flatten().map(|a| a.ip.as_str()).collect();
+        let ips: Vec<&str> = s
+            .addresses
+            .iter()
+            .flatten()
+            .map(|a| a.ip.as_str())
+            .collect();
         assert_eq!(ips, ["10.42.0.8", "10.42.0.10"]);
-        let nr: Vec<&str> = s.not_ready_addresses.iter().flatten().map(|a| a.ip.as_str()).collect();
+        let nr: Vec<&str> = s
+            .not_ready_addresses
+            .iter()
+            .flatten()
+            .map(|a| a.ip.as_str())
+            .collect();
         assert_eq!(nr, ["10.42.0.9"]);
         let port = &s.ports.as_ref().unwrap()[0];
-        assert_eq!((port.name.as_deref(), port.port, port.protocol.as_deref()), (Some("http"), 8080, Some("TCP")));
+        assert_eq!(
+            (port.name.as_deref(), port.port, port.protocol.as_deref()),
+            (Some("http"), 8080, Some("TCP"))
+        );
         let addr = &s.addresses.as_ref().unwrap()[0];
         assert_eq!(addr.node_name.as_deref(), Some("n1"));
         let r = addr.target_ref.as_ref().unwrap();
-        assert_eq!((r.kind.as_deref(), r.name.as_deref(), r.namespace.as_deref(), r.uid.as_deref()), (Some("Pod"), Some("c"), Some("default"), Some("uid-c")));
+        assert_eq!(
+            (
+                r.kind.as_deref(),
+                r.name.as_deref(),
+                r.namespace.as_deref(),
+                r.uid.as_deref()
+            ),
+            (Some("Pod"), Some("c"), Some("default"), Some("uid-c"))
+        );
     }
 
     #[test]
@@ -903,9 +940,20 @@ pub(crate) mod tests {
         assert_eq!(subsets.len(), 2);
         let got: Vec<(String, i32)> = subsets
             .iter()
-            .map(|s| (s.addresses.as_ref().unwrap()[0].ip.clone(), s.ports.as_ref().unwrap()[0].port))
+            .map(|s| {
+                (
+                    s.addresses.as_ref().unwrap()[0].ip.clone(),
+                    s.ports.as_ref().unwrap()[0].port,
+                )
+            })
             .collect();
-        assert_eq!(got, [("10.42.0.1".to_string(), 8080), ("10.42.0.2".to_string(), 9090)]);
+        assert_eq!(
+            got,
+            [
+                ("10.42.0.1".to_string(), 8080),
+                ("10.42.0.2".to_string(), 9090)
+            ]
+        );
     }
 
     #[test]
@@ -919,9 +967,15 @@ pub(crate) mod tests {
         let subsets = desired_subsets(&svc, &[&a, &b]);
         // admin:9000 is offered by a and b; http:8080 only by a.
         assert_eq!(subsets.len(), 2);
-        let admin = subsets.iter().find(|s| s.ports.as_ref().unwrap()[0].port == 9000).unwrap();
+        let admin = subsets
+            .iter()
+            .find(|s| s.ports.as_ref().unwrap()[0].port == 9000)
+            .unwrap();
         assert_eq!(admin.addresses.as_ref().unwrap().len(), 2);
-        let http = subsets.iter().find(|s| s.ports.as_ref().unwrap()[0].port == 8080).unwrap();
+        let http = subsets
+            .iter()
+            .find(|s| s.ports.as_ref().unwrap()[0].port == 8080)
+            .unwrap();
         assert_eq!(http.addresses.as_ref().unwrap().len(), 1);
     }
 
@@ -947,7 +1001,10 @@ pub(crate) mod tests {
         assert_eq!(subsets.len(), 1);
         assert!(subsets[0].ports.is_none());
         match plan(Some(&svc), &[&a], None, None) {
-            Change::Create(ep) => assert_eq!(ep.labels().get(HEADLESS_LABEL).map(String::as_str), Some("")),
+            Change::Create(ep) => assert_eq!(
+                ep.labels().get(HEADLESS_LABEL).map(String::as_str),
+                Some("")
+            ),
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -963,7 +1020,9 @@ pub(crate) mod tests {
         assert_eq!(ep.name_any(), "web");
         assert_eq!(ep.labels().get("tier").map(String::as_str), Some("front"));
         assert_eq!(
-            ep.annotations().get(LAST_CHANGE_TRIGGER_TIME).map(String::as_str),
+            ep.annotations()
+                .get(LAST_CHANGE_TRIGGER_TIME)
+                .map(String::as_str),
             Some("2025-01-01T00:00:10Z")
         );
         // Unchanged → nothing, even with a new trigger time.
@@ -980,7 +1039,10 @@ pub(crate) mod tests {
         // Service gone → delete.
         assert_eq!(
             plan(None, &[], Some(&ep), None),
-            Change::Delete { namespace: "default".into(), name: "web".into() }
+            Change::Delete {
+                namespace: "default".into(),
+                name: "web".into()
+            }
         );
         // No selector → left alone.
         let mut manual = svc.clone();
@@ -992,7 +1054,10 @@ pub(crate) mod tests {
     fn truncation_keeps_ready_addresses_first() {
         let addrs = |n: usize, base: u32| -> Vec<EndpointAddress> {
             (0..n)
-                .map(|i| EndpointAddress { ip: std::net::Ipv4Addr::from(base + i as u32).to_string(), ..Default::default() })
+                .map(|i| EndpointAddress {
+                    ip: std::net::Ipv4Addr::from(base + i as u32).to_string(),
+                    ..Default::default()
+                })
                 .collect()
         };
         let mut subsets = vec![EndpointSubset {
@@ -1011,14 +1076,20 @@ pub(crate) mod tests {
         let a = pod("a", "10.42.0.1", true, &[]);
         let mut tr = TriggerTimeTracker::default();
         // First sight: the Service's creation.
-        assert_eq!(tr.compute("default/web", &svc, &[&a]), Some(ts("2025-01-01T00:00:00Z")));
+        assert_eq!(
+            tr.compute("default/web", &svc, &[&a]),
+            Some(ts("2025-01-01T00:00:00Z"))
+        );
         // Nothing changed.
         assert_eq!(tr.compute("default/web", &svc, &[&a]), None);
         // A pod's readiness flips later.
         let mut b = pod("a", "10.42.0.1", false, &[]);
         b.status.as_mut().unwrap().conditions.as_mut().unwrap()[0].last_transition_time =
             Some(Time(ts("2025-01-01T00:05:00Z")));
-        assert_eq!(tr.compute("default/web", &svc, &[&b]), Some(ts("2025-01-01T00:05:00Z")));
+        assert_eq!(
+            tr.compute("default/web", &svc, &[&b]),
+            Some(ts("2025-01-01T00:05:00Z"))
+        );
     }
 
     #[test]

@@ -52,9 +52,10 @@ impl SlicePlan {
 pub fn owned_by(slice: &EndpointSlice, svc: &Service) -> bool {
     let uid = svc.uid();
     slice.labels().get(MANAGED_BY_LABEL).map(String::as_str) == Some(CONTROLLER_NAME)
-        && slice.owner_references().iter().any(|o| {
-            Some(&o.uid) == uid.as_ref() && o.kind == "Service" && o.api_version == "v1"
-        })
+        && slice
+            .owner_references()
+            .iter()
+            .any(|o| Some(&o.uid) == uid.as_ref() && o.kind == "Service" && o.api_version == "v1")
 }
 
 /// The endpoint of one pod (upstream's `podToEndpoint`).
@@ -389,11 +390,16 @@ struct Ctx {
 /// Runs the EndpointSlice controller forever.
 pub async fn run(client: kube::Client, _cfg: Arc<crate::Config>) -> Result<(), crate::Error> {
     let (queue, mut rx) = Queue::new();
-    let members: Arc<Mutex<HashMap<String, HashSet<String>>>> = Arc::new(Mutex::new(HashMap::new()));
+    let members: Arc<Mutex<HashMap<String, HashSet<String>>>> =
+        Arc::new(Mutex::new(HashMap::new()));
     let q = queue.clone();
-    let services = reflect(Api::<Service>::all(client.clone()), watcher::Config::default(), move |s: &Service| {
-        q.add(key_of(&s.namespace().unwrap_or_default(), &s.name_any()));
-    });
+    let services = reflect(
+        Api::<Service>::all(client.clone()),
+        watcher::Config::default(),
+        move |s: &Service| {
+            q.add(key_of(&s.namespace().unwrap_or_default(), &s.name_any()));
+        },
+    );
     let q = queue.clone();
     let slices = reflect(
         Api::<EndpointSlice>::all(client.clone()),
@@ -405,9 +411,13 @@ pub async fn run(client: kube::Client, _cfg: Arc<crate::Config>) -> Result<(), c
         },
     );
     let (pod_tx, mut pod_rx) = mpsc::unbounded_channel::<Pod>();
-    let pods = reflect(Api::<Pod>::all(client.clone()), watcher::Config::default(), move |p: &Pod| {
-        let _ = pod_tx.send(p.clone());
-    });
+    let pods = reflect(
+        Api::<Pod>::all(client.clone()),
+        watcher::Config::default(),
+        move |p: &Pod| {
+            let _ = pod_tx.send(p.clone());
+        },
+    );
     {
         let services = services.clone();
         let members = members.clone();
@@ -496,7 +506,12 @@ async fn reconcile(
         return Ok(false);
     }
     let api: Api<EndpointSlice> = Api::namespaced(ctx.client.clone(), ns);
-    let Some(svc) = svc.filter(|s| s.spec.as_ref().and_then(|sp| sp.selector.as_ref()).is_some()) else {
+    let Some(svc) = svc.filter(|s| {
+        s.spec
+            .as_ref()
+            .and_then(|sp| sp.selector.as_ref())
+            .is_some()
+    }) else {
         if let Ok(mut m) = members.lock() {
             m.remove(key);
         }
@@ -601,11 +616,20 @@ mod tests {
         let s = &p.create[0];
         assert_eq!(s.metadata.generate_name.as_deref(), Some("web-"));
         assert_eq!(s.address_type, "IPv4");
-        assert_eq!(s.labels().get(SERVICE_NAME_LABEL).map(String::as_str), Some("web"));
-        assert_eq!(s.labels().get(MANAGED_BY_LABEL).map(String::as_str), Some(CONTROLLER_NAME));
+        assert_eq!(
+            s.labels().get(SERVICE_NAME_LABEL).map(String::as_str),
+            Some("web")
+        );
+        assert_eq!(
+            s.labels().get(MANAGED_BY_LABEL).map(String::as_str),
+            Some(CONTROLLER_NAME)
+        );
         assert_eq!(s.labels().get("tier").map(String::as_str), Some("front"));
         let o = &s.owner_references()[0];
-        assert_eq!((o.kind.as_str(), o.uid.as_str(), o.controller), ("Service", "svc-uid", Some(true)));
+        assert_eq!(
+            (o.kind.as_str(), o.uid.as_str(), o.controller),
+            ("Service", "svc-uid", Some(true))
+        );
         let conds: Vec<(bool, bool, bool)> = s
             .endpoints
             .iter()
@@ -614,7 +638,14 @@ mod tests {
                 (c.ready.unwrap(), c.serving.unwrap(), c.terminating.unwrap())
             })
             .collect();
-        assert_eq!(conds, [(true, true, false), (false, false, false), (false, true, true)]);
+        assert_eq!(
+            conds,
+            [
+                (true, true, false),
+                (false, false, false),
+                (false, true, true)
+            ]
+        );
         assert_eq!(s.endpoints[0].node_name.as_deref(), Some("n1"));
         assert_eq!(s.ports.as_ref().unwrap()[0].port, Some(8080));
     }
@@ -623,7 +654,14 @@ mod tests {
     fn at_most_max_endpoints_per_slice() {
         let svc = service(vec![sport("http", 80, IntOrString::Int(80))]);
         let pods: Vec<Pod> = (0..250)
-            .map(|i| pod(&format!("p{i:03}"), &format!("10.42.{}.{}", i / 200, i % 200 + 1), true, &[]))
+            .map(|i| {
+                pod(
+                    &format!("p{i:03}"),
+                    &format!("10.42.{}.{}", i / 200, i % 200 + 1),
+                    true,
+                    &[],
+                )
+            })
             .collect();
         let refs: Vec<&Pod> = pods.iter().collect();
         let p = plan(&svc, &refs, &[], None, MAX_ENDPOINTS_PER_SLICE);
@@ -638,7 +676,10 @@ mod tests {
         let c = pod("c", "10.42.0.3", true, &[]);
         let p = plan(&svc, &[&a, &c], &[], None, MAX_ENDPOINTS_PER_SLICE);
         assert_eq!(p.create.len(), 2);
-        assert!(p.create.iter().any(|s| s.ports.is_none() && s.endpoints.len() == 1));
+        assert!(p
+            .create
+            .iter()
+            .any(|s| s.ports.is_none() && s.endpoints.len() == 1));
     }
 
     #[test]
@@ -673,10 +714,16 @@ mod tests {
     fn readiness_change_updates_the_endpoint() {
         let svc = service(vec![sport("http", 80, IntOrString::Int(80))]);
         let a = pod("a", "10.42.0.1", true, &[]);
-        let s = named(plan(&svc, &[&a], &[], None, 100).create[0].clone(), "web-x1");
+        let s = named(
+            plan(&svc, &[&a], &[], None, 100).create[0].clone(),
+            "web-x1",
+        );
         let a2 = pod("a", "10.42.0.1", false, &[]);
         let p = plan(&svc, &[&a2], &[&s], None, 100);
         assert_eq!(p.update.len(), 1);
-        assert_eq!(p.update[0].endpoints[0].conditions.as_ref().unwrap().ready, Some(false));
+        assert_eq!(
+            p.update[0].endpoints[0].conditions.as_ref().unwrap().ready,
+            Some(false)
+        );
     }
 }

@@ -8,7 +8,9 @@ use crate::endpoints::{api_code, next_batch, reflect, Queue};
 use k8s_openapi::api::core::v1::{Namespace, NamespaceCondition};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
+};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::ResourceExt;
@@ -32,12 +34,14 @@ pub const CONDITION_TYPES: [&str; 5] = [
 /// The "all is well" (status False) reason and message of each condition type.
 fn ok_condition(t: &str) -> (&'static str, &'static str) {
     match t {
-        "NamespaceDeletionDiscoveryFailure" => {
-            ("ResourcesDiscovered", "All resources successfully discovered")
-        }
-        "NamespaceDeletionGroupVersionParsingFailure" => {
-            ("ParsedGroupVersions", "All legacy kube types successfully parsed")
-        }
+        "NamespaceDeletionDiscoveryFailure" => (
+            "ResourcesDiscovered",
+            "All resources successfully discovered",
+        ),
+        "NamespaceDeletionGroupVersionParsingFailure" => (
+            "ParsedGroupVersions",
+            "All legacy kube types successfully parsed",
+        ),
         "NamespaceDeletionContentFailure" => (
             "ContentDeleted",
             "All content successfully deleted, may be waiting on finalization",
@@ -92,7 +96,12 @@ pub fn desired_conditions(
 ) -> Vec<Cond> {
     let mut out = Vec::new();
     let bad = |t: &str, reason: &str, message: String| {
-        (t.to_string(), "True".to_string(), reason.to_string(), message)
+        (
+            t.to_string(),
+            "True".to_string(),
+            reason.to_string(),
+            message,
+        )
     };
     for t in CONDITION_TYPES {
         let c = match t {
@@ -147,7 +156,12 @@ pub fn desired_conditions(
         };
         out.push(c.unwrap_or_else(|| {
             let (reason, message) = ok_condition(t);
-            (t.to_string(), "False".to_string(), reason.to_string(), message.to_string())
+            (
+                t.to_string(),
+                "False".to_string(),
+                reason.to_string(),
+                message.to_string(),
+            )
         }));
     }
     out
@@ -322,9 +336,25 @@ async fn reconcile(client: &kube::Client, ns: &Namespace) -> Result<Option<Durat
     let mut totals = Totals::default();
     let mut errors = Vec::new();
     let mut discovery_failure = None;
-    delete_all(client, &name, &pods, &mut totals, &mut errors, &mut discovery_failure).await;
+    delete_all(
+        client,
+        &name,
+        &pods,
+        &mut totals,
+        &mut errors,
+        &mut discovery_failure,
+    )
+    .await;
     if totals.is_empty() {
-        delete_all(client, &name, &others, &mut totals, &mut errors, &mut discovery_failure).await;
+        delete_all(
+            client,
+            &name,
+            &others,
+            &mut totals,
+            &mut errors,
+            &mut discovery_failure,
+        )
+        .await;
     }
     // Report: phase Terminating plus the deletion conditions.
     let now = Timestamp::now();
@@ -341,13 +371,12 @@ async fn reconcile(client: &kube::Client, ns: &Namespace) -> Result<Option<Durat
             "phase": "Terminating",
             "conditions": conds.unwrap_or(current),
         }});
-        match nsapi
+        // Reporting is best effort: a failed status write must not hold up the deletion.
+        if let Err(e) = nsapi
             .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
         {
-            Ok(_) => {}
-            Err(e) if api_code(&e) == Some(404) => return Ok(None),
-            Err(e) => return Err(e),
+            tracing::warn!(namespace = %name, error = %e, "updating the namespace status failed");
         }
     }
     if !totals.is_empty() || !errors.is_empty() {
@@ -363,7 +392,12 @@ async fn reconcile(client: &kube::Client, ns: &Namespace) -> Result<Option<Durat
         return Ok(None);
     }
     match nsapi
-        .replace_subresource("finalize", &name, &PostParams::default(), &finalized(&fresh))
+        .replace_subresource(
+            "finalize",
+            &name,
+            &PostParams::default(),
+            &finalized(&fresh),
+        )
         .await
     {
         Ok(_) => Ok(None),
@@ -415,7 +449,10 @@ async fn delete_all(
                 if it.metadata.deletion_timestamp.is_some() {
                     continue;
                 }
-                match api.delete(&it.name_any(), &DeleteParams::background()).await {
+                match api
+                    .delete(&it.name_any(), &DeleteParams::background())
+                    .await
+                {
                     Ok(_) => {}
                     Err(e) if api_code(&e) == Some(404) => {}
                     Err(e) => {
@@ -447,7 +484,7 @@ mod tests {
         Namespace {
             metadata: ObjectMeta {
                 name: Some("dev".into()),
-                deletion_timestamp: deleting.then(|| Time(Timestamp::UNIX_EPOCH)),
+                deletion_timestamp: deleting.then_some(Time(Timestamp::UNIX_EPOCH)),
                 ..Default::default()
             },
             spec: Some(NamespaceSpec {
@@ -485,20 +522,30 @@ mod tests {
             )
         );
         let f = get("NamespaceFinalizersRemaining");
-        assert_eq!((f.1.as_str(), f.2.as_str()), ("True", "SomeFinalizersRemain"));
+        assert_eq!(
+            (f.1.as_str(), f.2.as_str()),
+            ("True", "SomeFinalizersRemain")
+        );
         assert_eq!(
             f.3,
             "Some content in the namespace has finalizers remaining: example.com/keep in 1 resource instances"
         );
-        assert_eq!(get("NamespaceDeletionDiscoveryFailure").2, "ResourcesDiscovered");
+        assert_eq!(
+            get("NamespaceDeletionDiscoveryFailure").2,
+            "ResourcesDiscovered"
+        );
         // All gone: every condition False with its ok reason.
         let ok = desired_conditions(None, &[], &Totals::default());
         assert!(ok.iter().all(|x| x.1 == "False"));
         assert_eq!(ok[3].2, "ContentRemoved");
         assert_eq!(ok[4].3, "All content-preserving finalizers finished");
-        let failed = desired_conditions(Some("boom"), &["b".into(), "a".into()], &Totals::default());
+        let failed =
+            desired_conditions(Some("boom"), &["b".into(), "a".into()], &Totals::default());
         assert_eq!(failed[0].1, "True");
-        assert_eq!(failed[2].3, "Failed to delete all resource types, 2 remaining: a, b");
+        assert_eq!(
+            failed[2].3,
+            "Failed to delete all resource types, 2 remaining: a, b"
+        );
     }
 
     #[test]
@@ -516,7 +563,12 @@ mod tests {
         let second = merge_conditions(&first, &desired_conditions(None, &[], &totals), t1).unwrap();
         assert_eq!(second[3].last_transition_time, Some(Time(t0)));
         // Content gone: status flips, time moves.
-        let third = merge_conditions(&second, &desired_conditions(None, &[], &Totals::default()), t1).unwrap();
+        let third = merge_conditions(
+            &second,
+            &desired_conditions(None, &[], &Totals::default()),
+            t1,
+        )
+        .unwrap();
         assert_eq!(third[3].status, "False");
         assert_eq!(third[3].last_transition_time, Some(Time(t1)));
     }
@@ -527,7 +579,9 @@ mod tests {
         assert_eq!(pods.len(), 1);
         assert_eq!(pods[0].plural, "pods");
         assert!(others.iter().all(|r| r.namespaced && r.plural != "pods"));
-        assert!(others.iter().any(|r| r.plural == "deployments" && r.group == "apps"));
+        assert!(others
+            .iter()
+            .any(|r| r.plural == "deployments" && r.group == "apps"));
         assert!(others.iter().any(|r| r.plural == "configmaps"));
     }
 }

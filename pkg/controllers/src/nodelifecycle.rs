@@ -31,6 +31,9 @@ pub const TAINT_NETWORK_UNAVAILABLE: &str = "node.kubernetes.io/network-unavaila
 /// How long a pod may point at a missing node before pod GC removes it (upstream's quarantine).
 pub const ORPHAN_QUARANTINE: Duration = Duration::from_secs(40);
 
+/// A taint's (key, effect).
+pub type TaintKey = (&'static str, &'static str);
+
 /// The conditions the controller marks Unknown when the kubelet goes silent.
 const MONITORED_CONDITIONS: [&str; 4] = ["Ready", "MemoryPressure", "DiskPressure", "PIDPressure"];
 
@@ -113,7 +116,7 @@ pub fn with_conditions(node: &Node, changed: &[NodeCondition]) -> Node {
 /// The (key, effect) taints the controller owns and which of them the node should carry.
 /// `evictions_enabled` is false in upstream's full-disruption mode (every node not Ready),
 /// when the NoExecute taints are withheld.
-pub fn managed_taints(node: &Node, evictions_enabled: bool) -> (Vec<(&'static str, &'static str)>, Vec<(&'static str, &'static str)>) {
+pub fn managed_taints(node: &Node, evictions_enabled: bool) -> (Vec<TaintKey>, Vec<TaintKey>) {
     let managed = vec![
         (TAINT_NOT_READY, "NoSchedule"),
         (TAINT_NOT_READY, "NoExecute"),
@@ -187,10 +190,18 @@ pub fn desired_taints(node: &Node, evictions_enabled: bool, now: Timestamp) -> O
 
 /// Upstream's `Toleration.ToleratesTaint`.
 pub fn tolerates(tol: &Toleration, taint: &Taint) -> bool {
-    if tol.effect.as_deref().is_some_and(|e| !e.is_empty() && e != taint.effect) {
+    if tol
+        .effect
+        .as_deref()
+        .is_some_and(|e| !e.is_empty() && e != taint.effect)
+    {
         return false;
     }
-    if tol.key.as_deref().is_some_and(|k| !k.is_empty() && k != taint.key) {
+    if tol
+        .key
+        .as_deref()
+        .is_some_and(|k| !k.is_empty() && k != taint.key)
+    {
         return false;
     }
     match tol.operator.as_deref().unwrap_or("Equal") {
@@ -287,7 +298,9 @@ pub fn plan_pods(
     let Some(node) = node else {
         let since = missing_since.unwrap_or(now);
         let due = since
-            .checked_add(SignedDuration::try_from(ORPHAN_QUARANTINE).unwrap_or(SignedDuration::ZERO))
+            .checked_add(
+                SignedDuration::try_from(ORPHAN_QUARANTINE).unwrap_or(SignedDuration::ZERO),
+            )
             .unwrap_or(Timestamp::MAX);
         for p in pods {
             if now >= due {
@@ -315,7 +328,11 @@ pub fn plan_pods(
             }
             continue;
         }
-        let phase = p.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("");
+        let phase = p
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.as_deref())
+            .unwrap_or("");
         let terminal = phase == "Succeeded" || phase == "Failed";
         match eviction(p, &taints, now) {
             Eviction::At(t) if t <= now => {
@@ -345,7 +362,11 @@ struct State {
 
 /// Runs the node lifecycle controller (with taint manager and pod GC) forever.
 pub async fn run(client: kube::Client, cfg: Arc<crate::Config>) -> Result<(), crate::Error> {
-    let nodes: Store<Node> = reflect(Api::all(client.clone()), watcher::Config::default(), |_: &Node| {});
+    let nodes: Store<Node> = reflect(
+        Api::all(client.clone()),
+        watcher::Config::default(),
+        |_: &Node| {},
+    );
     let leases: Store<Lease> = reflect(
         Api::namespaced(client.clone(), LEASE_NAMESPACE),
         watcher::Config::default(),
@@ -367,7 +388,17 @@ pub async fn run(client: kube::Client, cfg: Arc<crate::Config>) -> Result<(), cr
     };
     let period = cfg.node_monitor_period.max(Duration::from_millis(100));
     loop {
-        let next = tick(&client, &cfg, &nodes, &leases, &pods, &recorder, &taint_recorder, &mut state).await;
+        let next = tick(
+            &client,
+            &cfg,
+            &nodes,
+            &leases,
+            &pods,
+            &recorder,
+            &taint_recorder,
+            &mut state,
+        )
+        .await;
         let mut sleep = period;
         if let Some(t) = next {
             let until = t.duration_since(Timestamp::now());
@@ -400,7 +431,11 @@ async fn tick(
         let name = n.name_any();
         let renew = leases
             .get(&ObjectRef::new(&name).within(LEASE_NAMESPACE))
-            .and_then(|l| l.spec.as_ref().and_then(|s| s.renew_time.as_ref().map(|t| t.0)));
+            .and_then(|l| {
+                l.spec
+                    .as_ref()
+                    .and_then(|s| s.renew_time.as_ref().map(|t| t.0))
+            });
         let changed = stale_conditions(&n, renew, now, cfg.node_monitor_grace_period);
         let mut node = (*n).clone();
         if !changed.is_empty() {
@@ -415,7 +450,12 @@ async fn tick(
                     if was_ready && ready_status(&node) != "True" {
                         tracing::info!(node = %name, "node stopped posting status, marking it NotReady");
                         recorder
-                            .record_ref(node_ref(&node), "Normal", "NodeNotReady", &format!("Node {name} status is now: NodeNotReady"))
+                            .record_ref(
+                                node_ref(&node),
+                                "Normal",
+                                "NodeNotReady",
+                                &format!("Node {name} status is now: NodeNotReady"),
+                            )
                             .await;
                     }
                 }
@@ -425,10 +465,15 @@ async fn tick(
         current.insert(name, node);
     }
     // 2. Taints (NoExecute ones withheld when no node at all is Ready).
-    let evictions_enabled = current.is_empty() || current.values().any(|n| ready_status(n) == "True");
+    let evictions_enabled =
+        current.is_empty() || current.values().any(|n| ready_status(n) == "True");
     for (name, node) in current.iter_mut() {
         if let Some(taints) = desired_taints(node, evictions_enabled, now) {
-            let value = if taints.is_empty() { serde_json::Value::Null } else { serde_json::json!(taints) };
+            let value = if taints.is_empty() {
+                serde_json::Value::Null
+            } else {
+                serde_json::json!(taints)
+            };
             let patch = serde_json::json!({"spec": {"taints": value}});
             match node_api
                 .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
@@ -442,11 +487,18 @@ async fn tick(
     // 3. Pods: mark not ready, evict, garbage-collect.
     let mut by_node: HashMap<String, Vec<Arc<Pod>>> = HashMap::new();
     for p in pods.state() {
-        if let Some(n) = p.spec.as_ref().and_then(|s| s.node_name.clone()).filter(|n| !n.is_empty()) {
+        if let Some(n) = p
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .filter(|n| !n.is_empty())
+        {
             by_node.entry(n).or_default().push(p);
         }
     }
-    state.missing.retain(|n, _| by_node.contains_key(n) && !current.contains_key(n));
+    state
+        .missing
+        .retain(|n, _| by_node.contains_key(n) && !current.contains_key(n));
     let mut next: Option<Timestamp> = None;
     let mut still_scheduled = HashSet::new();
     for (node_name, list) in &by_node {
@@ -462,17 +514,25 @@ async fn tick(
             next = Some(next.map_or(t, |n: Timestamp| n.min(t)));
         }
         if let Some(n) = node {
-            let taints = n.spec.as_ref().and_then(|s| s.taints.clone()).unwrap_or_default();
+            let taints = n
+                .spec
+                .as_ref()
+                .and_then(|s| s.taints.clone())
+                .unwrap_or_default();
             for p in &refs {
                 if p.metadata.deletion_timestamp.is_none()
                     && matches!(eviction(p, &taints, now), Eviction::At(t) if t > now)
                 {
-                    still_scheduled.insert(key_of(&p.namespace().unwrap_or_default(), &p.name_any()));
+                    still_scheduled
+                        .insert(key_of(&p.namespace().unwrap_or_default(), &p.name_any()));
                 }
             }
         }
         for (key, action) in actions {
-            let Some(pod) = list.iter().find(|p| key_of(&p.namespace().unwrap_or_default(), &p.name_any()) == key) else {
+            let Some(pod) = list
+                .iter()
+                .find(|p| key_of(&p.namespace().unwrap_or_default(), &p.name_any()) == key)
+            else {
                 continue;
             };
             if let Err(e) = act(client, pod, &action, now, recorder, taint_recorder).await {
@@ -485,7 +545,12 @@ async fn tick(
         if let Some(p) = pods.get(&ObjectRef::new(name).within(ns)) {
             if p.metadata.deletion_timestamp.is_none() {
                 taint_recorder
-                    .record(p.as_ref(), "Normal", "TaintManagerEviction", &format!("Cancelling deletion of Pod {key}"))
+                    .record(
+                        p.as_ref(),
+                        "Normal",
+                        "TaintManagerEviction",
+                        &format!("Cancelling deletion of Pod {key}"),
+                    )
                     .await;
             }
         }
@@ -535,25 +600,60 @@ async fn act(
             let patch = serde_json::json!({"status": {"conditions": [{
                 "type": "Ready", "status": "False", "lastTransitionTime": Time(now),
             }]}});
-            ignore_gone(api.patch_status(&name, &pp, &Patch::Strategic(&patch)).await.map(|_| ()))?;
-            recorder.record(pod, "Warning", "NodeNotReady", "Node is not ready").await;
+            ignore_gone(
+                api.patch_status(&name, &pp, &Patch::Strategic(&patch))
+                    .await
+                    .map(|_| ()),
+            )?;
+            recorder
+                .record(pod, "Warning", "NodeNotReady", "Node is not ready")
+                .await;
         }
         PodAction::Evict => {
             taint_recorder
-                .record(pod, "Normal", "TaintManagerEviction", &format!("Marking for deletion Pod {ns}/{name}"))
+                .record(
+                    pod,
+                    "Normal",
+                    "TaintManagerEviction",
+                    &format!("Marking for deletion Pod {ns}/{name}"),
+                )
                 .await;
-            let patch = disruption("DeletionByTaintManager", "Taint manager: deleting due to NoExecute taint", now);
-            ignore_gone(api.patch_status(&name, &pp, &Patch::Strategic(&patch)).await.map(|_| ()))?;
-            ignore_gone(api.delete(&name, &DeleteParams::default()).await.map(|_| ()))?;
+            let patch = disruption(
+                "DeletionByTaintManager",
+                "Taint manager: deleting due to NoExecute taint",
+                now,
+            );
+            ignore_gone(
+                api.patch_status(&name, &pp, &Patch::Strategic(&patch))
+                    .await
+                    .map(|_| ()),
+            )?;
+            ignore_gone(
+                api.delete(&name, &DeleteParams::default())
+                    .await
+                    .map(|_| ()),
+            )?;
         }
         PodAction::ForceDelete => {
             tracing::info!(pod = %format!("{ns}/{name}"), "force-deleting a pod terminating on an unreachable node");
-            ignore_gone(api.delete(&name, &DeleteParams::default().grace_period(0)).await.map(|_| ()))?;
+            ignore_gone(
+                api.delete(&name, &DeleteParams::default().grace_period(0))
+                    .await
+                    .map(|_| ()),
+            )?;
         }
         PodAction::DeleteOrphan => {
             let patch = disruption("DeletionByPodGC", "PodGC: node no longer exists", now);
-            ignore_gone(api.patch_status(&name, &pp, &Patch::Strategic(&patch)).await.map(|_| ()))?;
-            ignore_gone(api.delete(&name, &DeleteParams::default().grace_period(0)).await.map(|_| ()))?;
+            ignore_gone(
+                api.patch_status(&name, &pp, &Patch::Strategic(&patch))
+                    .await
+                    .map(|_| ()),
+            )?;
+            ignore_gone(
+                api.delete(&name, &DeleteParams::default().grace_period(0))
+                    .await
+                    .map(|_| ()),
+            )?;
         }
     }
     Ok(())
@@ -640,17 +740,35 @@ mod tests {
         let n = node("True", "2025-01-01T00:01:00Z");
         let grace = Duration::from_secs(40);
         // Lease renewed recently: healthy even with an old Ready heartbeat.
-        assert!(stale_conditions(&n, Some(t("2025-01-01T00:01:30Z")), t("2025-01-01T00:02:00Z"), grace).is_empty());
+        assert!(stale_conditions(
+            &n,
+            Some(t("2025-01-01T00:01:30Z")),
+            t("2025-01-01T00:02:00Z"),
+            grace
+        )
+        .is_empty());
         // 40 s exactly: still fine; 41 s: Unknown.
-        assert!(stale_conditions(&n, Some(t("2025-01-01T00:01:00Z")), t("2025-01-01T00:01:40Z"), grace).is_empty());
+        assert!(stale_conditions(
+            &n,
+            Some(t("2025-01-01T00:01:00Z")),
+            t("2025-01-01T00:01:40Z"),
+            grace
+        )
+        .is_empty());
         let now = t("2025-01-01T00:01:41Z");
         let c = stale_conditions(&n, Some(t("2025-01-01T00:01:00Z")), now, grace);
         let ready = c.iter().find(|c| c.type_ == "Ready").unwrap();
         assert_eq!(ready.status, "Unknown");
         assert_eq!(ready.reason.as_deref(), Some("NodeStatusUnknown"));
-        assert_eq!(ready.message.as_deref(), Some("Kubelet stopped posting node status."));
+        assert_eq!(
+            ready.message.as_deref(),
+            Some("Kubelet stopped posting node status.")
+        );
         assert_eq!(ready.last_transition_time, Some(Time(now)));
-        assert_eq!(ready.last_heartbeat_time, Some(Time(t("2025-01-01T00:01:00Z"))));
+        assert_eq!(
+            ready.last_heartbeat_time,
+            Some(Time(t("2025-01-01T00:01:00Z")))
+        );
         // Never-posted conditions are added as NodeStatusNeverUpdated.
         let mem = c.iter().find(|c| c.type_ == "MemoryPressure").unwrap();
         assert_eq!(mem.reason.as_deref(), Some("NodeStatusNeverUpdated"));
@@ -665,8 +783,17 @@ mod tests {
         let now = t("2025-01-01T00:02:00Z");
         let unknown = node("Unknown", "2025-01-01T00:00:00Z");
         let taints = desired_taints(&unknown, true, now).unwrap();
-        let got: Vec<(&str, &str)> = taints.iter().map(|t| (t.key.as_str(), t.effect.as_str())).collect();
-        assert_eq!(got, [(TAINT_UNREACHABLE, "NoSchedule"), (TAINT_UNREACHABLE, "NoExecute")]);
+        let got: Vec<(&str, &str)> = taints
+            .iter()
+            .map(|t| (t.key.as_str(), t.effect.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (TAINT_UNREACHABLE, "NoSchedule"),
+                (TAINT_UNREACHABLE, "NoExecute")
+            ]
+        );
         assert!(taints.iter().all(|x| x.time_added == Some(Time(now))));
         // Ready=False swaps to not-ready.
         let mut not_ready = node("False", "2025-01-01T00:00:00Z");
@@ -676,7 +803,12 @@ mod tests {
         // Back to Ready: controller taints go, user taints stay.
         let mut back = node("True", "2025-01-01T00:00:00Z");
         let mut with_user = taints.clone();
-        with_user.push(Taint { key: "dedicated".into(), effect: "NoSchedule".into(), value: Some("gpu".into()), time_added: None });
+        with_user.push(Taint {
+            key: "dedicated".into(),
+            effect: "NoSchedule".into(),
+            value: Some("gpu".into()),
+            time_added: None,
+        });
         back.spec.as_mut().unwrap().taints = Some(with_user);
         let cleaned = desired_taints(&back, true, now).unwrap();
         assert_eq!(cleaned.len(), 1);
@@ -690,7 +822,10 @@ mod tests {
         // Cordon.
         let mut cordoned = node("True", "2025-01-01T00:00:00Z");
         cordoned.spec.as_mut().unwrap().unschedulable = Some(true);
-        assert_eq!(desired_taints(&cordoned, true, now).unwrap()[0].key, TAINT_UNSCHEDULABLE);
+        assert_eq!(
+            desired_taints(&cordoned, true, now).unwrap()[0].key,
+            TAINT_UNSCHEDULABLE
+        );
     }
 
     #[test]
@@ -698,14 +833,36 @@ mod tests {
         let taint = &unreachable_since("2025-01-01T00:00:00Z")[0];
         assert!(tolerates(&tol(TAINT_UNREACHABLE, Some(300)), taint));
         assert!(!tolerates(&tol(TAINT_NOT_READY, Some(300)), taint));
-        let all = Toleration { operator: Some("Exists".into()), ..Default::default() };
+        let all = Toleration {
+            operator: Some("Exists".into()),
+            ..Default::default()
+        };
         assert!(tolerates(&all, taint));
-        let wrong_effect = Toleration { effect: Some("NoSchedule".into()), ..tol(TAINT_UNREACHABLE, None) };
+        let wrong_effect = Toleration {
+            effect: Some("NoSchedule".into()),
+            ..tol(TAINT_UNREACHABLE, None)
+        };
         assert!(!tolerates(&wrong_effect, taint));
-        let equal = Toleration { key: Some("k".into()), operator: Some("Equal".into()), value: Some("v".into()), ..Default::default() };
-        let kv = Taint { key: "k".into(), value: Some("v".into()), effect: "NoExecute".into(), time_added: None };
+        let equal = Toleration {
+            key: Some("k".into()),
+            operator: Some("Equal".into()),
+            value: Some("v".into()),
+            ..Default::default()
+        };
+        let kv = Taint {
+            key: "k".into(),
+            value: Some("v".into()),
+            effect: "NoExecute".into(),
+            time_added: None,
+        };
         assert!(tolerates(&equal, &kv));
-        assert!(!tolerates(&equal, &Taint { value: Some("w".into()), ..kv }));
+        assert!(!tolerates(
+            &equal,
+            &Taint {
+                value: Some("w".into()),
+                ..kv
+            }
+        ));
     }
 
     #[test]
@@ -715,14 +872,41 @@ mod tests {
         // No toleration: at once.
         assert_eq!(eviction(&pod_with(vec![]), &taints, now), Eviction::At(now));
         // The default 300 s toleration: 300 s after the taint.
-        let p = pod_with(vec![tol(TAINT_NOT_READY, Some(300)), tol(TAINT_UNREACHABLE, Some(300))]);
-        assert_eq!(eviction(&p, &taints, now), Eviction::At(t("2025-01-01T00:09:00Z")));
-        // Shorter toleration wins; tolerating forever never evicts.
-        let p = pod_with(vec![tol(TAINT_UNREACHABLE, Some(300)), Toleration { operator: Some("Exists".into()), toleration_seconds: Some(10), ..Default::default() }]);
-        assert_eq!(eviction(&p, &taints, now), Eviction::At(t("2025-01-01T00:04:10Z")));
-        assert_eq!(eviction(&pod_with(vec![tol(TAINT_UNREACHABLE, None)]), &taints, now), Eviction::Never);
+        let p = pod_with(vec![
+            tol(TAINT_NOT_READY, Some(300)),
+            tol(TAINT_UNREACHABLE, Some(300)),
+        ]);
+        assert_eq!(
+            eviction(&p, &taints, now),
+            Eviction::At(t("2025-01-01T00:09:00Z"))
+        );
+        // Each taint uses its first matching toleration (upstream's GetMatchingTolerations);
+        // the smallest seconds among the used ones win.
+        let short = Toleration {
+            operator: Some("Exists".into()),
+            toleration_seconds: Some(10),
+            ..Default::default()
+        };
+        let p = pod_with(vec![short.clone(), tol(TAINT_UNREACHABLE, Some(300))]);
+        assert_eq!(
+            eviction(&p, &taints, now),
+            Eviction::At(t("2025-01-01T00:04:10Z"))
+        );
+        let p = pod_with(vec![tol(TAINT_UNREACHABLE, Some(300)), short]);
+        assert_eq!(
+            eviction(&p, &taints, now),
+            Eviction::At(t("2025-01-01T00:09:00Z"))
+        );
+        // Tolerating forever never evicts.
+        assert_eq!(
+            eviction(&pod_with(vec![tol(TAINT_UNREACHABLE, None)]), &taints, now),
+            Eviction::Never
+        );
         // NoSchedule taints never evict.
-        let ns = vec![Taint { effect: "NoSchedule".into(), ..taints[0].clone() }];
+        let ns = vec![Taint {
+            effect: "NoSchedule".into(),
+            ..taints[0].clone()
+        }];
         assert_eq!(eviction(&pod_with(vec![]), &ns, now), Eviction::Never);
     }
 
@@ -740,18 +924,26 @@ mod tests {
         let (acts, next) = plan_pods(Some(&n), &[&waiting, &intolerant, &terminating], None, now);
         assert_eq!(
             acts,
-            [("default/web-x".to_string(), PodAction::MarkNotReady), ("default/bare".to_string(), PodAction::Evict)]
+            [
+                ("default/web-x".to_string(), PodAction::MarkNotReady),
+                ("default/bare".to_string(), PodAction::Evict)
+            ]
         );
         assert_eq!(next, Some(t("2025-01-01T00:01:20Z")));
         let later = t("2025-01-01T00:01:31Z");
         let (acts, _) = plan_pods(Some(&n), &[&waiting, &terminating], None, later);
         assert_eq!(
             acts,
-            [("default/web-x".to_string(), PodAction::Evict), ("default/old".to_string(), PodAction::ForceDelete)]
+            [
+                ("default/web-x".to_string(), PodAction::Evict),
+                ("default/old".to_string(), PodAction::ForceDelete)
+            ]
         );
         // A Ready node's terminating pods are the kubelet's business.
         let healthy = node("True", "2025-01-01T00:01:00Z");
-        assert!(plan_pods(Some(&healthy), &[&terminating], None, later).0.is_empty());
+        assert!(plan_pods(Some(&healthy), &[&terminating], None, later)
+            .0
+            .is_empty());
     }
 
     #[test]
@@ -762,6 +954,9 @@ mod tests {
         assert!(acts.is_empty());
         assert_eq!(next, Some(t("2025-01-01T00:00:40Z")));
         let (acts, _) = plan_pods(None, &[&p], Some(since), t("2025-01-01T00:00:41Z"));
-        assert_eq!(acts, [("default/web-x".to_string(), PodAction::DeleteOrphan)]);
+        assert_eq!(
+            acts,
+            [("default/web-x".to_string(), PodAction::DeleteOrphan)]
+        );
     }
 }

@@ -81,7 +81,10 @@ pub fn plan(
         })),
         Some(cm) => {
             let data_ok = cm.data.as_ref() == Some(&want_data) && cm.binary_data.is_none();
-            let ann_ok = cm.annotations().get(DESCRIPTION_ANNOTATION).map(String::as_str)
+            let ann_ok = cm
+                .annotations()
+                .get(DESCRIPTION_ANNOTATION)
+                .map(String::as_str)
                 == Some(DESCRIPTION);
             if !data_ok || !ann_ok {
                 let mut u = cm.clone();
@@ -189,9 +192,16 @@ mod tests {
         let n = ns("Active");
         let c = plan(Some(&n), None, None, "PEM");
         assert_eq!(c.len(), 2);
-        let Change::CreateAccount(sa) = &c[0] else { panic!() };
-        assert_eq!((sa.name_any().as_str(), sa.namespace().as_deref()), ("default", Some("dev")));
-        let Change::CreateConfigMap(cm) = &c[1] else { panic!() };
+        let Change::CreateAccount(sa) = &c[0] else {
+            panic!()
+        };
+        assert_eq!(
+            (sa.name_any().as_str(), sa.namespace().as_deref()),
+            ("default", Some("dev"))
+        );
+        let Change::CreateConfigMap(cm) = &c[1] else {
+            panic!()
+        };
         assert_eq!(cm.name_any(), "kube-root-ca.crt");
         assert_eq!(cm.data.as_ref().unwrap()["ca.crt"], "PEM");
         assert_eq!(cm.annotations()[DESCRIPTION_ANNOTATION], DESCRIPTION);
@@ -201,10 +211,14 @@ mod tests {
     fn up_to_date_namespace_needs_nothing_and_stale_ca_is_fixed() {
         let n = ns("Active");
         let c = plan(Some(&n), None, None, "PEM");
-        let (Change::CreateAccount(sa), Change::CreateConfigMap(cm)) = (&c[0], &c[1]) else { panic!() };
+        let (Change::CreateAccount(sa), Change::CreateConfigMap(cm)) = (&c[0], &c[1]) else {
+            panic!()
+        };
         assert!(plan(Some(&n), Some(sa), Some(cm), "PEM").is_empty());
         let changed = plan(Some(&n), Some(sa), Some(cm), "NEW");
-        let [Change::UpdateConfigMap(u)] = changed.as_slice() else { panic!("{changed:?}") };
+        let [Change::UpdateConfigMap(u)] = changed.as_slice() else {
+            panic!("{changed:?}")
+        };
         assert_eq!(u.data.as_ref().unwrap()["ca.crt"], "NEW");
     }
 
