@@ -28,6 +28,8 @@ pub const LAST_CHANGE_TRIGGER_TIME: &str = "endpoints.kubernetes.io/last-change-
 pub const OVER_CAPACITY: &str = "endpoints.kubernetes.io/over-capacity";
 /// Label on the Endpoints/EndpointSlices of a headless Service.
 pub const HEADLESS_LABEL: &str = "service.kubernetes.io/headless";
+/// Annotation of leader-election records kept in Endpoints objects.
+pub const LEADER_ANNOTATION: &str = "control-plane.alpha.kubernetes.io/leader";
 /// At most this many addresses in one Endpoints object (upstream's `maxCapacity`).
 pub const MAX_CAPACITY: usize = 1000;
 
@@ -326,8 +328,9 @@ pub fn desired_subsets(svc: &Service, pods: &[&Pod]) -> Vec<EndpointSubset> {
         }
     }
     // Group the ports that the very same addresses (with the same readiness) offer.
-    type Signature = Vec<((String, String), bool)>;
-    let mut groups: Vec<(Signature, AddrMap, Vec<PortKey>)> = Vec::new();
+    // (address signature, addresses, ports offered by exactly those addresses)
+    type Group = (Vec<((String, String), bool)>, AddrMap, Vec<PortKey>);
+    let mut groups: Vec<Group> = Vec::new();
     for (pk, addrs) in by_port {
         let sig: Vec<((String, String), bool)> =
             addrs.iter().map(|(k, (_, r))| (k.clone(), *r)).collect();
@@ -553,6 +556,8 @@ pub fn plan(
 ) -> Change {
     let Some(svc) = svc else {
         return match current {
+            // Leader-election records live in Endpoints without a Service (upstream skips them).
+            Some(ep) if ep.annotations().contains_key(LEADER_ANNOTATION) => Change::None,
             Some(ep) => Change::Delete {
                 namespace: ep.namespace().unwrap_or_default(),
                 name: ep.name_any(),

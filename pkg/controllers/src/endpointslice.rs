@@ -5,9 +5,8 @@
 
 use crate::endpoints::{
     api_code, find_port, key_of, next_batch, pod_ips, pod_ready, pod_ref, port_protocol, reflect,
-    rfc3339, selected_pods, selector_matches, service_ip_set, service_is_ipv6,
-    should_pod_be_in_endpoints, should_set_hostname, split_key, PortKey, Queue, HEADLESS_LABEL,
-    LAST_CHANGE_TRIGGER_TIME,
+    rfc3339, selected_pods, service_ip_set, service_is_ipv6, should_pod_be_in_endpoints,
+    should_set_hostname, split_key, PortKey, Queue, HEADLESS_LABEL, LAST_CHANGE_TRIGGER_TIME,
 };
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
@@ -579,16 +578,6 @@ async fn delete(api: &Api<EndpointSlice>, name: &str) -> Result<(), kube::Error>
         Err(e) if api_code(&e) == Some(404) => Ok(()),
         Err(e) => Err(e),
     }
-}
-
-/// Whether a Service selects a pod (exposed for the pod → Service mapping).
-pub fn selects(svc: &Service, pod: &Pod) -> bool {
-    svc.namespace() == pod.namespace()
-        && svc
-            .spec
-            .as_ref()
-            .and_then(|s| s.selector.as_ref())
-            .is_some_and(|sel| selector_matches(sel, pod.labels()))
 }
 
 #[cfg(test)]

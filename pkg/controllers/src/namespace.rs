@@ -371,13 +371,12 @@ async fn reconcile(client: &kube::Client, ns: &Namespace) -> Result<Option<Durat
             "phase": "Terminating",
             "conditions": conds.unwrap_or(current),
         }});
-        match nsapi
+        // Reporting is best effort: a failed status write must not hold up the deletion.
+        if let Err(e) = nsapi
             .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
         {
-            Ok(_) => {}
-            Err(e) if api_code(&e) == Some(404) => return Ok(None),
-            Err(e) => return Err(e),
+            tracing::warn!(namespace = %name, error = %e, "updating the namespace status failed");
         }
     }
     if !totals.is_empty() || !errors.is_empty() {

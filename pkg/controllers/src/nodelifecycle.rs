@@ -31,6 +31,9 @@ pub const TAINT_NETWORK_UNAVAILABLE: &str = "node.kubernetes.io/network-unavaila
 /// How long a pod may point at a missing node before pod GC removes it (upstream's quarantine).
 pub const ORPHAN_QUARANTINE: Duration = Duration::from_secs(40);
 
+/// A taint's (key, effect).
+pub type TaintKey = (&'static str, &'static str);
+
 /// The conditions the controller marks Unknown when the kubelet goes silent.
 const MONITORED_CONDITIONS: [&str; 4] = ["Ready", "MemoryPressure", "DiskPressure", "PIDPressure"];
 
@@ -111,16 +114,9 @@ pub fn with_conditions(node: &Node, changed: &[NodeCondition]) -> Node {
 }
 
 /// The (key, effect) taints the controller owns and which of them the node should carry.
-#[allow(clippy::type_complexity)]
 /// `evictions_enabled` is false in upstream's full-disruption mode (every node not Ready),
 /// when the NoExecute taints are withheld.
-pub fn managed_taints(
-    node: &Node,
-    evictions_enabled: bool,
-) -> (
-    Vec<(&'static str, &'static str)>,
-    Vec<(&'static str, &'static str)>,
-) {
+pub fn managed_taints(node: &Node, evictions_enabled: bool) -> (Vec<TaintKey>, Vec<TaintKey>) {
     let managed = vec![
         (TAINT_NOT_READY, "NoSchedule"),
         (TAINT_NOT_READY, "NoExecute"),
@@ -884,19 +880,24 @@ mod tests {
             eviction(&p, &taints, now),
             Eviction::At(t("2025-01-01T00:09:00Z"))
         );
-        // Shorter toleration wins; tolerating forever never evicts.
-        let p = pod_with(vec![
-            tol(TAINT_UNREACHABLE, Some(300)),
-            Toleration {
-                operator: Some("Exists".into()),
-                toleration_seconds: Some(10),
-                ..Default::default()
-            },
-        ]);
+        // Each taint uses its first matching toleration (upstream's GetMatchingTolerations);
+        // the smallest seconds among the used ones win.
+        let short = Toleration {
+            operator: Some("Exists".into()),
+            toleration_seconds: Some(10),
+            ..Default::default()
+        };
+        let p = pod_with(vec![short.clone(), tol(TAINT_UNREACHABLE, Some(300))]);
         assert_eq!(
             eviction(&p, &taints, now),
             Eviction::At(t("2025-01-01T00:04:10Z"))
         );
+        let p = pod_with(vec![tol(TAINT_UNREACHABLE, Some(300)), short]);
+        assert_eq!(
+            eviction(&p, &taints, now),
+            Eviction::At(t("2025-01-01T00:09:00Z"))
+        );
+        // Tolerating forever never evicts.
         assert_eq!(
             eviction(&pod_with(vec![tol(TAINT_UNREACHABLE, None)]), &taints, now),
             Eviction::Never
