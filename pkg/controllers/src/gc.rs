@@ -62,14 +62,32 @@ pub const KINDS: &[Kind] = &[
     k("apps", "v1", "Deployment", "deployments", true),
     k("apps", "v1", "DaemonSet", "daemonsets", true),
     k("apps", "v1", "StatefulSet", "statefulsets", true),
-    k("apps", "v1", "ControllerRevision", "controllerrevisions", true),
+    k(
+        "apps",
+        "v1",
+        "ControllerRevision",
+        "controllerrevisions",
+        true,
+    ),
     k("batch", "v1", "Job", "jobs", true),
     k("batch", "v1", "CronJob", "cronjobs", true),
-    k("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", true),
+    k(
+        "discovery.k8s.io",
+        "v1",
+        "EndpointSlice",
+        "endpointslices",
+        true,
+    ),
     k("", "v1", "Service", "services", true),
     k("", "v1", "ConfigMap", "configmaps", true),
     k("", "v1", "Secret", "secrets", true),
-    k("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", true),
+    k(
+        "",
+        "v1",
+        "PersistentVolumeClaim",
+        "persistentvolumeclaims",
+        true,
+    ),
     k("", "v1", "Node", "nodes", false),
     k("coordination.k8s.io", "v1", "Lease", "leases", true),
 ];
@@ -351,8 +369,7 @@ impl Gc {
             Some(o) if o.metadata.uid.as_deref() != Some(r.uid.as_str()) => Ok(OwnerState::Absent),
             Some(o) => {
                 let fg = o.metadata.deletion_timestamp.is_some()
-                    && o
-                        .metadata
+                    && o.metadata
                         .finalizers
                         .iter()
                         .flatten()
@@ -394,7 +411,11 @@ impl Gc {
             ..Default::default()
         };
         tracing::debug!(kind = item.kind.kind, namespace = %item.namespace, name = %item.name, ?policy, "garbage collecting");
-        match self.api(item.kind, &item.namespace).delete(&item.name, &dp).await {
+        match self
+            .api(item.kind, &item.namespace)
+            .delete(&item.name, &dp)
+            .await
+        {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
             Err(e) => Err(e.into()),
@@ -466,7 +487,8 @@ impl Gc {
         } else {
             json!(rest)
         };
-        let patch = json!({"metadata": {"finalizers": fins, "resourceVersion": owner.resource_version}});
+        let patch =
+            json!({"metadata": {"finalizers": fins, "resourceVersion": owner.resource_version}});
         match self
             .api(owner.kind, &owner.namespace)
             .patch(&owner.name, &PatchParams::default(), &Patch::Merge(&patch))
@@ -645,15 +667,30 @@ mod tests {
         let item = node("p", vec![oref("a", true), oref("b", true)], false, &[]);
         let s = |a: OwnerState, b: OwnerState| vec![("a".to_string(), a), ("b".to_string(), b)];
         assert_eq!(
-            classify(&item, &s(OwnerState::Solid, OwnerState::Solid), false, false),
+            classify(
+                &item,
+                &s(OwnerState::Solid, OwnerState::Solid),
+                false,
+                false
+            ),
             Action::Nothing
         );
         assert_eq!(
-            classify(&item, &s(OwnerState::Solid, OwnerState::Absent), false, false),
+            classify(
+                &item,
+                &s(OwnerState::Solid, OwnerState::Absent),
+                false,
+                false
+            ),
             Action::RemoveRefs(vec!["b".into()])
         );
         assert_eq!(
-            classify(&item, &s(OwnerState::Absent, OwnerState::Absent), false, false),
+            classify(
+                &item,
+                &s(OwnerState::Absent, OwnerState::Absent),
+                false,
+                false
+            ),
             Action::Delete(Policy::Background)
         );
         assert_eq!(
@@ -686,7 +723,12 @@ mod tests {
         );
         let orphaning = node("p", vec![oref("a", true)], false, &[ORPHAN]);
         assert_eq!(
-            classify(&orphaning, &[("a".into(), OwnerState::Absent)], false, false),
+            classify(
+                &orphaning,
+                &[("a".into(), OwnerState::Absent)],
+                false,
+                false
+            ),
             Action::Delete(Policy::Orphan)
         );
         assert_eq!(
@@ -727,7 +769,10 @@ mod tests {
 
     #[test]
     fn owner_refs_map_to_watched_kinds() {
-        assert_eq!(kind_of_ref("apps/v1", "ReplicaSet").map(|k| k.plural), Some("replicasets"));
+        assert_eq!(
+            kind_of_ref("apps/v1", "ReplicaSet").map(|k| k.plural),
+            Some("replicasets")
+        );
         assert_eq!(kind_of_ref("v1", "Node").map(|k| k.namespaced), Some(false));
         assert!(kind_of_ref("example.com/v1", "Widget").is_none());
         assert_eq!(KINDS[2].api_resource().api_version, "apps/v1");

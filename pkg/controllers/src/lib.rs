@@ -1,8 +1,8 @@
 //! skiff's controllers: one module per control loop, each a reconcile function over kube-rs
 //! watchers with a pure planning core. They talk to the API server only through kube-rs.
 
-pub mod events;
 pub mod deployment;
+pub mod events;
 pub mod gc;
 pub mod replicaset;
 

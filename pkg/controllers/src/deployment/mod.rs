@@ -9,10 +9,10 @@ pub mod hash;
 pub mod plan;
 
 use crate::events::Recorder;
+use crate::replicaset::controller_ref;
 use crate::replicaset::informer::{self, controller_of, key_of, split_key, Cache, Change};
 use crate::replicaset::pods::{selector_is_empty, selector_matches};
 use crate::replicaset::queue::{Backoff, Queue};
-use crate::replicaset::controller_ref;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus, ReplicaSet, ReplicaSetSpec};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
@@ -219,7 +219,12 @@ impl Sync<'_> {
                 )
                 .await;
             let generation = d.metadata.generation.unwrap_or(0);
-            if d.status.as_ref().and_then(|s| s.observed_generation).unwrap_or(0) < generation {
+            if d.status
+                .as_ref()
+                .and_then(|s| s.observed_generation)
+                .unwrap_or(0)
+                < generation
+            {
                 let mut st = d.status.clone().unwrap_or_default();
                 st.observed_generation = Some(generation);
                 self.write_status(&mut d, st).await?;
@@ -254,7 +259,11 @@ impl Sync<'_> {
     async fn claim_replicasets(&self, d: &Deployment) -> Result<Vec<ReplicaSet>, DeployError> {
         let ns = d.metadata.namespace.clone().unwrap_or_default();
         let uid = d.metadata.uid.clone().unwrap_or_default();
-        let selector = d.spec.as_ref().map(|s| s.selector.clone()).unwrap_or_default();
+        let selector = d
+            .spec
+            .as_ref()
+            .map(|s| s.selector.clone())
+            .unwrap_or_default();
         let api: Api<ReplicaSet> = Api::namespaced(self.ctx.client.clone(), &ns);
         let deleting = d.metadata.deletion_timestamp.is_some();
         let mut owned = Vec::new();
@@ -325,7 +334,11 @@ impl Sync<'_> {
             let mut ann = rss[i].metadata.annotations.clone().unwrap_or_default();
             let changed = set_new_rs_annotations(d, &mut ann, new_revision, true);
             let min_ready = min_ready_seconds(d);
-            let rs_min_ready = rss[i].spec.as_ref().and_then(|s| s.min_ready_seconds).unwrap_or(0);
+            let rs_min_ready = rss[i]
+                .spec
+                .as_ref()
+                .and_then(|s| s.min_ready_seconds)
+                .unwrap_or(0);
             if changed || rs_min_ready != min_ready {
                 let patch = json!({
                     "metadata": {"annotations": ann, "resourceVersion": rss[i].metadata.resource_version},
@@ -351,7 +364,10 @@ impl Sync<'_> {
                     "Found new replica set {:?}",
                     rss[i].metadata.name.as_deref().unwrap_or("")
                 );
-                set_condition(&mut st, new_condition("Progressing", "True", FOUND_NEW_RS, &msg, now));
+                set_condition(
+                    &mut st,
+                    new_condition("Progressing", "True", FOUND_NEW_RS, &msg, now),
+                );
                 self.write_status(d, st).await?;
             }
             return Ok((Some(i), olds));
@@ -401,7 +417,8 @@ impl Sync<'_> {
                 // Already exists: ours with the same template (a stale cache), or a collision.
                 let existing = rs_api.get_opt(&rs_name).await?;
                 if let Some(rs) = existing {
-                    let ours = controller_of(&rs).is_some_and(|c| Some(&c.uid) == d.metadata.uid.as_ref());
+                    let ours =
+                        controller_of(&rs).is_some_and(|c| Some(&c.uid) == d.metadata.uid.as_ref());
                     let same = rs
                         .spec
                         .as_ref()
@@ -427,10 +444,16 @@ impl Sync<'_> {
                 let msg = format!("Failed to create new replica set {rs_name:?}: {detail}");
                 if progress_deadline(d).is_some() {
                     let mut st = d.status.clone().unwrap_or_default();
-                    set_condition(&mut st, new_condition("Progressing", "False", FAILED_RS_CREATE, &msg, now));
+                    set_condition(
+                        &mut st,
+                        new_condition("Progressing", "False", FAILED_RS_CREATE, &msg, now),
+                    );
                     self.write_status(d, st).await?;
                 }
-                self.ctx.recorder.record(d, "Warning", FAILED_RS_CREATE, &msg).await;
+                self.ctx
+                    .recorder
+                    .record(d, "Warning", FAILED_RS_CREATE, &msg)
+                    .await;
                 return Err(e.into());
             }
         };
@@ -445,24 +468,38 @@ impl Sync<'_> {
                 )
                 .await;
         }
-        self.set_deployment_revision(d, &new_revision.to_string()).await?;
+        self.set_deployment_revision(d, &new_revision.to_string())
+            .await?;
         if progress_deadline(d).is_some() {
             let mut st = d.status.clone().unwrap_or_default();
             let msg = format!("Created new replica set {rs_name:?}");
-            set_condition(&mut st, new_condition("Progressing", "True", NEW_RS_CREATED, &msg, now));
+            set_condition(
+                &mut st,
+                new_condition("Progressing", "True", NEW_RS_CREATED, &msg, now),
+            );
             self.write_status(d, st).await?;
         }
         rss.push(created);
         Ok((Some(rss.len() - 1), olds))
     }
 
-    async fn set_deployment_revision(&self, d: &mut Deployment, rev: &str) -> Result<(), DeployError> {
-        let cur = d.metadata.annotations.as_ref().and_then(|a| a.get(REVISION));
+    async fn set_deployment_revision(
+        &self,
+        d: &mut Deployment,
+        rev: &str,
+    ) -> Result<(), DeployError> {
+        let cur = d
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(REVISION));
         if cur.map(String::as_str) == Some(rev) {
             return Ok(());
         }
-        let api: Api<Deployment> =
-            Api::namespaced(self.ctx.client.clone(), d.metadata.namespace.as_deref().unwrap_or(""));
+        let api: Api<Deployment> = Api::namespaced(
+            self.ctx.client.clone(),
+            d.metadata.namespace.as_deref().unwrap_or(""),
+        );
         let patch = json!({"metadata": {"annotations": {REVISION: rev}}});
         let name = d.metadata.name.clone().unwrap_or_default();
         let updated = api
@@ -473,12 +510,18 @@ impl Sync<'_> {
     }
 
     /// Writes `status` (unless unchanged) and keeps the local copy current.
-    async fn write_status(&self, d: &mut Deployment, status: DeploymentStatus) -> Result<(), DeployError> {
+    async fn write_status(
+        &self,
+        d: &mut Deployment,
+        status: DeploymentStatus,
+    ) -> Result<(), DeployError> {
         if d.status.as_ref() == Some(&status) {
             return Ok(());
         }
-        let api: Api<Deployment> =
-            Api::namespaced(self.ctx.client.clone(), d.metadata.namespace.as_deref().unwrap_or(""));
+        let api: Api<Deployment> = Api::namespaced(
+            self.ctx.client.clone(),
+            d.metadata.namespace.as_deref().unwrap_or(""),
+        );
         let patch = json!({"status": status});
         let name = d.metadata.name.clone().unwrap_or_default();
         match api
@@ -505,12 +548,15 @@ impl Sync<'_> {
     ) -> Result<bool, DeployError> {
         let old_scale = rs_replicas(rs);
         let mut ann = rs.metadata.annotations.clone().unwrap_or_default();
-        let ann_changed = set_replicas_annotations(&mut ann, replicas(d), replicas(d) + max_surge(d));
+        let ann_changed =
+            set_replicas_annotations(&mut ann, replicas(d), replicas(d) + max_surge(d));
         if old_scale == new_scale && !ann_changed {
             return Ok(false);
         }
-        let api: Api<ReplicaSet> =
-            Api::namespaced(self.ctx.client.clone(), rs.metadata.namespace.as_deref().unwrap_or(""));
+        let api: Api<ReplicaSet> = Api::namespaced(
+            self.ctx.client.clone(),
+            rs.metadata.namespace.as_deref().unwrap_or(""),
+        );
         let patch = json!({
             "metadata": {"annotations": ann, "resourceVersion": rs.metadata.resource_version},
             "spec": {"replicas": new_scale},
@@ -521,7 +567,11 @@ impl Sync<'_> {
             .await?;
         if old_scale != new_scale {
             let op = if op.is_empty() {
-                if new_scale > old_scale { "up" } else { "down" }
+                if new_scale > old_scale {
+                    "up"
+                } else {
+                    "down"
+                }
             } else {
                 op
             };
@@ -548,17 +598,27 @@ impl Sync<'_> {
     ) -> Result<bool, DeployError> {
         let mut any = false;
         for (name, n) in sizes {
-            if let Some(rs) = rss.iter_mut().find(|r| r.metadata.name.as_deref() == Some(name)) {
+            if let Some(rs) = rss
+                .iter_mut()
+                .find(|r| r.metadata.name.as_deref() == Some(name))
+            {
                 any |= self.scale_rs(d, rs, *n, op).await?;
             }
         }
         Ok(any)
     }
 
-    async fn cleanup(&self, d: &Deployment, rss: &[ReplicaSet], olds: &[usize]) -> Result<(), DeployError> {
+    async fn cleanup(
+        &self,
+        d: &Deployment,
+        rss: &[ReplicaSet],
+        olds: &[usize],
+    ) -> Result<(), DeployError> {
         let olds_ref: Vec<&ReplicaSet> = olds.iter().map(|i| &rss[*i]).collect();
-        let api: Api<ReplicaSet> =
-            Api::namespaced(self.ctx.client.clone(), d.metadata.namespace.as_deref().unwrap_or(""));
+        let api: Api<ReplicaSet> = Api::namespaced(
+            self.ctx.client.clone(),
+            d.metadata.namespace.as_deref().unwrap_or(""),
+        );
         for name in cleanup_plan(d, &olds_ref) {
             match api.delete(&name, &DeleteParams::default()).await {
                 Ok(_) => {}
@@ -582,7 +642,11 @@ impl Sync<'_> {
     }
 
     /// upstream's `sync`: scaling events and paused Deployments.
-    async fn sync_scale(&mut self, d: &mut Deployment, rss: &mut Vec<ReplicaSet>) -> Result<(), DeployError> {
+    async fn sync_scale(
+        &mut self,
+        d: &mut Deployment,
+        rss: &mut Vec<ReplicaSet>,
+    ) -> Result<(), DeployError> {
         let (new_rs, olds) = self.get_all(d, rss, false).await?;
         let (sizes, op) = {
             let olds_ref: Vec<&ReplicaSet> = olds.iter().map(|i| &rss[*i]).collect();
@@ -607,9 +671,27 @@ impl Sync<'_> {
         let paused_cond = cond.is_some_and(|c| c.reason.as_deref() == Some(PAUSED));
         let now = now_seconds();
         if is_paused(d) && !paused_cond {
-            set_condition(&mut st, new_condition("Progressing", "Unknown", PAUSED, "Deployment is paused", now));
+            set_condition(
+                &mut st,
+                new_condition(
+                    "Progressing",
+                    "Unknown",
+                    PAUSED,
+                    "Deployment is paused",
+                    now,
+                ),
+            );
         } else if !is_paused(d) && paused_cond {
-            set_condition(&mut st, new_condition("Progressing", "Unknown", RESUMED, "Deployment is resumed", now));
+            set_condition(
+                &mut st,
+                new_condition(
+                    "Progressing",
+                    "Unknown",
+                    RESUMED,
+                    "Deployment is resumed",
+                    now,
+                ),
+            );
         } else {
             return Ok(());
         }
@@ -634,7 +716,11 @@ impl Sync<'_> {
         self.write_status(d, st).await
     }
 
-    async fn rollout_rolling(&mut self, d: &mut Deployment, rss: &mut Vec<ReplicaSet>) -> Result<(), DeployError> {
+    async fn rollout_rolling(
+        &mut self,
+        d: &mut Deployment,
+        rss: &mut Vec<ReplicaSet>,
+    ) -> Result<(), DeployError> {
         let (new_rs, olds) = self.get_all(d, rss, true).await?;
         let Some(ni) = new_rs else {
             return Err(DeployError::Retry("new replica set not created yet".into()));
@@ -649,7 +735,11 @@ impl Sync<'_> {
             }
         };
         if target != rs_replicas(&rss[ni]) {
-            let op = if target > rs_replicas(&rss[ni]) { "up" } else { "down" };
+            let op = if target > rs_replicas(&rss[ni]) {
+                "up"
+            } else {
+                "down"
+            };
             let mut rs = rss[ni].clone();
             let scaled = self.scale_rs(d, &mut rs, target, op).await?;
             rss[ni] = rs;
@@ -676,18 +766,41 @@ impl Sync<'_> {
     }
 
     /// True while pods of old ReplicaSets still exist (running, pending or terminating).
-    async fn old_pods_running(&self, d: &Deployment, rss: &[ReplicaSet], new_rs: Option<usize>, olds: &[usize]) -> Result<bool, DeployError> {
-        if olds.iter().map(|i| rss[*i].status.as_ref().map(|s| s.replicas).unwrap_or(0)).sum::<i32>() > 0 {
+    async fn old_pods_running(
+        &self,
+        d: &Deployment,
+        rss: &[ReplicaSet],
+        new_rs: Option<usize>,
+        olds: &[usize],
+    ) -> Result<bool, DeployError> {
+        if olds
+            .iter()
+            .map(|i| rss[*i].status.as_ref().map(|s| s.replicas).unwrap_or(0))
+            .sum::<i32>()
+            > 0
+        {
             return Ok(true);
         }
-        let old_uids: Vec<&str> = olds.iter().filter_map(|i| rss[*i].metadata.uid.as_deref()).collect();
+        let old_uids: Vec<&str> = olds
+            .iter()
+            .filter_map(|i| rss[*i].metadata.uid.as_deref())
+            .collect();
         if old_uids.is_empty() {
             return Ok(false);
         }
         let _ = new_rs;
-        let selector = d.spec.as_ref().map(|s| s.selector.clone()).unwrap_or_default();
-        let api: Api<Pod> = Api::namespaced(self.ctx.client.clone(), d.metadata.namespace.as_deref().unwrap_or(""));
-        let pods = api.list(&ListParams::default().labels(&selector_string(&selector))).await?;
+        let selector = d
+            .spec
+            .as_ref()
+            .map(|s| s.selector.clone())
+            .unwrap_or_default();
+        let api: Api<Pod> = Api::namespaced(
+            self.ctx.client.clone(),
+            d.metadata.namespace.as_deref().unwrap_or(""),
+        );
+        let pods = api
+            .list(&ListParams::default().labels(&selector_string(&selector)))
+            .await?;
         Ok(pods.items.iter().any(|p| {
             let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
             !matches!(phase, Some("Failed") | Some("Succeeded"))
@@ -695,7 +808,11 @@ impl Sync<'_> {
         }))
     }
 
-    async fn rollout_recreate(&mut self, d: &mut Deployment, rss: &mut Vec<ReplicaSet>) -> Result<(), DeployError> {
+    async fn rollout_recreate(
+        &mut self,
+        d: &mut Deployment,
+        rss: &mut Vec<ReplicaSet>,
+    ) -> Result<(), DeployError> {
         let (mut new_rs, mut olds) = self.get_all(d, rss, false).await?;
         let down: Vec<(String, i32)> = olds
             .iter()

@@ -3,9 +3,7 @@
 //! annotations, how far to scale the new and old ReplicaSets, proportional scaling, status,
 //! conditions and history cleanup. No IO here: the driver in `mod.rs` applies the results.
 
-use k8s_openapi::api::apps::v1::{
-    Deployment, DeploymentCondition, DeploymentStatus, ReplicaSet,
-};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentCondition, DeploymentStatus, ReplicaSet};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -73,7 +71,10 @@ pub fn is_paused(d: &Deployment) -> bool {
 }
 
 pub fn min_ready_seconds(d: &Deployment) -> i32 {
-    d.spec.as_ref().and_then(|s| s.min_ready_seconds).unwrap_or(0)
+    d.spec
+        .as_ref()
+        .and_then(|s| s.min_ready_seconds)
+        .unwrap_or(0)
 }
 
 pub fn progress_deadline(d: &Deployment) -> Option<i32> {
@@ -323,7 +324,9 @@ fn max_annotation(rs: &ReplicaSet) -> Option<i32> {
 
 /// Upstream's `IsSaturated`.
 pub fn is_saturated(d: &Deployment, rs: Option<&ReplicaSet>) -> bool {
-    rs.is_some_and(|rs| rs_replicas(rs) == replicas(d) && desired_annotation(rs) == Some(replicas(d)))
+    rs.is_some_and(|rs| {
+        rs_replicas(rs) == replicas(d) && desired_annotation(rs) == Some(replicas(d))
+    })
 }
 
 /// Upstream's `isScalingEvent` (given new and old ReplicaSets): an active ReplicaSet whose
@@ -371,13 +374,17 @@ fn proportion(rs: &ReplicaSet, d: &Deployment, to_add: i32, added: i32) -> i32 {
         -rs_replicas(rs)
     } else {
         let deployment_replicas = replicas(d) + max_surge(d);
-        let annotated = max_annotation(rs)
-            .unwrap_or_else(|| d.status.as_ref().map(|s| s.replicas.unwrap_or(0)).unwrap_or(0));
+        let annotated = max_annotation(rs).unwrap_or_else(|| {
+            d.status
+                .as_ref()
+                .map(|s| s.replicas.unwrap_or(0))
+                .unwrap_or(0)
+        });
         if annotated == 0 {
             0
         } else {
-            let size = f64::from(rs_replicas(rs)) * f64::from(deployment_replicas)
-                / f64::from(annotated);
+            let size =
+                f64::from(rs_replicas(rs)) * f64::from(deployment_replicas) / f64::from(annotated);
             size.round() as i32 - rs_replicas(rs)
         }
     };
@@ -401,7 +408,11 @@ pub fn scale_plan(
         if rs_replicas(rs) == replicas(d) {
             return (Vec::new(), "");
         }
-        let op = if rs_replicas(rs) < replicas(d) { "up" } else { "down" };
+        let op = if rs_replicas(rs) < replicas(d) {
+            "up"
+        } else {
+            "down"
+        };
         return (vec![(name(rs), replicas(d))], op);
     }
     if is_saturated(d, new_rs) {
@@ -509,8 +520,8 @@ pub fn old_scale_down_plan(
         out.push((name(rs), *n));
     }
     // 2. then as many available ones as maxUnavailable allows
-    let available: i32 = old.iter().map(|(r, _)| rs_status(r).available).sum::<i32>()
-        + rs_status(new_rs).available;
+    let available: i32 =
+        old.iter().map(|(r, _)| rs_status(r).available).sum::<i32>() + rs_status(new_rs).available;
     if available > min_available {
         let total = available - min_available;
         let mut scaled = 0;
@@ -562,17 +573,30 @@ pub fn cleanup_plan(d: &Deployment, olds: &[&ReplicaSet]) -> Vec<String> {
             rs_status(r).replicas == 0
                 && rs_replicas(r) == 0
                 && r.metadata.generation.unwrap_or(0)
-                    <= r.status.as_ref().and_then(|s| s.observed_generation).unwrap_or(0)
+                    <= r.status
+                        .as_ref()
+                        .and_then(|s| s.observed_generation)
+                        .unwrap_or(0)
         })
         .filter_map(|r| r.metadata.name.clone())
         .collect()
 }
 
 pub fn condition<'a>(status: &'a DeploymentStatus, type_: &str) -> Option<&'a DeploymentCondition> {
-    status.conditions.iter().flatten().find(|c| c.type_ == type_)
+    status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == type_)
 }
 
-pub fn new_condition(type_: &str, status: &str, reason: &str, message: &str, now: Timestamp) -> DeploymentCondition {
+pub fn new_condition(
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: &str,
+    now: Timestamp,
+) -> DeploymentCondition {
     DeploymentCondition {
         type_: type_.into(),
         status: status.into(),
@@ -787,7 +811,8 @@ pub fn rollout_status(
 mod tests {
     use super::*;
     use k8s_openapi::api::apps::v1::{
-        DeploymentSpec, DeploymentStrategy, ReplicaSetSpec, ReplicaSetStatus, RollingUpdateDeployment,
+        DeploymentSpec, DeploymentStrategy, ReplicaSetSpec, ReplicaSetStatus,
+        RollingUpdateDeployment,
     };
     use k8s_openapi::api::core::v1::{Container, PodSpec};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -840,7 +865,14 @@ mod tests {
         }
     }
 
-    fn rs(name: &str, image: &str, replicas: i32, available: i32, created: i64, rev: i64) -> ReplicaSet {
+    fn rs(
+        name: &str,
+        image: &str,
+        replicas: i32,
+        available: i32,
+        created: i64,
+        rev: i64,
+    ) -> ReplicaSet {
         let mut t = template(image);
         if let Some(m) = t.metadata.as_mut() {
             m.labels
@@ -876,9 +908,18 @@ mod tests {
 
     #[test]
     fn fenceposts_round_like_upstream() {
-        assert_eq!(resolve_fenceposts(Some(&pct("25%")), Some(&pct("25%")), 10), (3, 2));
-        assert_eq!(resolve_fenceposts(Some(&pct("25%")), Some(&pct("25%")), 1), (1, 0));
-        assert_eq!(resolve_fenceposts(Some(&pct("0%")), Some(&pct("1%")), 2), (0, 1));
+        assert_eq!(
+            resolve_fenceposts(Some(&pct("25%")), Some(&pct("25%")), 10),
+            (3, 2)
+        );
+        assert_eq!(
+            resolve_fenceposts(Some(&pct("25%")), Some(&pct("25%")), 1),
+            (1, 0)
+        );
+        assert_eq!(
+            resolve_fenceposts(Some(&pct("0%")), Some(&pct("1%")), 2),
+            (0, 1)
+        );
         assert_eq!(
             resolve_fenceposts(Some(&IntOrString::Int(3)), Some(&IntOrString::Int(2)), 10),
             (3, 2)
@@ -947,7 +988,10 @@ mod tests {
         assert!(set_new_rs_annotations(&d, &mut ann, 3, true));
         assert_eq!(ann.get(REVISION).map(String::as_str), Some("3"));
         assert_eq!(ann.get(REVISION_HISTORY).map(String::as_str), Some("1"));
-        assert_eq!(ann.get("kubernetes.io/change-cause").map(String::as_str), Some("v2"));
+        assert_eq!(
+            ann.get("kubernetes.io/change-cause").map(String::as_str),
+            Some("v2")
+        );
         assert!(!ann.contains_key(LAST_APPLIED));
         assert!(set_new_rs_annotations(&d, &mut ann, 5, true));
         assert_eq!(ann.get(REVISION_HISTORY).map(String::as_str), Some("1,3"));
@@ -1034,7 +1078,10 @@ mod tests {
         let later = Timestamp::from_second(1000 + 601).unwrap();
         let (st, _) = rollout_status(&d, &[&old, &stuck], Some(&stuck), later);
         let p = condition(&st, "Progressing").unwrap();
-        assert_eq!((p.status.as_str(), p.reason.as_deref()), ("False", Some(TIMED_OUT)));
+        assert_eq!(
+            (p.status.as_str(), p.reason.as_deref()),
+            ("False", Some(TIMED_OUT))
+        );
         let (_, requeue) = rollout_status(&d, &[&old, &stuck], Some(&stuck), now);
         assert_eq!(requeue, Some(601));
     }

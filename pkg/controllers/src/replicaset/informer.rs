@@ -223,7 +223,11 @@ mod tests {
         let c: Arc<Cache<Pod>> = Cache::new();
         c.put(Arc::new(pod("a", "p1", "1")));
         c.put(Arc::new(pod("a", "p2", "1")));
-        let changes = c.replace(vec![pod("a", "p1", "1"), pod("a", "p2", "2"), pod("b", "p3", "1")]);
+        let changes = c.replace(vec![
+            pod("a", "p1", "1"),
+            pod("a", "p2", "2"),
+            pod("b", "p3", "1"),
+        ]);
         let mut applied: Vec<String> = Vec::new();
         let mut deleted = 0;
         for ch in changes {

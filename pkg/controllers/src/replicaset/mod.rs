@@ -91,7 +91,8 @@ pub fn plan_replicaset(
                 if matches {
                     owned.push(p);
                 } else {
-                    plan.release.push(p.metadata.name.clone().unwrap_or_default());
+                    plan.release
+                        .push(p.metadata.name.clone().unwrap_or_default());
                 }
             }
             Some(_) => {}
@@ -211,11 +212,7 @@ pub fn pod_from_template(rs: &ReplicaSet) -> Pod {
             labels: tmeta.labels,
             annotations: tmeta.annotations,
             finalizers: tmeta.finalizers,
-            owner_references: Some(vec![controller_ref(
-                "apps/v1",
-                "ReplicaSet",
-                &rs.metadata,
-            )]),
+            owner_references: Some(vec![controller_ref("apps/v1", "ReplicaSet", &rs.metadata)]),
             ..Default::default()
         },
         spec: template.and_then(|t| t.spec),
@@ -613,10 +610,7 @@ async fn sync(ctx: &Ctx, key: &str) -> Result<Option<Duration>, RsError> {
         let post = PostParams::default();
         let mut remaining = plan.create;
         'batches: for batch in slow_start_batches(plan.create) {
-            let results = join_all(
-                (0..batch).map(|_| pods_api.create(&post, &template)),
-            )
-            .await;
+            let results = join_all((0..batch).map(|_| pods_api.create(&post, &template))).await;
             remaining -= batch;
             let mut failed = false;
             for r in results {
@@ -661,12 +655,7 @@ async fn sync(ctx: &Ctx, key: &str) -> Result<Option<Duration>, RsError> {
         let keys: Vec<String> = plan.delete.iter().map(|n| format!("{ns}/{n}")).collect();
         ctx.expectations.expect_deletions(key, keys);
         let dp = DeleteParams::default();
-        let results = join_all(
-            plan.delete
-                .iter()
-                .map(|n| pods_api.delete(n, &dp)),
-        )
-        .await;
+        let results = join_all(plan.delete.iter().map(|n| pods_api.delete(n, &dp))).await;
         for (n, r) in plan.delete.iter().zip(results) {
             match r {
                 Ok(_) => {
@@ -680,7 +669,8 @@ async fn sync(ctx: &Ctx, key: &str) -> Result<Option<Duration>, RsError> {
                         .await;
                 }
                 Err(e) => {
-                    ctx.expectations.deletion_observed(key, &format!("{ns}/{n}"));
+                    ctx.expectations
+                        .deletion_observed(key, &format!("{ns}/{n}"));
                     if !is_not_found(&e) {
                         let msg = api_message(&e);
                         ctx.recorder
@@ -735,7 +725,11 @@ async fn sync(ctx: &Ctx, key: &str) -> Result<Option<Duration>, RsError> {
     if let Some(msg) = manage_error {
         return Err(RsError::Manage(msg));
     }
-    let min_ready = rs.spec.as_ref().and_then(|s| s.min_ready_seconds).unwrap_or(0);
+    let min_ready = rs
+        .spec
+        .as_ref()
+        .and_then(|s| s.min_ready_seconds)
+        .unwrap_or(0);
     let wait = owned
         .iter()
         .filter_map(|p| pods::seconds_until_available(p, min_ready, now))
@@ -886,7 +880,12 @@ mod tests {
         );
         let o = &p.metadata.owner_references.unwrap()[0];
         assert_eq!(
-            (o.kind.as_str(), o.uid.as_str(), o.controller, o.block_owner_deletion),
+            (
+                o.kind.as_str(),
+                o.uid.as_str(),
+                o.controller,
+                o.block_owner_deletion
+            ),
             ("ReplicaSet", "rs-uid", Some(true), Some(true))
         );
     }

@@ -46,7 +46,8 @@ pub fn selector_is_empty(sel: &LabelSelector) -> bool {
 /// Upstream's `controller.IsPodActive`: not Succeeded/Failed and not being deleted.
 pub fn is_active(pod: &Pod) -> bool {
     let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-    !matches!(phase, Some("Succeeded") | Some("Failed")) && pod.metadata.deletion_timestamp.is_none()
+    !matches!(phase, Some("Succeeded") | Some("Failed"))
+        && pod.metadata.deletion_timestamp.is_none()
 }
 
 fn ready_condition(pod: &Pod) -> Option<&k8s_openapi::api::core::v1::PodCondition> {
@@ -178,7 +179,11 @@ pub fn deletion_order(a: &Pod, rank_a: usize, b: &Pod, rank_b: usize, now: Times
     }
     let (ra, rb) = (is_ready(a), is_ready(b));
     if ra != rb {
-        return if !ra { Ordering::Less } else { Ordering::Greater };
+        return if !ra {
+            Ordering::Less
+        } else {
+            Ordering::Greater
+        };
     }
     let (ca, cb) = (deletion_cost(a), deletion_cost(b));
     if ca != cb {
