@@ -57,6 +57,10 @@ pub async fn start(bin: &Path, data_dir: &Path, log: &Path) -> Result<Skiff> {
         "--write-kubeconfig".into(),
         kubeconfig.display().to_string(),
         "--disable-agent".into(),
+        // The API server and store are measured alone: with the scheduler on, every
+        // benchmark pod (there are no nodes) would add FailedScheduling writes.
+        "--disable-controller-manager".into(),
+        "--disable-scheduler".into(),
     ];
     // A kubeconfig from an earlier run would look "written" at once and name an old port.
     let _ = std::fs::remove_file(&kubeconfig);
