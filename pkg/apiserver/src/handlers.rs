@@ -146,22 +146,28 @@ fn impersonate(st: &AppState, user: UserInfo, headers: &HeaderMap) -> ApiResult<
     })
 }
 
-async fn read_body(body: Body) -> ApiResult<Bytes> {
-    let limited = http_body_util::Limited::new(body, request::MAX_BODY);
-    match limited.collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                Err(ApiError::too_large())
-            } else {
-                Err(ApiError::bad_request(format!(
-                    "reading the request body failed: {e}"
-                )))
+async fn read_body(mut body: Body) -> ApiResult<Bytes> {
+    // Bodies over the limit are still read (and dropped, up to a bound) before the 413 goes
+    // out, so HTTP/1.1 clients that are still sending see the answer instead of a reset.
+    const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
+    let mut buf = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame
+            .map_err(|e| ApiError::bad_request(format!("reading the request body failed: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            seen += data.len();
+            if seen <= request::MAX_BODY {
+                buf.extend_from_slice(&data);
+            } else if seen > DRAIN_LIMIT {
+                break;
             }
         }
     }
+    if seen > request::MAX_BODY {
+        return Err(ApiError::too_large());
+    }
+    Ok(buf.freeze())
 }
 
 fn attributes(method: &Method, path: &str, q: &Query, target: Option<&Target>) -> Attributes {
