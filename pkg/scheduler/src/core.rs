@@ -1403,10 +1403,10 @@ mod tests {
     #[test]
     fn cordoned_nodes_are_skipped_unless_tolerated() {
         let mut nodes = std_nodes(3);
-        for i in 0..2 {
+        for (i, slot) in nodes.iter_mut().enumerate().take(2) {
             let mut n = node(&format!("node{}", i + 1), "4", "8Gi", "110");
             n["spec"]["unschedulable"] = json!(true);
-            nodes[i] = ni(n);
+            *slot = ni(n);
         }
         for _ in 0..20 {
             assert_eq!(schedule(&pod(pod_v("p", None)), &nodes).unwrap(), "node3");

@@ -437,9 +437,19 @@ impl Scheduler {
         let events = self.event_slots.clone();
         let tx = self.bind_tx.clone();
         tokio::spawn(async move {
+            let queued = Instant::now();
             let result = {
                 let _permit = slots.acquire_owned().await;
-                bind(&client, &pod, &node).await
+                let started = Instant::now();
+                let r = bind(&client, &pod, &node).await;
+                tracing::debug!(
+                    pod = %key,
+                    node = %node,
+                    waited_ms = started.duration_since(queued).as_millis() as u64,
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "bound"
+                );
+                r
             };
             if result.is_ok() {
                 let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
