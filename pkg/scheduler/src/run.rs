@@ -133,6 +133,32 @@ fn is_gated(pod: &Pod) -> bool {
         .is_some_and(|g| !g.is_empty())
 }
 
+impl Scheduler {
+    fn new(client: kube::Client, opts: Options) -> (Scheduler, mpsc::UnboundedReceiver<Outcome>) {
+        let (bind_tx, bind_rx) = mpsc::unbounded_channel();
+        let s = Scheduler {
+            bind_slots: Arc::new(Semaphore::new(opts.bind_concurrency.max(1))),
+            event_slots: Arc::new(Semaphore::new(opts.event_concurrency.max(1))),
+            opts,
+            client,
+            nodes: Vec::new(),
+            node_index: HashMap::new(),
+            orphans: HashMap::new(),
+            placed: HashMap::new(),
+            assumed: HashMap::new(),
+            pending: HashMap::new(),
+            active: VecDeque::new(),
+            bind_tx,
+            pod_relist: None,
+            node_relist: None,
+            pods_synced: false,
+            nodes_synced: false,
+            bound: 0,
+        };
+        (s, bind_rx)
+    }
+}
+
 /// Retry delay after `attempts` failed attempts: doubling from the initial backoff, capped.
 fn backoff_for(opts: &Options, attempts: u32) -> Duration {
     let shift = attempts.saturating_sub(1).min(16);
@@ -437,9 +463,19 @@ impl Scheduler {
         let events = self.event_slots.clone();
         let tx = self.bind_tx.clone();
         tokio::spawn(async move {
+            let queued = Instant::now();
             let result = {
                 let _permit = slots.acquire_owned().await;
-                bind(&client, &pod, &node).await
+                let started = Instant::now();
+                let r = bind(&client, &pod, &node).await;
+                tracing::debug!(
+                    pod = %key,
+                    node = %node,
+                    waited_ms = started.duration_since(queued).as_millis() as u64,
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "bound"
+                );
+                r
             };
             if result.is_ok() {
                 let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
@@ -586,26 +622,7 @@ pub async fn run_with(client: kube::Client, opts: Options) -> Result<(), Error> 
     let mut node_stream = watcher::watcher(nodes_api, watcher::Config::default())
         .default_backoff()
         .boxed();
-    let (bind_tx, mut bind_rx) = mpsc::unbounded_channel();
-    let mut s = Scheduler {
-        bind_slots: Arc::new(Semaphore::new(opts.bind_concurrency.max(1))),
-        event_slots: Arc::new(Semaphore::new(opts.event_concurrency.max(1))),
-        opts,
-        client,
-        nodes: Vec::new(),
-        node_index: HashMap::new(),
-        orphans: HashMap::new(),
-        placed: HashMap::new(),
-        assumed: HashMap::new(),
-        pending: HashMap::new(),
-        active: VecDeque::new(),
-        bind_tx,
-        pod_relist: None,
-        node_relist: None,
-        pods_synced: false,
-        nodes_synced: false,
-        bound: 0,
-    };
+    let (mut s, mut bind_rx) = Scheduler::new(client, opts);
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_report = Instant::now();
@@ -671,5 +688,285 @@ pub async fn run_with(client: kube::Client, opts: Options) -> Result<(), Error> 
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    /// A client whose requests all fail (nothing listens on port 1).
+    fn offline_client() -> kube::Client {
+        let cfg = kube::Config::new("http://127.0.0.1:1".parse().unwrap());
+        kube::Client::try_from(cfg).unwrap()
+    }
+
+    fn sched() -> (Scheduler, mpsc::UnboundedReceiver<Outcome>) {
+        let (mut s, rx) = Scheduler::new(offline_client(), Options::default());
+        s.pods_synced = true;
+        s.nodes_synced = true;
+        (s, rx)
+    }
+
+    fn node(name: &str, cpu: &str) -> Node {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": {}},
+            "status": {
+                "allocatable": {"cpu": cpu, "memory": "8Gi", "pods": "110"},
+                "conditions": [{"type": "Ready", "status": "True"}]
+            }
+        }))
+        .unwrap()
+    }
+
+    fn pod_v(name: &str, cpu: &str) -> Value {
+        json!({
+            "metadata": {"name": name, "namespace": "default", "uid": format!("uid-{name}")},
+            "spec": {"containers": [{"name": "c", "image": "i", "resources": {"requests": {"cpu": cpu}}}]}
+        })
+    }
+
+    fn pod(v: Value) -> Pod {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn bound_to(name: &str, cpu: &str, node: &str) -> Pod {
+        let mut v = pod_v(name, cpu);
+        v["spec"]["nodeName"] = json!(node);
+        pod(v)
+    }
+
+    fn requested(s: &Scheduler, node: &str) -> i64 {
+        s.nodes[s.node_index[node]].requested().milli_cpu
+    }
+
+    fn is_unschedulable(s: &Scheduler, key: &str) -> bool {
+        matches!(
+            s.pending.get(key).map(|p| &p.state),
+            Some(QueueState::Unschedulable { .. })
+        )
+    }
+
+    #[tokio::test]
+    async fn assumes_then_confirms_a_binding() {
+        let (mut s, _rx) = sched();
+        s.on_node(node("n1", "1"));
+        s.on_pod(pod(pod_v("a", "600m")));
+        assert!(s.schedule_one());
+        assert_eq!(s.assumed.get("default/a").map(String::as_str), Some("n1"));
+        assert_eq!(requested(&s, "n1"), 600, "assumed pods hold their requests");
+        // The watch still shows it pending: ignored while assumed.
+        s.on_pod(pod(pod_v("a", "600m")));
+        assert!(s.active.is_empty());
+        // A second pod no longer fits.
+        s.on_pod(pod(pod_v("b", "600m")));
+        assert!(s.schedule_one());
+        assert!(is_unschedulable(&s, "default/b"));
+        // The binding succeeded and the watch shows the pod bound.
+        s.on_outcome(Outcome::Bind {
+            key: "default/a".into(),
+            node: "n1".into(),
+            result: Ok(()),
+        });
+        s.on_pod(bound_to("a", "600m", "n1"));
+        assert!(s.assumed.is_empty());
+        assert!(!s.pending.contains_key("default/a"));
+        assert_eq!(requested(&s, "n1"), 600);
+        assert_eq!(s.bound, 1);
+    }
+
+    #[tokio::test]
+    async fn failed_binding_forgets_the_assumption_and_retries() {
+        let (mut s, mut rx) = sched();
+        s.on_node(node("n1", "1"));
+        s.on_pod(pod(pod_v("a", "600m")));
+        assert!(s.schedule_one());
+        // The offline client's binding fails; its outcome comes back on the channel.
+        let out = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(matches!(&out, Outcome::Bind { result: Err(_), .. }));
+        s.on_outcome(out);
+        assert!(s.assumed.is_empty());
+        assert_eq!(requested(&s, "n1"), 0);
+        assert!(is_unschedulable(&s, "default/a"));
+    }
+
+    #[tokio::test]
+    async fn conflict_on_binding_drops_the_pod() {
+        let (mut s, _rx) = sched();
+        s.on_node(node("n1", "1"));
+        s.on_pod(pod(pod_v("a", "100m")));
+        assert!(s.schedule_one());
+        let status = kube::core::Status::failure("already assigned", "Conflict").with_code(409);
+        s.on_outcome(Outcome::Bind {
+            key: "default/a".into(),
+            node: "n1".into(),
+            result: Err(kube::Error::Api(Box::new(status))),
+        });
+        assert!(s.pending.is_empty());
+        assert!(s.placed.is_empty());
+    }
+
+    #[tokio::test]
+    async fn deleting_a_pod_frees_room_and_wakes_unschedulable_pods() {
+        let (mut s, _rx) = sched();
+        s.on_node(node("n1", "1"));
+        s.on_pod(bound_to("big", "900m", "n1"));
+        s.on_pod(pod(pod_v("a", "500m")));
+        assert!(s.schedule_one());
+        assert!(is_unschedulable(&s, "default/a"));
+        s.on_pod_event(Event::Delete(bound_to("big", "900m", "n1")));
+        assert_eq!(requested(&s, "n1"), 0);
+        match s.pending.get("default/a").map(|p| &p.state) {
+            Some(QueueState::Unschedulable { woken, .. }) => assert!(*woken),
+            other => panic!("unexpected state {other:?}"),
+        }
+        // A finished pod frees its room as well.
+        s.on_pod(bound_to("done", "300m", "n1"));
+        let mut v = serde_json::to_value(bound_to("done", "300m", "n1")).unwrap();
+        v["status"] = json!({"phase": "Succeeded"});
+        s.on_pod(pod(v));
+        assert_eq!(requested(&s, "n1"), 0);
+    }
+
+    #[tokio::test]
+    async fn node_changes_retry_after_the_initial_backoff_and_heartbeats_do_not() {
+        let (mut s, _rx) = sched();
+        s.on_node(node("n1", "1"));
+        let mut v = pod_v("a", "100m");
+        v["spec"]["nodeSelector"] = json!({"disk": "ssd"});
+        s.on_pod(pod(v));
+        // Several failed attempts make the backoff long.
+        for _ in 0..5 {
+            if let Some(p) = s.pending.get_mut("default/a") {
+                p.state = QueueState::Active;
+            }
+            s.active.push_back("default/a".into());
+            assert!(s.schedule_one());
+        }
+        let before = match s.pending["default/a"].state {
+            QueueState::Unschedulable {
+                backoff_until,
+                since,
+                ..
+            } => backoff_until - since,
+            _ => panic!("not unschedulable"),
+        };
+        assert_eq!(before, Duration::from_secs(10));
+        // A heartbeat changes nothing the filters read.
+        let mut hb = node("n1", "1");
+        if let Some(st) = hb.status.as_mut() {
+            if let Some(c) = st.conditions.as_mut() {
+                c[0].message = Some("still fine".into());
+            }
+        }
+        s.on_node(hb);
+        assert!(matches!(
+            s.pending["default/a"].state,
+            QueueState::Unschedulable { woken: false, .. }
+        ));
+        // A label does: the pod is retried after the initial backoff.
+        let mut labeled = node("n1", "1");
+        labeled.metadata.labels = Some([("disk".to_string(), "ssd".to_string())].into());
+        s.on_node(labeled);
+        match s.pending["default/a"].state {
+            QueueState::Unschedulable {
+                backoff_until,
+                since,
+                woken,
+            } => {
+                assert!(woken);
+                assert_eq!(backoff_until - since, Duration::from_secs(1));
+            }
+            _ => panic!("not unschedulable"),
+        }
+        if let Some(p) = s.pending.get_mut("default/a") {
+            if let QueueState::Unschedulable { backoff_until, .. } = &mut p.state {
+                *backoff_until = Instant::now();
+            }
+        }
+        s.requeue_due();
+        assert!(s.schedule_one());
+        assert_eq!(s.assumed.get("default/a").map(String::as_str), Some("n1"));
+    }
+
+    #[tokio::test]
+    async fn retries_every_retry_interval_without_changes() {
+        let (mut s, _rx) = sched();
+        s.opts.retry_interval = Duration::from_millis(0);
+        s.on_pod(pod(pod_v("a", "100m")));
+        assert!(s.schedule_one());
+        assert!(is_unschedulable(&s, "default/a"));
+        s.requeue_due();
+        assert_eq!(s.active.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn nodes_leaving_and_returning_keep_their_pods() {
+        let (mut s, _rx) = sched();
+        s.on_pod(bound_to("early", "200m", "n2"));
+        s.on_node(node("n1", "1"));
+        s.on_node(node("n2", "1"));
+        assert_eq!(
+            requested(&s, "n2"),
+            200,
+            "pods seen before their node are kept"
+        );
+        s.on_node_event(Event::Delete(node("n1", "1")));
+        assert_eq!(s.nodes.len(), 1);
+        assert_eq!(s.node_index["n2"], 0);
+        s.on_node_event(Event::Delete(node("n2", "1")));
+        assert!(s.orphans.contains_key("n2"));
+        s.on_node(node("n2", "1"));
+        assert_eq!(requested(&s, "n2"), 200);
+    }
+
+    #[tokio::test]
+    async fn relist_forgets_vanished_pods_and_nodes() {
+        let (mut s, _rx) = sched();
+        s.on_node(node("n1", "1"));
+        s.on_node(node("n2", "1"));
+        s.on_pod(bound_to("gone", "300m", "n1"));
+        s.on_pod(bound_to("kept", "100m", "n1"));
+        s.on_pod_event(Event::Init);
+        s.on_pod_event(Event::InitApply(bound_to("kept", "100m", "n1")));
+        s.on_pod_event(Event::InitDone);
+        assert_eq!(requested(&s, "n1"), 100);
+        s.on_node_event(Event::Init);
+        s.on_node_event(Event::InitApply(node("n1", "1")));
+        s.on_node_event(Event::InitDone);
+        assert_eq!(s.nodes.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn gated_and_foreign_pods_are_not_scheduled() {
+        let (mut s, _rx) = sched();
+        s.on_node(node("n1", "1"));
+        let mut gated = pod_v("g", "100m");
+        gated["spec"]["schedulingGates"] = json!([{"name": "example.com/wait"}]);
+        s.on_pod(pod(gated));
+        let mut foreign = pod_v("f", "100m");
+        foreign["spec"]["schedulerName"] = json!("other-scheduler");
+        s.on_pod(pod(foreign));
+        assert!(s.active.is_empty());
+        assert!(!s.pending.contains_key("default/f"));
+        // Removing the gates queues the pod.
+        s.on_pod(pod(pod_v("g", "100m")));
+        assert_eq!(s.active.len(), 1);
+        assert!(s.schedule_one());
+        assert!(s.assumed.contains_key("default/g"));
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let o = Options::default();
+        assert_eq!(backoff_for(&o, 1), Duration::from_secs(1));
+        assert_eq!(backoff_for(&o, 2), Duration::from_secs(2));
+        assert_eq!(backoff_for(&o, 4), Duration::from_secs(8));
+        assert_eq!(backoff_for(&o, 5), Duration::from_secs(10));
+        assert_eq!(backoff_for(&o, 50), Duration::from_secs(10));
     }
 }
