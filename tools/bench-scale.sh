@@ -15,7 +15,7 @@ run_case() { # NODES REPLICAS
   local nodes=$1 replicas=$2 port=$((20000 + RANDOM % 20000))
   local dir="$WORK/s-$nodes-$replicas"
   mkdir -p "$dir"
-  "$BIN" server --data-dir "$dir" --https-listen-port "$port" --bind-address 127.0.0.1 \
+  ${WRAP:-} "$BIN" server --data-dir "$dir" --https-listen-port "$port" --bind-address 127.0.0.1 \
     --write-kubeconfig "$dir/kc" --disable-agent --config /nonexistent >"$dir/server.log" 2>&1 &
   local spid=$!; PIDS+=("$spid")
   for _ in $(seq 200); do [ -f "$dir/kc" ] && break; sleep 0.05; done
