@@ -3,6 +3,7 @@
 
 use crate::authz;
 use crate::error::{ApiError, ApiResult};
+use crate::metrics::RequestLabels;
 use crate::objects::{meta_mut, name};
 use crate::request::{self, negotiate, Output, Query, Target};
 use crate::rest::{self, DeleteOpts, Mutation, WriteOpts};
@@ -45,15 +46,25 @@ pub async fn handle(st: Arc<AppState>, req: Request<Body>) -> Response {
     let started = std::time::Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let resp = match handle_inner(st, req).await {
+    let mut labels = None;
+    let resp = match handle_inner(st.clone(), req, &mut labels).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
-    tracing::debug!(%method, %path, status = resp.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "request");
+    let elapsed = started.elapsed();
+    let status = resp.status().as_u16();
+    if let Some(l) = &labels {
+        st.metrics.observe(l, status, elapsed);
+    }
+    tracing::debug!(%method, %path, status, elapsed_us = elapsed.as_micros() as u64, "request");
     resp
 }
 
-async fn handle_inner(st: Arc<AppState>, req: Request<Body>) -> ApiResult<Response> {
+async fn handle_inner(
+    st: Arc<AppState>,
+    req: Request<Body>,
+    labels: &mut Option<RequestLabels>,
+) -> ApiResult<Response> {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
     let q = Query::parse(parts.uri.query());
@@ -80,6 +91,17 @@ async fn handle_inner(st: Arc<AppState>, req: Request<Body>) -> ApiResult<Respon
         None => None,
     };
     let attrs = attributes(&method, &path, &q, target.as_ref());
+    let apply = method == Method::PATCH
+        && content_type(&headers).is_some_and(|c| c.starts_with("application/apply-patch"));
+    *labels = target.as_ref().map(|t| {
+        RequestLabels::of(
+            &method,
+            t,
+            attrs.verb == "watch",
+            apply,
+            q.dry_run().unwrap_or(false),
+        )
+    });
     authz::authorize(&st, &user, &attrs)?;
 
     let Some(target) = target else {
@@ -359,6 +381,11 @@ fn non_resource(
             .map(|v| json_response(200, &v))
             .ok_or_else(ApiError::path_not_found),
         "/openapi/v3" => Ok(json_response(200, &crate::openapi::index())),
+        "/metrics" => Response::builder()
+            .status(200)
+            .header("content-type", crate::metrics::CONTENT_TYPE)
+            .body(Body::from(st.metrics.render()))
+            .map_err(|_| ApiError::internal("response build failed")),
         "/openapi/v2" => {
             let accept = headers
                 .get("accept")

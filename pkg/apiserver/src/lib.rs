@@ -8,6 +8,7 @@ pub mod bootstrap;
 pub mod convert;
 pub mod error;
 pub mod handlers;
+pub mod metrics;
 pub mod objects;
 pub mod openapi;
 pub mod podio;
@@ -114,6 +115,7 @@ pub async fn start(cfg: ServerConfig) -> Result<Server, StartError> {
         policy: parking_lot::RwLock::new(Default::default()),
         started: std::time::Instant::now(),
         ready: Default::default(),
+        metrics: Default::default(),
     });
     // Release the reserved addresses the kubernetes service will claim for itself.
     {

@@ -69,4 +69,6 @@ pub struct AppState {
     pub policy: RwLock<PolicyCache>,
     pub started: Instant,
     pub ready: AtomicBool,
+    /// Request latency/count metrics served at `/metrics`.
+    pub metrics: crate::metrics::Metrics,
 }
