@@ -211,6 +211,8 @@ pub struct Cluster {
     dir: PathBuf,
     pub port: u16,
     creds: Creds,
+    /// Started with `--disable-controller-manager`: nobody creates `default` service accounts.
+    no_controllers: bool,
 }
 
 impl Cluster {
@@ -344,13 +346,16 @@ wait $pid 2>/dev/null
                 return Err(e);
             }
         };
-        Ok(Cluster {
+        let cluster = Cluster {
             wrapper: Mutex::new(wrapper),
             stdin: Mutex::new(stdin),
             dir,
             port,
             creds,
-        })
+            no_controllers: extra.contains(&"--disable-controller-manager"),
+        };
+        cluster.default_service_account("default")?;
+        Ok(cluster)
     }
 
     /// The temp dir holding data, kubeconfig, cache and server log.
@@ -503,7 +508,41 @@ wait $pid 2>/dev/null
             "cannot create namespace {name}:\n{out}\n--- server log tail ---\n{}",
             tail(&self.server_log(), 40)
         );
+        if let Err(e) = self.default_service_account(name) {
+            panic!("{e}");
+        }
         name.to_string()
+    }
+
+    /// Pods need their service account (ServiceAccount admission): like upstream's e2e
+    /// framework, wait for the controller to create `default` in `ns`, or create it when the
+    /// cluster runs without controllers.
+    fn default_service_account(&self, ns: &str) -> Result<(), String> {
+        if self.no_controllers {
+            let body = format!(
+                r#"{{"apiVersion":"v1","kind":"ServiceAccount","metadata":{{"name":"default","namespace":"{ns}"}}}}"#
+            );
+            let out = self.kubectl_stdin(&["create", "--validate=false", "-f", "-"], &body);
+            if out.code != 0 && !out.stderr.contains("AlreadyExists") {
+                return Err(format!(
+                    "cannot create the default service account in {ns}:\n{out}"
+                ));
+            }
+            return Ok(());
+        }
+        let start = Instant::now();
+        loop {
+            let out = self.kubectl(&["get", "serviceaccount", "default", "-n", ns, "-o", "name"]);
+            if out.code == 0 {
+                return Ok(());
+            }
+            if start.elapsed() > READY_TIMEOUT {
+                return Err(format!(
+                    "no default service account in {ns} after {READY_TIMEOUT:?}:\n{out}"
+                ));
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Sends one HTTP request with curl. `content_type` None sends no Content-Type header.

@@ -51,6 +51,7 @@ pub fn strict_fields(res: &ResourceInfo, obj: &mut Value, opts: &WriteOpts) -> A
 pub async fn mutate_create(st: &AppState, res: &ResourceInfo, obj: &mut Value) -> ApiResult<()> {
     if is(res, "", "Pod") {
         mutate_pod(st, obj);
+        service_account(st, obj).await?;
     }
     if is(res, "batch", "Job") {
         let uid = meta_str(obj, "uid").unwrap_or("").to_string();
@@ -92,6 +93,119 @@ pub async fn mutate_update(
         }
     }
     Ok(())
+}
+
+/// Where the service account token volume is mounted in every container.
+pub const TOKEN_MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+/// Name prefix of the projected token volume.
+const TOKEN_VOLUME_PREFIX: &str = "kube-api-access-";
+/// Lifetime the projected token asks for (upstream's "warn only" bound-token expiry).
+const TOKEN_EXPIRATION_SECONDS: i64 = 3607;
+
+/// The ServiceAccount admission plugin: the pod's service account must exist (403 otherwise,
+/// as upstream), and unless `automountServiceAccountToken` is false on the pod or the account,
+/// every container and init container mounts a projected `kube-api-access-<suffix>` volume
+/// (token, `kube-root-ca.crt`'s `ca.crt`, the namespace) at [`TOKEN_MOUNT_PATH`].
+async fn service_account(st: &AppState, obj: &mut Value) -> ApiResult<()> {
+    let mirror = obj
+        .pointer("/metadata/annotations/kubernetes.io~1config.mirror")
+        .is_some();
+    if mirror {
+        return Ok(());
+    }
+    let ns = meta_str(obj, "namespace").unwrap_or("default").to_string();
+    let sa_name = obj
+        .pointer("/spec/serviceAccountName")
+        .and_then(|s| s.as_str())
+        .unwrap_or("default")
+        .to_string();
+    let pod_name = name(obj).to_string();
+    let key = skiff_api::registry::find("", "v1", "serviceaccounts")
+        .map(|r| crate::request::object_key(r, Some(&ns), &sa_name));
+    let stored = match key {
+        Some(k) => st
+            .store
+            .get(&k)
+            .await
+            .map_err(|e| ApiError::internal(format!("reading service account: {e}")))?,
+        None => None,
+    };
+    let Some(kv) = stored else {
+        return Err(ApiError::forbidden(format!(
+            "pods \"{pod_name}\" is forbidden: error looking up service account {ns}/{sa_name}: serviceaccount \"{sa_name}\" not found"
+        )));
+    };
+    let sa: Value = serde_json::from_slice(&kv.value).unwrap_or(Value::Null);
+    let sa_automount = sa
+        .get("automountServiceAccountToken")
+        .and_then(|b| b.as_bool());
+    mount_token(obj, sa_automount, &crate::objects::random_suffix(5));
+    Ok(())
+}
+
+/// Adds the projected token volume and its mounts (pure part of [`service_account`]): the pod's
+/// own `automountServiceAccountToken` wins over the account's; containers that already mount
+/// something at the token path are left alone; an existing `kube-api-access-*` volume is reused.
+pub fn mount_token(pod: &mut Value, sa_automount: Option<bool>, suffix: &str) {
+    let Some(spec) = pod.get_mut("spec").and_then(|s| s.as_object_mut()) else {
+        return;
+    };
+    let automount = spec
+        .get("automountServiceAccountToken")
+        .and_then(|b| b.as_bool())
+        .or(sa_automount)
+        .unwrap_or(true);
+    if !automount {
+        return;
+    }
+    let existing = spec
+        .get("volumes")
+        .and_then(|v| v.as_array())
+        .and_then(|vols| {
+            vols.iter()
+                .filter_map(|v| v.get("name").and_then(|n| n.as_str()))
+                .find(|n| n.starts_with(TOKEN_VOLUME_PREFIX))
+                .map(String::from)
+        });
+    let volume = existing
+        .clone()
+        .unwrap_or_else(|| format!("{TOKEN_VOLUME_PREFIX}{suffix}"));
+    let mut needed = false;
+    for list in ["initContainers", "containers"] {
+        let Some(containers) = spec.get_mut(list).and_then(|c| c.as_array_mut()) else {
+            continue;
+        };
+        for c in containers.iter_mut().filter_map(|c| c.as_object_mut()) {
+            let mounts = c.entry("volumeMounts").or_insert_with(|| json!([]));
+            let Some(mounts) = mounts.as_array_mut() else {
+                continue;
+            };
+            let taken = mounts
+                .iter()
+                .any(|m| m.get("mountPath").and_then(|p| p.as_str()) == Some(TOKEN_MOUNT_PATH));
+            if !taken {
+                mounts
+                    .push(json!({"name": volume, "readOnly": true, "mountPath": TOKEN_MOUNT_PATH}));
+                needed = true;
+            }
+        }
+    }
+    if needed && existing.is_none() {
+        let vols = spec.entry("volumes").or_insert_with(|| json!([]));
+        if let Some(vols) = vols.as_array_mut() {
+            vols.push(json!({
+                "name": volume,
+                "projected": {
+                    "sources": [
+                        {"serviceAccountToken": {"expirationSeconds": TOKEN_EXPIRATION_SECONDS, "path": "token"}},
+                        {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                        {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}
+                    ],
+                    "defaultMode": 420
+                }
+            }));
+        }
+    }
 }
 
 fn mutate_pod(st: &AppState, obj: &mut Value) {
@@ -457,5 +571,75 @@ pub fn restore(st: &AppState, svc: &Value) {
     let mut ports = st.ports.lock();
     for p in svc_ports(svc) {
         let _ = ports.allocate(p);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod() -> Value {
+        json!({"metadata": {"name": "p", "namespace": "d"}, "spec": {
+        "initContainers": [{"name": "i", "image": "x"}],
+        "containers": [
+            {"name": "a", "image": "x"},
+            {"name": "b", "image": "x", "volumeMounts": [{"name": "mine", "mountPath": TOKEN_MOUNT_PATH}]}
+        ]}})
+    }
+
+    #[test]
+    fn token_volume_is_mounted_where_the_path_is_free() {
+        let mut p = pod();
+        mount_token(&mut p, None, "abcde");
+        let vols = p["spec"]["volumes"].as_array().unwrap();
+        assert_eq!(vols.len(), 1);
+        assert_eq!(vols[0]["name"], "kube-api-access-abcde");
+        assert_eq!(vols[0]["projected"]["defaultMode"], 420);
+        assert_eq!(
+            vols[0]["projected"]["sources"][0]["serviceAccountToken"]["expirationSeconds"],
+            3607
+        );
+        let mount = json!({"name": "kube-api-access-abcde", "readOnly": true, "mountPath": TOKEN_MOUNT_PATH});
+        assert_eq!(
+            p["spec"]["initContainers"][0]["volumeMounts"],
+            json!([mount])
+        );
+        assert_eq!(p["spec"]["containers"][0]["volumeMounts"], json!([mount]));
+        // b already mounts something at the token path.
+        assert_eq!(
+            p["spec"]["containers"][1]["volumeMounts"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn automount_false_on_pod_or_account_skips_and_pod_wins() {
+        let mut p = pod();
+        mount_token(&mut p, Some(false), "abcde");
+        assert!(p["spec"].get("volumes").is_none());
+        let mut p = pod();
+        p["spec"]["automountServiceAccountToken"] = json!(false);
+        mount_token(&mut p, Some(true), "abcde");
+        assert!(p["spec"].get("volumes").is_none());
+        let mut p = pod();
+        p["spec"]["automountServiceAccountToken"] = json!(true);
+        mount_token(&mut p, Some(false), "abcde");
+        assert_eq!(p["spec"]["volumes"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn an_existing_token_volume_is_reused() {
+        let mut p = pod();
+        p["spec"]["volumes"] =
+            json!([{"name": "kube-api-access-zzzzz", "projected": {"sources": []}}]);
+        mount_token(&mut p, None, "abcde");
+        assert_eq!(p["spec"]["volumes"].as_array().unwrap().len(), 1);
+        assert_eq!(
+            p["spec"]["containers"][0]["volumeMounts"][0]["name"],
+            "kube-api-access-zzzzz"
+        );
     }
 }
