@@ -1,5 +1,6 @@
-//! skiff's controllers: one module per control loop, each a reconcile function over kube-rs
-//! watchers with a pure planning core. They talk to the API server only through kube-rs.
+//! skiff's controllers: one module per control loop, each a reconcile function with a pure
+//! planning core, fed by shared informers (one watch and one cache per kind for all of them)
+//! through a common work queue. They talk to the API server only through kube-rs.
 
 pub mod cronjob;
 pub mod daemonset;
@@ -8,9 +9,11 @@ pub mod endpoints;
 pub mod endpointslice;
 pub mod events;
 pub mod gc;
+pub mod informer;
 pub mod job;
 pub mod namespace;
 pub mod nodelifecycle;
+pub mod queue;
 pub mod replicaset;
 pub mod serviceaccount;
 pub mod statefulset;
@@ -59,8 +62,13 @@ pub async fn client_from_kubeconfig_yaml(yaml: &str) -> Result<kube::Client, Err
     Ok(kube::Client::try_from(cfg)?)
 }
 
-/// Starts every control loop; each is restarted (after a short pause) if it ever returns.
+/// Starts every control loop: creates the shared informer factory, lets each controller
+/// register its handlers and workers, then starts one watch per kind. Loops that still run
+/// their own watches are restarted (after a short pause) if they ever return.
 pub fn spawn_all(client: kube::Client, cfg: std::sync::Arc<Config>) {
+    let factory = informer::Factory::new(client.clone());
+    replicaset::start(&factory, cfg.clone());
+    deployment::start(&factory, cfg.clone());
     macro_rules! spawn_loop {
         ($name:expr, $run:path) => {{
             let client = client.clone();
@@ -76,8 +84,6 @@ pub fn spawn_all(client: kube::Client, cfg: std::sync::Arc<Config>) {
             });
         }};
     }
-    spawn_loop!("replicaset", replicaset::run);
-    spawn_loop!("deployment", deployment::run);
     spawn_loop!("garbage-collector", gc::run);
     spawn_loop!("daemonset", daemonset::run);
     spawn_loop!("statefulset", statefulset::run);
@@ -88,4 +94,5 @@ pub fn spawn_all(client: kube::Client, cfg: std::sync::Arc<Config>) {
     spawn_loop!("namespace", namespace::run);
     spawn_loop!("node-lifecycle", nodelifecycle::run);
     spawn_loop!("serviceaccount", serviceaccount::run);
+    factory.start();
 }
