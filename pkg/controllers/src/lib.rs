@@ -69,6 +69,10 @@ pub fn spawn_all(client: kube::Client, cfg: std::sync::Arc<Config>) {
     let factory = informer::Factory::new(client.clone());
     replicaset::start(&factory, cfg.clone());
     deployment::start(&factory, cfg.clone());
+    daemonset::start(&factory, cfg.clone());
+    statefulset::start(&factory, cfg.clone());
+    job::start(&factory, cfg.clone());
+    cronjob::start(&factory, cfg.clone());
     macro_rules! spawn_loop {
         ($name:expr, $run:path) => {{
             let client = client.clone();
@@ -85,10 +89,6 @@ pub fn spawn_all(client: kube::Client, cfg: std::sync::Arc<Config>) {
         }};
     }
     spawn_loop!("garbage-collector", gc::run);
-    spawn_loop!("daemonset", daemonset::run);
-    spawn_loop!("statefulset", statefulset::run);
-    spawn_loop!("job", job::run);
-    spawn_loop!("cronjob", cronjob::run);
     spawn_loop!("endpoints", endpoints::run);
     spawn_loop!("endpointslice", endpointslice::run);
     spawn_loop!("namespace", namespace::run);
