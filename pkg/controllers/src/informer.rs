@@ -279,11 +279,9 @@ where
         }
     }
 
-    /// Watches `api` forever (list+watch, retried with kube-rs' default backoff).
-    pub async fn run(self: Arc<Self>, api: Api<K>) {
-        let mut stream = watcher(api, watcher::Config::default())
-            .default_backoff()
-            .boxed();
+    /// Watches `api` forever (list+watch with `wc`, retried with kube-rs' default backoff).
+    pub async fn run(self: Arc<Self>, api: Api<K>, wc: watcher::Config) {
+        let mut stream = watcher(api, wc).default_backoff().boxed();
         while let Some(ev) = stream.next().await {
             match ev {
                 Ok(ev) => self.handle(ev),
@@ -304,11 +302,14 @@ fn strip<K: Resource>(mut obj: K) -> K {
 
 type Starter = Box<dyn FnOnce() + Send>;
 
+/// Which informer: the kind, and the label and field selectors (empty: none).
+type InformerKey = (TypeId, String, String);
+
 /// One informer per kind for the whole controller manager. Controllers ask for the informers
 /// they need and register handlers; [`Factory::start`] then starts one watch per kind.
 pub struct Factory {
     client: kube::Client,
-    informers: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
+    informers: Mutex<HashMap<InformerKey, Arc<dyn Any + Send + Sync>>>,
     pending: Mutex<Vec<Starter>>,
     started: AtomicBool,
 }
@@ -334,24 +335,42 @@ impl Factory {
     where
         K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     {
+        self.informer_selected::<K>("", "")
+    }
+
+    /// A shared informer of kind `K` restricted by a label and/or field selector (empty: none),
+    /// for the rare kinds no controller needs in full (the root CA ConfigMaps among all
+    /// ConfigMaps): every other use shares the unrestricted [`Factory::informer`].
+    pub fn informer_selected<K>(&self, labels: &str, fields: &str) -> Arc<Informer<K>>
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    {
+        let key: InformerKey = (TypeId::of::<K>(), labels.to_string(), fields.to_string());
         let Ok(mut m) = self.informers.lock() else {
             // A poisoned lock means a handler panicked; an unconnected informer never syncs,
             // so the controller asking for it idles instead of crashing the manager.
             return Informer::new();
         };
-        if let Some(i) = m.get(&TypeId::of::<K>()) {
+        if let Some(i) = m.get(&key) {
             if let Ok(i) = Arc::clone(i).downcast::<Informer<K>>() {
                 return i;
             }
         }
         let inf: Arc<Informer<K>> = Informer::new();
-        m.insert(TypeId::of::<K>(), inf.clone() as Arc<dyn Any + Send + Sync>);
+        m.insert(key, inf.clone() as Arc<dyn Any + Send + Sync>);
         drop(m);
         let api = Api::<K>::all(self.client.clone());
+        let mut wc = watcher::Config::default();
+        if !labels.is_empty() {
+            wc = wc.labels(labels);
+        }
+        if !fields.is_empty() {
+            wc = wc.fields(fields);
+        }
         let starter: Starter = {
             let inf = Arc::clone(&inf);
             Box::new(move || {
-                tokio::spawn(inf.run(api));
+                tokio::spawn(inf.run(api, wc));
             })
         };
         if self.started.load(Ordering::Acquire) {
@@ -485,10 +504,7 @@ mod tests {
         inf.handle(Event::Delete(pod("x", "p1", "3")));
         inf.handle(Event::Delete(pod("x", "never-seen", "3")));
         let got = std::mem::take(&mut *seen.lock().unwrap());
-        assert_eq!(
-            got,
-            vec!["+x/p1@1", "~x/p1@1->2", "-x/p1", "-x/never-seen"]
-        );
+        assert_eq!(got, vec!["+x/p1@1", "~x/p1@1->2", "-x/p1", "-x/never-seen"]);
         inf.handle(Event::Apply(pod("x", "p2", "4")));
         let cached = inf.store().get("x", "p2").unwrap();
         assert!(cached.metadata.managed_fields.is_none());
@@ -508,7 +524,11 @@ mod tests {
             "a late handler gets the cache replayed"
         );
         inf.handle(Event::Init);
-        for p in [pod("a", "p1", "1"), pod("a", "p2", "2"), pod("b", "p3", "1")] {
+        for p in [
+            pod("a", "p1", "1"),
+            pod("a", "p2", "2"),
+            pod("b", "p3", "1"),
+        ] {
             inf.handle(Event::InitApply(p));
         }
         inf.handle(Event::InitDone);
@@ -521,7 +541,12 @@ mod tests {
         assert_eq!(take(&seen), vec!["-a/p1", "-a/p2"]);
         assert!(inf.store().list("a").is_empty());
         assert_eq!(inf.store().all().len(), 1);
-        assert_eq!(inf.store().filter(|p| p.metadata.name.as_deref() == Some("p3")).len(), 1);
+        assert_eq!(
+            inf.store()
+                .filter(|p| p.metadata.name.as_deref() == Some("p3"))
+                .len(),
+            1
+        );
     }
 
     #[tokio::test]

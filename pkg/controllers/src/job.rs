@@ -7,8 +7,8 @@
 //! `FailureTarget` conditions; `Complete` / `Failed` follow once no pod is terminating (1.32
 //! behaviour with JobPodReplacementPolicy and JobSuccessPolicy on).
 
-use crate::daemonset::podutil;
 use crate::daemonset::expectations::{key_of, Expectations, Key};
+use crate::daemonset::podutil;
 use crate::events::Recorder;
 use crate::informer::{Factory, Store};
 use crate::queue::{run_workers, Queue};
@@ -794,17 +794,10 @@ pub fn start(factory: &Factory, _cfg: Arc<Config>) {
         ctx.pods.wait_synced().await;
         let jobs = ctx.jobs.clone();
         let all = move || jobs.all().iter().map(|j| key_of(j.as_ref())).collect();
-        run_workers(
-            "job",
-            q,
-            4,
-            Some(Duration::from_secs(30)),
-            all,
-            move |k| {
-                let ctx = ctx.clone();
-                async move { reconcile(ctx, k).await }
-            },
-        )
+        run_workers("job", q, 4, Some(Duration::from_secs(30)), all, move |k| {
+            let ctx = ctx.clone();
+            async move { reconcile(ctx, k).await }
+        })
         .await;
     });
 }

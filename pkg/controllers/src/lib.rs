@@ -63,8 +63,7 @@ pub async fn client_from_kubeconfig_yaml(yaml: &str) -> Result<kube::Client, Err
 }
 
 /// Starts every control loop: creates the shared informer factory, lets each controller
-/// register its handlers and workers, then starts one watch per kind. Loops that still run
-/// their own watches are restarted (after a short pause) if they ever return.
+/// register its handlers and spawn its workers, then starts one watch per kind.
 pub fn spawn_all(client: kube::Client, cfg: std::sync::Arc<Config>) {
     let factory = informer::Factory::new(client.clone());
     replicaset::start(&factory, cfg.clone());
@@ -73,26 +72,26 @@ pub fn spawn_all(client: kube::Client, cfg: std::sync::Arc<Config>) {
     statefulset::start(&factory, cfg.clone());
     job::start(&factory, cfg.clone());
     cronjob::start(&factory, cfg.clone());
-    macro_rules! spawn_loop {
-        ($name:expr, $run:path) => {{
-            let client = client.clone();
-            let cfg = cfg.clone();
-            tokio::spawn(async move {
-                loop {
-                    match $run(client.clone(), cfg.clone()).await {
-                        Ok(()) => tracing::warn!(controller = $name, "control loop ended, restarting"),
-                        Err(e) => tracing::warn!(controller = $name, error = %e, "control loop failed, restarting"),
-                    }
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+    endpoints::start(&factory, cfg.clone());
+    endpointslice::start(&factory, cfg.clone());
+    namespace::start(&factory, cfg.clone());
+    nodelifecycle::start(&factory, cfg.clone());
+    serviceaccount::start(&factory, cfg.clone());
+    // The garbage collector keeps its own metadata-only watches (it sees many kinds generically
+    // and keeps a small graph node per object, no object); restarted if it ever returns.
+    tokio::spawn(async move {
+        loop {
+            match gc::run(client.clone(), cfg.clone()).await {
+                Ok(()) => tracing::warn!(
+                    controller = "garbage-collector",
+                    "control loop ended, restarting"
+                ),
+                Err(e) => {
+                    tracing::warn!(controller = "garbage-collector", error = %e, "control loop failed, restarting")
                 }
-            });
-        }};
-    }
-    spawn_loop!("garbage-collector", gc::run);
-    spawn_loop!("endpoints", endpoints::run);
-    spawn_loop!("endpointslice", endpointslice::run);
-    spawn_loop!("namespace", namespace::run);
-    spawn_loop!("node-lifecycle", nodelifecycle::run);
-    spawn_loop!("serviceaccount", serviceaccount::run);
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
     factory.start();
 }

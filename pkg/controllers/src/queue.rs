@@ -307,12 +307,17 @@ mod tests {
         assert_eq!(q.num_requeues(&1), 0);
         assert_eq!(q.add_rate_limited(1), Duration::from_millis(100));
         let d = Queue::<u32>::new().add_rate_limited(7);
-        assert_eq!(d, Duration::from_millis(5), "client-go's default base delay");
+        assert_eq!(
+            d,
+            Duration::from_millis(5),
+            "client-go's default base delay"
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn workers_never_run_one_key_twice_at_once_and_retry_errors() {
-        let q: Arc<Queue<u32>> = Queue::with_backoff(Duration::from_millis(10), Duration::from_millis(10));
+        let q: Arc<Queue<u32>> =
+            Queue::with_backoff(Duration::from_millis(10), Duration::from_millis(10));
         let running = Arc::new(Mutex::new(HashSet::new()));
         let calls = Arc::new(AtomicUsize::new(0));
         let overlap = Arc::new(AtomicUsize::new(0));

@@ -6,8 +6,8 @@
 //! collector deletes), ControllerRevisions, and RollingUpdate in reverse ordinal order down to
 //! the partition (or OnDelete).
 
-use crate::daemonset::history::{self, REVISION_LABEL};
 use crate::daemonset::expectations::{key_of, Expectations, Key};
+use crate::daemonset::history::{self, REVISION_LABEL};
 use crate::daemonset::{has_revision_label, podutil};
 use crate::events::Recorder;
 use crate::informer::{Factory, Store};

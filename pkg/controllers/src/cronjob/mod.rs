@@ -6,8 +6,8 @@
 
 pub mod schedule;
 
-use crate::daemonset::podutil;
 use crate::daemonset::expectations::{key_of, Key};
+use crate::daemonset::podutil;
 use crate::events::Recorder;
 use crate::informer::{Factory, Store};
 use crate::queue::{run_workers, Queue};

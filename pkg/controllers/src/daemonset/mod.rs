@@ -9,8 +9,8 @@
 //! Rolling updates honour `maxUnavailable` and `maxSurge`; `OnDelete` waits for deletions.
 
 pub mod eligibility;
-pub mod history;
 pub mod expectations;
+pub mod history;
 pub mod podutil;
 
 use crate::events::Recorder;
@@ -18,13 +18,13 @@ use crate::informer::{Change, Factory, Store};
 use crate::queue::{run_workers, Queue};
 use crate::{Config, Error};
 use eligibility::{node_should_run, pin_to_node, target_node};
+use expectations::{key_of, Expectations, Key};
 use history::REVISION_LABEL;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, DaemonSetStatus};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
-use expectations::{key_of, Expectations, Key};
 use kube::Client;
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
@@ -554,7 +554,10 @@ pub fn start(factory: &Factory, _cfg: Arc<Config>) {
     let (qa, all) = (q.clone(), dss.store());
     nodes.add_handler(move |ch| {
         let changed = match ch {
-            Change::Applied { old: Some(old), new } => node_fingerprint(old) != node_fingerprint(new),
+            Change::Applied {
+                old: Some(old),
+                new,
+            } => node_fingerprint(old) != node_fingerprint(new),
             _ => true,
         };
         if changed {

@@ -9,9 +9,9 @@ pub mod hash;
 pub mod plan;
 
 use crate::events::Recorder;
-use crate::replicaset::controller_ref;
 use crate::informer::{controller_of, key_of, split_key, Change, Factory, Store};
 use crate::queue::{run_workers, Queue};
+use crate::replicaset::controller_ref;
 use crate::replicaset::pods::{selector_is_empty, selector_matches};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus, ReplicaSet, ReplicaSetSpec};
 use k8s_openapi::api::core::v1::Pod;
@@ -130,7 +130,13 @@ pub fn start(factory: &Factory, _cfg: Arc<crate::Config>) {
         ctx.rss.wait_synced().await;
         tracing::info!("deployment controller started");
         let c = Arc::clone(&ctx);
-        let all = move || c.deployments.all().iter().map(|d| key_of(d.as_ref())).collect();
+        let all = move || {
+            c.deployments
+                .all()
+                .iter()
+                .map(|d| key_of(d.as_ref()))
+                .collect()
+        };
         run_workers(
             "deployment",
             Arc::clone(&ctx.queue),
