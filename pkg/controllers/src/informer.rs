@@ -549,6 +549,29 @@ mod tests {
         );
     }
 
+    #[test]
+    fn handlers_see_the_store_already_updated() {
+        let inf: Arc<Informer<Pod>> = Informer::new();
+        let store = inf.store();
+        let seen: Arc<Mutex<Vec<(bool, usize)>>> = Arc::default();
+        let s = seen.clone();
+        inf.add_handler(move |c| {
+            let (ns, name) = (
+                c.object().metadata.namespace.clone().unwrap_or_default(),
+                c.object().metadata.name.clone().unwrap_or_default(),
+            );
+            let present = store.get(&ns, &name).is_some();
+            s.lock().unwrap().push((present, store.list(&ns).len()));
+        });
+        inf.handle(Event::Apply(pod("x", "p1", "1")));
+        inf.handle(Event::Apply(pod("x", "p2", "1")));
+        inf.handle(Event::Delete(pod("x", "p1", "2")));
+        assert_eq!(
+            *seen.lock().unwrap(),
+            vec![(true, 1), (true, 2), (false, 1)]
+        );
+    }
+
     #[tokio::test]
     async fn wait_synced_wakes_on_the_first_list() {
         let inf: Arc<Informer<Pod>> = Informer::new();
