@@ -5,7 +5,7 @@
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
-use skiff_controllers::replicaset::informer::{self, Cache, Change};
+use skiff_controllers::informer::{Change, Factory};
 use skiff_controllers::{deployment, gc, replicaset, Config};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,10 +17,9 @@ fn is_ready(p: &Pod) -> bool {
         .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
-async fn fake_kubelet(client: kube::Client, delay: Duration) {
-    let cache: Arc<Cache<Pod>> = Cache::new();
-    let c = client.clone();
-    informer::run(Api::<Pod>::all(client), cache, move |ch| {
+fn fake_kubelet(factory: &Factory, delay: Duration) {
+    let c = factory.client();
+    factory.informer::<Pod>().add_handler(move |ch| {
         let Change::Applied { new, .. } = ch else {
             return;
         };
@@ -35,7 +34,7 @@ async fn fake_kubelet(client: kube::Client, delay: Duration) {
                 };
                 let _ = api.delete(&name, &dp).await;
             });
-        } else if !is_ready(&new) {
+        } else if !is_ready(new) {
             tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
                 let now = k8s_openapi::jiff::Timestamp::now();
@@ -51,8 +50,7 @@ async fn fake_kubelet(client: kube::Client, delay: Duration) {
                 }
             });
         }
-    })
-    .await;
+    });
 }
 
 #[tokio::main]
@@ -63,17 +61,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         a.strip_prefix("--mark-ready")
             .map(|rest| rest.trim_start_matches('=').parse::<u64>().unwrap_or(500))
     });
+    let factory = Factory::new(client.clone());
     if let Some(ms) = mark_ready {
-        tokio::spawn(fake_kubelet(client.clone(), Duration::from_millis(ms)));
+        fake_kubelet(&factory, Duration::from_millis(ms));
     }
-    let rs = tokio::spawn(replicaset::run(client.clone(), Arc::clone(&cfg)));
-    let dep = tokio::spawn(deployment::run(client.clone(), Arc::clone(&cfg)));
-    let g = tokio::spawn(gc::run(client.clone(), Arc::clone(&cfg)));
-    let (a, b, c) = tokio::join!(rs, dep, g);
-    for r in [a, b, c] {
-        if let Ok(Err(e)) = r {
-            eprintln!("controller stopped: {e}");
-        }
+    replicaset::start(&factory, Arc::clone(&cfg));
+    deployment::start(&factory, Arc::clone(&cfg));
+    factory.start();
+    if let Err(e) = gc::run(client, cfg).await {
+        eprintln!("garbage collector stopped: {e}");
     }
     Ok(())
 }

@@ -1,9 +1,11 @@
 //! Runs the infrastructure controllers (endpoints, endpointslices, namespace, node lifecycle,
 //! service accounts) against the cluster of `$KUBECONFIG`, for trying them on a real server.
+//! Stop it with Ctrl-C.
 //!
 //! Environment: `CA_FILE` (PEM published as `kube-root-ca.crt`), `NODE_GRACE_SECS` (node
 //! monitor grace period, default 40), `NODE_PERIOD_SECS` (monitor period, default 5).
 
+use skiff_controllers::informer::Factory;
 use skiff_controllers::{
     endpoints, endpointslice, namespace, nodelifecycle, serviceaccount, Config,
 };
@@ -32,14 +34,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         node_monitor_period: secs("NODE_PERIOD_SECS", 5),
         ca_pem,
     });
-    let r = tokio::try_join!(
-        endpoints::run(client.clone(), cfg.clone()),
-        endpointslice::run(client.clone(), cfg.clone()),
-        namespace::run(client.clone(), cfg.clone()),
-        nodelifecycle::run(client.clone(), cfg.clone()),
-        serviceaccount::run(client.clone(), cfg.clone()),
-    );
-    r?;
+    let factory = Factory::new(client);
+    endpoints::start(&factory, cfg.clone());
+    endpointslice::start(&factory, cfg.clone());
+    namespace::start(&factory, cfg.clone());
+    nodelifecycle::start(&factory, cfg.clone());
+    serviceaccount::start(&factory, cfg);
+    factory.start();
+    tokio::signal::ctrl_c().await?;
     Ok(())
 }
 

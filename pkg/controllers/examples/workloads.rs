@@ -13,6 +13,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use skiff_controllers::daemonset::eligibility::target_node;
+use skiff_controllers::informer::Factory;
 use skiff_controllers::{cronjob, daemonset, job, statefulset, Config};
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,10 +30,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sim = std::env::args().any(|a| a == "--sim");
     let mut tasks = tokio::task::JoinSet::new();
     if !std::env::args().any(|a| a == "--no-controllers") {
-        tasks.spawn(daemonset::run(client.clone(), cfg.clone()));
-        tasks.spawn(statefulset::run(client.clone(), cfg.clone()));
-        tasks.spawn(job::run(client.clone(), cfg.clone()));
-        tasks.spawn(cronjob::run(client.clone(), cfg.clone()));
+        let factory = Factory::new(client.clone());
+        daemonset::start(&factory, cfg.clone());
+        statefulset::start(&factory, cfg.clone());
+        job::start(&factory, cfg.clone());
+        cronjob::start(&factory, cfg.clone());
+        factory.start();
     }
     if sim {
         let c = client.clone();
@@ -45,14 +48,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         });
     }
-    tokio::select! {
-        r = tasks.join_next() => {
-            if let Some(Ok(Err(e))) = r {
-                return Err(e.into());
-            }
-        }
-        _ = tokio::signal::ctrl_c() => {}
-    }
+    tokio::signal::ctrl_c().await?;
+    tasks.abort_all();
     Ok(())
 }
 

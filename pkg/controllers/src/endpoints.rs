@@ -1,11 +1,11 @@
 //! The Endpoints controller: for every Service with a selector, an Endpoints object of the same
 //! name listing the selected pods' addresses (ready and not ready) and their resolved ports, as
-//! upstream's endpoints controller does. Also home of the small watch/queue helpers the
-//! infrastructure controllers (endpoints, endpointslice, namespace, node lifecycle, service
-//! account) share.
+//! upstream's endpoints controller does. Also home of the small helpers the infrastructure
+//! controllers (endpoints, endpointslice, namespace, node lifecycle, service account) share.
 
 use crate::events::Recorder;
-use futures::StreamExt;
+use crate::informer::{Factory, Store};
+use crate::queue::{run_workers, Queue};
 use k8s_openapi::api::core::v1::{
     EndpointAddress, EndpointPort, EndpointSubset, Endpoints, ObjectReference, Pod, Service,
     ServicePort,
@@ -14,13 +14,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, PostParams};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{watcher, WatchStreamExt};
-use kube::{Resource, ResourceExt};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use kube::ResourceExt;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::mpsc;
 
 /// Annotation: when the change that this Endpoints/EndpointSlice reflects happened.
 pub const LAST_CHANGE_TRIGGER_TIME: &str = "endpoints.kubernetes.io/last-change-trigger-time";
@@ -36,76 +33,6 @@ pub const MAX_CAPACITY: usize = 1000;
 // ---------------------------------------------------------------------------------------------
 // Shared helpers of the infrastructure controllers.
 // ---------------------------------------------------------------------------------------------
-
-/// Keeps a reflector cache of `K` up to date (restarting the watch with backoff on errors) and
-/// calls `notify` with every object added, changed or deleted.
-pub(crate) fn reflect<K, F>(api: Api<K>, cfg: watcher::Config, notify: F) -> Store<K>
-where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-    F: Fn(&K) + Send + 'static,
-{
-    let (reader, writer) = reflector::store();
-    tokio::spawn(async move {
-        let stream = watcher(api, cfg).default_backoff().reflect(writer);
-        futures::pin_mut!(stream);
-        while let Some(ev) = stream.next().await {
-            match ev {
-                Ok(watcher::Event::Apply(o))
-                | Ok(watcher::Event::InitApply(o))
-                | Ok(watcher::Event::Delete(o)) => notify(&o),
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::debug!(kind = %K::kind(&()), error = %e, "watch failed, retrying")
-                }
-            }
-        }
-    });
-    reader
-}
-
-/// A deduplicating work queue of string keys (`namespace/name`).
-#[derive(Clone)]
-pub(crate) struct Queue {
-    tx: mpsc::UnboundedSender<String>,
-}
-
-impl Queue {
-    pub(crate) fn new() -> (Queue, mpsc::UnboundedReceiver<String>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        (Queue { tx }, rx)
-    }
-
-    pub(crate) fn add(&self, key: String) {
-        let _ = self.tx.send(key);
-    }
-
-    /// Adds `key` again after `delay` (retries, periodic checks).
-    pub(crate) fn add_after(&self, key: String, delay: Duration) {
-        let tx = self.tx.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            let _ = tx.send(key);
-        });
-    }
-}
-
-/// Waits for at least one key, then returns every key queued so far, deduplicated.
-pub(crate) async fn next_batch(
-    rx: &mut mpsc::UnboundedReceiver<String>,
-) -> Option<BTreeSet<String>> {
-    let first = rx.recv().await?;
-    let mut keys = BTreeSet::from([first]);
-    while let Ok(k) = rx.try_recv() {
-        keys.insert(k);
-    }
-    Some(keys)
-}
 
 /// `namespace/name`.
 pub(crate) fn key_of(ns: &str, name: &str) -> String {
@@ -622,77 +549,62 @@ pub(crate) fn rfc3339(t: Timestamp) -> String {
 
 struct Ctx {
     client: kube::Client,
-    services: Store<Service>,
-    pods: Store<Pod>,
-    endpoints: Store<Endpoints>,
+    services: Arc<Store<Service>>,
+    pods: Arc<Store<Pod>>,
+    endpoints: Arc<Store<Endpoints>>,
     tracker: Mutex<TriggerTimeTracker>,
     recorder: Recorder,
+    members: Membership,
 }
 
 /// Which Services each pod was last seen in (to requeue a Service when a pod stops matching).
 type Membership = Arc<Mutex<HashMap<String, HashSet<String>>>>;
 
-/// Runs the Endpoints controller forever.
-pub async fn run(client: kube::Client, _cfg: Arc<crate::Config>) -> Result<(), crate::Error> {
-    let (queue, mut rx) = Queue::new();
-    let members: Membership = Arc::new(Mutex::new(HashMap::new()));
-    let q = queue.clone();
-    let services = reflect(
-        Api::<Service>::all(client.clone()),
-        watcher::Config::default(),
-        move |s: &Service| {
-            q.add(key_of(&s.namespace().unwrap_or_default(), &s.name_any()));
-        },
-    );
-    let q = queue.clone();
-    let endpoints = reflect(
-        Api::<Endpoints>::all(client.clone()),
-        watcher::Config::default(),
-        move |e: &Endpoints| {
-            q.add(key_of(&e.namespace().unwrap_or_default(), &e.name_any()));
-        },
-    );
-    let (pod_tx, mut pod_rx) = mpsc::unbounded_channel::<Pod>();
-    let pods = reflect(
-        Api::<Pod>::all(client.clone()),
-        watcher::Config::default(),
-        move |p: &Pod| {
-            let _ = pod_tx.send(p.clone());
-        },
-    );
-    // Pods → the Services that select them now or listed them before.
-    {
-        let services = services.clone();
-        let members = members.clone();
-        let q = queue.clone();
-        tokio::spawn(async move {
-            while let Some(pod) = pod_rx.recv().await {
-                for key in services_for_pod(&services, &members, &pod) {
-                    q.add(key);
-                }
-            }
-        });
-    }
-    let _ = services.wait_until_ready().await;
-    let _ = pods.wait_until_ready().await;
-    let _ = endpoints.wait_until_ready().await;
-    let ctx = Ctx {
+/// Registers the Endpoints controller's handlers on the shared informers and spawns its
+/// worker (it starts once the caches have synced; failed Services are retried after 1 s).
+pub fn start(factory: &Factory, _cfg: Arc<crate::Config>) {
+    let client = factory.client();
+    let queue: Arc<Queue<String>> =
+        Queue::with_backoff(Duration::from_secs(1), Duration::from_secs(1));
+    let services = factory.informer::<Service>();
+    let endpoints = factory.informer::<Endpoints>();
+    let pods = factory.informer::<Pod>();
+    let ctx = Arc::new(Ctx {
         recorder: Recorder::new(client.clone(), "endpoint-controller"),
         client,
-        services,
-        pods,
-        endpoints,
+        services: services.store(),
+        pods: pods.store(),
+        endpoints: endpoints.store(),
         tracker: Mutex::new(TriggerTimeTracker::default()),
-    };
-    while let Some(keys) = next_batch(&mut rx).await {
-        for key in keys {
-            if let Err(e) = reconcile(&ctx, &members, &key).await {
-                tracing::warn!(service = %key, error = %e, "syncing endpoints failed, retrying");
-                queue.add_after(key, Duration::from_secs(1));
-            }
+        members: Arc::new(Mutex::new(HashMap::new())),
+    });
+    let q = queue.clone();
+    services.add_handler(move |ch| {
+        let s = ch.object();
+        q.add(key_of(&s.namespace().unwrap_or_default(), &s.name_any()));
+    });
+    let q = queue.clone();
+    endpoints.add_handler(move |ch| {
+        let e = ch.object();
+        q.add(key_of(&e.namespace().unwrap_or_default(), &e.name_any()));
+    });
+    // Pods → the Services that select them now or listed them before.
+    let (q, c) = (queue.clone(), ctx.clone());
+    pods.add_handler(move |ch| {
+        for key in services_for_pod(&c.services, &c.members, ch.object()) {
+            q.add(key);
         }
-    }
-    Ok(())
+    });
+    tokio::spawn(async move {
+        ctx.services.wait_synced().await;
+        ctx.pods.wait_synced().await;
+        ctx.endpoints.wait_synced().await;
+        run_workers("endpoints", queue, 1, None, Vec::new, move |key: String| {
+            let ctx = ctx.clone();
+            async move { reconcile(&ctx, &key).await.map(|()| None) }
+        })
+        .await;
+    });
 }
 
 pub(crate) fn services_for_pod(
@@ -703,9 +615,8 @@ pub(crate) fn services_for_pod(
     let ns = pod.namespace().unwrap_or_default();
     let name = pod.name_any();
     let mut keys: Vec<String> = services
-        .state_filter(|s| {
-            s.namespace().as_deref() == Some(ns.as_str())
-                && service_selector(s).is_some_and(|sel| selector_matches(sel, pod.labels()))
+        .list_filter(&ns, |s| {
+            service_selector(s).is_some_and(|sel| selector_matches(sel, pod.labels()))
         })
         .iter()
         .map(|s| key_of(&ns, &s.name_any()))
@@ -720,11 +631,12 @@ pub(crate) fn services_for_pod(
     keys
 }
 
-async fn reconcile(ctx: &Ctx, members: &Membership, key: &str) -> Result<(), kube::Error> {
+async fn reconcile(ctx: &Ctx, key: &str) -> Result<(), kube::Error> {
+    let members = &ctx.members;
     let (ns, name) = split_key(key);
-    let svc = ctx.services.get(&ObjectRef::new(name).within(ns));
-    let current = ctx.endpoints.get(&ObjectRef::new(name).within(ns));
-    let all_pods = ctx.pods.state();
+    let svc = ctx.services.get(ns, name);
+    let current = ctx.endpoints.get(ns, name);
+    let all_pods = ctx.pods.list(ns);
     let pods = match svc.as_deref() {
         Some(s) => selected_pods(s, all_pods.iter().map(|p| p.as_ref())),
         None => Vec::new(),

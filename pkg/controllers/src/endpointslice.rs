@@ -4,22 +4,21 @@
 //! Service — what `kubectl describe service` and service proxies read.
 
 use crate::endpoints::{
-    api_code, find_port, key_of, next_batch, pod_ips, pod_ready, pod_ref, port_protocol, reflect,
-    rfc3339, selected_pods, service_ip_set, service_is_ipv6, should_pod_be_in_endpoints,
-    should_set_hostname, split_key, PortKey, Queue, HEADLESS_LABEL, LAST_CHANGE_TRIGGER_TIME,
+    api_code, find_port, key_of, pod_ips, pod_ready, pod_ref, port_protocol, rfc3339,
+    selected_pods, service_ip_set, service_is_ipv6, should_pod_be_in_endpoints,
+    should_set_hostname, split_key, PortKey, HEADLESS_LABEL, LAST_CHANGE_TRIGGER_TIME,
 };
+use crate::informer::{Factory, Store};
+use crate::queue::{run_workers, Queue};
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, PostParams};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
 use kube::ResourceExt;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::mpsc;
 
 /// Label naming the Service a slice belongs to.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
@@ -379,80 +378,81 @@ type Expectations = HashMap<String, HashMap<String, Option<u64>>>;
 
 struct Ctx {
     client: kube::Client,
-    services: Store<Service>,
-    pods: Store<Pod>,
-    slices: Store<EndpointSlice>,
+    services: Arc<Store<Service>>,
+    pods: Arc<Store<Pod>>,
+    slices: Arc<Store<EndpointSlice>>,
     tracker: Mutex<crate::endpoints::TriggerTimeTracker>,
     expected: Mutex<Expectations>,
+    members: Arc<Mutex<HashMap<String, HashSet<String>>>>,
 }
 
-/// Runs the EndpointSlice controller forever.
-pub async fn run(client: kube::Client, _cfg: Arc<crate::Config>) -> Result<(), crate::Error> {
-    let (queue, mut rx) = Queue::new();
-    let members: Arc<Mutex<HashMap<String, HashSet<String>>>> =
-        Arc::new(Mutex::new(HashMap::new()));
-    let q = queue.clone();
-    let services = reflect(
-        Api::<Service>::all(client.clone()),
-        watcher::Config::default(),
-        move |s: &Service| {
-            q.add(key_of(&s.namespace().unwrap_or_default(), &s.name_any()));
-        },
-    );
-    let q = queue.clone();
-    let slices = reflect(
-        Api::<EndpointSlice>::all(client.clone()),
-        watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={CONTROLLER_NAME}")),
-        move |s: &EndpointSlice| {
-            if let Some(svc) = s.labels().get(SERVICE_NAME_LABEL) {
-                q.add(key_of(&s.namespace().unwrap_or_default(), svc));
-            }
-        },
-    );
-    let (pod_tx, mut pod_rx) = mpsc::unbounded_channel::<Pod>();
-    let pods = reflect(
-        Api::<Pod>::all(client.clone()),
-        watcher::Config::default(),
-        move |p: &Pod| {
-            let _ = pod_tx.send(p.clone());
-        },
-    );
-    {
-        let services = services.clone();
-        let members = members.clone();
-        let q = queue.clone();
-        tokio::spawn(async move {
-            while let Some(pod) = pod_rx.recv().await {
-                for key in crate::endpoints::services_for_pod(&services, &members, &pod) {
-                    q.add(key);
-                }
-            }
-        });
-    }
-    let _ = services.wait_until_ready().await;
-    let _ = pods.wait_until_ready().await;
-    let _ = slices.wait_until_ready().await;
-    let ctx = Ctx {
+/// Whether this controller manages the slice (it watched only such slices before the
+/// informers were shared).
+fn managed(s: &EndpointSlice) -> bool {
+    s.labels().get(MANAGED_BY_LABEL).map(String::as_str) == Some(CONTROLLER_NAME)
+}
+
+/// Registers the EndpointSlice controller's handlers on the shared informers and spawns its
+/// worker (it starts once the caches have synced).
+pub fn start(factory: &Factory, _cfg: Arc<crate::Config>) {
+    let client = factory.client();
+    let queue: Arc<Queue<String>> =
+        Queue::with_backoff(Duration::from_secs(1), Duration::from_secs(1));
+    let services = factory.informer::<Service>();
+    let slices = factory.informer::<EndpointSlice>();
+    let pods = factory.informer::<Pod>();
+    let ctx = Arc::new(Ctx {
         client,
-        services,
-        pods,
-        slices,
+        services: services.store(),
+        pods: pods.store(),
+        slices: slices.store(),
         tracker: Mutex::new(Default::default()),
         expected: Mutex::new(HashMap::new()),
-    };
-    while let Some(keys) = next_batch(&mut rx).await {
-        for key in keys {
-            match reconcile(&ctx, &members, &key).await {
-                Ok(true) => {}
-                Ok(false) => queue.add_after(key, Duration::from_millis(200)),
-                Err(e) => {
-                    tracing::warn!(service = %key, error = %e, "syncing endpoint slices failed, retrying");
-                    queue.add_after(key, Duration::from_secs(1));
-                }
-            }
+        members: Arc::new(Mutex::new(HashMap::new())),
+    });
+    let q = queue.clone();
+    services.add_handler(move |ch| {
+        let s = ch.object();
+        q.add(key_of(&s.namespace().unwrap_or_default(), &s.name_any()));
+    });
+    let q = queue.clone();
+    slices.add_handler(move |ch| {
+        let s = ch.object();
+        if !managed(s) {
+            return;
         }
-    }
-    Ok(())
+        if let Some(svc) = s.labels().get(SERVICE_NAME_LABEL) {
+            q.add(key_of(&s.namespace().unwrap_or_default(), svc));
+        }
+    });
+    let (q, c) = (queue.clone(), ctx.clone());
+    pods.add_handler(move |ch| {
+        for key in crate::endpoints::services_for_pod(&c.services, &c.members, ch.object()) {
+            q.add(key);
+        }
+    });
+    tokio::spawn(async move {
+        ctx.services.wait_synced().await;
+        ctx.pods.wait_synced().await;
+        ctx.slices.wait_synced().await;
+        run_workers(
+            "endpointslice",
+            queue,
+            1,
+            None,
+            Vec::new,
+            move |key: String| {
+                let ctx = ctx.clone();
+                async move {
+                    // `false`: the cache is behind this controller's writes, look again soon.
+                    reconcile(&ctx, &key)
+                        .await
+                        .map(|done| (!done).then_some(Duration::from_millis(200)))
+                }
+            },
+        )
+        .await;
+    });
 }
 
 fn rv_of(s: &EndpointSlice) -> Option<u64> {
@@ -489,16 +489,12 @@ fn expect(ctx: &Ctx, key: &str, name: String, rv: Option<u64>) {
 }
 
 /// Returns `Ok(false)` when the cache is behind and the key should be retried shortly.
-async fn reconcile(
-    ctx: &Ctx,
-    members: &Arc<Mutex<HashMap<String, HashSet<String>>>>,
-    key: &str,
-) -> Result<bool, kube::Error> {
+async fn reconcile(ctx: &Ctx, key: &str) -> Result<bool, kube::Error> {
+    let members = &ctx.members;
     let (ns, name) = split_key(key);
-    let svc = ctx.services.get(&ObjectRef::new(name).within(ns));
-    let labelled: Vec<Arc<EndpointSlice>> = ctx.slices.state_filter(|s| {
-        s.namespace().as_deref() == Some(ns)
-            && s.labels().get(SERVICE_NAME_LABEL).map(String::as_str) == Some(name)
+    let svc = ctx.services.get(ns, name);
+    let labelled: Vec<Arc<EndpointSlice>> = ctx.slices.list_filter(ns, |s| {
+        managed(s) && s.labels().get(SERVICE_NAME_LABEL).map(String::as_str) == Some(name)
     });
     let current: Vec<&EndpointSlice> = labelled.iter().map(|s| s.as_ref()).collect();
     if !cache_caught_up(ctx, key, &current) {
@@ -519,7 +515,7 @@ async fn reconcile(
         }
         // The Service is gone (or lost its selector): its slices go with it (the garbage
         // collector would do the same through the ownerReference).
-        let gone = ctx.services.get(&ObjectRef::new(name).within(ns)).is_none();
+        let gone = ctx.services.get(ns, name).is_none();
         if gone {
             for s in &current {
                 delete(&api, &s.name_any()).await?;
@@ -528,7 +524,7 @@ async fn reconcile(
         }
         return Ok(true);
     };
-    let all_pods = ctx.pods.state();
+    let all_pods = ctx.pods.list(ns);
     let pods = selected_pods(&svc, all_pods.iter().map(|p| p.as_ref()));
     if let Ok(mut m) = members.lock() {
         m.insert(key.to_string(), pods.iter().map(|p| p.name_any()).collect());

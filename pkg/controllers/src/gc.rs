@@ -4,7 +4,7 @@
 //! its finalizer, and stripping an `orphan` owner's references from its dependents before
 //! removing that finalizer. `classify` is the pure decision core.
 
-use crate::replicaset::queue::{Backoff, Queue};
+use crate::queue::{run_workers, Queue};
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{
@@ -328,7 +328,6 @@ struct Gc {
     client: kube::Client,
     graph: Mutex<Graph>,
     queue: Arc<Queue<Task>>,
-    backoff: Backoff,
     synced: Mutex<HashSet<&'static str>>,
 }
 
@@ -593,8 +592,7 @@ pub async fn run(client: kube::Client, _cfg: Arc<crate::Config>) -> Result<(), c
     let gc = Arc::new(Gc {
         client,
         graph: Mutex::new(Graph::default()),
-        queue: Queue::new(),
-        backoff: Backoff::new(),
+        queue: Queue::with_backoff(Duration::from_millis(100), Duration::from_secs(30)),
         synced: Mutex::new(HashSet::new()),
     });
     for kind in KINDS {
@@ -605,30 +603,25 @@ pub async fn run(client: kube::Client, _cfg: Arc<crate::Config>) -> Result<(), c
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tracing::info!("garbage collector started");
-    let mut workers = Vec::new();
-    for _ in 0..WORKERS {
-        let gc = Arc::clone(&gc);
-        workers.push(tokio::spawn(async move {
-            loop {
-                let task = gc.queue.get().await;
-                let (key, res) = match &task {
-                    Task::AttemptDelete(uid) => (uid.clone(), gc.attempt_delete(uid).await),
-                    Task::Owner(uid) => (format!("owner/{uid}"), gc.process_owner(uid).await),
-                };
-                match res {
-                    Ok(()) => gc.backoff.forget(&key),
-                    Err(e) => {
-                        tracing::debug!(error = %e, "garbage collection step failed, retrying");
-                        gc.queue.add_after(task.clone(), gc.backoff.next(&key));
-                    }
+    let queue = Arc::clone(&gc.queue);
+    run_workers(
+        "garbage-collector",
+        queue,
+        WORKERS,
+        None,
+        Vec::new,
+        move |task: Task| {
+            let gc = Arc::clone(&gc);
+            async move {
+                match &task {
+                    Task::AttemptDelete(uid) => gc.attempt_delete(uid).await,
+                    Task::Owner(uid) => gc.process_owner(uid).await,
                 }
-                gc.queue.done(&task);
+                .map(|()| None)
             }
-        }));
-    }
-    for w in workers {
-        let _ = w.await;
-    }
+        },
+    )
+    .await;
     Err(crate::Error::Other(
         "garbage collector workers stopped: restart skiff".into(),
     ))

@@ -7,17 +7,17 @@
 //! `FailureTarget` conditions; `Complete` / `Failed` follow once no pod is terminating (1.32
 //! behaviour with JobPodReplacementPolicy and JobSuccessPolicy on).
 
+use crate::daemonset::expectations::{key_of, Expectations, Key};
 use crate::daemonset::podutil;
-use crate::daemonset::queue::{self, key_of, Expectations, Key, WorkQueue};
 use crate::events::Recorder;
+use crate::informer::{Factory, Store};
+use crate::queue::{run_workers, Queue};
 use crate::{Config, Error};
 use k8s_openapi::api::batch::v1::{Job, JobCondition, JobStatus, UncountedTerminatedPods};
 use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
 use kube::Client;
 use serde_json::json;
 use std::collections::{BTreeSet, HashSet};
@@ -758,69 +758,60 @@ pub fn job_pod(job: &Job, index: Option<i32>) -> Pod {
 
 struct Ctx {
     client: Client,
-    jobs: Store<Job>,
-    pods: Store<Pod>,
+    jobs: Arc<Store<Job>>,
+    pods: Arc<Store<Pod>>,
     exp: Expectations,
     recorder: Recorder,
 }
 
-/// Runs the Job controller until the process ends.
-pub async fn run(client: Client, _cfg: Arc<Config>) -> Result<(), Error> {
-    let q = WorkQueue::new();
+/// Registers the Job controller's handlers on the shared informers and spawns its workers
+/// (they start once the caches have synced).
+pub fn start(factory: &Factory, _cfg: Arc<Config>) {
+    let client = factory.client();
+    let q: Arc<Queue<Key>> = Queue::new();
+    let (jobs, pods) = (factory.informer::<Job>(), factory.informer::<Pod>());
     let qa = q.clone();
-    let jobs = queue::reflect(
-        Api::<Job>::all(client.clone()),
-        watcher::Config::default(),
-        move |o, _| qa.add(key_of(o)),
-        || {},
-    );
+    jobs.add_handler(move |ch| qa.add(key_of(ch.object().as_ref())));
     let qa = q.clone();
-    let pods = queue::reflect(
-        Api::<Pod>::all(client.clone()),
-        watcher::Config::default(),
-        move |p: &Pod, _| {
-            if let Some(r) = podutil::controller_of(&p.metadata).filter(|r| r.kind == "Job") {
-                qa.add((
-                    p.metadata.namespace.clone().unwrap_or_default(),
-                    r.name.clone(),
-                ));
-            }
-        },
-        || {},
-    );
-    for ready in [jobs.wait_until_ready().await, pods.wait_until_ready().await] {
-        ready.map_err(|e| Error::Other(format!("job caches: {e}")))?;
-    }
+    pods.add_handler(move |ch| {
+        let p = ch.object();
+        if let Some(r) = podutil::controller_of(&p.metadata).filter(|r| r.kind == "Job") {
+            qa.add((
+                p.metadata.namespace.clone().unwrap_or_default(),
+                r.name.clone(),
+            ));
+        }
+    });
     let ctx = Arc::new(Ctx {
         recorder: Recorder::new(client.clone(), "job-controller"),
         client,
-        jobs: jobs.clone(),
-        pods,
+        jobs: jobs.store(),
+        pods: pods.store(),
         exp: Expectations::default(),
     });
-    for j in jobs.state() {
-        q.add(key_of(j.as_ref()));
-    }
-    let all = move || jobs.state().iter().map(|j| key_of(j.as_ref())).collect();
-    queue::run_workers("job", q, 4, Duration::from_secs(30), all, move |k| {
-        let ctx = ctx.clone();
-        async move { reconcile(ctx, k).await }
-    })
-    .await;
-    Ok(())
+    tokio::spawn(async move {
+        ctx.jobs.wait_synced().await;
+        ctx.pods.wait_synced().await;
+        let jobs = ctx.jobs.clone();
+        let all = move || jobs.all().iter().map(|j| key_of(j.as_ref())).collect();
+        run_workers("job", q, 4, Some(Duration::from_secs(30)), all, move |k| {
+            let ctx = ctx.clone();
+            async move { reconcile(ctx, k).await }
+        })
+        .await;
+    });
 }
 
 async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Result<Option<Duration>, Error> {
-    let Some(job) = ctx.jobs.get(&ObjectRef::new(&key.1).within(&key.0)) else {
+    let Some(job) = ctx.jobs.get(&key.0, &key.1) else {
         ctx.exp.forget(&key);
         return Ok(None);
     };
     let ns = key.0.clone();
     let uid = job.metadata.uid.clone().unwrap_or_default();
-    let pods: Vec<Arc<Pod>> = ctx.pods.state_filter(|p| {
-        p.metadata.namespace.as_deref() == Some(ns.as_str())
-            && podutil::is_controlled_by(&p.metadata, &uid)
-    });
+    let pods: Vec<Arc<Pod>> = ctx
+        .pods
+        .list_filter(&ns, |p| podutil::is_controlled_by(&p.metadata, &uid));
     let ok = ctx.exp.satisfied(
         &key,
         |n| pods.iter().any(|p| p.metadata.name.as_deref() == Some(n)),

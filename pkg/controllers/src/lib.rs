@@ -1,5 +1,6 @@
-//! skiff's controllers: one module per control loop, each a reconcile function over kube-rs
-//! watchers with a pure planning core. They talk to the API server only through kube-rs.
+//! skiff's controllers: one module per control loop, each a reconcile function with a pure
+//! planning core, fed by shared informers (one watch and one cache per kind for all of them)
+//! through a common work queue. They talk to the API server only through kube-rs.
 
 pub mod cronjob;
 pub mod daemonset;
@@ -8,9 +9,11 @@ pub mod endpoints;
 pub mod endpointslice;
 pub mod events;
 pub mod gc;
+pub mod informer;
 pub mod job;
 pub mod namespace;
 pub mod nodelifecycle;
+pub mod queue;
 pub mod replicaset;
 pub mod serviceaccount;
 pub mod statefulset;
@@ -59,33 +62,36 @@ pub async fn client_from_kubeconfig_yaml(yaml: &str) -> Result<kube::Client, Err
     Ok(kube::Client::try_from(cfg)?)
 }
 
-/// Starts every control loop; each is restarted (after a short pause) if it ever returns.
+/// Starts every control loop: creates the shared informer factory, lets each controller
+/// register its handlers and spawn its workers, then starts one watch per kind.
 pub fn spawn_all(client: kube::Client, cfg: std::sync::Arc<Config>) {
-    macro_rules! spawn_loop {
-        ($name:expr, $run:path) => {{
-            let client = client.clone();
-            let cfg = cfg.clone();
-            tokio::spawn(async move {
-                loop {
-                    match $run(client.clone(), cfg.clone()).await {
-                        Ok(()) => tracing::warn!(controller = $name, "control loop ended, restarting"),
-                        Err(e) => tracing::warn!(controller = $name, error = %e, "control loop failed, restarting"),
-                    }
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+    let factory = informer::Factory::new(client.clone());
+    replicaset::start(&factory, cfg.clone());
+    deployment::start(&factory, cfg.clone());
+    daemonset::start(&factory, cfg.clone());
+    statefulset::start(&factory, cfg.clone());
+    job::start(&factory, cfg.clone());
+    cronjob::start(&factory, cfg.clone());
+    endpoints::start(&factory, cfg.clone());
+    endpointslice::start(&factory, cfg.clone());
+    namespace::start(&factory, cfg.clone());
+    nodelifecycle::start(&factory, cfg.clone());
+    serviceaccount::start(&factory, cfg.clone());
+    // The garbage collector keeps its own metadata-only watches (it sees many kinds generically
+    // and keeps a small graph node per object, no object); restarted if it ever returns.
+    tokio::spawn(async move {
+        loop {
+            match gc::run(client.clone(), cfg.clone()).await {
+                Ok(()) => tracing::warn!(
+                    controller = "garbage-collector",
+                    "control loop ended, restarting"
+                ),
+                Err(e) => {
+                    tracing::warn!(controller = "garbage-collector", error = %e, "control loop failed, restarting")
                 }
-            });
-        }};
-    }
-    spawn_loop!("replicaset", replicaset::run);
-    spawn_loop!("deployment", deployment::run);
-    spawn_loop!("garbage-collector", gc::run);
-    spawn_loop!("daemonset", daemonset::run);
-    spawn_loop!("statefulset", statefulset::run);
-    spawn_loop!("job", job::run);
-    spawn_loop!("cronjob", cronjob::run);
-    spawn_loop!("endpoints", endpoints::run);
-    spawn_loop!("endpointslice", endpointslice::run);
-    spawn_loop!("namespace", namespace::run);
-    spawn_loop!("node-lifecycle", nodelifecycle::run);
-    spawn_loop!("serviceaccount", serviceaccount::run);
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+    factory.start();
 }

@@ -4,15 +4,15 @@
 //! conditions, and once empty has its `kubernetes` finalizer removed through the `finalize`
 //! subresource, after which the API server removes it.
 
-use crate::endpoints::{api_code, next_batch, reflect, Queue};
+use crate::endpoints::api_code;
+use crate::informer::Factory;
+use crate::queue::{run_workers, Queue};
 use k8s_openapi::api::core::v1::{Namespace, NamespaceCondition};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
 };
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
 use kube::ResourceExt;
 use skiff_api::registry::{ResourceInfo, RESOURCES};
 use std::collections::BTreeMap;
@@ -278,36 +278,41 @@ fn api_resource(r: &ResourceInfo) -> ApiResource {
 // The control loop.
 // ---------------------------------------------------------------------------------------------
 
-/// Runs the namespace controller forever.
-pub async fn run(client: kube::Client, _cfg: Arc<crate::Config>) -> Result<(), crate::Error> {
-    let (queue, mut rx) = Queue::new();
+/// Registers the namespace controller's handler on the shared Namespace informer and spawns
+/// its worker (terminating namespaces only; failures are retried after 2 s).
+pub fn start(factory: &Factory, _cfg: Arc<crate::Config>) {
+    let client = factory.client();
+    let queue: Arc<Queue<String>> =
+        Queue::with_backoff(Duration::from_secs(2), Duration::from_secs(2));
+    let namespaces = factory.informer::<Namespace>();
     let q = queue.clone();
-    let store: Store<Namespace> = reflect(
-        Api::<Namespace>::all(client.clone()),
-        watcher::Config::default(),
-        move |n: &Namespace| {
-            if n.metadata.deletion_timestamp.is_some() {
-                q.add(n.name_any());
-            }
-        },
-    );
-    let _ = store.wait_until_ready().await;
-    while let Some(keys) = next_batch(&mut rx).await {
-        for name in keys {
-            let Some(ns) = store.get(&ObjectRef::new(&name)) else {
-                continue;
-            };
-            match reconcile(&client, &ns).await {
-                Ok(None) => {}
-                Ok(Some(after)) => queue.add_after(name, after),
-                Err(e) => {
-                    tracing::warn!(namespace = %name, error = %e, "namespace deletion failed, retrying");
-                    queue.add_after(name, Duration::from_secs(2));
-                }
-            }
+    namespaces.add_handler(move |ch| {
+        let n = ch.object();
+        if n.metadata.deletion_timestamp.is_some() {
+            q.add(n.name_any());
         }
-    }
-    Ok(())
+    });
+    let store = namespaces.store();
+    tokio::spawn(async move {
+        store.wait_synced().await;
+        run_workers(
+            "namespace",
+            queue,
+            1,
+            None,
+            Vec::new,
+            move |name: String| {
+                let (client, store) = (client.clone(), store.clone());
+                async move {
+                    match store.get("", &name) {
+                        Some(ns) => reconcile(&client, &ns).await,
+                        None => Ok(None),
+                    }
+                }
+            },
+        )
+        .await;
+    });
 }
 
 /// One pass over a terminating namespace; `Some(delay)` asks to look again later.

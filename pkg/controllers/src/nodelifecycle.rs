@@ -5,15 +5,14 @@
 //! their toleration seconds, and pods that can never finish terminating (their node is
 //! unreachable or gone) are force-deleted so their controllers replace them.
 
-use crate::endpoints::{api_code, key_of, pod_ready, reflect};
+use crate::endpoints::{api_code, key_of, pod_ready};
 use crate::events::Recorder;
+use crate::informer::{Factory, Store};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, NodeCondition, ObjectReference, Pod, Taint, Toleration};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
 use kube::ResourceExt;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -360,26 +359,28 @@ struct State {
     missing: HashMap<String, Timestamp>,
 }
 
-/// Runs the node lifecycle controller (with taint manager and pod GC) forever.
-pub async fn run(client: kube::Client, cfg: Arc<crate::Config>) -> Result<(), crate::Error> {
-    let nodes: Store<Node> = reflect(
-        Api::all(client.clone()),
-        watcher::Config::default(),
-        |_: &Node| {},
+/// Spawns the node lifecycle controller (with taint manager and pod GC) on the shared Node,
+/// Lease and Pod caches; it looks at them every `--node-monitor-period`.
+pub fn start(factory: &Factory, cfg: Arc<crate::Config>) {
+    let client = factory.client();
+    let (nodes, leases, pods) = (
+        factory.store::<Node>(),
+        factory.store::<Lease>(),
+        factory.store::<Pod>(),
     );
-    let leases: Store<Lease> = reflect(
-        Api::namespaced(client.clone(), LEASE_NAMESPACE),
-        watcher::Config::default(),
-        |_: &Lease| {},
-    );
-    let pods: Store<Pod> = reflect(
-        Api::all(client.clone()),
-        watcher::Config::default(),
-        |_: &Pod| {},
-    );
-    let _ = nodes.wait_until_ready().await;
-    let _ = leases.wait_until_ready().await;
-    let _ = pods.wait_until_ready().await;
+    tokio::spawn(run(client, cfg, nodes, leases, pods));
+}
+
+async fn run(
+    client: kube::Client,
+    cfg: Arc<crate::Config>,
+    nodes: Arc<Store<Node>>,
+    leases: Arc<Store<Lease>>,
+    pods: Arc<Store<Pod>>,
+) {
+    nodes.wait_synced().await;
+    leases.wait_synced().await;
+    pods.wait_synced().await;
     let recorder = Recorder::new(client.clone(), "node-controller");
     let taint_recorder = Recorder::new(client.clone(), "taint-eviction-controller");
     let mut state = State {
@@ -427,15 +428,13 @@ async fn tick(
     let node_api: Api<Node> = Api::all(client.clone());
     // 1. Health: silent nodes turn Unknown.
     let mut current: HashMap<String, Node> = HashMap::new();
-    for n in nodes.state() {
+    for n in nodes.all() {
         let name = n.name_any();
-        let renew = leases
-            .get(&ObjectRef::new(&name).within(LEASE_NAMESPACE))
-            .and_then(|l| {
-                l.spec
-                    .as_ref()
-                    .and_then(|s| s.renew_time.as_ref().map(|t| t.0))
-            });
+        let renew = leases.get(LEASE_NAMESPACE, &name).and_then(|l| {
+            l.spec
+                .as_ref()
+                .and_then(|s| s.renew_time.as_ref().map(|t| t.0))
+        });
         let changed = stale_conditions(&n, renew, now, cfg.node_monitor_grace_period);
         let mut node = (*n).clone();
         if !changed.is_empty() {
@@ -486,7 +485,7 @@ async fn tick(
     }
     // 3. Pods: mark not ready, evict, garbage-collect.
     let mut by_node: HashMap<String, Vec<Arc<Pod>>> = HashMap::new();
-    for p in pods.state() {
+    for p in pods.all() {
         if let Some(n) = p
             .spec
             .as_ref()
@@ -542,7 +541,7 @@ async fn tick(
     }
     for key in state.scheduled.difference(&still_scheduled) {
         let (ns, name) = crate::endpoints::split_key(key);
-        if let Some(p) = pods.get(&ObjectRef::new(name).within(ns)) {
+        if let Some(p) = pods.get(ns, name) {
             if p.metadata.deletion_timestamp.is_none() {
                 taint_recorder
                     .record(

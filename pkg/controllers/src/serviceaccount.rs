@@ -3,12 +3,12 @@
 //! the cluster CA (`ca.crt`), as upstream's serviceaccounts-controller and
 //! root-ca-cert-publisher do.
 
-use crate::endpoints::{api_code, next_batch, reflect, Queue};
+use crate::endpoints::api_code;
+use crate::informer::Factory;
+use crate::queue::{run_workers, Queue};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, PostParams};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
 use kube::ResourceExt;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -101,43 +101,53 @@ pub fn plan(
     out
 }
 
-/// Runs the service account controller and root CA publisher forever.
-pub async fn run(client: kube::Client, cfg: Arc<crate::Config>) -> Result<(), crate::Error> {
-    let (queue, mut rx) = Queue::new();
+/// Registers the service account controller's (and root CA publisher's) handlers on the
+/// shared informers and spawns its worker (failures are retried after 1 s). Only the root CA
+/// ConfigMaps are watched, not every ConfigMap.
+pub fn start(factory: &Factory, cfg: Arc<crate::Config>) {
+    let client = factory.client();
+    let queue: Arc<Queue<String>> =
+        Queue::with_backoff(Duration::from_secs(1), Duration::from_secs(1));
+    let namespaces = factory.informer::<Namespace>();
+    let accounts = factory.informer::<ServiceAccount>();
+    let configmaps =
+        factory.informer_selected::<ConfigMap>("", &format!("metadata.name={ROOT_CA_CONFIGMAP}"));
     let q = queue.clone();
-    let namespaces: Store<Namespace> = reflect(
-        Api::all(client.clone()),
-        watcher::Config::default(),
-        move |n: &Namespace| q.add(n.name_any()),
-    );
+    namespaces.add_handler(move |ch| q.add(ch.object().name_any()));
     let q = queue.clone();
-    let accounts: Store<ServiceAccount> = reflect(
-        Api::all(client.clone()),
-        watcher::Config::default().fields(&format!("metadata.name={DEFAULT_ACCOUNT}")),
-        move |a: &ServiceAccount| q.add(a.namespace().unwrap_or_default()),
-    );
-    let q = queue.clone();
-    let configmaps: Store<ConfigMap> = reflect(
-        Api::all(client.clone()),
-        watcher::Config::default().fields(&format!("metadata.name={ROOT_CA_CONFIGMAP}")),
-        move |c: &ConfigMap| q.add(c.namespace().unwrap_or_default()),
-    );
-    let _ = namespaces.wait_until_ready().await;
-    let _ = accounts.wait_until_ready().await;
-    let _ = configmaps.wait_until_ready().await;
-    while let Some(keys) = next_batch(&mut rx).await {
-        for ns in keys {
-            let n = namespaces.get(&ObjectRef::new(&ns));
-            let a = accounts.get(&ObjectRef::new(DEFAULT_ACCOUNT).within(&ns));
-            let c = configmaps.get(&ObjectRef::new(ROOT_CA_CONFIGMAP).within(&ns));
-            let changes = plan(n.as_deref(), a.as_deref(), c.as_deref(), &cfg.ca_pem);
-            if let Err(e) = apply(&client, &ns, changes).await {
-                tracing::warn!(namespace = %ns, error = %e, "syncing service account failed, retrying");
-                queue.add_after(ns, Duration::from_secs(1));
-            }
+    accounts.add_handler(move |ch| {
+        let a = ch.object();
+        if a.metadata.name.as_deref() == Some(DEFAULT_ACCOUNT) {
+            q.add(a.namespace().unwrap_or_default());
         }
-    }
-    Ok(())
+    });
+    let q = queue.clone();
+    configmaps.add_handler(move |ch| q.add(ch.object().namespace().unwrap_or_default()));
+    let (namespaces, accounts, configmaps) =
+        (namespaces.store(), accounts.store(), configmaps.store());
+    tokio::spawn(async move {
+        namespaces.wait_synced().await;
+        accounts.wait_synced().await;
+        configmaps.wait_synced().await;
+        run_workers(
+            "serviceaccount",
+            queue,
+            1,
+            None,
+            Vec::new,
+            move |ns: String| {
+                let (client, cfg) = (client.clone(), cfg.clone());
+                let n = namespaces.get("", &ns);
+                let a = accounts.get(&ns, DEFAULT_ACCOUNT);
+                let c = configmaps.get(&ns, ROOT_CA_CONFIGMAP);
+                async move {
+                    let changes = plan(n.as_deref(), a.as_deref(), c.as_deref(), &cfg.ca_pem);
+                    apply(&client, &ns, changes).await.map(|()| None)
+                }
+            },
+        )
+        .await;
+    });
 }
 
 async fn apply(client: &kube::Client, ns: &str, changes: Vec<Change>) -> Result<(), kube::Error> {

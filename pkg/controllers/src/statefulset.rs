@@ -6,10 +6,12 @@
 //! collector deletes), ControllerRevisions, and RollingUpdate in reverse ordinal order down to
 //! the partition (or OnDelete).
 
+use crate::daemonset::expectations::{key_of, Expectations, Key};
 use crate::daemonset::history::{self, REVISION_LABEL};
-use crate::daemonset::podutil;
-use crate::daemonset::queue::{self, key_of, Expectations, Key, WorkQueue};
+use crate::daemonset::{has_revision_label, podutil};
 use crate::events::Recorder;
+use crate::informer::{Factory, Store};
+use crate::queue::{run_workers, Queue};
 use crate::{Config, Error};
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet, StatefulSetStatus};
 use k8s_openapi::api::core::v1::{
@@ -18,8 +20,6 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
 use kube::Client;
 use serde_json::json;
 use std::collections::HashMap;
@@ -595,104 +595,86 @@ pub fn plan(input: &StsInput<'_>) -> StsPlan {
 
 struct Ctx {
     client: Client,
-    sets: Store<StatefulSet>,
-    pods: Store<Pod>,
-    claims: Store<PersistentVolumeClaim>,
-    revs: Store<ControllerRevision>,
+    sets: Arc<Store<StatefulSet>>,
+    pods: Arc<Store<Pod>>,
+    claims: Arc<Store<PersistentVolumeClaim>>,
+    revs: Arc<Store<ControllerRevision>>,
     exp: Expectations,
     recorder: Recorder,
 }
 
-/// Runs the StatefulSet controller until the process ends.
-pub async fn run(client: Client, _cfg: Arc<Config>) -> Result<(), Error> {
-    let q = WorkQueue::new();
-    let wc = watcher::Config::default();
+/// Registers the StatefulSet controller's handlers on the shared informers and spawns its
+/// workers (they start once the caches have synced).
+pub fn start(factory: &Factory, _cfg: Arc<Config>) {
+    let client = factory.client();
+    let q: Arc<Queue<Key>> = Queue::new();
     let owner = |meta: &ObjectMeta| -> Option<Key> {
         let r = podutil::controller_of(meta)?;
         (r.kind == "StatefulSet")
             .then(|| (meta.namespace.clone().unwrap_or_default(), r.name.clone()))
     };
-    let qa = q.clone();
-    let sets = queue::reflect(
-        Api::<StatefulSet>::all(client.clone()),
-        wc.clone(),
-        move |o, _| qa.add(key_of(o)),
-        || {},
+    let (sets, pods) = (factory.informer::<StatefulSet>(), factory.informer::<Pod>());
+    let (claims, revs) = (
+        factory.informer::<PersistentVolumeClaim>(),
+        factory.informer::<ControllerRevision>(),
     );
     let qa = q.clone();
-    let pods = queue::reflect(
-        Api::<Pod>::all(client.clone()),
-        watcher::Config::default().labels(REVISION_LABEL),
-        move |p: &Pod, _| {
+    sets.add_handler(move |ch| qa.add(key_of(ch.object().as_ref())));
+    let qa = q.clone();
+    pods.add_handler(move |ch| {
+        let p = ch.object();
+        if has_revision_label(p) {
             if let Some(k) = owner(&p.metadata) {
                 qa.add(k)
             }
-        },
-        || {},
-    );
-    let claims = queue::reflect(
-        Api::<PersistentVolumeClaim>::all(client.clone()),
-        wc.clone(),
-        |_c: &PersistentVolumeClaim, _| {},
-        || {},
-    );
+        }
+    });
     let qa = q.clone();
-    let revs = queue::reflect(
-        Api::<ControllerRevision>::all(client.clone()),
-        wc,
-        move |r: &ControllerRevision, _| {
-            if let Some(k) = owner(&r.metadata) {
-                qa.add(k)
-            }
-        },
-        || {},
-    );
-    for ready in [
-        sets.wait_until_ready().await,
-        pods.wait_until_ready().await,
-        claims.wait_until_ready().await,
-        revs.wait_until_ready().await,
-    ] {
-        ready.map_err(|e| Error::Other(format!("statefulset caches: {e}")))?;
-    }
+    revs.add_handler(move |ch| {
+        if let Some(k) = owner(&ch.object().metadata) {
+            qa.add(k)
+        }
+    });
     let ctx = Arc::new(Ctx {
         recorder: Recorder::new(client.clone(), "statefulset-controller"),
         client,
-        sets: sets.clone(),
-        pods,
-        claims,
-        revs,
+        sets: sets.store(),
+        pods: pods.store(),
+        claims: claims.store(),
+        revs: revs.store(),
         exp: Expectations::default(),
     });
-    for s in sets.state() {
-        q.add(key_of(s.as_ref()));
-    }
-    let all = move || sets.state().iter().map(|s| key_of(s.as_ref())).collect();
-    queue::run_workers(
-        "statefulset",
-        q,
-        2,
-        Duration::from_secs(30),
-        all,
-        move |k| {
-            let ctx = ctx.clone();
-            async move { reconcile(ctx, k).await }
-        },
-    )
-    .await;
-    Ok(())
+    tokio::spawn(async move {
+        ctx.sets.wait_synced().await;
+        ctx.pods.wait_synced().await;
+        ctx.claims.wait_synced().await;
+        ctx.revs.wait_synced().await;
+        let sets = ctx.sets.clone();
+        let all = move || sets.all().iter().map(|s| key_of(s.as_ref())).collect();
+        run_workers(
+            "statefulset",
+            q,
+            2,
+            Some(Duration::from_secs(30)),
+            all,
+            move |k| {
+                let ctx = ctx.clone();
+                async move { reconcile(ctx, k).await }
+            },
+        )
+        .await;
+    });
 }
 
 async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Result<Option<Duration>, Error> {
-    let Some(set) = ctx.sets.get(&ObjectRef::new(&key.1).within(&key.0)) else {
+    let Some(set) = ctx.sets.get(&key.0, &key.1) else {
         ctx.exp.forget(&key);
         return Ok(None);
     };
     let ns = key.0.clone();
     let uid = set.metadata.uid.clone().unwrap_or_default();
-    let pods: Vec<Arc<Pod>> = ctx.pods.state_filter(|p| {
-        p.metadata.namespace.as_deref() == Some(ns.as_str())
-            && podutil::is_controlled_by(&p.metadata, &uid)
+    let pods: Vec<Arc<Pod>> = ctx.pods.list_filter(&ns, |p| {
+        has_revision_label(p) && podutil::is_controlled_by(&p.metadata, &uid)
     });
     let ok = ctx.exp.satisfied(
         &key,
@@ -706,14 +688,11 @@ async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Result<Option<Duration>, Error> {
     if !ok {
         return Ok(None);
     }
-    let revs: Vec<Arc<ControllerRevision>> = ctx.revs.state_filter(|r| {
-        r.metadata.namespace.as_deref() == Some(ns.as_str())
-            && podutil::is_controlled_by(&r.metadata, &uid)
-    });
+    let revs: Vec<Arc<ControllerRevision>> = ctx
+        .revs
+        .list_filter(&ns, |r| podutil::is_controlled_by(&r.metadata, &uid));
     let (current, update, collisions) = revisions(&ctx, &set, &revs).await?;
-    let claim_objs = ctx
-        .claims
-        .state_filter(|c| c.metadata.namespace.as_deref() == Some(ns.as_str()));
+    let claim_objs = ctx.claims.list(&ns);
     let claims: HashMap<String, &PersistentVolumeClaim> = claim_objs
         .iter()
         .filter_map(|c| Some((c.metadata.name.clone()?, c.as_ref())))

@@ -6,17 +6,17 @@
 
 pub mod schedule;
 
+use crate::daemonset::expectations::{key_of, Key};
 use crate::daemonset::podutil;
-use crate::daemonset::queue::{self, key_of, Key, WorkQueue};
 use crate::events::Recorder;
+use crate::informer::{Factory, Store};
+use crate::queue::{run_workers, Queue};
 use crate::{Config, Error};
 use k8s_openapi::api::batch::v1::{CronJob, CronJobStatus, Job};
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, PostParams, PropagationPolicy};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
 use kube::Client;
 use schedule::Cron;
 use std::sync::Arc;
@@ -414,66 +414,64 @@ pub fn plan(cj: &CronJob, jobs: &[&Job], missing: &[String], now: Timestamp) -> 
 
 struct Ctx {
     client: Client,
-    cjs: Store<CronJob>,
-    jobs: Store<Job>,
+    cjs: Arc<Store<CronJob>>,
+    jobs: Arc<Store<Job>>,
     recorder: Recorder,
 }
 
-/// Runs the CronJob controller until the process ends.
-pub async fn run(client: Client, _cfg: Arc<Config>) -> Result<(), Error> {
-    let q = WorkQueue::new();
+/// Registers the CronJob controller's handlers on the shared informers and spawns its workers
+/// (they start once the caches have synced).
+pub fn start(factory: &Factory, _cfg: Arc<Config>) {
+    let client = factory.client();
+    let q: Arc<Queue<Key>> = Queue::new();
+    let (cjs, jobs) = (factory.informer::<CronJob>(), factory.informer::<Job>());
     let qa = q.clone();
-    let cjs = queue::reflect(
-        Api::<CronJob>::all(client.clone()),
-        watcher::Config::default(),
-        move |o, _| qa.add(key_of(o)),
-        || {},
-    );
+    cjs.add_handler(move |ch| qa.add(key_of(ch.object().as_ref())));
     let qa = q.clone();
-    let jobs = queue::reflect(
-        Api::<Job>::all(client.clone()),
-        watcher::Config::default(),
-        move |j: &Job, _| {
-            if let Some(r) = podutil::controller_of(&j.metadata).filter(|r| r.kind == "CronJob") {
-                qa.add((
-                    j.metadata.namespace.clone().unwrap_or_default(),
-                    r.name.clone(),
-                ));
-            }
-        },
-        || {},
-    );
-    for ready in [cjs.wait_until_ready().await, jobs.wait_until_ready().await] {
-        ready.map_err(|e| Error::Other(format!("cronjob caches: {e}")))?;
-    }
+    jobs.add_handler(move |ch| {
+        let j = ch.object();
+        if let Some(r) = podutil::controller_of(&j.metadata).filter(|r| r.kind == "CronJob") {
+            qa.add((
+                j.metadata.namespace.clone().unwrap_or_default(),
+                r.name.clone(),
+            ));
+        }
+    });
     let ctx = Arc::new(Ctx {
         recorder: Recorder::new(client.clone(), "cronjob-controller"),
         client,
-        cjs: cjs.clone(),
-        jobs,
+        cjs: cjs.store(),
+        jobs: jobs.store(),
     });
-    for c in cjs.state() {
-        q.add(key_of(c.as_ref()));
-    }
-    let all = move || cjs.state().iter().map(|c| key_of(c.as_ref())).collect();
-    queue::run_workers("cronjob", q, 2, Duration::from_secs(60), all, move |k| {
-        let ctx = ctx.clone();
-        async move { reconcile(ctx, k).await }
-    })
-    .await;
-    Ok(())
+    tokio::spawn(async move {
+        ctx.cjs.wait_synced().await;
+        ctx.jobs.wait_synced().await;
+        let cjs = ctx.cjs.clone();
+        let all = move || cjs.all().iter().map(|c| key_of(c.as_ref())).collect();
+        run_workers(
+            "cronjob",
+            q,
+            2,
+            Some(Duration::from_secs(60)),
+            all,
+            move |k| {
+                let ctx = ctx.clone();
+                async move { reconcile(ctx, k).await }
+            },
+        )
+        .await;
+    });
 }
 
 async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Result<Option<Duration>, Error> {
-    let Some(cj) = ctx.cjs.get(&ObjectRef::new(&key.1).within(&key.0)) else {
+    let Some(cj) = ctx.cjs.get(&key.0, &key.1) else {
         return Ok(None);
     };
     let ns = key.0.clone();
     let uid = cj.metadata.uid.clone().unwrap_or_default();
-    let jobs: Vec<Arc<Job>> = ctx.jobs.state_filter(|j| {
-        j.metadata.namespace.as_deref() == Some(ns.as_str())
-            && podutil::is_controlled_by(&j.metadata, &uid)
-    });
+    let jobs: Vec<Arc<Job>> = ctx
+        .jobs
+        .list_filter(&ns, |j| podutil::is_controlled_by(&j.metadata, &uid));
     let job_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
     // Active jobs the cache does not have: ask the API before calling them missing.
     let mut missing = vec![];

@@ -9,23 +9,23 @@
 //! Rolling updates honour `maxUnavailable` and `maxSurge`; `OnDelete` waits for deletions.
 
 pub mod eligibility;
+pub mod expectations;
 pub mod history;
 pub mod podutil;
-pub mod queue;
 
 use crate::events::Recorder;
+use crate::informer::{Change, Factory, Store};
+use crate::queue::{run_workers, Queue};
 use crate::{Config, Error};
 use eligibility::{node_should_run, pin_to_node, target_node};
+use expectations::{key_of, Expectations, Key};
 use history::REVISION_LABEL;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, DaemonSetStatus};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
 use kube::Client;
-use queue::{key_of, Expectations, Key, WorkQueue};
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -479,10 +479,10 @@ pub fn daemon_pod(ds: &DaemonSet, node: &str, hash: &str) -> Pod {
 
 struct Ctx {
     client: Client,
-    dss: Store<DaemonSet>,
-    pods: Store<Pod>,
-    nodes: Store<Node>,
-    revs: Store<ControllerRevision>,
+    dss: Arc<Store<DaemonSet>>,
+    pods: Arc<Store<Pod>>,
+    nodes: Arc<Store<Node>>,
+    revs: Arc<Store<ControllerRevision>>,
     exp: Expectations,
     recorder: Recorder,
     /// (DaemonSet uid, node) → (not before, last backoff): upstream's failed-pod backoff,
@@ -519,109 +519,106 @@ fn owner_key(meta: &ObjectMeta, kind: &str) -> Option<Key> {
     (r.kind == kind).then(|| (meta.namespace.clone().unwrap_or_default(), r.name.clone()))
 }
 
-/// Runs the DaemonSet controller until the process ends.
-pub async fn run(client: Client, _cfg: Arc<Config>) -> Result<(), Error> {
-    let q = WorkQueue::new();
-    let wc = watcher::Config::default();
-    let qa = q.clone();
-    let dss = queue::reflect(
-        Api::<DaemonSet>::all(client.clone()),
-        wc.clone(),
-        move |o, _| qa.add(key_of(o)),
-        || {},
+/// Daemon pods carry the revision label; the controller only looks at such pods (it watched
+/// pods with this label selector before the informers were shared).
+pub(crate) fn has_revision_label(p: &Pod) -> bool {
+    p.metadata
+        .labels
+        .as_ref()
+        .is_some_and(|l| l.contains_key(REVISION_LABEL))
+}
+
+/// Registers the DaemonSet controller's handlers on the shared informers and spawns its
+/// workers (they start once the caches have synced).
+pub fn start(factory: &Factory, _cfg: Arc<Config>) {
+    let client = factory.client();
+    let q: Arc<Queue<Key>> = Queue::new();
+    let (dss, pods) = (factory.informer::<DaemonSet>(), factory.informer::<Pod>());
+    let (nodes, revs) = (
+        factory.informer::<Node>(),
+        factory.informer::<ControllerRevision>(),
     );
     let qa = q.clone();
-    let pods = queue::reflect(
-        Api::<Pod>::all(client.clone()),
-        watcher::Config::default().labels(REVISION_LABEL),
-        move |p: &Pod, _| {
+    dss.add_handler(move |ch| qa.add(key_of(ch.object().as_ref())));
+    let qa = q.clone();
+    pods.add_handler(move |ch| {
+        let p = ch.object();
+        if has_revision_label(p) {
             if let Some(k) = owner_key(&p.metadata, "DaemonSet") {
                 qa.add(k)
             }
-        },
-        || {},
-    );
-    let (qa, all) = (q.clone(), dss.clone());
+        }
+    });
     // Upstream's shouldIgnoreNodeUpdate: heartbeats and other status noise do not wake every
     // DaemonSet, only changes of what eligibility and status depend on.
-    let seen: Mutex<HashMap<String, String>> = Mutex::default();
-    let nodes = queue::reflect(
-        Api::<Node>::all(client.clone()),
-        wc.clone(),
-        move |n: &Node, deleted: bool| {
-            let name = n.metadata.name.clone().unwrap_or_default();
-            let print = node_fingerprint(n);
-            let changed = seen
-                .lock()
-                .map(|mut m| {
-                    if deleted {
-                        m.remove(&name);
-                        return true;
-                    }
-                    m.insert(name, print.clone()).as_ref() != Some(&print)
-                })
-                .unwrap_or(true);
-            if changed || deleted {
-                all.state().iter().for_each(|d| qa.add(key_of(d.as_ref())));
-            }
-        },
-        || {},
-    );
+    let (qa, all) = (q.clone(), dss.store());
+    nodes.add_handler(move |ch| {
+        let changed = match ch {
+            Change::Applied {
+                old: Some(old),
+                new,
+            } => node_fingerprint(old) != node_fingerprint(new),
+            _ => true,
+        };
+        if changed {
+            all.all().iter().for_each(|d| qa.add(key_of(d.as_ref())));
+        }
+    });
     let qa = q.clone();
-    let revs = queue::reflect(
-        Api::<ControllerRevision>::all(client.clone()),
-        wc,
-        move |r: &ControllerRevision, _| {
-            if let Some(k) = owner_key(&r.metadata, "DaemonSet") {
-                qa.add(k)
-            }
-        },
-        || {},
-    );
-    for ready in [
-        dss.wait_until_ready().await,
-        pods.wait_until_ready().await,
-        nodes.wait_until_ready().await,
-        revs.wait_until_ready().await,
-    ] {
-        ready.map_err(|e| Error::Other(format!("daemonset caches: {e}")))?;
-    }
+    revs.add_handler(move |ch| {
+        if let Some(k) = owner_key(&ch.object().metadata, "DaemonSet") {
+            qa.add(k)
+        }
+    });
     let ctx = Arc::new(Ctx {
         recorder: Recorder::new(client.clone(), "daemonset-controller"),
         client,
-        dss: dss.clone(),
-        pods,
-        nodes,
-        revs,
+        dss: dss.store(),
+        pods: pods.store(),
+        nodes: nodes.store(),
+        revs: revs.store(),
         exp: Expectations::default(),
         backoff: Mutex::default(),
     });
-    for d in dss.state() {
-        q.add(key_of(d.as_ref()));
-    }
-    let all = move || dss.state().iter().map(|d| key_of(d.as_ref())).collect();
-    queue::run_workers("daemonset", q, 2, Duration::from_secs(30), all, move |k| {
-        let ctx = ctx.clone();
-        async move { reconcile(ctx, k).await }
-    })
-    .await;
-    Ok(())
+    tokio::spawn(async move {
+        ctx.dss.wait_synced().await;
+        ctx.pods.wait_synced().await;
+        ctx.nodes.wait_synced().await;
+        ctx.revs.wait_synced().await;
+        let dss = ctx.dss.clone();
+        let all = move || dss.all().iter().map(|d| key_of(d.as_ref())).collect();
+        run_workers(
+            "daemonset",
+            q,
+            2,
+            Some(Duration::from_secs(30)),
+            all,
+            move |k| {
+                let ctx = ctx.clone();
+                async move { reconcile(ctx, k).await }
+            },
+        )
+        .await;
+    });
 }
 
 async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Result<Option<Duration>, Error> {
-    let Some(ds) = ctx.dss.get(&ObjectRef::new(&key.1).within(&key.0)) else {
+    let Some(ds) = ctx.dss.get(&key.0, &key.1) else {
         ctx.exp.forget(&key);
         return Ok(None);
     };
     let uid = ds.metadata.uid.clone().unwrap_or_default();
     let ns = key.0.clone();
-    let pods: Vec<Arc<Pod>> = ctx.pods.state_filter(|p| {
-        p.metadata.namespace.as_deref() == Some(ns.as_str())
-            && podutil::is_controlled_by(&p.metadata, &uid)
+    let pods: Vec<Arc<Pod>> = ctx.pods.list_filter(&ns, |p| {
+        has_revision_label(p) && podutil::is_controlled_by(&p.metadata, &uid)
     });
     let satisfied = ctx.exp.satisfied(
         &key,
-        |name| ctx.pods.get(&ObjectRef::new(name).within(&ns)).is_some(),
+        |name| {
+            ctx.pods
+                .get(&ns, name)
+                .is_some_and(|p| has_revision_label(&p))
+        },
         |u| {
             !pods
                 .iter()
@@ -631,13 +628,12 @@ async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Result<Option<Duration>, Error> {
     if !satisfied || ds.metadata.deletion_timestamp.is_some() {
         return Ok(None);
     }
-    let revs: Vec<Arc<ControllerRevision>> = ctx.revs.state_filter(|r| {
-        r.metadata.namespace.as_deref() == Some(ns.as_str())
-            && podutil::is_controlled_by(&r.metadata, &uid)
-    });
+    let revs: Vec<Arc<ControllerRevision>> = ctx
+        .revs
+        .list_filter(&ns, |r| podutil::is_controlled_by(&r.metadata, &uid));
     let (hash, old) = construct_history(&ctx, &ds, &revs).await?;
 
-    let nodes = ctx.nodes.state();
+    let nodes = ctx.nodes.all();
     let node_refs: Vec<&Node> = nodes.iter().map(|n| n.as_ref()).collect();
     let pod_refs: Vec<&Pod> = pods.iter().map(|p| p.as_ref()).collect();
     let now = Timestamp::now();

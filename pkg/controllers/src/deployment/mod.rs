@@ -9,10 +9,10 @@ pub mod hash;
 pub mod plan;
 
 use crate::events::Recorder;
+use crate::informer::{controller_of, key_of, split_key, Change, Factory, Store};
+use crate::queue::{run_workers, Queue};
 use crate::replicaset::controller_ref;
-use crate::replicaset::informer::{self, controller_of, key_of, split_key, Cache, Change};
 use crate::replicaset::pods::{selector_is_empty, selector_matches};
-use crate::replicaset::queue::{Backoff, Queue};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus, ReplicaSet, ReplicaSetSpec};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
@@ -37,11 +37,10 @@ pub enum DeployError {
 
 struct Ctx {
     client: kube::Client,
-    deployments: Arc<Cache<Deployment>>,
-    rss: Arc<Cache<ReplicaSet>>,
+    deployments: Arc<Store<Deployment>>,
+    rss: Arc<Store<ReplicaSet>>,
     queue: Arc<Queue<String>>,
     recorder: Recorder,
-    backoff: Backoff,
 }
 
 impl Ctx {
@@ -66,10 +65,10 @@ impl Ctx {
             .collect()
     }
 
-    fn on_rs(&self, change: Change<ReplicaSet>) {
+    fn on_rs(&self, change: &Change<ReplicaSet>) {
         match change {
             Change::Applied { old, new } => {
-                if let Some(old) = &old {
+                if let Some(old) = old {
                     if old.metadata.resource_version == new.metadata.resource_version {
                         return;
                     }
@@ -81,22 +80,24 @@ impl Ctx {
                         }
                     }
                 }
-                for k in self.deployments_for_rs(&new) {
+                for k in self.deployments_for_rs(new) {
                     self.queue.add(k);
                 }
             }
             Change::Deleted(rs) => {
-                for k in self.deployments_for_rs(&rs) {
+                for k in self.deployments_for_rs(rs) {
                     self.queue.add(k);
                 }
             }
         }
     }
 
-    fn on_deployment(&self, change: Change<Deployment>) {
+    fn on_deployment(&self, change: &Change<Deployment>) {
         match change {
             Change::Applied { old, new } => {
-                if old.is_some_and(|o| o.metadata.resource_version == new.metadata.resource_version)
+                if old
+                    .as_ref()
+                    .is_some_and(|o| o.metadata.resource_version == new.metadata.resource_version)
                 {
                     return;
                 }
@@ -107,73 +108,54 @@ impl Ctx {
     }
 }
 
-/// Runs the Deployment controller forever.
-pub async fn run(client: kube::Client, _cfg: Arc<crate::Config>) -> Result<(), crate::Error> {
+/// Registers the Deployment controller's handlers on the shared informers and spawns its
+/// workers (they start once the caches have synced).
+pub fn start(factory: &Factory, _cfg: Arc<crate::Config>) {
+    let client = factory.client();
+    let deployments = factory.informer::<Deployment>();
+    let rss = factory.informer::<ReplicaSet>();
     let ctx = Arc::new(Ctx {
         client: client.clone(),
-        deployments: Cache::new(),
-        rss: Cache::new(),
-        queue: Queue::new(),
-        recorder: Recorder::new(client.clone(), "deployment-controller"),
-        backoff: Backoff::new(),
+        deployments: deployments.store(),
+        rss: rss.store(),
+        queue: Queue::with_backoff(Duration::from_millis(100), Duration::from_secs(30)),
+        recorder: Recorder::new(client, "deployment-controller"),
     });
     let c = Arc::clone(&ctx);
-    tokio::spawn(informer::run(
-        Api::<Deployment>::all(client.clone()),
-        Arc::clone(&ctx.deployments),
-        move |ch| c.on_deployment(ch),
-    ));
+    deployments.add_handler(move |ch| c.on_deployment(ch));
     let c = Arc::clone(&ctx);
-    tokio::spawn(informer::run(
-        Api::<ReplicaSet>::all(client.clone()),
-        Arc::clone(&ctx.rss),
-        move |ch| c.on_rs(ch),
-    ));
-    while !(ctx.deployments.synced() && ctx.rss.synced()) {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    tracing::info!("deployment controller started");
-    let c = Arc::clone(&ctx);
+    rss.add_handler(move |ch| c.on_rs(ch));
     tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(RESYNC).await;
-            for d in c.deployments.all() {
-                c.queue.add(key_of(d.as_ref()));
-            }
-        }
-    });
-    let mut workers = Vec::new();
-    for _ in 0..WORKERS {
+        ctx.deployments.wait_synced().await;
+        ctx.rss.wait_synced().await;
+        tracing::info!("deployment controller started");
         let c = Arc::clone(&ctx);
-        workers.push(tokio::spawn(async move {
-            loop {
-                let key = c.queue.get().await;
-                let mut s = Sync {
-                    ctx: &c,
-                    requeue: None,
-                };
-                match s.sync(&key).await {
-                    Ok(()) => {
-                        c.backoff.forget(&key);
-                        if let Some(d) = s.requeue {
-                            c.queue.add_after(key.clone(), d);
-                        }
-                    }
-                    Err(e) => {
-                        tracing::debug!(deployment = %key, error = %e, "sync failed, retrying");
-                        c.queue.add_after(key.clone(), c.backoff.next(&key));
-                    }
+        let all = move || {
+            c.deployments
+                .all()
+                .iter()
+                .map(|d| key_of(d.as_ref()))
+                .collect()
+        };
+        run_workers(
+            "deployment",
+            Arc::clone(&ctx.queue),
+            WORKERS,
+            Some(RESYNC),
+            all,
+            move |key: String| {
+                let c = Arc::clone(&ctx);
+                async move {
+                    let mut s = Sync {
+                        ctx: &c,
+                        requeue: None,
+                    };
+                    s.sync(&key).await.map(|()| s.requeue)
                 }
-                c.queue.done(&key);
-            }
-        }));
-    }
-    for w in workers {
-        let _ = w.await;
-    }
-    Err(crate::Error::Other(
-        "deployment controller workers stopped: restart skiff".into(),
-    ))
+            },
+        )
+        .await;
+    });
 }
 
 fn is_status(e: &kube::Error, code: u16) -> bool {

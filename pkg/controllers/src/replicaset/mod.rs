@@ -3,19 +3,17 @@
 //! pods first on scale-down, and reports status; with upstream's expectations so it never
 //! creates twice while its cache catches up. `plan_replicaset` is the pure decision core.
 
-pub mod informer;
 pub mod pods;
-pub mod queue;
 
 use crate::events::Recorder;
+use crate::informer::{controller_of, key_of, split_key, Change, Factory, Store};
+use crate::queue::{run_workers, Queue};
 use futures::future::join_all;
-use informer::{controller_of, key_of, split_key, Cache, Change};
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use queue::{Backoff, Queue};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -317,12 +315,11 @@ impl Expectations {
 
 struct Ctx {
     client: kube::Client,
-    pods: Arc<Cache<Pod>>,
-    rss: Arc<Cache<ReplicaSet>>,
+    pods: Arc<Store<Pod>>,
+    rss: Arc<Store<ReplicaSet>>,
     queue: Arc<Queue<String>>,
     expectations: Expectations,
     recorder: Recorder,
-    backoff: Backoff,
 }
 
 /// The ReplicaSet key a pod belongs to through its controller reference, if it is a ReplicaSet.
@@ -364,17 +361,17 @@ impl Ctx {
         (rs.metadata.uid.as_deref() == Some(uid.as_str())).then_some(key)
     }
 
-    fn on_pod(&self, change: Change<Pod>) {
+    fn on_pod(&self, change: &Change<Pod>) {
         match change {
             Change::Applied { old: None, new } => {
                 if new.metadata.deletion_timestamp.is_some() {
-                    return self.on_pod(Change::Deleted(new));
+                    return self.on_pod(&Change::Deleted(Arc::clone(new)));
                 }
-                if let Some(key) = self.resolved_owner(&new) {
+                if let Some(key) = self.resolved_owner(new) {
                     self.expectations.creation_observed(&key);
                     self.queue.add(key);
                 } else if controller_of(new.as_ref()).is_none() {
-                    for k in self.matching_rs_keys(&new) {
+                    for k in self.matching_rs_keys(new) {
                         self.queue.add(k);
                     }
                 }
@@ -387,7 +384,7 @@ impl Ctx {
                     return;
                 }
                 let pod_key = key_of(new.as_ref());
-                let new_owner = self.resolved_owner(&new);
+                let new_owner = self.resolved_owner(new);
                 if new.metadata.deletion_timestamp.is_some()
                     && old.metadata.deletion_timestamp.is_none()
                 {
@@ -395,8 +392,8 @@ impl Ctx {
                         self.expectations.deletion_observed(k, &pod_key);
                     }
                 }
-                let old_owner = owner_rs_key(&old);
-                if old_owner != owner_rs_key(&new) {
+                let old_owner = owner_rs_key(old);
+                if old_owner != owner_rs_key(new) {
                     if let Some(k) = old_owner {
                         self.queue.add(k);
                     }
@@ -408,7 +405,7 @@ impl Ctx {
                             && (old.metadata.labels != new.metadata.labels
                                 || controller_of(old.as_ref()).is_some())
                         {
-                            for k in self.matching_rs_keys(&new) {
+                            for k in self.matching_rs_keys(new) {
                                 self.queue.add(k);
                             }
                         }
@@ -416,7 +413,7 @@ impl Ctx {
                 }
             }
             Change::Deleted(pod) => {
-                if let Some(key) = owner_rs_key(&pod) {
+                if let Some(key) = owner_rs_key(pod) {
                     self.expectations
                         .deletion_observed(&key, &key_of(pod.as_ref()));
                     self.queue.add(key);
@@ -425,10 +422,12 @@ impl Ctx {
         }
     }
 
-    fn on_rs(&self, change: Change<ReplicaSet>) {
+    fn on_rs(&self, change: &Change<ReplicaSet>) {
         match change {
             Change::Applied { old, new } => {
-                if old.is_some_and(|o| o.metadata.resource_version == new.metadata.resource_version)
+                if old
+                    .as_ref()
+                    .is_some_and(|o| o.metadata.resource_version == new.metadata.resource_version)
                 {
                     return;
                 }
@@ -439,70 +438,43 @@ impl Ctx {
     }
 }
 
-/// Runs the ReplicaSet controller forever.
-pub async fn run(client: kube::Client, _cfg: Arc<crate::Config>) -> Result<(), crate::Error> {
+/// Registers the ReplicaSet controller's handlers on the shared informers and spawns its
+/// workers (they start once the caches have synced).
+pub fn start(factory: &Factory, _cfg: Arc<crate::Config>) {
+    let client = factory.client();
+    let pods = factory.informer::<Pod>();
+    let rss = factory.informer::<ReplicaSet>();
     let ctx = Arc::new(Ctx {
         client: client.clone(),
-        pods: Cache::new(),
-        rss: Cache::new(),
-        queue: Queue::new(),
+        pods: pods.store(),
+        rss: rss.store(),
+        queue: Queue::with_backoff(Duration::from_millis(100), Duration::from_secs(30)),
         expectations: Expectations::default(),
-        recorder: Recorder::new(client.clone(), "replicaset-controller"),
-        backoff: Backoff::new(),
+        recorder: Recorder::new(client, "replicaset-controller"),
     });
     let c = Arc::clone(&ctx);
-    tokio::spawn(informer::run(
-        Api::<Pod>::all(client.clone()),
-        Arc::clone(&ctx.pods),
-        move |ch| c.on_pod(ch),
-    ));
+    pods.add_handler(move |ch| c.on_pod(ch));
     let c = Arc::clone(&ctx);
-    tokio::spawn(informer::run(
-        Api::<ReplicaSet>::all(client.clone()),
-        Arc::clone(&ctx.rss),
-        move |ch| c.on_rs(ch),
-    ));
-    while !(ctx.pods.synced() && ctx.rss.synced()) {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    tracing::info!("replicaset controller started");
-    let c = Arc::clone(&ctx);
+    rss.add_handler(move |ch| c.on_rs(ch));
     tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(RESYNC).await;
-            for rs in c.rss.all() {
-                c.queue.add(key_of(rs.as_ref()));
-            }
-        }
-    });
-    let mut workers = Vec::new();
-    for _ in 0..WORKERS {
+        ctx.pods.wait_synced().await;
+        ctx.rss.wait_synced().await;
+        tracing::info!("replicaset controller started");
         let c = Arc::clone(&ctx);
-        workers.push(tokio::spawn(async move {
-            loop {
-                let key = c.queue.get().await;
-                match sync(&c, &key).await {
-                    Ok(after) => {
-                        c.backoff.forget(&key);
-                        if let Some(d) = after {
-                            c.queue.add_after(key.clone(), d);
-                        }
-                    }
-                    Err(e) => {
-                        tracing::debug!(replicaset = %key, error = %e, "sync failed, retrying");
-                        c.queue.add_after(key.clone(), c.backoff.next(&key));
-                    }
-                }
-                c.queue.done(&key);
-            }
-        }));
-    }
-    for w in workers {
-        let _ = w.await;
-    }
-    Err(crate::Error::Other(
-        "replicaset controller workers stopped: restart skiff".into(),
-    ))
+        let all = move || c.rss.all().iter().map(|rs| key_of(rs.as_ref())).collect();
+        run_workers(
+            "replicaset",
+            Arc::clone(&ctx.queue),
+            WORKERS,
+            Some(RESYNC),
+            all,
+            move |key: String| {
+                let c = Arc::clone(&ctx);
+                async move { sync(&c, &key).await }
+            },
+        )
+        .await;
+    });
 }
 
 fn api_message(e: &kube::Error) -> String {
