@@ -1656,3 +1656,71 @@ fn raw_health_endpoints_and_version() {
         "{out}"
     );
 }
+
+#[test]
+fn pods_need_their_service_account_and_get_its_token_mounted() {
+    let ns = k().namespace("t-sa");
+    let pod = |name: &str, sa: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  serviceAccountName: {sa}\n  containers:\n  - name: c\n    image: busybox:1.36\n"
+        )
+    };
+    expect(
+        &k().kubectl_stdin(&["apply", "-f", "-", "-n", &ns], &pod("lonely", "ghost")),
+        1,
+        "",
+        "Error from server (Forbidden): error when creating \"STDIN\": pods \"lonely\" is forbidden: \
+         error looking up service account t-sa/ghost: serviceaccount \"ghost\" not found\n",
+    );
+    expect(
+        &k().kubectl(&["get", "pods", "-n", &ns]),
+        0,
+        "",
+        "No resources found in t-sa namespace.\n",
+    );
+    expect(
+        &k().kubectl(&["create", "serviceaccount", "ghost", "-n", &ns]),
+        0,
+        "serviceaccount/ghost created\n",
+        "",
+    );
+    expect(
+        &k().kubectl_stdin(&["apply", "-f", "-", "-n", &ns], &pod("lonely", "ghost")),
+        0,
+        "pod/lonely created\n",
+        "",
+    );
+    let p = get_json(&ns, "pod/lonely");
+    let vol = &p["spec"]["volumes"][0];
+    let vname = vol["name"].as_str().unwrap_or_default().to_string();
+    assert!(
+        vname.starts_with("kube-api-access-") && vname.len() == "kube-api-access-".len() + 5,
+        "{p:#}"
+    );
+    assert_eq!(
+        vol["projected"]["sources"][0]["serviceAccountToken"],
+        serde_json::json!({"expirationSeconds": 3607, "path": "token"})
+    );
+    assert_eq!(
+        p["spec"]["containers"][0]["volumeMounts"],
+        serde_json::json!([{"name": vname, "readOnly": true,
+            "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}])
+    );
+    let describe = k().kubectl(&["describe", "pod", "lonely", "-n", &ns]);
+    assert!(
+        describe.stdout.contains(&format!(
+            "      /var/run/secrets/kubernetes.io/serviceaccount from {vname} (ro)\n"
+        )),
+        "{describe}"
+    );
+    // automountServiceAccountToken: false on the pod: no token volume.
+    let quiet =
+        pod("quiet", "ghost").replace("spec:\n", "spec:\n  automountServiceAccountToken: false\n");
+    expect(
+        &k().kubectl_stdin(&["apply", "-f", "-", "-n", &ns], &quiet),
+        0,
+        "pod/quiet created\n",
+        "",
+    );
+    assert_eq!(jsonpath(&ns, "pod/quiet", "{.spec.volumes}"), "");
+}
