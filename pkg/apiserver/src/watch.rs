@@ -25,10 +25,10 @@ struct Encoder {
 }
 
 impl Encoder {
-    fn line(&mut self, typ: &str, obj: &Value) -> Bytes {
+    fn line(&mut self, typ: &str, obj: Value) -> Bytes {
         let object = match self.output {
             Output::Json => {
-                let mut o = obj.clone();
+                let mut o = obj;
                 if typ != "ERROR" && typ != "BOOKMARK" {
                     o["kind"] = json!(self.target.res.kind);
                     o["apiVersion"] = json!(self.target.res.api_version());
@@ -37,16 +37,12 @@ impl Encoder {
             }
             Output::Table { beta } => {
                 if typ == "ERROR" {
-                    obj.clone()
+                    obj
                 } else {
-                    let rv = meta_str(obj, "resourceVersion").unwrap_or("").to_string();
+                    let rv = meta_str(&obj, "resourceVersion").unwrap_or("").to_string();
                     let headers = !self.headers_sent;
                     self.headers_sent = true;
-                    let rows = if typ == "BOOKMARK" {
-                        vec![]
-                    } else {
-                        vec![obj.clone()]
-                    };
+                    let rows = if typ == "BOOKMARK" { vec![] } else { vec![obj] };
                     table::to_table(
                         self.target.res,
                         &rows,
@@ -150,26 +146,28 @@ pub async fn watch(
                     "too old resource version: {requested} ({compact_revision})"
                 ))
                 .status_body();
-                let _ = tx.send(Ok(enc.line("ERROR", &status))).await;
+                let _ = tx.send(Ok(enc.line("ERROR", status))).await;
                 return;
             }
             Err(e) => {
                 let status = ApiError::internal(format!("watch failed: {e}")).status_body();
-                let _ = tx.send(Ok(enc.line("ERROR", &status))).await;
+                let _ = tx.send(Ok(enc.line("ERROR", status))).await;
                 return;
             }
         };
-        for o in &initial_objs {
+        for o in initial_objs {
             if tx.send(Ok(enc.line("ADDED", o))).await.is_err() {
                 return;
             }
         }
+        let unfiltered =
+            enc.target.name.is_none() && filters.labels.is_none() && filters.fields.is_none();
         let mut last_rev = start_rev;
         if send_initial == Some(true) {
             let bm = json!({"kind": kind, "apiVersion": api, "metadata": {
                 "resourceVersion": last_rev.to_string(),
                 "annotations": {"k8s.io/initial-events-end": "true"}}});
-            if tx.send(Ok(enc.line("BOOKMARK", &bm))).await.is_err() {
+            if tx.send(Ok(enc.line("BOOKMARK", bm))).await.is_err() {
                 return;
             }
         }
@@ -181,7 +179,7 @@ pub async fn watch(
                 _ = tx.closed() => return,
                 _ = tick.tick(), if bookmarks => {
                     let bm = json!({"kind": kind, "apiVersion": api, "metadata": {"resourceVersion": last_rev.to_string()}});
-                    if tx.send(Ok(enc.line("BOOKMARK", &bm))).await.is_err() { return; }
+                    if tx.send(Ok(enc.line("BOOKMARK", bm))).await.is_err() { return; }
                 }
                 ev = watcher.recv() => {
                     let ev = match ev {
@@ -189,12 +187,12 @@ pub async fn watch(
                         Some(Ok(ev)) => ev,
                         Some(Err(StoreError::Compacted { compact_revision, requested })) => {
                             let status = ApiError::gone(format!("too old resource version: {requested} ({compact_revision})")).status_body();
-                            let _ = tx.send(Ok(enc.line("ERROR", &status))).await;
+                            let _ = tx.send(Ok(enc.line("ERROR", status))).await;
                             return;
                         }
                         Some(Err(e)) => {
                             let status = ApiError::internal(format!("watch failed: {e}")).status_body();
-                            let _ = tx.send(Ok(enc.line("ERROR", &status))).await;
+                            let _ = tx.send(Ok(enc.line("ERROR", status))).await;
                             return;
                         }
                     };
@@ -206,7 +204,12 @@ pub async fn watch(
                         }
                         EventType::Put => {
                             let now = wants(&enc.target, &filters, &cur);
-                            let before = ev.prev.as_ref().and_then(|p| from_kv(p).ok()).map(|o| crate::convert::from_storage(enc.target.res, o)).map(|p| wants(&enc.target, &filters, &p));
+                            // Without selectors every object is wanted: no need to decode the old one.
+                            let before = if unfiltered {
+                                ev.prev.as_ref().map(|_| true)
+                            } else {
+                                ev.prev.as_ref().and_then(|p| from_kv(p).ok()).map(|o| crate::convert::from_storage(enc.target.res, o)).map(|p| wants(&enc.target, &filters, &p))
+                            };
                             match (before, now) {
                                 (None, true) => Some(("ADDED", cur)),
                                 (Some(true), true) => Some(("MODIFIED", cur)),
@@ -217,7 +220,7 @@ pub async fn watch(
                         }
                     };
                     if let Some((t, o)) = line {
-                        if tx.send(Ok(enc.line(t, &o))).await.is_err() { return; }
+                        if tx.send(Ok(enc.line(t, o))).await.is_err() { return; }
                     }
                 }
             }
