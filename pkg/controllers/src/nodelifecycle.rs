@@ -362,10 +362,18 @@ struct State {
 
 /// Runs the node lifecycle controller (with taint manager and pod GC) forever.
 pub async fn run(client: kube::Client, cfg: Arc<crate::Config>) -> Result<(), crate::Error> {
+    // Cordon and uncordon are acted on at once (as upstream's node update queue), not at the
+    // next monitor period: until the taint goes, the scheduler keeps avoiding an uncordoned node.
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let woken = wake.clone();
     let nodes: Store<Node> = reflect(
         Api::all(client.clone()),
         watcher::Config::default(),
-        |_: &Node| {},
+        move |n: &Node| {
+            if cordon_taint_stale(n) {
+                woken.notify_one();
+            }
+        },
     );
     let leases: Store<Lease> = reflect(
         Api::namespaced(client.clone(), LEASE_NAMESPACE),
@@ -408,8 +416,22 @@ pub async fn run(client: kube::Client, cfg: Arc<crate::Config>) -> Result<(), cr
                 sleep = Duration::from_millis(50);
             }
         }
-        tokio::time::sleep(sleep).await;
+        tokio::select! {
+            _ = tokio::time::sleep(sleep) => {}
+            _ = wake.notified() => {}
+        }
     }
+}
+
+/// Whether the node's `unschedulable` taint disagrees with `spec.unschedulable`.
+pub fn cordon_taint_stale(node: &Node) -> bool {
+    let spec = node.spec.as_ref();
+    let cordoned = spec.and_then(|s| s.unschedulable) == Some(true);
+    let tainted = spec.and_then(|s| s.taints.as_ref()).is_some_and(|ts| {
+        ts.iter()
+            .any(|t| t.key == TAINT_UNSCHEDULABLE && t.effect == "NoSchedule")
+    });
+    cordoned != tainted
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -826,6 +848,13 @@ mod tests {
             desired_taints(&cordoned, true, now).unwrap()[0].key,
             TAINT_UNSCHEDULABLE
         );
+        // A cordon or uncordon the taint does not reflect yet wakes the controller.
+        assert!(cordon_taint_stale(&cordoned));
+        cordoned.spec.as_mut().unwrap().taints = desired_taints(&cordoned, true, now);
+        assert!(!cordon_taint_stale(&cordoned));
+        cordoned.spec.as_mut().unwrap().unschedulable = None;
+        assert!(cordon_taint_stale(&cordoned));
+        assert!(!cordon_taint_stale(&back));
     }
 
     #[test]
