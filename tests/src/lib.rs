@@ -1048,6 +1048,175 @@ impl Drop for NodeProcess {
     }
 }
 
+/// One row per pod: name, phase, ready condition, node, IP, first container image,
+/// deletionTimestamp (empty when not terminating).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PodRow {
+    pub name: String,
+    pub phase: String,
+    pub ready: String,
+    pub node: String,
+    pub ip: String,
+    pub image: String,
+    pub deleting: bool,
+}
+
+/// One row of `kubectl get pods -w`: name, READY (`1/1`) and STATUS (`Running`, `Terminating`…).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WatchRow {
+    pub name: String,
+    pub ready: String,
+    pub status: String,
+}
+
+impl WatchRow {
+    /// Parses a watch line (None for the header or a line with fewer than 3 cells).
+    pub fn parse(line: &str) -> Option<WatchRow> {
+        let c = watch_cells(line);
+        if c.len() < 3 || c[0] == "NAME" {
+            return None;
+        }
+        Some(WatchRow {
+            name: c[0].clone(),
+            ready: c[1].clone(),
+            status: c[2].clone(),
+        })
+    }
+
+    /// Running with every container ready (`n/n`, n > 0).
+    pub fn running_ready(&self) -> bool {
+        self.status == "Running"
+            && self
+                .ready
+                .split_once('/')
+                .is_some_and(|(a, b)| a == b && a != "0")
+    }
+}
+
+impl Cluster {
+    /// Panics (with the server log tail) unless kubectl exited `code` with exactly this output.
+    #[track_caller]
+    pub fn expect(&self, out: &Output, code: i32, stdout: &str, stderr: &str) {
+        if out.code != code || out.stdout != stdout || out.stderr != stderr {
+            panic!(
+                "unexpected kubectl result\n{out}\n--- wanted exit code {code}, stdout ---\n{stdout}\n--- wanted stderr ---\n{stderr}\n--- server log tail ---\n{}",
+                tail(&self.server_log(), 30)
+            );
+        }
+    }
+
+    /// Panics unless kubectl exited 0 with an empty stderr and a table equal to `want` after
+    /// [`normalize_tables`].
+    #[track_caller]
+    pub fn expect_table(&self, out: &Output, want: &str) {
+        let got = normalize_tables(&out.stdout);
+        if out.code != 0 || got != want || !out.stderr.is_empty() {
+            panic!(
+                "unexpected table\n{out}\n--- normalised ---\n{got}\n--- wanted ---\n{want}\n--- server log tail ---\n{}",
+                tail(&self.server_log(), 30)
+            );
+        }
+    }
+
+    /// `kubectl get WHAT -n NS -o jsonpath=PATH`, which must succeed cleanly.
+    #[track_caller]
+    pub fn jsonpath(&self, ns: &str, what: &str, path: &str) -> String {
+        let out = self.kubectl(&["get", what, "-n", ns, "-o", &format!("jsonpath={path}")]);
+        out.clean();
+        out.stdout
+    }
+
+    /// The pods of `ns` matching `selector` (empty: all), in name order.
+    #[track_caller]
+    pub fn pods(&self, ns: &str, selector: &str) -> Vec<PodRow> {
+        let out = self.kubectl(&[
+            "get",
+            "pods",
+            "-n",
+            ns,
+            "-l",
+            selector,
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name}|{.status.phase}|{.status.conditions[?(@.type==\"Ready\")].status}|{.spec.nodeName}|{.status.podIP}|{.spec.containers[0].image}|{.metadata.deletionTimestamp}{\"\\n\"}{end}",
+        ]);
+        out.clean();
+        out.stdout
+            .lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split('|').collect();
+                let at = |i: usize| f.get(i).copied().unwrap_or_default().to_string();
+                PodRow {
+                    name: at(0),
+                    phase: at(1),
+                    ready: at(2),
+                    node: at(3),
+                    ip: at(4),
+                    image: at(5),
+                    deleting: !at(6).is_empty(),
+                }
+            })
+            .collect()
+    }
+
+    /// Waits until exactly `n` pods match, none terminating, all Running and Ready.
+    #[track_caller]
+    pub fn wait_running(
+        &self,
+        ns: &str,
+        selector: &str,
+        n: usize,
+        timeout: Duration,
+    ) -> Vec<PodRow> {
+        let start = Instant::now();
+        loop {
+            let pods = self.pods(ns, selector);
+            if pods.len() == n
+                && pods
+                    .iter()
+                    .all(|p| !p.deleting && p.phase == "Running" && p.ready == "True")
+            {
+                return pods;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "not {n} Running+Ready pods for {selector:?} in {ns} within {timeout:?}: {pods:#?}\n--- server log tail ---\n{}",
+                tail(&self.server_log(), 40)
+            );
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits until every node in `names` has condition Ready=True; `p` is the process running
+    /// them (its log goes into the panic message).
+    #[track_caller]
+    pub fn wait_nodes_ready(&self, names: &[&str], p: &NodeProcess, timeout: Duration) {
+        let start = Instant::now();
+        loop {
+            let out = self.kubectl(&[
+                "get",
+                "nodes",
+                "-o",
+                "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}",
+            ]);
+            let ready: Vec<&str> = out
+                .stdout
+                .lines()
+                .filter_map(|l| l.strip_suffix("=True"))
+                .collect();
+            if names.iter().all(|n| ready.contains(n)) {
+                return;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "nodes {names:?} not Ready within {timeout:?}:\n{out}\n--- node log ---\n{}\n--- server log tail ---\n{}",
+                tail(&p.log(), 30),
+                tail(&self.server_log(), 30)
+            );
+            thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1095,6 +1264,22 @@ mod tests {
             n.contains("*/5 * * * *   <none>     False     0        <none>          <age>\n"),
             "{n}"
         );
+    }
+
+    #[test]
+    fn watch_rows_parse() {
+        assert_eq!(
+            WatchRow::parse("NAME    READY   STATUS    RESTARTS   AGE"),
+            None
+        );
+        let r = WatchRow::parse("web-0   1/1     Running   0          5s").unwrap();
+        assert_eq!((r.name.as_str(), r.ready.as_str()), ("web-0", "1/1"));
+        assert!(r.running_ready());
+        let t = WatchRow::parse("web-2   1/1     Terminating   0          9s").unwrap();
+        assert!(!t.running_ready());
+        assert!(!WatchRow::parse("x   0/1   Running   0   1s")
+            .unwrap()
+            .running_ready());
     }
 
     #[test]

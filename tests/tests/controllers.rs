@@ -32,40 +32,12 @@ fn k() -> &'static Cluster {
 }
 
 fn wait_nodes_ready(c: &Cluster, names: &[&str], p: &NodeProcess) {
-    let start = Instant::now();
-    loop {
-        let out = c.kubectl(&[
-            "get",
-            "nodes",
-            "-o",
-            "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}",
-        ]);
-        let ready: BTreeSet<&str> = out
-            .stdout
-            .lines()
-            .filter_map(|l| l.strip_suffix("=True"))
-            .collect();
-        if names.iter().all(|n| ready.contains(n)) {
-            return;
-        }
-        assert!(
-            start.elapsed() < WAIT,
-            "nodes {names:?} not Ready within {WAIT:?}:\n{out}\n--- node log ---\n{}\n--- server log tail ---\n{}",
-            tail(&p.log(), 30),
-            tail(&c.server_log(), 30)
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    c.wait_nodes_ready(names, p, WAIT);
 }
 
 #[track_caller]
 fn expect_on(c: &Cluster, out: &Output, code: i32, stdout: &str, stderr: &str) {
-    if out.code != code || out.stdout != stdout || out.stderr != stderr {
-        panic!(
-            "unexpected kubectl result\n{out}\n--- wanted exit code {code}, stdout ---\n{stdout}\n--- wanted stderr ---\n{stderr}\n--- server log tail ---\n{}",
-            tail(&c.server_log(), 30)
-        );
-    }
+    c.expect(out, code, stdout, stderr)
 }
 
 #[track_caller]
@@ -75,64 +47,17 @@ fn expect(out: &Output, code: i32, stdout: &str, stderr: &str) {
 
 #[track_caller]
 fn expect_table_on(c: &Cluster, out: &Output, want: &str) {
-    let got = normalize_tables(&out.stdout);
-    if out.code != 0 || got != want || !out.stderr.is_empty() {
-        panic!(
-            "unexpected table\n{out}\n--- normalised ---\n{got}\n--- wanted ---\n{want}\n--- server log tail ---\n{}",
-            tail(&c.server_log(), 30)
-        );
-    }
+    c.expect_table(out, want)
 }
 
 fn jsonpath_on(c: &Cluster, ns: &str, what: &str, path: &str) -> String {
-    let out = c.kubectl(&["get", what, "-n", ns, "-o", &format!("jsonpath={path}")]);
-    out.clean();
-    out.stdout
-}
-
-/// One row per pod: name, phase, ready condition, node, IP, first container image,
-/// deletionTimestamp (empty when not terminating).
-#[derive(Debug, Clone, PartialEq)]
-struct PodRow {
-    name: String,
-    phase: String,
-    ready: String,
-    node: String,
-    ip: String,
-    image: String,
-    deleting: bool,
+    c.jsonpath(ns, what, path)
 }
 
 fn pods_on(c: &Cluster, ns: &str, selector: &str) -> Vec<PodRow> {
-    let out = c.kubectl(&[
-        "get",
-        "pods",
-        "-n",
-        ns,
-        "-l",
-        selector,
-        "-o",
-        "jsonpath={range .items[*]}{.metadata.name}|{.status.phase}|{.status.conditions[?(@.type==\"Ready\")].status}|{.spec.nodeName}|{.status.podIP}|{.spec.containers[0].image}|{.metadata.deletionTimestamp}{\"\\n\"}{end}",
-    ]);
-    out.clean();
-    out.stdout
-        .lines()
-        .map(|l| {
-            let f: Vec<&str> = l.split('|').collect();
-            PodRow {
-                name: f[0].to_string(),
-                phase: f[1].to_string(),
-                ready: f[2].to_string(),
-                node: f[3].to_string(),
-                ip: f[4].to_string(),
-                image: f[5].to_string(),
-                deleting: !f[6].is_empty(),
-            }
-        })
-        .collect()
+    c.pods(ns, selector)
 }
 
-/// Waits until exactly `n` pods match, none terminating, all Running and Ready.
 #[track_caller]
 fn wait_running_on(
     c: &Cluster,
@@ -141,23 +66,7 @@ fn wait_running_on(
     n: usize,
     timeout: Duration,
 ) -> Vec<PodRow> {
-    let start = Instant::now();
-    loop {
-        let pods = pods_on(c, ns, selector);
-        if pods.len() == n
-            && pods
-                .iter()
-                .all(|p| !p.deleting && p.phase == "Running" && p.ready == "True")
-        {
-            return pods;
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "not {n} Running+Ready pods for {selector} in {ns} within {timeout:?}: {pods:#?}\n--- server log tail ---\n{}",
-            tail(&c.server_log(), 40)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    c.wait_running(ns, selector, n, timeout)
 }
 
 fn wait_running(ns: &str, selector: &str, n: usize) -> Vec<PodRow> {

@@ -295,6 +295,10 @@ mod tests {
             find(subs, "subresource", name);
         }
         let status = find(subs, "subresource", "status");
+        assert_eq!(
+            find(subs, "subresource", "eviction")["responseKind"],
+            json!({"group": "policy", "version": "v1", "kind": "Eviction"})
+        );
         assert_eq!(status["responseKind"]["kind"], "Pod");
         assert_eq!(status["verbs"], json!(["get", "patch", "update"]));
         let exec = find(subs, "subresource", "exec");
@@ -379,6 +383,12 @@ mod tests {
         assert_eq!(st["singularName"], "");
         assert!(st.get("group").is_none());
         find(res, "name", "pods/log");
+        // kubectl drain evicts only when the subresource names policy/v1 (else it deletes).
+        let ev = find(res, "name", "pods/eviction");
+        assert_eq!(ev["group"], "policy");
+        assert_eq!(ev["version"], "v1");
+        assert_eq!(ev["kind"], "Eviction");
+        assert_eq!(ev["verbs"], json!(["create"]));
         let apps = api_resource_list("apps", "v1").unwrap();
         let scale = find(
             apps["resources"].as_array().unwrap(),

@@ -117,6 +117,16 @@ const SCALE: Subresource = Subresource {
     verbs: GET_PATCH_UPDATE,
 };
 
+/// `pods/eviction` speaks `policy/v1` Eviction; kubectl drain only evicts (instead of deleting)
+/// when discovery names that group and version on the subresource.
+const EVICTION: Subresource = Subresource {
+    name: "eviction",
+    group: "policy",
+    version: "v1",
+    kind: "Eviction",
+    verbs: &["create"],
+};
+
 macro_rules! res {
     ($g:expr, $v:expr, $kind:expr, $plural:expr, $singular:expr, $ns:expr, $short:expr, $cat:expr, $verbs:expr, $subs:expr) => {
         ResourceInfo {
@@ -271,7 +281,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
         &[
             sub("attach", "PodAttachOptions", &["create", "get"]),
             sub("binding", "Binding", &["create"]),
-            sub("eviction", "Eviction", &["create"]),
+            EVICTION,
             sub("exec", "PodExecOptions", &["create", "get"]),
             sub("log", "Pod", &["get"]),
             sub("portforward", "PodPortForwardOptions", &["create", "get"]),

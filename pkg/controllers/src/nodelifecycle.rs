@@ -368,7 +368,16 @@ pub fn start(factory: &Factory, cfg: Arc<crate::Config>) {
         factory.store::<Lease>(),
         factory.store::<Pod>(),
     );
-    tokio::spawn(run(client, cfg, nodes, leases, pods));
+    // Cordon and uncordon are acted on at once (as upstream's node update queue), not at the
+    // next monitor period: until the taint goes, the scheduler keeps avoiding an uncordoned node.
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let woken = wake.clone();
+    factory.informer::<Node>().add_handler(move |c| {
+        if cordon_taint_stale(c.object()) {
+            woken.notify_one();
+        }
+    });
+    tokio::spawn(run(client, cfg, nodes, leases, pods, wake));
 }
 
 async fn run(
@@ -377,6 +386,7 @@ async fn run(
     nodes: Arc<Store<Node>>,
     leases: Arc<Store<Lease>>,
     pods: Arc<Store<Pod>>,
+    wake: Arc<tokio::sync::Notify>,
 ) {
     nodes.wait_synced().await;
     leases.wait_synced().await;
@@ -409,8 +419,22 @@ async fn run(
                 sleep = Duration::from_millis(50);
             }
         }
-        tokio::time::sleep(sleep).await;
+        tokio::select! {
+            _ = tokio::time::sleep(sleep) => {}
+            _ = wake.notified() => {}
+        }
     }
+}
+
+/// Whether the node's `unschedulable` taint disagrees with `spec.unschedulable`.
+pub fn cordon_taint_stale(node: &Node) -> bool {
+    let spec = node.spec.as_ref();
+    let cordoned = spec.and_then(|s| s.unschedulable) == Some(true);
+    let tainted = spec.and_then(|s| s.taints.as_ref()).is_some_and(|ts| {
+        ts.iter()
+            .any(|t| t.key == TAINT_UNSCHEDULABLE && t.effect == "NoSchedule")
+    });
+    cordoned != tainted
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -825,6 +849,13 @@ mod tests {
             desired_taints(&cordoned, true, now).unwrap()[0].key,
             TAINT_UNSCHEDULABLE
         );
+        // A cordon or uncordon the taint does not reflect yet wakes the controller.
+        assert!(cordon_taint_stale(&cordoned));
+        cordoned.spec.as_mut().unwrap().taints = desired_taints(&cordoned, true, now);
+        assert!(!cordon_taint_stale(&cordoned));
+        cordoned.spec.as_mut().unwrap().unschedulable = None;
+        assert!(cordon_taint_stale(&cordoned));
+        assert!(!cordon_taint_stale(&back));
     }
 
     #[test]
