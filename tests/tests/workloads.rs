@@ -772,6 +772,26 @@ fn cordon_drain_and_uncordon_move_pods_off_a_node() {
         last.iter().any(|p| p.node == "nodo-1"),
         "no new pod on uncordoned nodo-1: {last:#?}"
     );
+    // A node that joins gets the DaemonSet's pod; when its Node object goes, so does the pod.
+    let agent = c.spawn_sim_agent("nuevo");
+    c.wait_nodes_ready(&["nuevo"], &agent, WAIT);
+    let daemons = c.wait_running(&ns, "app=agente", 4, WAIT);
+    assert!(
+        daemons.iter().any(|p| p.node == "nuevo"),
+        "no daemon pod on the new node: {daemons:#?}"
+    );
+    drop(agent);
+    c.expect(
+        &c.kubectl(&["delete", "node", "nuevo"]),
+        0,
+        "node \"nuevo\" deleted\n",
+        "",
+    );
+    wait_for(WAIT, "the daemon pod of the removed node gone", || {
+        let pods = c.pods(&ns, "app=agente");
+        (pods.len() == 3 && pods.iter().all(|p| p.node != "nuevo")).then_some(())
+    });
+    drop(hollow);
 }
 
 const ROLLING: &str = "apiVersion: apps/v1
