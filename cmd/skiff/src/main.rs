@@ -70,6 +70,9 @@ struct AgentArgs {
     /// Simulated time from a pod being bound to it running, e.g. 200ms, 2s.
     #[arg(long, default_value = "200ms")]
     pod_start_delay: String,
+    /// Simulated time a deleted pod takes to stop before it is removed, e.g. 200ms, 2s.
+    #[arg(long, default_value = "200ms")]
+    pod_stop_delay: String,
     /// Cluster pod network the node's pod CIDR is taken from.
     #[arg(long, default_value = "10.42.0.0/16")]
     cluster_cidr: String,
@@ -101,6 +104,9 @@ struct HollowArgs {
     /// Simulated time from a pod being bound to it running, e.g. 200ms, 2s.
     #[arg(long, default_value = "200ms")]
     pod_start_delay: String,
+    /// Simulated time a deleted pod takes to stop before it is removed, e.g. 200ms, 2s.
+    #[arg(long, default_value = "200ms")]
+    pod_stop_delay: String,
     /// Cluster pod network the nodes' pod CIDRs are taken from.
     #[arg(long, default_value = "10.42.0.0/16")]
     cluster_cidr: String,
@@ -131,11 +137,13 @@ fn host_name() -> String {
 
 fn sim_options(
     delay: &str,
+    stop_delay: &str,
     cluster_cidr: &str,
     mask: Option<u8>,
 ) -> Result<skiff_agent::SimOptions> {
     Ok(skiff_agent::SimOptions {
         pod_start_delay: parse_duration(delay).context("invalid --pod-start-delay")?,
+        pod_stop_delay: parse_duration(stop_delay).context("invalid --pod-stop-delay")?,
         cluster_cidr: cluster_cidr.parse()?,
         node_cidr_mask: mask,
         ..Default::default()
@@ -173,6 +181,7 @@ async fn run_agent(args: AgentArgs) -> Result<()> {
         max_pods: args.max_pods,
         sim: sim_options(
             &args.pod_start_delay,
+            &args.pod_stop_delay,
             &args.cluster_cidr,
             Some(args.node_cidr_mask_size),
         )?,
@@ -188,7 +197,12 @@ async fn run_agent(args: AgentArgs) -> Result<()> {
 
 async fn run_hollow(args: HollowArgs) -> Result<()> {
     let token = join_token(&args.token, &args.token_file)?;
-    let mut sim = sim_options(&args.pod_start_delay, &args.cluster_cidr, None)?;
+    let mut sim = sim_options(
+        &args.pod_start_delay,
+        &args.pod_stop_delay,
+        &args.cluster_cidr,
+        None,
+    )?;
     sim.concurrency = args.concurrency.max(1);
     let cfg = skiff_agent::HollowConfig {
         server: args.server.clone(),

@@ -37,6 +37,8 @@ pub const LEASE_DURATION_SECONDS: i32 = 40;
 pub struct SimOptions {
     /// Time from seeing a bound pod to reporting it Running.
     pub pod_start_delay: Duration,
+    /// Time a deleted pod takes to stop (a kubelet killing containers) before it is removed.
+    pub pod_stop_delay: Duration,
     /// How often each node renews its Lease.
     pub lease_renew_interval: Duration,
     /// How often each node posts its Ready condition heartbeat.
@@ -54,6 +56,7 @@ impl Default for SimOptions {
     fn default() -> Self {
         SimOptions {
             pod_start_delay: Duration::from_millis(200),
+            pod_stop_delay: Duration::from_millis(200),
             lease_renew_interval: Duration::from_secs(10),
             status_report_interval: Duration::from_secs(40),
             cluster_cidr: DEFAULT_CLUSTER_CIDR,
@@ -680,6 +683,7 @@ async fn finish_if_sim_job(
 /// grace period 0 and a uid precondition, like a kubelet finishing graceful termination.
 async fn stop_pod(sim: Arc<Sim>, idx: usize, pod: PodRef, ran_with_ip: Option<Ipv4Addr>) {
     let node = &sim.nodes[idx];
+    tokio::time::sleep(sim.opts.pod_stop_delay).await;
     if let Some(ip) = ran_with_ip {
         let started = podstatus::observe(&pod.status, node.spec.ip);
         let started = match started {
