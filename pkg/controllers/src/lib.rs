@@ -53,13 +53,25 @@ impl Default for Config {
     }
 }
 
-/// A kube-rs client from a kubeconfig document (the server builds one for its own identity).
+/// Most requests one in-process client has in flight (watch streams count only until their
+/// headers arrive). Like kube-controller-manager's client QPS limit, it keeps a burst of
+/// controller writes (a ReplicaSet creates up to 500 pods per sync) from queueing every other
+/// caller behind it inside the API server.
+pub const CLIENT_MAX_IN_FLIGHT: usize = 64;
+
+/// A kube-rs client from a kubeconfig document (the server builds one for its own identity),
+/// with at most [`CLIENT_MAX_IN_FLIGHT`] requests in flight.
 pub async fn client_from_kubeconfig_yaml(yaml: &str) -> Result<kube::Client, Error> {
     let kc = kube::config::Kubeconfig::from_yaml(yaml).map_err(|e| Error::Config(e.to_string()))?;
     let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
         .await
         .map_err(|e| Error::Config(e.to_string()))?;
-    Ok(kube::Client::try_from(cfg)?)
+    let builder = kube::client::ClientBuilder::try_from(cfg)?;
+    Ok(builder
+        .with_layer(&tower::limit::ConcurrencyLimitLayer::new(
+            CLIENT_MAX_IN_FLIGHT,
+        ))
+        .build())
 }
 
 /// Starts every control loop: creates the shared informer factory, lets each controller
