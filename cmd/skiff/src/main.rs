@@ -9,6 +9,7 @@ use std::time::Duration;
 // mimalloc instead of glibc malloc: the control plane allocates and frees many small JSON values
 // across tokio worker threads, where glibc's arenas spent ~40% of server CPU (perf, 3,000-pod
 // scale run) consolidating chunks. Measured in BENCHMARKS.md.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
