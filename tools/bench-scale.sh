@@ -18,6 +18,7 @@ trap cleanup EXIT
 
 now_ms() { date +%s%3N; }
 rss_mib() { awk "/^$2:/{print int(\$2/1024)}" "/proc/$1/status"; }
+cpu_s() { awk -v t="$(getconf CLK_TCK)" '{print int(($14 + $15) / t)}' "/proc/$1/stat"; }
 
 # start_cluster NODES: server + hollow nodes; sets SPID, HPID, KUBECONFIG.
 start_cluster() {
@@ -112,9 +113,11 @@ EOF
   local t1; t1=$(now_ms)
   sleep 10 # steady state: heartbeats and the probe only
   kill "$probe" 2>/dev/null || true
-  echo "| $total pods on $nodes nodes | $((t1 - t0)) ms | RSS $(rss_mib "$SPID" VmRSS) MiB (peak $(rss_mib "$SPID" VmHWM) MiB), hollow $(rss_mib "$HPID" VmRSS) MiB |"
+  echo "| $total pods on $nodes nodes | $((t1 - t0)) ms | RSS $(rss_mib "$SPID" VmRSS) MiB (peak $(rss_mib "$SPID" VmHWM) MiB), hollow $(rss_mib "$HPID" VmRSS) MiB | server $(cpu_s "$SPID") s, hollow $(cpu_s "$HPID") s |"
   echo
-  kubectl get --raw /metrics | python3 "$HERE/slo-report.py"
+  kubectl get --raw /metrics >"$DIR/metrics.txt"
+  [ -n "${METRICS_OUT:-}" ] && cp "$DIR/metrics.txt" "$METRICS_OUT"
+  python3 "$HERE/slo-report.py" <"$DIR/metrics.txt"
   kill "$SPID" "$HPID" 2>/dev/null || true
 }
 
@@ -126,8 +129,8 @@ case "$MODE" in
     run_small 100 3000
     ;;&
   big|all)
-    echo "| case | create → all Ready | memory |"
-    echo "|---|---|---|"
+    echo "| case | create → all Ready | memory | CPU time |"
+    echo "|---|---|---|---|"
     run_big "${NODES:-1000}" "${NAMESPACES:-10}" "${DEPLOYS:-3}" "${REPLICAS:-1000}"
     ;;
   small) ;;
