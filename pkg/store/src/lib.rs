@@ -39,6 +39,10 @@ pub struct Options {
     pub compact_interval: Duration,
     /// How many most recent revisions the background compactor keeps.
     pub compact_keep_revisions: i64,
+    /// The compactor also keeps every revision written within this window, so a watcher that
+    /// reconnects after a short break resumes instead of re-listing (kube-apiserver compacts
+    /// etcd every 5 minutes for the same reason). `Duration::ZERO`: revision count only.
+    pub compact_keep_for: Duration,
     /// How many read-only SQLite connections serve reads (at least 1).
     pub read_connections: usize,
 }
@@ -48,6 +52,7 @@ impl Default for Options {
         Options {
             compact_interval: Duration::from_secs(30),
             compact_keep_revisions: 1000,
+            compact_keep_for: Duration::from_secs(60),
             read_connections: 4,
         }
     }
@@ -244,6 +249,7 @@ impl Store {
                 Arc::downgrade(&inner),
                 opts.compact_interval,
                 opts.compact_keep_revisions.max(0),
+                opts.compact_keep_for,
             ));
             *inner.compactor.lock() = Some(task.abort_handle());
         }
@@ -419,21 +425,62 @@ impl Store {
 }
 
 /// Compacts to `current - keep` every `interval` while the store is alive.
-async fn compactor(store: Weak<Inner>, interval: Duration, keep: i64) {
+async fn compactor(store: Weak<Inner>, interval: Duration, keep: i64, keep_for: Duration) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
+    // (when, current revision then): the revisions older than `keep_for` are the ones recorded
+    // at least that long ago.
+    let mut samples: std::collections::VecDeque<(std::time::Instant, i64)> = Default::default();
     loop {
         tick.tick().await;
         let Some(inner) = store.upgrade() else {
             return;
         };
         let store = Store { inner };
-        let target = store.current_revision() - keep;
+        let now = std::time::Instant::now();
+        let current = store.current_revision();
+        samples.push_back((now, current));
+        let target = compaction_target(&mut samples, now, current, keep, keep_for);
         if target > store.compact_revision() {
             if let Err(err) = store.compact(target).await {
                 tracing::warn!(error = %err, target, "background compaction failed");
             }
         }
+    }
+}
+
+/// The revision to compact to: at least `keep` revisions stay, and with a `keep_for` window
+/// every revision newer than the newest sample older than the window stays too. Samples no
+/// longer needed are dropped.
+fn compaction_target(
+    samples: &mut std::collections::VecDeque<(std::time::Instant, i64)>,
+    now: std::time::Instant,
+    current: i64,
+    keep: i64,
+    keep_for: Duration,
+) -> i64 {
+    let by_count = current - keep;
+    if keep_for.is_zero() {
+        samples.clear();
+        return by_count;
+    }
+    // The newest sample at least `keep_for` old bounds what may go.
+    let mut old_enough = None;
+    while let Some(&(t, rev)) = samples.front() {
+        if now.duration_since(t) >= keep_for {
+            old_enough = Some(rev);
+            samples.pop_front();
+        } else {
+            break;
+        }
+    }
+    if let Some(rev) = old_enough {
+        // Keep it as the oldest sample: it still bounds the next round.
+        samples.push_front((now - keep_for, rev));
+    }
+    match old_enough {
+        Some(rev) => by_count.min(rev),
+        None => 0,
     }
 }

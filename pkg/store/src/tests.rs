@@ -537,6 +537,7 @@ async fn background_compaction_keeps_the_file_bounded() {
     let opts = Options {
         compact_interval: Duration::from_millis(200),
         compact_keep_revisions: 1000,
+        compact_keep_for: Duration::ZERO,
         read_connections: 2,
     };
     let store = Store::open(&dir.path().join("state.db"), opts).unwrap();
@@ -825,4 +826,41 @@ fn background_compaction_needs_a_runtime() {
     let dir = tempfile::tempdir().unwrap();
     let err = Store::open(&dir.path().join("state.db"), Options::default()).unwrap_err();
     assert!(err.to_string().contains("tokio runtime"), "{err}");
+}
+
+#[test]
+fn compaction_keeps_the_time_window_and_the_revision_count() {
+    use std::collections::VecDeque;
+    use std::time::Instant;
+    let t0 = Instant::now();
+    let s = Duration::from_secs;
+    let mut samples = VecDeque::new();
+    // Nothing is a minute old yet: nothing goes.
+    samples.push_back((t0, 5_000));
+    assert_eq!(
+        super::compaction_target(&mut samples, t0 + s(30), 9_000, 1000, s(60)),
+        0
+    );
+    samples.push_back((t0 + s(30), 9_000));
+    // At 70 s, the t0 sample (rev 5,000) is the newest one a minute old.
+    assert_eq!(
+        super::compaction_target(&mut samples, t0 + s(70), 20_000, 1000, s(60)),
+        5_000
+    );
+    samples.push_back((t0 + s(70), 20_000));
+    // At 100 s the 30 s sample is old enough.
+    assert_eq!(
+        super::compaction_target(&mut samples, t0 + s(100), 21_000, 1000, s(60)),
+        9_000
+    );
+    // The revision count wins when it keeps more.
+    assert_eq!(
+        super::compaction_target(&mut samples, t0 + s(200), 20_500, 1000, s(60)),
+        19_500
+    );
+    // No window: count only.
+    assert_eq!(
+        super::compaction_target(&mut VecDeque::new(), t0, 20_500, 1000, Duration::ZERO),
+        19_500
+    );
 }
