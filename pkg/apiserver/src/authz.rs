@@ -6,7 +6,7 @@ use crate::objects::from_kv;
 use crate::state::AppState;
 use serde_json::Value;
 use skiff_api::rbac::{self, Attributes, Decision, PolicySnapshot, UserInfo};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// Store prefix of every RBAC object.
@@ -17,19 +17,56 @@ pub const RBAC_PREFIX: &str = "/registry/rbac.authorization.k8s.io/";
 pub struct PolicyCache {
     pub objects: BTreeMap<String, Value>,
     pub revision: i64,
+    /// The objects grouped the way the authorizer reads them, rebuilt on every RBAC change
+    /// (rare) so that a request only clones a few `Arc`s (cloning the role JSON per request
+    /// was a fifth of the server's CPU under load).
+    views: Views,
+}
+
+#[derive(Default)]
+struct Views {
+    cluster_roles: Arc<Vec<Value>>,
+    cluster_role_bindings: Arc<Vec<Value>>,
+    /// namespace → Roles / RoleBindings
+    roles: HashMap<String, Arc<Vec<Value>>>,
+    role_bindings: HashMap<String, Arc<Vec<Value>>>,
 }
 
 impl PolicyCache {
-    fn of(&self, plural: &str, ns: Option<&str>) -> Vec<Value> {
-        let prefix = match ns {
-            Some(ns) => format!("{RBAC_PREFIX}{plural}/{ns}/"),
-            None => format!("{RBAC_PREFIX}{plural}/"),
-        };
-        self.objects
-            .range(prefix.clone()..)
-            .take_while(|(k, _)| k.starts_with(&prefix))
-            .map(|(_, v)| v.clone())
-            .collect()
+    /// Regroups `objects` after a change.
+    fn rebuild(&mut self) {
+        let mut v = Views::default();
+        let mut cr = Vec::new();
+        let mut crb = Vec::new();
+        let mut roles: HashMap<String, Vec<Value>> = HashMap::new();
+        let mut rbs: HashMap<String, Vec<Value>> = HashMap::new();
+        for (key, obj) in &self.objects {
+            let Some(rest) = key.strip_prefix(RBAC_PREFIX) else {
+                continue;
+            };
+            let mut parts = rest.splitn(3, '/');
+            let (Some(plural), Some(second)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            let namespaced = parts.next().is_some();
+            match (plural, namespaced) {
+                ("clusterroles", false) => cr.push(obj.clone()),
+                ("clusterrolebindings", false) => crb.push(obj.clone()),
+                ("roles", true) => roles
+                    .entry(second.to_string())
+                    .or_default()
+                    .push(obj.clone()),
+                ("rolebindings", true) => {
+                    rbs.entry(second.to_string()).or_default().push(obj.clone())
+                }
+                _ => {}
+            }
+        }
+        v.cluster_roles = Arc::new(cr);
+        v.cluster_role_bindings = Arc::new(crb);
+        v.roles = roles.into_iter().map(|(k, l)| (k, Arc::new(l))).collect();
+        v.role_bindings = rbs.into_iter().map(|(k, l)| (k, Arc::new(l))).collect();
+        self.views = v;
     }
 }
 
@@ -53,6 +90,7 @@ pub async fn run_policy_watch(st: Arc<AppState>) {
                 }
             }
             p.revision = list.revision;
+            p.rebuild();
         }
         let mut w = match st.store.watch(RBAC_PREFIX, list.revision) {
             Ok(w) => w,
@@ -75,6 +113,7 @@ pub async fn run_policy_watch(st: Arc<AppState>) {
                 }
             }
             p.revision = ev.kv.mod_revision;
+            p.rebuild();
         }
     }
 }
@@ -85,16 +124,21 @@ pub fn authorize(st: &AppState, user: &UserInfo, attrs: &Attributes) -> ApiResul
         return Ok(());
     }
     let p = st.policy.read();
-    let ns = if attrs.namespace.is_empty() {
-        None
+    let empty = Arc::new(Vec::new());
+    let cluster_roles = p.views.cluster_roles.clone();
+    let cluster_role_bindings = p.views.cluster_role_bindings.clone();
+    let (roles, role_bindings) = if attrs.namespace.is_empty() {
+        (empty.clone(), empty)
     } else {
-        Some(attrs.namespace.as_str())
-    };
-    let cluster_roles = p.of("clusterroles", None);
-    let cluster_role_bindings = p.of("clusterrolebindings", None);
-    let (roles, role_bindings) = match ns {
-        Some(ns) => (p.of("roles", Some(ns)), p.of("rolebindings", Some(ns))),
-        None => (vec![], vec![]),
+        let ns = attrs.namespace.as_str();
+        (
+            p.views
+                .roles
+                .get(ns)
+                .cloned()
+                .unwrap_or_else(|| empty.clone()),
+            p.views.role_bindings.get(ns).cloned().unwrap_or(empty),
+        )
     };
     drop(p);
     let snap = PolicySnapshot {
@@ -208,4 +252,39 @@ pub fn is_public(path: &str) -> bool {
     ) || path.starts_with("/healthz/")
         || path.starts_with("/livez/")
         || path.starts_with("/readyz/")
+}
+
+#[cfg(test)]
+mod views_tests {
+    use super::*;
+
+    #[test]
+    fn rebuild_groups_cluster_and_namespaced_objects() {
+        let mut p = PolicyCache::default();
+        for key in [
+            "clusterroles/admin",
+            "clusterrolebindings/admins",
+            "roles/dev/reader",
+            "roles/ops/reader",
+            "rolebindings/dev/read",
+        ] {
+            p.objects.insert(
+                format!("{RBAC_PREFIX}{key}"),
+                serde_json::json!({ "metadata": { "name": key } }),
+            );
+        }
+        p.rebuild();
+        assert_eq!(p.views.cluster_roles.len(), 1);
+        assert_eq!(p.views.cluster_role_bindings.len(), 1);
+        assert_eq!(p.views.roles["dev"].len(), 1);
+        assert_eq!(p.views.roles["ops"].len(), 1);
+        assert_eq!(
+            p.views.role_bindings["dev"][0]["metadata"]["name"],
+            "rolebindings/dev/read"
+        );
+        assert!(!p.views.role_bindings.contains_key("ops"));
+        p.objects.remove(&format!("{RBAC_PREFIX}roles/ops/reader"));
+        p.rebuild();
+        assert!(!p.views.roles.contains_key("ops"));
+    }
 }
