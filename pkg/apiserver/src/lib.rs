@@ -116,6 +116,7 @@ pub async fn start(cfg: ServerConfig) -> Result<Server, StartError> {
         started: std::time::Instant::now(),
         ready: Default::default(),
         metrics: Default::default(),
+        watch_lines: Default::default(),
     });
     // Release the reserved addresses the kubernetes service will claim for itself.
     {

@@ -71,4 +71,6 @@ pub struct AppState {
     pub ready: AtomicBool,
     /// Request latency/count metrics served at `/metrics`.
     pub metrics: crate::metrics::Metrics,
+    /// Encoded watch lines shared by unfiltered JSON watchers.
+    pub watch_lines: crate::watch::LineCache,
 }

@@ -12,6 +12,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use serde_json::{json, Value};
 use skiff_store::{EventType, StoreError};
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,6 +59,40 @@ impl Encoder {
             serde_json::to_vec(&json!({"type": typ, "object": object})).unwrap_or_default();
         buf.push(b'\n');
         Bytes::from(buf)
+    }
+}
+
+/// One encoded watch line: (resource identity, store key, revision, event type).
+type LineKey = (usize, String, i64, &'static str);
+
+/// How many encoded lines [`LineCache`] keeps (the newest; a line is only reused by watchers
+/// that are still close to the head of the log).
+const LINE_CACHE_ENTRIES: usize = 4096;
+
+/// JSON watch lines shared by every unfiltered JSON watcher of a resource (the controllers'
+/// informers, the scheduler, the agents): a store event is decoded and encoded once instead of
+/// once per watcher.
+#[derive(Default)]
+pub struct LineCache {
+    inner: parking_lot::Mutex<(HashMap<LineKey, Bytes>, VecDeque<LineKey>)>,
+}
+
+impl LineCache {
+    fn get(&self, key: &LineKey) -> Option<Bytes> {
+        self.inner.lock().0.get(key).cloned()
+    }
+
+    fn put(&self, key: LineKey, line: Bytes) {
+        let mut g = self.inner.lock();
+        let (map, order) = &mut *g;
+        if map.insert(key.clone(), line).is_none() {
+            order.push_back(key);
+        }
+        while order.len() > LINE_CACHE_ENTRIES {
+            if let Some(old) = order.pop_front() {
+                map.remove(&old);
+            }
+        }
     }
 }
 
@@ -162,6 +197,8 @@ pub async fn watch(
         }
         let unfiltered =
             enc.target.name.is_none() && filters.labels.is_none() && filters.fields.is_none();
+        let shared_lines = unfiltered && matches!(enc.output, Output::Json);
+        let res_id = enc.target.res as *const _ as usize;
         let mut last_rev = start_rev;
         if send_initial == Some(true) {
             let bm = json!({"kind": kind, "apiVersion": api, "metadata": {
@@ -197,6 +234,25 @@ pub async fn watch(
                         }
                     };
                     last_rev = ev.kv.mod_revision;
+                    if shared_lines {
+                        let typ = match (&ev.kind, &ev.prev) {
+                            (EventType::Delete, _) => "DELETED",
+                            (EventType::Put, Some(_)) => "MODIFIED",
+                            (EventType::Put, None) => "ADDED",
+                        };
+                        let key = (res_id, ev.kv.key.clone(), ev.kv.mod_revision, typ);
+                        let line = match st.watch_lines.get(&key) {
+                            Some(line) => line,
+                            None => {
+                                let Ok(cur) = from_kv(&ev.kv).map(|o| crate::convert::from_storage(enc.target.res, o)) else { continue };
+                                let line = enc.line(typ, cur);
+                                st.watch_lines.put(key, line.clone());
+                                line
+                            }
+                        };
+                        if tx.send(Ok(line)).await.is_err() { return; }
+                        continue;
+                    }
                     let Ok(cur) = from_kv(&ev.kv).map(|o| crate::convert::from_storage(enc.target.res, o)) else { continue };
                     let line = match ev.kind {
                         EventType::Delete => {
@@ -233,4 +289,31 @@ pub async fn watch(
         .header("cache-control", "no-cache, private")
         .body(Body::from_stream(stream))
         .map_err(|e| ApiError::internal(format!("building the watch response failed: {e}")))
+}
+
+#[cfg(test)]
+mod line_cache_tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_newest_lines_only() {
+        let c = LineCache::default();
+        for rev in 0..(LINE_CACHE_ENTRIES as i64 + 10) {
+            c.put(
+                (1, "/k".into(), rev, "MODIFIED"),
+                Bytes::from(rev.to_string()),
+            );
+        }
+        assert!(c.get(&(1, "/k".into(), 0, "MODIFIED")).is_none());
+        assert!(c.get(&(1, "/k".into(), 9, "MODIFIED")).is_none());
+        let newest = LINE_CACHE_ENTRIES as i64 + 9;
+        assert_eq!(
+            c.get(&(1, "/k".into(), newest, "MODIFIED")),
+            Some(Bytes::from(newest.to_string()))
+        );
+        // Another resource or event type is another line.
+        assert!(c.get(&(2, "/k".into(), newest, "MODIFIED")).is_none());
+        assert!(c.get(&(1, "/k".into(), newest, "DELETED")).is_none());
+        assert_eq!(c.inner.lock().0.len(), LINE_CACHE_ENTRIES);
+    }
 }
