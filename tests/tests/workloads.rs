@@ -241,10 +241,9 @@ fn statefulset_starts_in_order_keeps_identity_and_claims_scales_down_from_the_to
 
     // A deleted member comes back under the same name (a new pod).
     let old_uid = c.jsonpath(&ns, "pod/web-0", "{.metadata.uid}");
-    // --wait=false: kubectl's wait for deletion watches by name and can miss the DELETED
-    // event when the pod is removed and recreated between its GET and its LIST.
+    // kubectl waits for the deletion (the sim agent takes --pod-stop-delay to stop the pod).
     c.expect(
-        &c.kubectl(&["delete", "pod", "web-0", "-n", &ns, "--wait=false"]),
+        &c.kubectl(&["delete", "pod", "web-0", "-n", &ns]),
         0,
         "pod \"web-0\" deleted\n",
         "",
