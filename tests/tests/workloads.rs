@@ -923,3 +923,101 @@ fn rolling_update_seen_in_get_pods_watch_never_drops_below_three_ready() {
     w.bg.kill();
     eprintln!("rolling update: {rows} watch rows, {fewest}..{most} pods ready..alive");
 }
+
+#[test]
+fn rollout_pause_resume_and_restart() {
+    let c = k();
+    let ns = c.namespace("w-pause");
+    let rs_count = |c: &Cluster| {
+        c.kubectl(&["get", "rs", "-n", &ns, "-l", "app=pausa", "-o", "name"])
+            .stdout
+            .lines()
+            .count()
+    };
+    let rolled_out = |c: &Cluster| {
+        let out = c.kubectl(&[
+            "rollout",
+            "status",
+            "deployment/pausa",
+            "-n",
+            &ns,
+            "--timeout=60s",
+        ]);
+        assert!(
+            out.code == 0
+                && out
+                    .stdout
+                    .ends_with("deployment \"pausa\" successfully rolled out\n"),
+            "rollout status failed:\n{out}"
+        );
+    };
+    c.expect(
+        &c.kubectl(&[
+            "create",
+            "deployment",
+            "pausa",
+            "--image=web:v1",
+            "--replicas=2",
+            "-n",
+            &ns,
+        ]),
+        0,
+        "deployment.apps/pausa created\n",
+        "",
+    );
+    rolled_out(c);
+    c.expect(
+        &c.kubectl(&["rollout", "pause", "deployment/pausa", "-n", &ns]),
+        0,
+        "deployment.apps/pausa paused\n",
+        "",
+    );
+    c.expect(
+        &c.kubectl(&["set", "image", "deployment/pausa", "web=web:v2", "-n", &ns]),
+        0,
+        "deployment.apps/pausa image updated\n",
+        "",
+    );
+    // Paused: the new template makes no ReplicaSet, and the Progressing condition says why.
+    wait_for(WAIT, "Progressing=Unknown DeploymentPaused", || {
+        (c.jsonpath(
+            &ns,
+            "deploy/pausa",
+            "{.status.conditions[?(@.type==\"Progressing\")].status}/{.status.conditions[?(@.type==\"Progressing\")].reason}",
+        ) == "Unknown/DeploymentPaused")
+            .then_some(())
+    });
+    assert_eq!(rs_count(c), 1);
+    c.expect(
+        &c.kubectl(&["rollout", "resume", "deployment/pausa", "-n", &ns]),
+        0,
+        "deployment.apps/pausa resumed\n",
+        "",
+    );
+    rolled_out(c);
+    assert_eq!(rs_count(c), 2);
+    c.expect(
+        &c.kubectl(&["rollout", "restart", "deployment/pausa", "-n", &ns]),
+        0,
+        "deployment.apps/pausa restarted\n",
+        "",
+    );
+    rolled_out(c);
+    // The restart is a new template revision (kubectl.kubernetes.io/restartedAt) on web:v2.
+    assert_eq!(rs_count(c), 3);
+    let pods = c.wait_running(&ns, "app=pausa", 2, WAIT);
+    assert!(pods.iter().all(|p| p.image == "web:v2"), "{pods:#?}");
+    assert!(!c
+        .jsonpath(
+            &ns,
+            "deploy/pausa",
+            "{.spec.template.metadata.annotations.kubectl\\.kubernetes\\.io/restartedAt}"
+        )
+        .is_empty());
+    c.expect(
+        &c.kubectl(&["rollout", "history", "deployment/pausa", "-n", &ns]),
+        0,
+        "deployment.apps/pausa \nREVISION  CHANGE-CAUSE\n1         <none>\n2         <none>\n3         <none>\n\n",
+        "",
+    );
+}
