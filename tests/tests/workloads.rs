@@ -1021,3 +1021,59 @@ fn rollout_pause_resume_and_restart() {
         "",
     );
 }
+
+#[test]
+fn daemonset_rolling_update_replaces_every_node_pod() {
+    let c = k();
+    let ns = c.namespace("w-dsroll");
+    let ds = "apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: vigia
+spec:
+  selector:
+    matchLabels: {app: vigia}
+  template:
+    metadata:
+      labels: {app: vigia}
+    spec:
+      containers:
+      - name: v
+        image: busybox:1.36
+";
+    c.expect(
+        &c.kubectl_stdin(&["apply", "-f", "-", "-n", &ns], ds),
+        0,
+        "daemonset.apps/vigia created\n",
+        "",
+    );
+    let before = c.wait_running(&ns, "app=vigia", 3, WAIT);
+    c.expect(
+        &c.kubectl(&["set", "image", "ds/vigia", "v=busybox:1.37", "-n", &ns]),
+        0,
+        "daemonset.apps/vigia image updated\n",
+        "",
+    );
+    let out = c.kubectl(&["rollout", "status", "ds/vigia", "-n", &ns, "--timeout=60s"]);
+    assert!(
+        out.code == 0
+            && out
+                .stdout
+                .ends_with("daemon set \"vigia\" successfully rolled out\n"),
+        "rollout status failed:\n{out}"
+    );
+    let after = c.wait_running(&ns, "app=vigia", 3, WAIT);
+    let mut nodes: Vec<&str> = after.iter().map(|p| p.node.as_str()).collect();
+    nodes.sort();
+    assert_eq!(nodes, NODES, "{after:#?}");
+    assert!(
+        after.iter().all(|p| p.image == "busybox:1.37"),
+        "{after:#?}"
+    );
+    assert!(
+        after
+            .iter()
+            .all(|p| before.iter().all(|b| b.name != p.name)),
+        "every pod replaced: {before:#?} {after:#?}"
+    );
+}
