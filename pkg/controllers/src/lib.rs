@@ -57,7 +57,7 @@ impl Default for Config {
 /// headers arrive). Like kube-controller-manager's client QPS limit, it keeps a burst of
 /// controller writes (a ReplicaSet creates up to 500 pods per sync) from queueing every other
 /// caller behind it inside the API server.
-pub const CLIENT_MAX_IN_FLIGHT: usize = 64;
+pub const CLIENT_MAX_IN_FLIGHT: usize = 16;
 
 /// A kube-rs client from a kubeconfig document (the server builds one for its own identity),
 /// with at most [`CLIENT_MAX_IN_FLIGHT`] requests in flight.
