@@ -52,6 +52,11 @@ pub fn from_storage(res: &ResourceInfo, obj: Value) -> Value {
     }
 }
 
+/// True when `res` is served exactly as stored (no conversion on read).
+pub fn is_identity(res: &ResourceInfo) -> bool {
+    !is_events_v1(res)
+}
+
 /// The object of resource `res` in its stored shape.
 pub fn to_storage(res: &ResourceInfo, obj: &Value) -> Value {
     if is_events_v1(res) {

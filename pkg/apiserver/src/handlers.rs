@@ -32,6 +32,14 @@ fn json_response(code: u16, v: &Value) -> Response {
         .unwrap_or_else(|_| ApiError::internal("response build failed").into_response())
 }
 
+fn raw_json_response(body: Vec<u8>) -> Response {
+    Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .body(Body::from(body))
+        .unwrap_or_else(|_| ApiError::internal("response build failed").into_response())
+}
+
 fn text(code: u16, s: &str) -> Response {
     Response::builder()
         .status(code)
@@ -493,6 +501,11 @@ async fn resource(
         (&Method::GET, None, None) => {
             if res.verbs.iter().all(|v| *v != "list") {
                 return Err(ApiError::method_not_allowed());
+            }
+            if matches!(output, Output::Json) {
+                if let Some(body) = rest::list_json_raw(&st, &target, &q).await? {
+                    return Ok(raw_json_response(body));
+                }
             }
             let out = rest::list_objects(&st, &target, &q).await?;
             ok(200, &rest::render_list(res, out, output, &q)?)

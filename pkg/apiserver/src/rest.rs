@@ -263,6 +263,107 @@ pub async fn list_objects(st: &AppState, target: &Target, q: &Query) -> ApiResul
     }
 }
 
+/// The JSON body of an unfiltered, unpaginated LIST built from the stored bytes: each item is
+/// its stored JSON with `resourceVersion` spliced into its top-level `metadata`, so a large LIST
+/// costs a copy instead of a decode and re-encode per object. `None` when the request needs the
+/// general path (selectors, `limit`/`continue`, `resourceVersionMatch`, a converted resource, or
+/// a stored object without a top-level `metadata` object).
+pub async fn list_json_raw(
+    st: &AppState,
+    target: &Target,
+    q: &Query,
+) -> ApiResult<Option<Vec<u8>>> {
+    let plain = [
+        "labelSelector",
+        "fieldSelector",
+        "limit",
+        "continue",
+        "resourceVersionMatch",
+    ]
+    .iter()
+    .all(|k| q.get(k).is_none_or(|v| v.trim().is_empty()));
+    if !plain || !convert::is_identity(target.res) {
+        return Ok(None);
+    }
+    let page = st
+        .store
+        .list(&target.collection_prefix(), ListOptions::default())
+        .await?;
+    let total: usize = page.kvs.iter().map(|kv| kv.value.len() + 40).sum();
+    let mut out = Vec::with_capacity(total + 200);
+    let head = json!({
+        "kind": target.res.list_kind(),
+        "apiVersion": target.res.api_version(),
+        "metadata": {"resourceVersion": page.revision.to_string()},
+    });
+    let head = serde_json::to_vec(&head).map_err(|e| ApiError::internal(e.to_string()))?;
+    // `{"kind":…,"metadata":{…}` + `,"items":[` … `]}`
+    out.extend_from_slice(&head[..head.len() - 1]);
+    out.extend_from_slice(b",\"items\":[");
+    for (i, kv) in page.kvs.iter().enumerate() {
+        let Some(at) = metadata_body_start(&kv.value) else {
+            return Ok(None);
+        };
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(&kv.value[..at]);
+        out.extend_from_slice(b"\"resourceVersion\":\"");
+        out.extend_from_slice(kv.mod_revision.to_string().as_bytes());
+        out.push(b'"');
+        if kv.value.get(at) != Some(&b'}') {
+            out.push(b',');
+        }
+        out.extend_from_slice(&kv.value[at..]);
+    }
+    out.extend_from_slice(b"]}");
+    Ok(Some(out))
+}
+
+/// The byte offset just inside the `{` of the top-level `"metadata"` object of a compact JSON
+/// object, if there is one. Strings are skipped with their escapes, so a `"metadata"` inside a
+/// string value or deeper in the object never matches. (Hand-written: a streaming JSON parser
+/// would decode every value, which is the cost this path exists to avoid.)
+pub fn metadata_body_start(obj: &[u8]) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < obj.len() {
+        match obj[i] {
+            b'"' => {
+                let start = i + 1;
+                i += 1;
+                while i < obj.len() && obj[i] != b'"' {
+                    if obj[i] == b'\\' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                let end = i.min(obj.len());
+                i += 1;
+                if depth == 1 && &obj[start..end] == b"metadata" {
+                    let mut j = i;
+                    while j < obj.len() && obj[j].is_ascii_whitespace() {
+                        j += 1;
+                    }
+                    if obj.get(j) == Some(&b':') {
+                        j += 1;
+                        while j < obj.len() && obj[j].is_ascii_whitespace() {
+                            j += 1;
+                        }
+                        return (obj.get(j) == Some(&b'{')).then_some(j + 1);
+                    }
+                }
+                continue;
+            }
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
 /// Renders a list as `<Kind>List` JSON or a Table.
 pub fn render_list(
     res: &ResourceInfo,
@@ -1096,4 +1197,44 @@ pub fn to_scale(res: &ResourceInfo, obj: &Value) -> Value {
             "selector": selector,
         }
     })
+}
+
+#[cfg(test)]
+mod raw_list_tests {
+    use super::metadata_body_start;
+
+    fn splice(obj: &str, rv: &str) -> Option<serde_json::Value> {
+        let at = metadata_body_start(obj.as_bytes())?;
+        let sep = if obj.as_bytes()[at] == b'}' { "" } else { "," };
+        let s = format!(
+            "{}\"resourceVersion\":\"{rv}\"{sep}{}",
+            &obj[..at],
+            &obj[at..]
+        );
+        serde_json::from_str(&s).ok()
+    }
+
+    #[test]
+    fn finds_only_the_top_level_metadata() {
+        let v = splice(
+            r#"{"spec":{"template":{"metadata":{"labels":{"a":"b"}}}},"note":"\"metadata\":{","metadata":{"name":"x"}}"#,
+            "7",
+        )
+        .unwrap();
+        assert_eq!(v["metadata"]["resourceVersion"], "7");
+        assert_eq!(v["metadata"]["name"], "x");
+        assert!(v["spec"]["template"]["metadata"]
+            .get("resourceVersion")
+            .is_none());
+        assert_eq!(v["note"], "\"metadata\":{");
+    }
+
+    #[test]
+    fn empty_metadata_and_missing_metadata() {
+        let v = splice(r#"{"metadata":{}}"#, "3").unwrap();
+        assert_eq!(v["metadata"], serde_json::json!({"resourceVersion": "3"}));
+        assert!(metadata_body_start(br#"{"kind":"X","items":[{"metadata":{}}]}"#).is_none());
+        assert!(metadata_body_start(br#"{"metadata":"text"}"#).is_none());
+        assert!(metadata_body_start(b"{\"unterminated").is_none());
+    }
 }
