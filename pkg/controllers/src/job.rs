@@ -17,7 +17,7 @@ use k8s_openapi::api::batch::v1::{Job, JobCondition, JobStatus, UncountedTermina
 use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::Client;
 use serde_json::json;
 use std::collections::{BTreeSet, HashSet};
@@ -830,34 +830,15 @@ async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Result<Option<Duration>, Error> {
     let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     let job_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
 
-    let mut deleted = vec![];
-    for (name, puid) in &p.delete {
-        let dp = DeleteParams {
-            preconditions: Some(Preconditions {
-                uid: Some(puid.clone()),
-                resource_version: None,
-            }),
-            ..Default::default()
-        };
-        match pod_api.delete(name, &dp).await {
-            Ok(_) => {
-                deleted.push(puid.clone());
-                ctx.recorder
-                    .record(
-                        job.as_ref(),
-                        "Normal",
-                        "SuccessfulDelete",
-                        &format!("Deleted pod: {name}"),
-                    )
-                    .await;
-            }
-            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
-            Err(e) => {
+    let deleted =
+        match crate::daemonset::delete_pods(&pod_api, &ctx.recorder, job.as_ref(), &p.delete).await
+        {
+            Ok(d) => d,
+            Err((e, deleted)) => {
                 ctx.exp.expect(&key, vec![], deleted);
                 return Err(e.into());
             }
-        }
-    }
+        };
     let mut created = vec![];
     let mut create_err = None;
     for chunk in crate::daemonset::slow_start(&p.create) {

@@ -674,34 +674,13 @@ async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Result<Option<Duration>, Error> {
         }
     }
     let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    let mut deleted = vec![];
-    for (name, puid) in &p.delete {
-        let dp = DeleteParams {
-            preconditions: Some(Preconditions {
-                uid: Some(puid.clone()),
-                resource_version: None,
-            }),
-            ..Default::default()
-        };
-        match pod_api.delete(name, &dp).await {
-            Ok(_) => {
-                deleted.push(puid.clone());
-                ctx.recorder
-                    .record(
-                        ds.as_ref(),
-                        "Normal",
-                        "SuccessfulDelete",
-                        &format!("Deleted pod: {name}"),
-                    )
-                    .await;
-            }
-            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
-            Err(e) => {
-                ctx.exp.expect(&key, vec![], deleted);
-                return Err(e.into());
-            }
+    let deleted = match delete_pods(&pod_api, &ctx.recorder, ds.as_ref(), &p.delete).await {
+        Ok(d) => d,
+        Err((e, deleted)) => {
+            ctx.exp.expect(&key, vec![], deleted);
+            return Err(e.into());
         }
-    }
+    };
     let mut created = vec![];
     let mut create_err = None;
     for chunk in slow_start(&p.create_on) {
@@ -742,6 +721,43 @@ async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Result<Option<Duration>, Error> {
         return Err(e.into());
     }
     Ok(p.requeue_after)
+}
+
+/// Deletes `pods` (name, uid) with a uid precondition each and records `SuccessfulDelete` on
+/// `owner`; pods already gone or replaced (404/409) are skipped. Returns the uids deleted, or the
+/// first other error with the uids deleted before it (for the expectations).
+pub(crate) async fn delete_pods<K: kube::Resource<DynamicType = ()>>(
+    api: &Api<Pod>,
+    recorder: &crate::events::Recorder,
+    owner: &K,
+    pods: &[(String, String)],
+) -> Result<Vec<String>, (kube::Error, Vec<String>)> {
+    let mut deleted = vec![];
+    for (name, uid) in pods {
+        let dp = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid: Some(uid.clone()),
+                resource_version: None,
+            }),
+            ..Default::default()
+        };
+        match api.delete(name, &dp).await {
+            Ok(_) => {
+                deleted.push(uid.clone());
+                recorder
+                    .record(
+                        owner,
+                        "Normal",
+                        "SuccessfulDelete",
+                        &format!("Deleted pod: {name}"),
+                    )
+                    .await;
+            }
+            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
+            Err(e) => return Err((e, deleted)),
+        }
+    }
+    Ok(deleted)
 }
 
 /// Upstream `slowStartBatch`: batches of 1, 2, 4, … so a failing create stops early.
