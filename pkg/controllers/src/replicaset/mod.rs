@@ -422,19 +422,10 @@ impl Ctx {
         }
     }
 
+    /// Every change of the primary object queues it (the shared informer never reports an
+    /// unchanged object, re-lists included).
     fn on_rs(&self, change: &Change<ReplicaSet>) {
-        match change {
-            Change::Applied { old, new } => {
-                if old
-                    .as_ref()
-                    .is_some_and(|o| o.metadata.resource_version == new.metadata.resource_version)
-                {
-                    return;
-                }
-                self.queue.add(key_of(new.as_ref()));
-            }
-            Change::Deleted(rs) => self.queue.add(key_of(rs.as_ref())),
-        }
+        self.queue.add(key_of(change.object().as_ref()));
     }
 }
 
