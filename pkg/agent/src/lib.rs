@@ -11,7 +11,11 @@
 //! pod is reported terminated and removed with grace period 0.
 
 pub mod cidr;
+pub mod containerd;
+pub mod cri;
 pub mod join;
+pub mod kubelet;
+pub mod localpath;
 pub mod node;
 pub mod podstatus;
 pub mod sim;
@@ -40,6 +44,15 @@ pub enum Error {
     Cidr(#[from] CidrError),
     #[error("{0}")]
     Config(String),
+    /// The container runtime (containerd, CRI, CNI, images) failed; the message says what to do.
+    #[error("{0}")]
+    Runtime(String),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl Error {

@@ -1,0 +1,1 @@
+//! (being written) node side of the local-path provisioner.
