@@ -29,6 +29,7 @@ pub fn invalid(res: &ResourceInfo, obj_name: &str, causes: &[FieldCause]) -> Api
 
 /// Validation of a create (old None) or update.
 pub fn validate(res: &ResourceInfo, obj: &Value, old: Option<&Value>) -> ApiResult<()> {
+    crate::nodeauthz::admit(res, obj, old)?;
     let causes = match old {
         None => validation::validate_create(res, obj),
         Some(o) => validation::validate_update(res, o, obj),

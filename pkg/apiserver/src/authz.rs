@@ -120,13 +120,35 @@ pub async fn run_policy_watch(st: Arc<AppState>) {
 
 /// RBAC decision for a request.
 pub fn authorize(st: &AppState, user: &UserInfo, attrs: &Attributes) -> ApiResult<()> {
+    authorize_with(st, user, attrs, "", None)
+}
+
+/// RBAC decision after an earlier authorizer had no opinion: its `reason` ends the 403
+/// message, and the ClusterRoleBinding named `skip_binding` is ignored (the Node authorizer
+/// replaces the `system:node` binding for kubelet identities).
+pub fn authorize_with(
+    st: &AppState,
+    user: &UserInfo,
+    attrs: &Attributes,
+    reason: &str,
+    skip_binding: Option<&str>,
+) -> ApiResult<()> {
     if user.groups.iter().any(|g| g == "system:masters") {
         return Ok(());
     }
     let p = st.policy.read();
     let empty = Arc::new(Vec::new());
     let cluster_roles = p.views.cluster_roles.clone();
-    let cluster_role_bindings = p.views.cluster_role_bindings.clone();
+    let mut cluster_role_bindings = p.views.cluster_role_bindings.clone();
+    if let Some(skip) = skip_binding {
+        cluster_role_bindings = Arc::new(
+            cluster_role_bindings
+                .iter()
+                .filter(|b| b["metadata"]["name"] != skip)
+                .cloned()
+                .collect(),
+        );
+    }
     let (roles, role_bindings) = if attrs.namespace.is_empty() {
         (empty.clone(), empty)
     } else {
@@ -150,7 +172,8 @@ pub fn authorize(st: &AppState, user: &UserInfo, attrs: &Attributes) -> ApiResul
     match rbac::authorize(user, attrs, &snap) {
         Decision::Allow => Ok(()),
         Decision::Deny(_) => {
-            let mut e = ApiError::forbidden(rbac::forbidden_message(user, attrs));
+            let mut e =
+                ApiError::forbidden(rbac::forbidden_message_with_reason(user, attrs, reason));
             e.details = Some(serde_json::json!({
                 "name": attrs.name,
                 "group": attrs.api_group,

@@ -93,6 +93,10 @@ async fn handle_inner(
         return Err(ApiError::unauthorized());
     };
     let user = impersonate(&st, user, &headers)?;
+    if path.starts_with(crate::supervisor::PREFIX) {
+        let body = read_body(body).await?;
+        return crate::supervisor::handle(&st, &method, &path, &headers, body, &user).await;
+    }
 
     let target = match request::parse_path(&path) {
         Some(t) => Some(t?),
@@ -110,13 +114,14 @@ async fn handle_inner(
             q.dry_run().unwrap_or(false),
         )
     });
-    authz::authorize(&st, &user, &attrs)?;
+    crate::nodeauthz::authorize(&st, &user, &attrs, &q)?;
 
     let Some(target) = target else {
         return non_resource(&st, &method, &path, &q, &headers, &user);
     };
     let body = read_body(body).await?;
-    resource(st, method, target, q, headers, body, user).await
+    let scoped = user.clone();
+    crate::nodeauthz::scope(scoped, resource(st, method, target, q, headers, body, user)).await
 }
 
 /// `Impersonate-User` / `Impersonate-Group` / `Impersonate-Uid` (kubectl --as, --as-group),

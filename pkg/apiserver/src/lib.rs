@@ -9,6 +9,8 @@ pub mod convert;
 pub mod error;
 pub mod handlers;
 pub mod metrics;
+pub mod nodeauthz;
+pub mod nodegraph;
 pub mod objects;
 pub mod openapi;
 pub mod podio;
@@ -17,6 +19,7 @@ pub mod rest;
 pub mod reviews;
 pub mod server;
 pub mod state;
+pub mod supervisor;
 pub mod table;
 pub mod watch;
 
@@ -117,6 +120,7 @@ pub async fn start(cfg: ServerConfig) -> Result<Server, StartError> {
         ready: Default::default(),
         metrics: Default::default(),
         watch_lines: Default::default(),
+        node_graph: Default::default(),
     });
     // Release the reserved addresses the kubernetes service will claim for itself.
     {
@@ -132,10 +136,12 @@ pub async fn start(cfg: ServerConfig) -> Result<Server, StartError> {
         .map_err(|source| StartError::Listen { addr, source })?;
     tokio::spawn(server::serve(state.clone(), listener, tls));
     tokio::spawn(authz::run_policy_watch(state.clone()));
+    tokio::spawn(nodegraph::run_graph_watch(state.clone()));
     bootstrap::run(&state)
         .await
         .map_err(|e| StartError::Bootstrap(e.message))?;
     state.ready.store(true, Ordering::Relaxed);
     tokio::spawn(bootstrap::sweep_events(state.clone()));
+    tokio::spawn(supervisor::tend_node_passwords(state.clone()));
     Ok(Server { state, local_addr })
 }

@@ -73,4 +73,6 @@ pub struct AppState {
     pub metrics: crate::metrics::Metrics,
     /// Encoded watch lines shared by unfiltered JSON watchers.
     pub watch_lines: crate::watch::LineCache,
+    /// Which objects each node's pods use (the Node authorizer's graph).
+    pub node_graph: RwLock<crate::nodegraph::NodeGraph>,
 }

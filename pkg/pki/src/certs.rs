@@ -63,7 +63,7 @@ pub struct PkiConfig {
 }
 
 /// A CA: its certificate PEM (exactly the file content) and private key PEM.
-struct Ca {
+pub(crate) struct Ca {
     cert_pem: String,
     key_pem: String,
 }
@@ -157,6 +157,14 @@ impl Pki {
     /// The client CA bundle (exact content of `client-ca.crt`).
     pub fn client_ca_pem(&self) -> &str {
         &self.client_ca.cert_pem
+    }
+
+    pub(crate) fn server_ca(&self) -> &Ca {
+        &self.server_ca
+    }
+
+    pub(crate) fn client_ca(&self) -> &Ca {
+        &self.client_ca
     }
 
     /// The admin client certificate (CN system:admin, O system:masters) followed by the
@@ -277,7 +285,7 @@ fn identity_of(cert: &X509Certificate<'_>) -> Result<(String, Vec<String>), PkiE
     Ok((cn, orgs))
 }
 
-fn parse_certs(pem: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+pub(crate) fn parse_certs(pem: &str) -> Result<Vec<CertificateDer<'static>>, String> {
     let certs = rustls_pemfile::certs(&mut pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("cannot read certificate PEM: {e}"))?;
@@ -387,11 +395,11 @@ fn load_or_create_ca(dir: &Path, stem: &str, cn_prefix: &str) -> Result<Ca, PkiE
     }
 }
 
-fn first_cert_der(pem: &str) -> Result<Vec<u8>, String> {
+pub(crate) fn first_cert_der(pem: &str) -> Result<Vec<u8>, String> {
     parse_certs(pem).map(|mut certs| certs.swap_remove(0).to_vec())
 }
 
-fn key_matches(key: &KeyPair, cert: &X509Certificate<'_>) -> bool {
+pub(crate) fn key_matches(key: &KeyPair, cert: &X509Certificate<'_>) -> bool {
     key.public_key_raw() == cert.public_key().subject_public_key.data.as_ref()
 }
 
@@ -534,7 +542,7 @@ fn wanted_sans(cfg: &PkiConfig) -> Result<(Vec<String>, Vec<IpAddr>), PkiError> 
 
 /// Lower-cases and deduplicates DNS names (keeping order), moves IP literals to the IP list,
 /// and rejects names that cannot be encoded.
-fn normalize_sans(cfg: &PkiConfig) -> Result<(Vec<String>, Vec<IpAddr>), PkiError> {
+pub(crate) fn normalize_sans(cfg: &PkiConfig) -> Result<(Vec<String>, Vec<IpAddr>), PkiError> {
     let mut dns: Vec<String> = Vec::new();
     let mut ips: Vec<IpAddr> = Vec::new();
     let push_ip = |ip: IpAddr, ips: &mut Vec<IpAddr>| {
@@ -586,6 +594,22 @@ fn issue_leaf(
     ips: &[IpAddr],
     eku: ExtendedKeyUsagePurpose,
 ) -> Result<(String, String), PkiError> {
+    let key = KeyPair::generate().map_err(|e| PkiError::generate(cn, e))?;
+    let chain = sign_leaf(ca, &key, cn, orgs, dns, ips, eku)?;
+    Ok((chain, key.serialize_pem()))
+}
+
+/// Signs a leaf certificate for `public_key` with `ca`: subject `O=<orgs>…, CN=<cn>`, the given
+/// SANs and EKU, valid one year. Returns the leaf followed by the CA certificate, PEM.
+pub(crate) fn sign_leaf(
+    ca: &Ca,
+    public_key: &impl rcgen::PublicKeyData,
+    cn: &str,
+    orgs: &[&str],
+    dns: &[String],
+    ips: &[IpAddr],
+    eku: ExtendedKeyUsagePurpose,
+) -> Result<String, PkiError> {
     if cn.is_empty() {
         return Err(PkiError::generate(
             "with an empty common name",
@@ -593,7 +617,6 @@ fn issue_leaf(
         ));
     }
     let issuer = ca.issuer()?;
-    let key = KeyPair::generate().map_err(|e| PkiError::generate(cn, e))?;
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, cn);
@@ -619,7 +642,7 @@ fn issue_leaf(
         params.subject_alt_names.push(SanType::IpAddress(*ip));
     }
     let cert = params
-        .signed_by(&key, &issuer)
+        .signed_by(public_key, &issuer)
         .map_err(|e| PkiError::generate(cn, e))?;
     let cert_der = if orgs.is_empty() {
         cert.der().to_vec()
@@ -632,7 +655,7 @@ fn issue_leaf(
     if !chain.ends_with('\n') {
         chain.push('\n');
     }
-    Ok((chain, key.serialize_pem()))
+    Ok(chain)
 }
 
 #[cfg(test)]

@@ -41,6 +41,9 @@ pub enum PkiError {
         "invalid client certificate: {0}; present an X.509 certificate issued by the client CA"
     )]
     BadCertificate(String),
+    /// A node's certificate signing request cannot be used.
+    #[error("invalid certificate signing request: {0}; send a PEM or DER PKCS#10 request signed with the node's own key")]
+    BadCsr(String),
     /// A join token (or its password) is malformed.
     #[error("invalid token: {0}; use the value of <data>/server/token or a plain password")]
     InvalidToken(String),

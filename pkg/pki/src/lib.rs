@@ -6,19 +6,26 @@
 //! All keys are ECDSA P-256; CAs live 10 years, leaf certificates 1 year.
 
 mod certs;
+mod csr;
 mod der;
 mod error;
 mod fsutil;
 mod jwt;
 mod kubeconfig;
+mod nodepass;
 mod token;
 
 pub use certs::{
     client_cert_identity, load_or_create, Pki, PkiConfig, DEFAULT_DNS_SANS, DEFAULT_IP_SANS,
 };
+pub use csr::{
+    cert_matches_key, cert_validity, csr_pem, generate_key_pem, needs_renewal, parse_csr,
+    NODES_GROUP, NODE_USER_PREFIX,
+};
 pub use error::PkiError;
 pub use jwt::SERVICE_ACCOUNT_ISSUER;
 pub use kubeconfig::{render_kubeconfig, write_kubeconfig};
+pub use nodepass::{hash_node_password, verify_node_password};
 pub use token::{ca_hash, load_or_create_token, parse_token, ParsedToken};
 
 #[cfg(test)]
