@@ -6,6 +6,9 @@
 //! its temp dir as soon as the test process goes away, so a server held in a `static` (one shared
 //! server per test file) does not outlive the tests even though statics are never dropped.
 
+pub mod images;
+pub mod netns;
+
 use base64::Engine as _;
 use std::collections::BTreeMap;
 use std::fmt;
