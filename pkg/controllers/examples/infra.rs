@@ -33,6 +33,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         node_monitor_grace_period: secs("NODE_GRACE_SECS", 40),
         node_monitor_period: secs("NODE_PERIOD_SECS", 5),
         ca_pem,
+        ..Config::default()
     });
     let factory = Factory::new(client);
     endpoints::start(&factory, cfg.clone());

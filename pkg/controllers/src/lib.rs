@@ -11,8 +11,11 @@ pub mod events;
 pub mod gc;
 pub mod informer;
 pub mod job;
+pub mod localpath;
 pub mod namespace;
+pub mod nodeipam;
 pub mod nodelifecycle;
+pub mod pvbinder;
 pub mod queue;
 pub mod replicaset;
 pub mod serviceaccount;
@@ -41,6 +44,12 @@ pub struct Config {
     /// The cluster CA certificate (PEM) published as `kube-root-ca.crt` in every namespace;
     /// empty skips publishing.
     pub ca_pem: String,
+    /// Give Nodes without one a pod CIDR (`--allocate-node-cidrs`).
+    pub allocate_node_cidrs: bool,
+    /// The cluster (pod) CIDR node pod CIDRs are cut from (`--cluster-cidr`).
+    pub cluster_cidr: String,
+    /// The prefix length of each node's pod CIDR (`--node-cidr-mask-size`).
+    pub node_cidr_mask_size: u8,
 }
 
 impl Default for Config {
@@ -49,6 +58,9 @@ impl Default for Config {
             node_monitor_grace_period: Duration::from_secs(40),
             node_monitor_period: Duration::from_secs(5),
             ca_pem: String::new(),
+            allocate_node_cidrs: true,
+            cluster_cidr: "10.42.0.0/16".to_string(),
+            node_cidr_mask_size: 24,
         }
     }
 }
@@ -89,6 +101,9 @@ pub fn spawn_all(client: kube::Client, cfg: std::sync::Arc<Config>) {
     namespace::start(&factory, cfg.clone());
     nodelifecycle::start(&factory, cfg.clone());
     serviceaccount::start(&factory, cfg.clone());
+    nodeipam::start(&factory, cfg.clone());
+    pvbinder::start(&factory, cfg.clone());
+    localpath::start(&factory, cfg.clone());
     // The garbage collector keeps its own metadata-only watches (it sees many kinds generically
     // and keeps a small graph node per object, no object); restarted if it ever returns.
     tokio::spawn(async move {

@@ -5,6 +5,7 @@
 //! `0/3 nodes are available: …` message exactly as upstream does.
 
 use crate::quantity;
+pub use crate::volumes::PodVolumes;
 use k8s_openapi::api::core::v1::{
     Container, Node, NodeSelectorRequirement, NodeSelectorTerm, Pod, Taint, Toleration,
 };
@@ -35,6 +36,7 @@ const REASON_AFFINITY_CONFLICT: &str = "pod affinity terms conflict";
 const REASON_PREFILTER_NODE_AFFINITY: &str = "node(s) didn't satisfy plugin(s) [NodeAffinity]";
 const REASON_PORTS: &str = "node(s) didn't have free ports for the requested pod ports";
 const REASON_TOO_MANY_PODS: &str = "Too many pods";
+const REASON_VOLUME_AFFINITY: &str = "node(s) had volume node affinity conflict";
 const PREEMPTION_NOT_HELPFUL: &str = "Preemption is not helpful for scheduling";
 const PREEMPTION_NO_VICTIMS: &str = "No preemption victims found for incoming pod";
 const PREEMPTION_NEVER: &str = "not eligible due to preemptionPolicy=Never.";
@@ -708,6 +710,9 @@ struct PodConstraints<'a> {
     preferred: Vec<(i64, Term)>,
     names: NodeNames,
     preempt_never: bool,
+    /// The required node affinity of every PV bound to the pod's claims (VolumeBinding):
+    /// a node must match one term of each.
+    volume_terms: Vec<Vec<Term>>,
 }
 
 impl<'a> PodConstraints<'a> {
@@ -762,6 +767,7 @@ impl<'a> PodConstraints<'a> {
             preferred,
             names,
             preempt_never: spec.and_then(|s| s.preemption_policy.as_deref()) == Some("Never"),
+            volume_terms: Vec::new(),
         }
     }
 }
@@ -942,6 +948,14 @@ fn filter(c: &PodConstraints, node: &NodeInfo) -> Result<(), Status> {
             code: Code::Unschedulable,
             reasons,
         });
+    }
+    // VolumeBinding: the node affinity of the PVs bound to the pod's claims.
+    if !c
+        .volume_terms
+        .iter()
+        .all(|terms| terms.iter().any(|t| t.matches(labels, &node.name)))
+    {
+        return Err(Status::new(Code::Unresolvable, REASON_VOLUME_AFFINITY));
     }
     Ok(())
 }
@@ -1193,10 +1207,42 @@ pub fn schedule_with_rng<R: Rng + ?Sized>(
     nodes: &[NodeInfo],
     rng: &mut R,
 ) -> Result<String, FitError> {
+    schedule_with_volumes(pod, nodes, &PodVolumes::default(), rng)
+}
+
+/// `schedule_with_rng` for a pod whose claims were looked up (see
+/// [`crate::volumes::pod_volumes`]): a claim problem rejects the pod at PreFilter, and nodes
+/// outside the node affinity of the pod's bound volumes are filtered out.
+pub fn schedule_with_volumes<R: Rng + ?Sized>(
+    pod: &Pod,
+    nodes: &[NodeInfo],
+    volumes: &PodVolumes,
+    rng: &mut R,
+) -> Result<String, FitError> {
     if nodes.is_empty() {
         return Err(FitError::NoNodes);
     }
-    let c = PodConstraints::new(pod);
+    let mut c = PodConstraints::new(pod);
+    if let Some(msg) = &volumes.pre_filter_error {
+        let post = if c.preempt_never {
+            format!("preemption: {PREEMPTION_NEVER}")
+        } else {
+            let mut hist = BTreeMap::new();
+            hist.insert(PREEMPTION_NOT_HELPFUL.to_string(), nodes.len());
+            format!("preemption: {}", render_fit(nodes.len(), None, &hist, ""))
+        };
+        return Err(FitError::Unschedulable {
+            num_all_nodes: nodes.len(),
+            pre_filter_msg: Some(msg.clone()),
+            reasons: BTreeMap::new(),
+            post_filter_msg: post,
+        });
+    }
+    c.volume_terms = volumes
+        .node_affinity
+        .iter()
+        .map(|terms| terms.iter().map(Term::parse).collect())
+        .collect();
 
     let candidates: Vec<usize> = match &c.names {
         NodeNames::All => (0..nodes.len()).collect(),

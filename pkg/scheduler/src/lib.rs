@@ -5,8 +5,11 @@ pub mod core;
 pub mod events;
 pub mod quantity;
 pub mod run;
+pub mod volumes;
 
-pub use crate::core::{schedule, schedule_with_rng, FitError, NodeInfo, PodInfo, Resources};
+pub use crate::core::{
+    schedule, schedule_with_rng, schedule_with_volumes, FitError, NodeInfo, PodInfo, Resources,
+};
 pub use crate::run::{run, run_with, Options};
 
 /// Errors of the scheduling loop.

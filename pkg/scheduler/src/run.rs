@@ -5,11 +5,15 @@
 
 use crate::core::{self, pod_key, NodeInfo, PodInfo};
 use crate::events::{self, Recorded};
+use crate::volumes::{self, PodVolumes};
 use crate::Error;
 use futures::{FutureExt, StreamExt};
-use k8s_openapi::api::core::v1::{Binding, Node, ObjectReference, Pod};
+use k8s_openapi::api::core::v1::{
+    Binding, Node, ObjectReference, PersistentVolume, PersistentVolumeClaim, Pod,
+};
+use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -87,8 +91,72 @@ enum Outcome {
     Recorded { key: String, event: Recorded },
 }
 
+/// A watched kind kept by `namespace/name` (volumes, claims, classes), replaced on re-list.
+struct KindCache<K> {
+    objects: HashMap<String, Arc<K>>,
+    relist: Option<HashMap<String, Arc<K>>>,
+    synced: bool,
+}
+
+impl<K: kube::Resource> KindCache<K> {
+    fn new() -> Self {
+        KindCache {
+            objects: HashMap::new(),
+            relist: None,
+            synced: false,
+        }
+    }
+
+    fn key(obj: &K) -> String {
+        let m = obj.meta();
+        format!(
+            "{}/{}",
+            m.namespace.as_deref().unwrap_or(""),
+            m.name.as_deref().unwrap_or("")
+        )
+    }
+
+    fn get(&self, ns: &str, name: &str) -> Option<&K> {
+        self.objects.get(&format!("{ns}/{name}")).map(Arc::as_ref)
+    }
+
+    /// Applies a watch event; true when the cache changed in a way worth a retry.
+    fn on_event(&mut self, ev: Event<K>) -> bool {
+        match ev {
+            Event::Init => {
+                self.relist = Some(HashMap::new());
+                false
+            }
+            Event::InitApply(o) => {
+                if let Some(r) = self.relist.as_mut() {
+                    r.insert(Self::key(&o), Arc::new(o));
+                }
+                false
+            }
+            Event::InitDone => {
+                if let Some(r) = self.relist.take() {
+                    self.objects = r;
+                }
+                self.synced = true;
+                true
+            }
+            Event::Apply(o) => {
+                self.objects.insert(Self::key(&o), Arc::new(o));
+                true
+            }
+            Event::Delete(o) => {
+                self.objects.remove(&Self::key(&o));
+                true
+            }
+        }
+    }
+}
+
 /// The scheduler's cache and queues; only the loop task touches it.
 struct Scheduler {
+    claims: KindCache<PersistentVolumeClaim>,
+    volumes: KindCache<PersistentVolume>,
+    classes: KindCache<StorageClass>,
     opts: Options,
     client: kube::Client,
     nodes: Vec<NodeInfo>,
@@ -137,6 +205,9 @@ impl Scheduler {
     fn new(client: kube::Client, opts: Options) -> (Scheduler, mpsc::UnboundedReceiver<Outcome>) {
         let (bind_tx, bind_rx) = mpsc::unbounded_channel();
         let s = Scheduler {
+            claims: KindCache::new(),
+            volumes: KindCache::new(),
+            classes: KindCache::new(),
             bind_slots: Arc::new(Semaphore::new(opts.bind_concurrency.max(1))),
             event_slots: Arc::new(Semaphore::new(opts.event_concurrency.max(1))),
             opts,
@@ -421,25 +492,50 @@ impl Scheduler {
         }
     }
 
+    /// The pod's claims as the VolumeBinding plugin sees them.
+    fn pod_volumes(&self, pod: &Pod) -> PodVolumes {
+        if volumes::claim_names(pod).is_empty() {
+            return PodVolumes::default();
+        }
+        let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+        volumes::pod_volumes(
+            pod,
+            |n| self.claims.get(ns, n),
+            |n| self.volumes.get("", n),
+            |n| self.classes.get("", n),
+        )
+    }
+
+    /// Whether every cache scheduling reads has its first list.
+    fn synced(&self) -> bool {
+        self.pods_synced
+            && self.nodes_synced
+            && self.claims.synced
+            && self.volumes.synced
+            && self.classes.synced
+    }
+
     /// Schedules the next active pod; false when the queue is empty.
     fn schedule_one(&mut self) -> bool {
         let Some(key) = self.active.pop_front() else {
             return false;
         };
+        let pod = match self.pending.get(&key) {
+            Some(p) if matches!(p.state, QueueState::Active) => p.pod.clone(),
+            _ => return true,
+        };
+        let vols = self.pod_volumes(&pod);
         let Some(p) = self.pending.get_mut(&key) else {
             return true;
         };
-        if !matches!(p.state, QueueState::Active) {
-            return true;
-        }
-        let pod = p.pod.clone();
         p.attempts += 1;
-        match core::schedule(&pod, &self.nodes) {
+        match core::schedule_with_volumes(&pod, &self.nodes, &vols, &mut rand::thread_rng()) {
             Ok(node) => {
                 p.state = QueueState::Binding;
                 self.assumed.insert(key.clone(), node.clone());
                 self.place(&key, &node, PodInfo::from_pod(&pod));
-                self.spawn_bind(key, node, pod);
+                let annotate = vols.claims_to_annotate(&node);
+                self.spawn_bind(key, node, pod, annotate);
             }
             Err(fit) => {
                 let backoff = backoff_for(&self.opts, p.attempts);
@@ -457,7 +553,7 @@ impl Scheduler {
         true
     }
 
-    fn spawn_bind(&self, key: String, node: String, pod: Arc<Pod>) {
+    fn spawn_bind(&self, key: String, node: String, pod: Arc<Pod>, annotate: Vec<String>) {
         let client = self.client.clone();
         let slots = self.bind_slots.clone();
         let events = self.event_slots.clone();
@@ -467,7 +563,10 @@ impl Scheduler {
             let result = {
                 let _permit = slots.acquire_owned().await;
                 let started = Instant::now();
-                let r = bind(&client, &pod, &node).await;
+                let r = match select_node(&client, &pod, &annotate, &node).await {
+                    Ok(()) => bind(&client, &pod, &node).await,
+                    Err(e) => Err(e),
+                };
                 tracing::debug!(
                     pod = %key,
                     node = %node,
@@ -578,9 +677,71 @@ impl Scheduler {
     }
 }
 
+type WatchItem<K> = Option<Result<Event<K>, watcher::Error>>;
+
+/// The next item of one of the storage watches.
+enum VolumeEvent {
+    Claim(Box<WatchItem<PersistentVolumeClaim>>),
+    Volume(Box<WatchItem<PersistentVolume>>),
+    Class(Box<WatchItem<StorageClass>>),
+}
+
+impl Scheduler {
+    /// Applies a storage watch item; a change lets unschedulable pods try again (a claim got
+    /// bound, a volume appeared). Errors when a watch ended for good.
+    fn on_volume_event(&mut self, ev: VolumeEvent) -> Result<(), Error> {
+        fn take<K>(what: &'static str, item: WatchItem<K>) -> Result<Option<Event<K>>, Error> {
+            match item {
+                Some(Ok(ev)) => Ok(Some(ev)),
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "{what} watch failed, retrying");
+                    Ok(None)
+                }
+                None => Err(Error::WatchEnded(what)),
+            }
+        }
+        let changed = match ev {
+            VolumeEvent::Claim(i) => {
+                take("persistentvolumeclaim", *i)?.map(|e| self.claims.on_event(e))
+            }
+            VolumeEvent::Volume(i) => {
+                take("persistentvolume", *i)?.map(|e| self.volumes.on_event(e))
+            }
+            VolumeEvent::Class(i) => take("storageclass", *i)?.map(|e| self.classes.on_event(e)),
+        };
+        if changed == Some(true) {
+            self.cluster_changed(true);
+        }
+        Ok(())
+    }
+}
+
 struct BindResult {
     key: String,
     node: String,
+}
+
+/// Annotates the pod's unbound WaitForFirstConsumer claims with the chosen node, so their
+/// provisioner creates the volumes there (upstream's VolumeBinding PreBind, without waiting
+/// for the volumes).
+async fn select_node(
+    client: &kube::Client,
+    pod: &Pod,
+    claims: &[String],
+    node: &str,
+) -> Result<(), kube::Error> {
+    if claims.is_empty() {
+        return Ok(());
+    }
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
+    let patch = serde_json::json!({"metadata": {"annotations": {volumes::SELECTED_NODE: node}}});
+    for c in claims {
+        api.patch(c, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        tracing::debug!(claim = %format!("{ns}/{c}"), node, "selected node for claim");
+    }
+    Ok(())
 }
 
 /// `POST pods/<name>/binding` with a v1 Binding to `node`.
@@ -622,6 +783,24 @@ pub async fn run_with(client: kube::Client, opts: Options) -> Result<(), Error> 
     let mut node_stream = watcher::watcher(nodes_api, watcher::Config::default())
         .default_backoff()
         .boxed();
+    let mut claim_stream = watcher::watcher(
+        Api::<PersistentVolumeClaim>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .boxed();
+    let mut volume_stream = watcher::watcher(
+        Api::<PersistentVolume>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .boxed();
+    let mut class_stream = watcher::watcher(
+        Api::<StorageClass>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .boxed();
     let (mut s, mut bind_rx) = Scheduler::new(client, opts);
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -653,12 +832,24 @@ pub async fn run_with(client: kube::Client, opts: Options) -> Result<(), Error> 
                 any = true;
                 s.on_outcome(out);
             }
+            if let Some(ev) = claim_stream.next().now_or_never() {
+                any = true;
+                s.on_volume_event(VolumeEvent::Claim(Box::new(ev)))?;
+            }
+            if let Some(ev) = volume_stream.next().now_or_never() {
+                any = true;
+                s.on_volume_event(VolumeEvent::Volume(Box::new(ev)))?;
+            }
+            if let Some(ev) = class_stream.next().now_or_never() {
+                any = true;
+                s.on_volume_event(VolumeEvent::Class(Box::new(ev)))?;
+            }
             if !any {
                 break;
             }
             drained += 1;
         }
-        if s.pods_synced && s.nodes_synced && !s.active.is_empty() {
+        if s.synced() && !s.active.is_empty() {
             for _ in 0..256 {
                 if !s.schedule_one() {
                     break;
@@ -679,6 +870,9 @@ pub async fn run_with(client: kube::Client, opts: Options) -> Result<(), Error> 
                 None => return Err(Error::WatchEnded("node")),
             },
             Some(out) = bind_rx.recv() => s.on_outcome(out),
+            ev = claim_stream.next() => s.on_volume_event(VolumeEvent::Claim(Box::new(ev)))?,
+            ev = volume_stream.next() => s.on_volume_event(VolumeEvent::Volume(Box::new(ev)))?,
+            ev = class_stream.next() => s.on_volume_event(VolumeEvent::Class(Box::new(ev)))?,
             _ = tick.tick() => {
                 s.requeue_due();
                 if last_report.elapsed() >= Duration::from_secs(10) && s.bound != last_bound {
@@ -706,6 +900,9 @@ mod tests {
         let (mut s, rx) = Scheduler::new(offline_client(), Options::default());
         s.pods_synced = true;
         s.nodes_synced = true;
+        s.claims.synced = true;
+        s.volumes.synced = true;
+        s.classes.synced = true;
         (s, rx)
     }
 
