@@ -351,3 +351,144 @@ async fn exercise(paths: &Paths, socket: &Path) -> Result<(), String> {
     remove.map_err(|s| format!("RemovePodSandbox: {}", s.message()))?;
     Ok(())
 }
+
+/// Kills and reaps a helper process when dropped.
+struct Proc(std::process::Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn in_netns(ns: &str, args: &[&str]) -> std::process::Command {
+    let mut c = std::process::Command::new("nsenter");
+    c.arg(format!("--net=/run/netns/{ns}")).args(args);
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root, containerd, docker-registry and skopeo; run with --ignored"]
+async fn registries_yaml_mirror_serves_docker_io_over_plain_http() {
+    let have = |b: &str| Path::new("/usr/bin").join(b).is_file();
+    if !can_run() || !have("docker-registry") || !have("skopeo") {
+        eprintln!("skipped: needs root, containerd, docker-registry and skopeo");
+        return;
+    }
+    let ns = Netns::create(&format!("skiffh-ctr-{}", std::process::id()));
+    // the registry's address lives on the namespace's loopback: nothing leaves it
+    let ok = std::process::Command::new("ip")
+        .args(["-n", &ns.0, "addr", "add", "192.0.2.1/32", "dev", "lo"])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "ip addr add 192.0.2.1/32 dev lo");
+    let tmp = tempfile::tempdir().unwrap();
+    let reg_cfg = tmp.path().join("registry.yml");
+    std::fs::write(
+        &reg_cfg,
+        format!(
+            "version: 0.1\nlog: {{level: warn}}\nstorage: {{filesystem: {{rootdirectory: {}}}}}\n\
+             http: {{addr: \"192.0.2.1:5000\"}}\n",
+            tmp.path().join("registry").display()
+        ),
+    )
+    .unwrap();
+    let _registry = Proc(
+        in_netns(&ns.0, &["docker-registry", "serve"])
+            .arg(&reg_cfg)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let archive = tmp.path().join("bb.tar");
+    busybox_image()
+        .write_archive("busybox:mirror", &archive)
+        .unwrap();
+    let mut pushed = false;
+    for _ in 0..50 {
+        let st = in_netns(
+            &ns.0,
+            &[
+                "skopeo",
+                "copy",
+                "--quiet",
+                "--insecure-policy",
+                "--dest-tls-verify=false",
+            ],
+        )
+        .arg(format!("oci-archive:{}", archive.display()))
+        .arg("docker://192.0.2.1:5000/library/busybox:mirror")
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+        if st.success() {
+            pushed = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(pushed, "skopeo could not push to the test registry");
+
+    let wrapper = tmp.path().join("containerd-in-netns");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec nsenter --net=/run/netns/{} containerd \"$@\"\n",
+            ns.0
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let registries = tmp.path().join("registries.yaml");
+    std::fs::write(
+        &registries,
+        "mirrors:\n  docker.io:\n    endpoint: [\"http://192.0.2.1:5000\"]\n",
+    )
+    .unwrap();
+    let sup = start(&ContainerdOptions {
+        data_dir: tmp.path().join("d"),
+        private_registry: registries,
+        binary: Some(wrapper),
+    })
+    .await
+    .expect("start containerd");
+    let result = async {
+        let c = Cri::connect(sup.socket())
+            .await
+            .map_err(|e| e.to_string())?;
+        let t = Instant::now();
+        let pulled = c
+            .images
+            .clone()
+            .pull_image(cri::PullImageRequest {
+                image: Some(cri::ImageSpec {
+                    image: "busybox:mirror".into(),
+                    ..Default::default()
+                }),
+                auth: None,
+                sandbox_config: None,
+            })
+            .await
+            .map_err(|s| format!("PullImage: {}", s.message()))?
+            .into_inner()
+            .image_ref;
+        eprintln!("pulled busybox:mirror as {pulled} in {:?}", t.elapsed());
+        let rows = list_images(&c).await.map_err(|e| e.to_string())?;
+        let row = rows
+            .iter()
+            .find(|r| r.name == "docker.io/library/busybox:mirror")
+            .ok_or_else(|| format!("pulled image not listed: {rows:?}"))?;
+        assert_eq!(row.id, pulled);
+        assert!(!row.pinned, "pulled images are not pinned");
+        Ok::<(), String>(())
+    }
+    .await;
+    sup.shutdown().await;
+    drop(ns);
+    unmount_under(tmp.path());
+    result.unwrap();
+}
