@@ -157,13 +157,44 @@ async fn containerd_runs_a_busybox_pod_in_a_netns() {
     eprintln!("containerd {} ready in {:?}", sup.version(), t.elapsed());
     assert!(sup.version().starts_with("1."), "{}", sup.version());
     let paths = Paths::new(&data);
-    let result = exercise(&paths, sup.socket()).await;
+    let mut result = exercise(&paths, sup.socket()).await;
+    if result.is_ok() {
+        result = restarts_after_a_crash(&sup).await;
+    }
     let t = Instant::now();
     sup.shutdown().await;
     eprintln!("containerd shut down in {:?}", t.elapsed());
     drop(ns);
     unmount_under(tmp.path());
     result.unwrap();
+}
+
+/// Kills containerd and waits for the supervisor to bring it back.
+async fn restarts_after_a_crash(sup: &Supervisor) -> Result<(), String> {
+    let old = sup.pid().ok_or("no containerd pid")?;
+    let t = Instant::now();
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &old.to_string()])
+        .status()
+        .map_err(|e| e.to_string())?;
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(new) = sup.pid().filter(|p| *p != old) {
+            Cri::connect_wait(sup.socket(), Duration::from_secs(10))
+                .await
+                .map_err(|e| format!("after restart: {e}"))?;
+            eprintln!(
+                "containerd restarted as pid {new} {:?} after kill -9",
+                t.elapsed()
+            );
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err("containerd was not restarted within 20s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn exercise(paths: &Paths, socket: &Path) -> Result<(), String> {

@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -39,6 +40,8 @@ type Tail = Arc<Mutex<VecDeque<String>>>;
 pub struct Supervisor {
     socket: PathBuf,
     version: String,
+    /// The running containerd's pid (0 while it is down).
+    pid: Arc<AtomicU32>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -52,6 +55,11 @@ impl Supervisor {
     /// containerd's version, e.g. `1.6.20~ds1` (`containerd://<version>` in node status).
     pub fn version(&self) -> &str {
         &self.version
+    }
+
+    /// The pid of the containerd process now running, if one is.
+    pub fn pid(&self) -> Option<u32> {
+        Some(self.pid.load(Ordering::Relaxed)).filter(|p| *p != 0)
     }
 
     /// Stops containerd (SIGTERM, then SIGKILL after 10 s) and waits for it. Running
@@ -132,10 +140,19 @@ pub async fn start(opts: &ContainerdOptions) -> Result<Supervisor, Error> {
     tracing::info!(%version, socket = %paths.socket.display(), elapsed = ?started.elapsed(),
         "containerd is ready");
     let (stop_tx, stop_rx) = oneshot::channel();
-    let task = tokio::spawn(supervise(child, binary, paths.clone(), stop_rx, tail));
+    let pid = Arc::new(AtomicU32::new(child.id().unwrap_or(0)));
+    let task = tokio::spawn(supervise(
+        child,
+        binary,
+        paths.clone(),
+        stop_rx,
+        tail,
+        pid.clone(),
+    ));
     Ok(Supervisor {
         socket: paths.socket,
         version,
+        pid,
         stop: Some(stop_tx),
         task: Some(task),
     })
@@ -391,6 +408,7 @@ async fn supervise(
     paths: Paths,
     mut stop: oneshot::Receiver<()>,
     tail: Tail,
+    pid: Arc<AtomicU32>,
 ) {
     let mut child = Some(child);
     let mut since = tokio::time::Instant::now();
@@ -400,9 +418,11 @@ async fn supervise(
             tokio::select! {
                 _ = &mut stop => {
                     terminate(c).await;
+                    pid.store(0, Ordering::Relaxed);
                     return;
                 }
                 status = c.wait() => {
+                    pid.store(0, Ordering::Relaxed);
                     let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
                     backoff = next_backoff(backoff, since.elapsed());
                     tracing::error!(%status, restart_in = ?backoff, last_log = %tail_text(&tail),
@@ -417,7 +437,10 @@ async fn supervise(
         }
         since = tokio::time::Instant::now();
         match spawn(&binary, &paths, &tail) {
-            Ok(c) => child = Some(c),
+            Ok(c) => {
+                pid.store(c.id().unwrap_or(0), Ordering::Relaxed);
+                child = Some(c);
+            }
             Err(e) => {
                 backoff = next_backoff(backoff, Duration::ZERO);
                 tracing::error!(error = %e, restart_in = ?backoff, "cannot restart containerd");
