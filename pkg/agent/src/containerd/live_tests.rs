@@ -150,7 +150,7 @@ async fn containerd_runs_a_busybox_pod_in_a_netns() {
     let sup = start(&ContainerdOptions {
         data_dir: data.clone(),
         private_registry: tmp.path().join("registries.yaml"),
-        binary: Some(wrapper),
+        binary: Some(wrapper.clone()),
     })
     .await
     .expect("start containerd");
@@ -164,9 +164,45 @@ async fn containerd_runs_a_busybox_pod_in_a_netns() {
     let t = Instant::now();
     sup.shutdown().await;
     eprintln!("containerd shut down in {:?}", t.elapsed());
+    if result.is_ok() {
+        result = replaces_a_stale_containerd(&paths, &wrapper).await;
+    }
     drop(ns);
     unmount_under(tmp.path());
     result.unwrap();
+}
+
+/// A containerd left over from an earlier agent is stopped by the next start.
+async fn replaces_a_stale_containerd(paths: &Paths, wrapper: &Path) -> Result<(), String> {
+    let mut stale = Proc(
+        std::process::Command::new(wrapper)
+            .arg("--config")
+            .arg(&paths.config_toml)
+            .arg("--address")
+            .arg(&paths.socket)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| e.to_string())?,
+    );
+    Cri::connect_wait(&paths.socket, Duration::from_secs(20))
+        .await
+        .map_err(|e| format!("stale containerd: {e}"))?;
+    let data = paths.root.parent().unwrap().parent().unwrap().to_path_buf();
+    let sup = start(&ContainerdOptions {
+        data_dir: data,
+        private_registry: PathBuf::from("/nonexistent/registries.yaml"),
+        binary: Some(wrapper.to_path_buf()),
+    })
+    .await
+    .map_err(|e| format!("start over a stale containerd: {e}"))?;
+    let exited = stale.0.try_wait().map_err(|e| e.to_string())?;
+    sup.shutdown().await;
+    if exited.is_none() {
+        return Err("the stale containerd still runs".into());
+    }
+    eprintln!("a stale containerd was stopped and replaced");
+    Ok(())
 }
 
 /// Kills containerd and waits for the supervisor to bring it back.

@@ -96,6 +96,7 @@ pub async fn start(opts: &ContainerdOptions) -> Result<Supervisor, Error> {
             "no CNI plugins: pods cannot get a network; run `{INSTALL_HINT}`");
     }
     write_config(&paths, &opts.private_registry)?;
+    stop_stale(&paths).await;
     let tail: Tail = Arc::new(Mutex::new(VecDeque::new()));
     let started = std::time::Instant::now();
     let mut child = spawn(&binary, &paths, &tail)?;
@@ -156,6 +157,70 @@ pub async fn start(opts: &ContainerdOptions) -> Result<Supervisor, Error> {
         stop: Some(stop_tx),
         task: Some(task),
     })
+}
+
+/// Whether a process's argv is a containerd started with `config` (by an earlier agent).
+fn is_our_containerd(argv: &[String], config: &Path) -> bool {
+    let is_containerd = argv
+        .first()
+        .map(|a| Path::new(a).file_name().is_some_and(|n| n == "containerd"))
+        .unwrap_or(false);
+    let config = config.to_string_lossy();
+    is_containerd
+        && argv
+            .windows(2)
+            .any(|w| (w[0] == "--config" || w[0] == "-c") && w[1] == config.as_ref())
+}
+
+/// A containerd left running with this data dir's config (an agent that was killed) holds
+/// the metadata lock: stop it so ours can start. Its containers keep running under their shims.
+async fn stop_stale(paths: &Paths) {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    let me = std::process::id();
+    for p in procs.flatten() {
+        let Some(pid) = p.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(raw) = std::fs::read(p.path().join("cmdline")) else {
+            continue;
+        };
+        let argv: Vec<String> = raw
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if !is_our_containerd(&argv, &paths.config_toml) {
+            continue;
+        }
+        tracing::warn!(
+            pid,
+            "a containerd from an earlier run still uses this data dir: stopping it"
+        );
+        for signal in ["-TERM", "-KILL"] {
+            let _ = Command::new("kill")
+                .arg(signal)
+                .arg(pid.to_string())
+                .status()
+                .await;
+            let gone = async {
+                // a zombie (not reaped by its parent) no longer holds any lock
+                while std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .map(|st| !st.contains(") Z "))
+                    .unwrap_or(false)
+                {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            };
+            if tokio::time::timeout(STOP_GRACE, gone).await.is_ok() {
+                break;
+            }
+        }
+    }
 }
 
 /// Creates the directories and writes config.toml (or copies config.toml.tmpl) and a fresh
@@ -488,6 +553,44 @@ mod tests {
         }
         assert_eq!(seen, [1, 2, 4, 8, 16, 30, 30]);
         assert_eq!(next_backoff(b, HEALTHY_RUN), BACKOFF_MIN);
+    }
+
+    #[test]
+    fn stale_containerds_are_recognised_by_their_config() {
+        let cfg = Path::new("/d/agent/etc/containerd/config.toml");
+        let argv = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(is_our_containerd(
+            &argv(&[
+                "containerd",
+                "--config",
+                "/d/agent/etc/containerd/config.toml",
+                "--root",
+                "/x"
+            ]),
+            cfg
+        ));
+        assert!(is_our_containerd(
+            &argv(&[
+                "/usr/bin/containerd",
+                "-c",
+                "/d/agent/etc/containerd/config.toml"
+            ]),
+            cfg
+        ));
+        assert!(!is_our_containerd(
+            &argv(&["containerd", "--config", "/other/config.toml"]),
+            cfg
+        ));
+        assert!(!is_our_containerd(
+            &argv(&[
+                "containerd-shim-runc-v2",
+                "--config",
+                "/d/agent/etc/containerd/config.toml"
+            ]),
+            cfg
+        ));
+        assert!(!is_our_containerd(&argv(&["containerd"]), cfg));
+        assert!(!is_our_containerd(&[], cfg));
     }
 
     #[test]
