@@ -1122,3 +1122,298 @@ mod tests {
         );
     }
 }
+
+/// Against a real `skiff server --disable-agent`: run with
+/// `SKIFF_TEST_KUBECONFIG=<admin kubeconfig> cargo test -p skiff-agent kubelet::volumes::live -- --ignored`.
+#[cfg(test)]
+mod live {
+    use super::*;
+    use crate::kubelet::env::container_env;
+    use crate::kubelet::events::{EventType, Recorder};
+    use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Secret, Service};
+    use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+    use std::time::Duration;
+
+    async fn client() -> kube::Client {
+        let path = std::env::var("SKIFF_TEST_KUBECONFIG")
+            .expect("set SKIFF_TEST_KUBECONFIG to a skiff admin kubeconfig");
+        let kc = kube::config::Kubeconfig::read_from(path).unwrap();
+        let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .unwrap();
+        kube::Client::try_from(cfg).unwrap()
+    }
+
+    async fn create<K>(c: &kube::Client, ns: &str, v: serde_json::Value) -> K
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + serde::Serialize
+            + std::fmt::Debug,
+        K::DynamicType: Default,
+    {
+        let api: Api<K> = Api::namespaced(c.clone(), ns);
+        api.create(&PostParams::default(), &serde_json::from_value(v).unwrap())
+            .await
+            .unwrap()
+    }
+
+    async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
+        what: &str,
+        mut f: impl FnMut() -> F,
+    ) -> T {
+        for _ in 0..100 {
+            if let Some(v) = f().await {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    #[tokio::test]
+    #[ignore = "needs a running skiff server: set SKIFF_TEST_KUBECONFIG"]
+    async fn env_events_and_volumes_against_a_real_server() {
+        let c = client().await;
+        let ns = format!("kin-{}", rand::random::<u32>());
+        let nss: Api<Namespace> = Api::all(c.clone());
+        nss.create(
+            &PostParams::default(),
+            &serde_json::from_value(serde_json::json!({"metadata": {"name": ns}})).unwrap(),
+        )
+        .await
+        .unwrap();
+        let _: ConfigMap = create(
+            &c,
+            &ns,
+            serde_json::json!({"metadata": {"name": "cfg"},
+            "data": {"a": "1", "b": "bee"}}),
+        )
+        .await;
+        let _: Secret = create(
+            &c,
+            &ns,
+            serde_json::json!({"metadata": {"name": "s"},
+            "stringData": {"k": "v"}}),
+        )
+        .await;
+        let svc: Service = create(
+            &c,
+            &ns,
+            serde_json::json!({"metadata": {"name": "web"},
+            "spec": {"ports": [{"port": 80, "name": "http"}]}}),
+        )
+        .await;
+        let web_ip = svc.spec.unwrap().cluster_ip.unwrap();
+        let hostdir = tempfile::tempdir().unwrap();
+        let pod: Pod = create(&c, &ns, serde_json::json!({
+            "metadata": {"name": "p", "labels": {"app": "x"}},
+            "spec": {
+                "containers": [{"name": "c", "image": "busybox",
+                    "envFrom": [{"configMapRef": {"name": "cfg"}, "prefix": "CFG_"},
+                                {"secretRef": {"name": "missing", "optional": true}}],
+                    "env": [
+                        {"name": "A", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "a"}}},
+                        {"name": "K", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+                        {"name": "MSG", "value": "$(A)-$(CFG_b)-$(WEB_SERVICE_HOST)-$$(A)"},
+                        {"name": "NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                        {"name": "OPT", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "zz", "optional": true}}}
+                    ],
+                    "volumeMounts": [
+                        {"name": "cm", "mountPath": "/cm"},
+                        {"name": "mem", "mountPath": "/mem", "subPath": "sub"},
+                        {"name": "proj", "mountPath": "/var/run/secrets/x"}
+                    ]}],
+                "volumes": [
+                    {"name": "cm", "configMap": {"name": "cfg", "items": [{"key": "a", "path": "dir/a"}]}},
+                    {"name": "sec", "secret": {"secretName": "s", "defaultMode": 0o400}},
+                    {"name": "mem", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
+                    {"name": "host", "hostPath": {"path": hostdir.path().join("h").to_string_lossy(), "type": "DirectoryOrCreate"}},
+                    {"name": "down", "downwardAPI": {"items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}},
+                    {"name": "proj", "projected": {"sources": [
+                        {"serviceAccountToken": {"path": "token", "expirationSeconds": 3600}},
+                        {"configMap": {"name": "cfg", "items": [{"key": "b", "path": "b"}]}},
+                        {"downwardAPI": {"items": [{"path": "ns", "fieldRef": {"fieldPath": "metadata.namespace"}}]}}
+                    ]}}
+                ]
+            }
+        })).await;
+        let container = pod.spec.as_ref().unwrap().containers[0].clone();
+
+        // env
+        let env = container_env(&c, &pod, &container, "10.42.0.9", "192.0.2.1")
+            .await
+            .unwrap();
+        let get = |k: &str| env.iter().find(|kv| kv.key == k).map(|kv| kv.value.clone());
+        assert_eq!(get("CFG_a").as_deref(), Some("1"));
+        assert_eq!(get("A").as_deref(), Some("1"));
+        assert_eq!(get("K").as_deref(), Some("v"));
+        assert_eq!(get("NAME").as_deref(), Some("p"));
+        assert_eq!(get("OPT"), None);
+        assert_eq!(get("MSG"), Some(format!("1-bee-{web_ip}-$(A)")));
+        assert_eq!(get("WEB_SERVICE_PORT_HTTP").as_deref(), Some("80"));
+        assert!(get("KUBERNETES_SERVICE_HOST").is_some(), "{env:?}");
+        let mut bad = container.clone();
+        bad.env = Some(
+            serde_json::from_value(serde_json::json!([
+            {"name": "X", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "zz"}}}]))
+            .unwrap(),
+        );
+        assert_eq!(
+            container_env(&c, &pod, &bad, "", "").await.unwrap_err(),
+            format!("couldn't find key zz in ConfigMap {ns}/cfg")
+        );
+        bad.env = Some(
+            serde_json::from_value(serde_json::json!([
+            {"name": "X", "valueFrom": {"secretKeyRef": {"name": "nope", "key": "zz"}}}]))
+            .unwrap(),
+        );
+        assert_eq!(
+            container_env(&c, &pod, &bad, "", "").await.unwrap_err(),
+            "secret \"nope\" not found"
+        );
+
+        // events: a repeat bumps the count of the same Event
+        let rec = Recorder::new(c.clone(), "node-a");
+        rec.pod(
+            &pod,
+            Some("spec.containers{c}"),
+            EventType::Warning,
+            "Unhealthy",
+            "Readiness probe failed: x",
+        );
+        rec.pod(
+            &pod,
+            Some("spec.containers{c}"),
+            EventType::Warning,
+            "Unhealthy",
+            "Readiness probe failed: x",
+        );
+        let events: Api<Event> = Api::namespaced(c.clone(), &ns);
+        let ev = eventually("the event with count 2", || {
+            let events = events.clone();
+            async move {
+                let l = events.list(&ListParams::default()).await.ok()?;
+                l.items.into_iter().find(|e| e.count == Some(2))
+            }
+        })
+        .await;
+        let from_kubelet = events
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|e| e.reporting_component.as_deref() == Some("kubelet"))
+            .count();
+        assert_eq!(from_kubelet, 1, "the repeat updated the first event");
+        assert_eq!(ev.source.unwrap().host.as_deref(), Some("node-a"));
+        assert_eq!(ev.involved_object.uid, pod.metadata.uid);
+
+        // volumes
+        let root = tempfile::tempdir().unwrap();
+        let ctx = VolumeContext {
+            client: c.clone(),
+            root_dir: root.path().to_path_buf(),
+            node_name: "node-a".into(),
+        };
+        let sas: Api<ServiceAccount> = Api::namespaced(c.clone(), &ns);
+        eventually("the default service account", || {
+            let sas = sas.clone();
+            async move { sas.get_opt("default").await.ok().flatten() }
+        })
+        .await;
+        let v = prepare(&ctx, &pod).await.unwrap();
+        let uid = pod.metadata.uid.clone().unwrap();
+        let cm = &v.volumes["cm"];
+        assert!(cm.read_only);
+        assert_eq!(fs::read_to_string(cm.path.join("dir/a")).unwrap(), "1");
+        let sec = &v.volumes["sec"].path;
+        assert_eq!(fs::read_to_string(sec.join("k")).unwrap(), "v");
+        assert_eq!(
+            fs::metadata(sec.join("k")).unwrap().permissions().mode() & 0o777,
+            0o400
+        );
+        assert!(
+            is_mount_point(&v.volumes["mem"].path),
+            "memory emptyDir is a tmpfs"
+        );
+        assert!(hostdir.path().join("h").is_dir());
+        assert_eq!(
+            fs::read_to_string(v.volumes["down"].path.join("labels")).unwrap(),
+            "app=\"x\""
+        );
+        let proj = &v.volumes["proj"].path;
+        let token = fs::read_to_string(proj.join("token")).unwrap();
+        let (iat, exp, _) = jwt_times(&token).expect("a JWT");
+        assert_eq!(exp - iat, 3600);
+        assert_eq!(fs::read_to_string(proj.join("b")).unwrap(), "bee");
+        assert_eq!(fs::read_to_string(proj.join("ns")).unwrap(), ns);
+
+        let mounts = container_mounts(&pod, &container, &v).unwrap();
+        // The service account admission added kube-api-access-xxxxx (token, ca.crt, namespace).
+        assert_eq!(mounts.len(), 5, "{mounts:?}");
+        assert!(mounts[1]
+            .host_path
+            .ends_with("kubernetes.io~empty-dir/mem/sub"));
+        assert_eq!(
+            mounts[3].container_path,
+            "/var/run/secrets/kubernetes.io/serviceaccount"
+        );
+        let api_access = PathBuf::from(&mounts[3].host_path);
+        assert!(fs::read_to_string(api_access.join("ca.crt"))
+            .unwrap()
+            .contains("BEGIN CERTIFICATE"));
+        assert_eq!(
+            fs::read_to_string(api_access.join("namespace")).unwrap(),
+            ns
+        );
+        assert!(jwt_times(&fs::read_to_string(api_access.join("token")).unwrap()).is_some());
+        assert_eq!(mounts[4].container_path, "/dev/termination-log");
+        assert_eq!(
+            PathBuf::from(&mounts[4].host_path),
+            termination_message_path(root.path(), &uid, "c")
+        );
+
+        // refresh: a configMap change swaps the files, the token is kept while fresh
+        let cms: Api<ConfigMap> = Api::namespaced(c.clone(), &ns);
+        cms.patch(
+            "cfg",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"data": {"a": "2", "b": "bea"}})),
+        )
+        .await
+        .unwrap();
+        prepare(&ctx, &pod).await.unwrap();
+        assert_eq!(fs::read_to_string(cm.path.join("dir/a")).unwrap(), "2");
+        assert_eq!(fs::read_to_string(proj.join("b")).unwrap(), "bea");
+        assert_eq!(fs::read_to_string(proj.join("token")).unwrap(), token);
+
+        // an unbound claim fails like upstream
+        let _: PersistentVolumeClaim = create(
+            &c,
+            &ns,
+            serde_json::json!({"metadata": {"name": "claim"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "none",
+                     "resources": {"requests": {"storage": "1Gi"}}}}),
+        )
+        .await;
+        let mut with_pvc = pod.clone();
+        with_pvc.spec.as_mut().unwrap().volumes = Some(
+            serde_json::from_value(serde_json::json!([
+            {"name": "data", "persistentVolumeClaim": {"claimName": "claim"}}]))
+            .unwrap(),
+        );
+        assert_eq!(
+            prepare(&ctx, &with_pvc).await.unwrap_err(),
+            "MountVolume.SetUp failed for volume \"data\" : persistentvolumeclaim \"claim\" is not bound"
+        );
+
+        cleanup(&ctx, &uid).await.unwrap();
+        assert!(!pod_dir(root.path(), &uid).exists());
+        let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(mounts_under(&info, root.path()).is_empty());
+        nss.delete(&ns, &DeleteParams::default()).await.unwrap();
+    }
+}
