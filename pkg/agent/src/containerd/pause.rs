@@ -11,36 +11,63 @@ const BASE: u64 = 0x40_0000;
 const EHDR_SIZE: u16 = 64;
 const PHDR_SIZE: u16 = 56;
 
-/// The machine code of the endless pause loop and the ELF `e_machine` for `arch`
-/// (`std::env::consts::ARCH`).
+/// The kernel's `struct sigaction` (handler, flags, restorer, mask; 32 bytes on both
+/// machines) with the handler `SIG_IGN` (1): ignoring SIGCHLD makes the kernel reap children
+/// at once, so pause, as PID 1 of a pod that shares its PID namespace, leaves no zombies.
+const SIGACTION_IGNORE: [u8; 32] = {
+    let mut a = [0u8; 32];
+    a[0] = 1;
+    a
+};
+
+/// The machine code (`rt_sigaction(SIGCHLD, SIG_IGN)`, then the endless pause loop) followed
+/// by the sigaction data, and the ELF `e_machine` for `arch` (`std::env::consts::ARCH`).
+/// Encodings checked with `llvm-mc -show-encoding`.
 fn code_for(arch: &str) -> Result<(Vec<u8>, u16), Error> {
-    match arch {
-        "x86_64" => Ok((
+    let (mut code, machine) = match arch {
+        "x86_64" => (
             vec![
-                0xb8, 0x22, 0x00, 0x00, 0x00, // mov eax, 34        (__NR_pause)
+                0xb8, 0x0d, 0x00, 0x00, 0x00, //       0: mov eax, 13      (__NR_rt_sigaction)
+                0xbf, 0x11, 0x00, 0x00, 0x00, //       5: mov edi, 17      (SIGCHLD)
+                0x48, 0x8d, 0x35, 0x13, 0x00, 0x00,
+                0x00, // 10: lea rsi, [rip+19] (the data at 36)
+                0x31, 0xd2, //                        17: xor edx, edx     (no old action)
+                0x41, 0xba, 0x08, 0x00, 0x00, 0x00, // 19: mov r10d, 8      (sigset size)
+                0x0f, 0x05, //                        25: syscall
+                0xb8, 0x22, 0x00, 0x00, 0x00, //      27: mov eax, 34      (__NR_pause)
                 0x0f,
-                0x05, //                   syscall            (returns only after a signal)
-                0xeb, 0xf7, //                   jmp -9             (back to the mov)
+                0x05, //                        32: syscall          (returns after a signal)
+                0xeb, 0xf7, //                        34: jmp -9           (back to 27)
             ],
             62, // EM_X86_64
-        )),
+        ),
         "aarch64" => {
-            let words: [u32; 7] = [
-                0xd280_0000, // movz x0, #0   fds = NULL
-                0xd280_0001, // movz x1, #0   nfds = 0
-                0xd280_0002, // movz x2, #0   timeout = NULL (forever)
-                0xd280_0003, // movz x3, #0   sigmask = NULL
-                0xd280_0928, // movz x8, #73  (__NR_ppoll)
-                0xd400_0001, // svc #0
-                0x17ff_fffa, // b -24         (back to the first movz)
+            let words: [u32; 13] = [
+                0xd280_0220, //  0: movz x0, #17   SIGCHLD
+                0x1000_0181, //  4: adr x1, #48    the data at 52
+                0xd280_0002, //  8: movz x2, #0    no old action
+                0xd280_0103, // 12: movz x3, #8    sigset size
+                0xd280_10c8, // 16: movz x8, #134  (__NR_rt_sigaction)
+                0xd400_0001, // 20: svc #0
+                0xd280_0000, // 24: movz x0, #0    fds = NULL
+                0xd280_0001, // 28: movz x1, #0    nfds = 0
+                0xd280_0002, // 32: movz x2, #0    timeout = NULL (forever)
+                0xd280_0003, // 36: movz x3, #0    sigmask = NULL
+                0xd280_0928, // 40: movz x8, #73   (__NR_ppoll)
+                0xd400_0001, // 44: svc #0
+                0x17ff_fffa, // 48: b -24          (back to 24)
             ];
-            Ok((words.iter().flat_map(|w| w.to_le_bytes()).collect(), 183)) // EM_AARCH64
+            (words.iter().flat_map(|w| w.to_le_bytes()).collect(), 183) // EM_AARCH64
         }
-        other => Err(Error::Runtime(format!(
-            "skiff cannot build its pause image for the {other} architecture: run the agent on \
-             x86_64 or aarch64"
-        ))),
-    }
+        other => {
+            return Err(Error::Runtime(format!(
+                "skiff cannot build its pause image for the {other} architecture: run the agent \
+                 on x86_64 or aarch64"
+            )))
+        }
+    };
+    code.extend_from_slice(&SIGACTION_IGNORE);
+    Ok((code, machine))
 }
 
 /// A static ELF64 executable for `arch` whose only job is to wait for signals forever.
@@ -114,8 +141,8 @@ mod tests {
             let filesz = u64::from_le_bytes(elf[96..104].try_into().unwrap());
             assert_eq!(filesz, elf.len() as u64);
         }
-        assert_eq!(pause_elf("x86_64").unwrap().len(), 129);
-        assert_eq!(pause_elf("aarch64").unwrap().len(), 148);
+        assert_eq!(pause_elf("x86_64").unwrap().len(), 120 + 36 + 32);
+        assert_eq!(pause_elf("aarch64").unwrap().len(), 120 + 52 + 32);
         assert!(pause_elf("riscv64").is_err());
     }
 
@@ -141,6 +168,14 @@ mod tests {
             child.try_wait().unwrap().is_none(),
             "pause exited on its own"
         );
+        // it ignores SIGCHLD (bit 17-1 of the SigIgn mask), so its children never linger
+        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+        let ign = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigIgn:"))
+            .map(|m| u64::from_str_radix(m.trim(), 16).unwrap())
+            .unwrap();
+        assert_ne!(ign & (1 << 16), 0, "SigIgn {ign:#x}");
         child.kill().unwrap();
         let status = child.wait().unwrap();
         assert!(!status.success());
