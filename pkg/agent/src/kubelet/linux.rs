@@ -345,6 +345,39 @@ pub fn cgroup_parent(pod: &Pod) -> String {
     }
 }
 
+/// Removes the pod's (empty) cgroup directories of every controller under /sys/fs/cgroup once
+/// its sandbox is gone; runc leaves them behind (upstream's pod container manager deletes them).
+pub fn remove_pod_cgroup(cgroup_parent: &str) -> Result<(), String> {
+    remove_pod_cgroup_under(std::path::Path::new("/sys/fs/cgroup"), cgroup_parent)
+}
+
+/// [`remove_pod_cgroup`] under another cgroupfs root; absent directories are fine.
+pub fn remove_pod_cgroup_under(root: &std::path::Path, cgroup_parent: &str) -> Result<(), String> {
+    let rel = cgroup_parent.trim_start_matches('/');
+    if rel.is_empty() || rel.split('/').any(|c| c == ".." || c.is_empty()) {
+        return Err(format!("invalid cgroup parent {cgroup_parent:?}"));
+    }
+    let mut dirs = vec![root.join(rel)];
+    for e in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            dirs.push(e.path().join(rel));
+        }
+    }
+    for d in dirs {
+        match std::fs::remove_dir(&d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(format!(
+                    "cannot remove cgroup {}: {e}: stop the pod's processes first",
+                    d.display()
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Namespace modes (`kuberuntime/util`): network NODE for hostNetwork else POD; ipc NODE for
 /// hostIPC else POD; pid NODE for hostPID, POD for shareProcessNamespace, else CONTAINER.
 pub fn namespace_options(pod: &Pod) -> NamespaceOption {
@@ -905,6 +938,22 @@ mod tests {
         assert!(verify_run_as_non_root(&root, c, None, "nobody")
             .unwrap_err()
             .contains("non-numeric user (nobody)"));
+    }
+
+    #[test]
+    fn pod_cgroups_are_removed_per_controller() {
+        let t = tempfile::tempdir().unwrap();
+        for c in ["cpu", "memory"] {
+            std::fs::create_dir_all(t.path().join(c).join("kubepods/burstable/podu1")).unwrap();
+        }
+        std::fs::write(t.path().join("cgroup.procs"), "").unwrap();
+        remove_pod_cgroup_under(t.path(), "/kubepods/burstable/podu1").unwrap();
+        assert!(!t.path().join("cpu/kubepods/burstable/podu1").exists());
+        assert!(!t.path().join("memory/kubepods/burstable/podu1").exists());
+        assert!(t.path().join("memory/kubepods/burstable").exists());
+        remove_pod_cgroup_under(t.path(), "/kubepods/burstable/podu1").unwrap();
+        assert!(remove_pod_cgroup_under(t.path(), "/kubepods/../etc").is_err());
+        assert!(remove_pod_cgroup_under(t.path(), "/").is_err());
     }
 
     #[test]

@@ -680,3 +680,255 @@ mod tests {
         assert_eq!(serving_status_name(2), "NOT_SERVING");
     }
 }
+
+/// Exec hooks and probes in a real container: needs root, containerd, runc, the CNI plugins and
+/// /bin/busybox; run with
+/// `cargo test -p skiff-agent kubelet::probe::live -- --ignored --nocapture`. containerd runs
+/// in a network namespace the test creates and deletes; no probe traffic leaves loopback.
+#[cfg(test)]
+mod live {
+    use super::*;
+    use crate::containerd::oci::{layer_tar, LayerEntry, OciImage};
+    use crate::containerd::{
+        ensure_pause_image, import_dir, start, write_cni_config, ContainerdOptions, Paths,
+    };
+    use crate::kubelet::{hooks, linux};
+    use k8s_cri::v1 as cri;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn sh(args: &[&str]) -> bool {
+        std::process::Command::new(args[0])
+            .args(&args[1..])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    }
+
+    fn unmount_under(dir: &std::path::Path) {
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut left: Vec<String> = info
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| m.starts_with(&*dir.to_string_lossy()))
+            .map(str::to_string)
+            .collect();
+        left.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in left {
+            sh(&["umount", "-l", &m]);
+        }
+    }
+
+    fn busybox() -> OciImage {
+        let mut entries = vec![
+            LayerEntry::Dir { path: "bin".into() },
+            LayerEntry::Dir { path: "tmp".into() },
+            LayerEntry::File {
+                path: "bin/busybox".into(),
+                mode: 0o755,
+                data: std::fs::read("/bin/busybox").unwrap(),
+            },
+        ];
+        for a in ["sh", "sleep", "echo", "cat", "touch", "test", "rm"] {
+            entries.push(LayerEntry::Symlink {
+                path: format!("bin/{a}"),
+                target: "busybox".into(),
+            });
+        }
+        OciImage::build(
+            vec![layer_tar(&entries).unwrap()],
+            serde_json::json!({"Env": ["PATH=/bin"], "Cmd": ["sh"]}),
+        )
+        .unwrap()
+    }
+
+    async fn recorder() -> Recorder {
+        let cfg = match std::env::var("SKIFF_TEST_KUBECONFIG") {
+            Ok(p) => kube::Config::from_custom_kubeconfig(
+                kube::config::Kubeconfig::read_from(p).unwrap(),
+                &Default::default(),
+            )
+            .await
+            .unwrap(),
+            // Events then fail to send and are only logged: the recorder never blocks.
+            Err(_) => kube::Config::new("https://127.0.0.1:1".parse().unwrap()),
+        };
+        Recorder::new(kube::Client::try_from(cfg).unwrap(), "live-node")
+    }
+
+    async fn wait_state(
+        p: &Prober,
+        uid: &str,
+        what: &str,
+        f: impl Fn(&ProbeState) -> bool,
+    ) -> ProbeState {
+        for _ in 0..100 {
+            let s = p.state(uid, "c");
+            if f(&s) {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("timed out waiting for {what}: {:?}", p.state(uid, "c"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs root, containerd, runc, CNI plugins and /bin/busybox; run with --ignored"]
+    async fn exec_hooks_and_probes_in_a_real_container() {
+        let ns = format!("skiffh-kin-{}", std::process::id());
+        assert!(
+            sh(&["ip", "netns", "add", &ns]) && sh(&["ip", "-n", &ns, "link", "set", "lo", "up"])
+        );
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("d");
+        let wrapper = tmp.path().join("containerd-in-netns");
+        std::fs::write(
+            &wrapper,
+            format!("#!/bin/sh\nexec nsenter --net=/run/netns/{ns} containerd \"$@\"\n"),
+        )
+        .unwrap();
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let sup = start(&ContainerdOptions {
+            data_dir: data.clone(),
+            private_registry: tmp.path().join("registries.yaml"),
+            binary: Some(wrapper),
+        })
+        .await
+        .expect("start containerd");
+        let paths = Paths::new(&data);
+        let result = exercise(&paths, sup.socket()).await;
+        sup.shutdown().await;
+        sh(&["ip", "netns", "del", &ns]);
+        unmount_under(tmp.path());
+        result.unwrap();
+    }
+
+    async fn exercise(paths: &Paths, socket: &std::path::Path) -> Result<(), String> {
+        let c = Cri::connect_wait(socket, Duration::from_secs(5))
+            .await
+            .map_err(|e| e.to_string())?;
+        write_cni_config(paths, "10.42.7.0/24").map_err(|e| e.to_string())?;
+        ensure_pause_image(&c).await.map_err(|e| e.to_string())?;
+        busybox()
+            .write_archive("busybox:kin", &paths.images_dir.join("bb.tar"))
+            .map_err(|e| e.to_string())?;
+        import_dir(&c, &paths.images_dir)
+            .await
+            .map_err(|e| e.to_string())?;
+
+        let uid = format!("kin-{}", std::process::id());
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "kin", "namespace": "default", "uid": uid},
+            "spec": {"containers": [{"name": "c", "image": "busybox:kin",
+                "resources": {"limits": {"cpu": "200m", "memory": "64Mi"}, "requests": {"cpu": "100m", "memory": "32Mi"}},
+                "readinessProbe": {"exec": {"command": ["cat", "/tmp/ready"]}, "periodSeconds": 1},
+                "livenessProbe": {"exec": {"command": ["sh", "-c", "test ! -e /tmp/dead"]}, "periodSeconds": 1, "failureThreshold": 2}
+            }]}
+        })).unwrap();
+        let container = pod.spec.as_ref().unwrap().containers[0].clone();
+        let sandbox_config = cri::PodSandboxConfig {
+            metadata: Some(cri::PodSandboxMetadata {
+                name: "kin".into(),
+                uid: uid.clone(),
+                namespace: "default".into(),
+                attempt: 0,
+            }),
+            hostname: "kin".into(),
+            log_directory: paths.root.join("kin-logs").to_string_lossy().into_owned(),
+            linux: Some(linux::sandbox_config(&pod)),
+            ..Default::default()
+        };
+        let mut rt = c.runtime.clone();
+        let sandbox = rt
+            .run_pod_sandbox(cri::RunPodSandboxRequest {
+                config: Some(sandbox_config.clone()),
+                runtime_handler: String::new(),
+            })
+            .await
+            .map_err(|s| format!("RunPodSandbox: {}", s.message()))?
+            .into_inner()
+            .pod_sandbox_id;
+        let outcome = async {
+            let id = rt
+                .create_container(cri::CreateContainerRequest {
+                    pod_sandbox_id: sandbox.clone(),
+                    config: Some(cri::ContainerConfig {
+                        metadata: Some(cri::ContainerMetadata { name: "c".into(), attempt: 0 }),
+                        image: Some(cri::ImageSpec { image: "docker.io/library/busybox:kin".into(), ..Default::default() }),
+                        command: vec!["sleep".into(), "1000".into()],
+                        log_path: "c/0.log".into(),
+                        linux: Some(linux::container_config(&pod, &container)),
+                        ..Default::default()
+                    }),
+                    sandbox_config: Some(sandbox_config.clone()),
+                })
+                .await
+                .map_err(|s| format!("CreateContainer: {}", s.message()))?
+                .into_inner()
+                .container_id;
+            rt.start_container(cri::StartContainerRequest { container_id: id.clone() })
+                .await
+                .map_err(|s| format!("StartContainer: {}", s.message()))?;
+
+            // lifecycle hooks
+            let h: k8s_openapi::api::core::v1::LifecycleHandler = serde_json::from_value(
+                serde_json::json!({"exec": {"command": ["sh", "-c", "echo started > /tmp/hook"]}})).unwrap();
+            hooks::run_handler(&c, &h, &pod, &container, &id, "", Duration::from_secs(5)).await?;
+            let out = hooks::exec_sync(&c, &id, &["cat".into(), "/tmp/hook".into()], Duration::from_secs(5)).await?;
+            assert_eq!(out, hooks::ExecOutcome::Exited(0, "started\n".into()));
+            let bad: k8s_openapi::api::core::v1::LifecycleHandler = serde_json::from_value(
+                serde_json::json!({"exec": {"command": ["sh", "-c", "echo oops; exit 3"]}})).unwrap();
+            let e = hooks::run_handler(&c, &bad, &pod, &container, &id, "", Duration::from_secs(5)).await.unwrap_err();
+            assert_eq!(e, format!("Exec lifecycle hook ([sh -c echo oops; exit 3]) for Container \"c\" in Pod \"kin_default({uid})\" failed - error: command 'sh -c echo oops; exit 3' exited with 3: oops\n, message: \"oops\\n\""));
+            let sleep: k8s_openapi::api::core::v1::LifecycleHandler = serde_json::from_value(serde_json::json!({"sleep": {"seconds": 1}})).unwrap();
+            let t = std::time::Instant::now();
+            hooks::run_handler(&c, &sleep, &pod, &container, &id, "", Duration::from_secs(5)).await?;
+            assert!(t.elapsed() >= Duration::from_secs(1));
+
+            // a probe exec that outlives its timeout
+            let slow: Probe = serde_json::from_value(serde_json::json!({"exec": {"command": ["sleep", "5"]}})).unwrap();
+            let r = run_probe(&c, &slow, &container, &id, "", Duration::from_secs(1)).await;
+            assert_eq!(r, ProbeResult::Failure("command \"sleep 5\" timed out".into()));
+
+            // probe loops: readiness waits for /tmp/ready, liveness fails once /tmp/dead exists
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            let prober = Prober::new(c.clone(), recorder().await, tx);
+            prober.start(&pod, &container, &id, "");
+            let s = prober.state(&uid, "c");
+            assert!(s.started && !s.ready && s.liveness_failed.is_none(), "{s:?}");
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            assert!(!prober.state(&uid, "c").ready, "not ready before the file exists");
+            hooks::exec_sync(&c, &id, &["touch".into(), "/tmp/ready".into()], Duration::from_secs(5)).await?;
+            wait_state(&prober, &uid, "ready", |s| s.ready).await;
+            let upd = rx.recv().await.unwrap();
+            assert_eq!(upd, ProbeUpdate { pod_uid: uid.clone(), container: "c".into() });
+            hooks::exec_sync(&c, &id, &["touch".into(), "/tmp/dead".into()], Duration::from_secs(5)).await?;
+            let s = wait_state(&prober, &uid, "liveness failure", |s| s.liveness_failed.is_some()).await;
+            assert_eq!(s.liveness_failed.as_deref(), Some("Container c failed liveness probe, will be restarted"));
+            prober.stop_pod(&uid);
+            assert_eq!(prober.state(&uid, "c"), ProbeState::default());
+
+            rt.stop_container(cri::StopContainerRequest { container_id: id.clone(), timeout: 0 })
+                .await
+                .map_err(|s| format!("StopContainer: {}", s.message()))?;
+            rt.remove_container(cri::RemoveContainerRequest { container_id: id })
+                .await
+                .map_err(|s| format!("RemoveContainer: {}", s.message()))?;
+            Ok::<(), String>(())
+        }
+        .await;
+        let _ = rt
+            .stop_pod_sandbox(cri::StopPodSandboxRequest {
+                pod_sandbox_id: sandbox.clone(),
+            })
+            .await;
+        let _ = rt
+            .remove_pod_sandbox(cri::RemovePodSandboxRequest {
+                pod_sandbox_id: sandbox,
+            })
+            .await;
+        // runc leaves the (empty) pod cgroup directories behind.
+        let removed = linux::remove_pod_cgroup(&linux::cgroup_parent(&pod));
+        outcome?;
+        removed
+    }
+}
