@@ -3568,7 +3568,14 @@ fn validate_pvc(e: &mut Errs, obj: &Value, old: Option<&Value>) {
             }
             s
         };
-        let (so, sn) = (strip(os), strip(spec));
+        let (so, mut sn) = (strip(os), strip(spec));
+        // Binding: a claim without a volume may get one (upstream copies the old volumeName
+        // over the new one before comparing when the old one is empty).
+        if so.get("volumeName").is_none() {
+            if let Some(m) = sn.as_object_mut() {
+                m.remove("volumeName");
+            }
+        }
         if !json_semantic_eq(&so, &sn) {
             let diff = spec_diff("core.PersistentVolumeClaimSpec", &so, &sn);
             e.forbidden(

@@ -54,6 +54,9 @@ pub async fn mutate_create(st: &AppState, res: &ResourceInfo, obj: &mut Value) -
         mutate_pod(st, obj);
         service_account(st, obj).await?;
     }
+    if is(res, "", "PersistentVolumeClaim") {
+        default_storage_class(st, obj).await?;
+    }
     if is(res, "batch", "Job") {
         let uid = meta_str(obj, "uid").unwrap_or("").to_string();
         skiff_api::defaults::job_selector_and_labels(obj, &uid);
@@ -94,6 +97,58 @@ pub async fn mutate_update(
         }
     }
     Ok(())
+}
+
+/// The DefaultStorageClass admission plugin: a claim created without `storageClassName` gets
+/// the default class (annotation `storageclass.kubernetes.io/is-default-class: "true"`; the
+/// newest one when several are marked, then the first by name). An explicit `""` is kept.
+async fn default_storage_class(st: &AppState, obj: &mut Value) -> ApiResult<()> {
+    if obj
+        .pointer("/spec/storageClassName")
+        .is_some_and(|v| !v.is_null())
+    {
+        return Ok(());
+    }
+    let Some(res) = skiff_api::registry::find("storage.k8s.io", "v1", "storageclasses") else {
+        return Ok(());
+    };
+    let list = st
+        .store
+        .list(&res.key_prefix(), Default::default())
+        .await
+        .map_err(|e| ApiError::internal(format!("listing storage classes: {e}")))?;
+    let classes: Vec<Value> = list
+        .kvs
+        .iter()
+        .filter_map(|kv| serde_json::from_slice(&kv.value).ok())
+        .collect();
+    if let Some(name) = default_class_name(&classes) {
+        if let Some(spec) = obj.get_mut("spec").and_then(|s| s.as_object_mut()) {
+            spec.insert("storageClassName".into(), Value::String(name));
+        }
+    }
+    Ok(())
+}
+
+/// The default class among `classes` (pure part of [`default_storage_class`]).
+pub fn default_class_name(classes: &[Value]) -> Option<String> {
+    let is_default = |c: &&Value| {
+        [
+            "storageclass.kubernetes.io~1is-default-class",
+            "storageclass.beta.kubernetes.io~1is-default-class",
+        ]
+        .iter()
+        .any(|k| {
+            c.pointer(&format!("/metadata/annotations/{k}"))
+                .and_then(|v| v.as_str())
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        })
+    };
+    let created = |c: &Value| meta_str(c, "creationTimestamp").unwrap_or("").to_string();
+    let mut defaults: Vec<&Value> = classes.iter().filter(is_default).collect();
+    // Newest first (RFC 3339 UTC timestamps sort as text), then by name.
+    defaults.sort_by(|a, b| created(b).cmp(&created(a)).then(name(a).cmp(name(b))));
+    defaults.first().map(|c| name(c).to_string())
 }
 
 /// Where the service account token volume is mounted in every container.
@@ -586,6 +641,31 @@ mod tests {
             {"name": "a", "image": "x"},
             {"name": "b", "image": "x", "volumeMounts": [{"name": "mine", "mountPath": TOKEN_MOUNT_PATH}]}
         ]}})
+    }
+
+    #[test]
+    fn default_storage_class_is_the_newest_marked_one() {
+        let sc = |n: &str, created: &str, default: Option<&str>| {
+            let mut v = json!({"metadata": {"name": n, "creationTimestamp": created}});
+            if let Some(d) = default {
+                v["metadata"]["annotations"] =
+                    json!({"storageclass.kubernetes.io/is-default-class": d});
+            }
+            v
+        };
+        assert_eq!(default_class_name(&[]), None);
+        let classes = [
+            sc("fast", "2026-01-02T00:00:00Z", None),
+            sc("local-path", "2026-01-01T00:00:00Z", Some("true")),
+            sc("off", "2026-01-03T00:00:00Z", Some("false")),
+        ];
+        assert_eq!(default_class_name(&classes).as_deref(), Some("local-path"));
+        let two = [
+            sc("b", "2026-01-05T00:00:00Z", Some("true")),
+            sc("a", "2026-01-05T00:00:00Z", Some("true")),
+            sc("old", "2026-01-01T00:00:00Z", Some("true")),
+        ];
+        assert_eq!(default_class_name(&two).as_deref(), Some("a"));
     }
 
     #[test]

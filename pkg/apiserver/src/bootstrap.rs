@@ -71,6 +71,23 @@ pub async fn run(st: &Arc<AppState>) -> ApiResult<()> {
         )
         .await?;
     }
+    // k3s's local-path StorageClass (the default class, served by skiff's provisioner).
+    ensure(
+        st,
+        "storageclasses",
+        "storage.k8s.io",
+        None,
+        json!({
+            "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+            "metadata": {"name": "local-path", "annotations": {
+                "storageclass.kubernetes.io/is-default-class": "true",
+                "defaultVolumeType": "hostPath"}},
+            "provisioner": "rancher.io/local-path",
+            "volumeBindingMode": "WaitForFirstConsumer",
+            "reclaimPolicy": "Delete"
+        }),
+    )
+    .await?;
     let first_ip = st.ips.lock().nth(1).to_string();
     ensure(
         st,

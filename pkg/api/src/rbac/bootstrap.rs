@@ -235,6 +235,23 @@ pub fn bootstrap_cluster_roles() -> Vec<Value> {
         ),
         cluster_role("system:kube-scheduler", &[], kube_scheduler_rules()),
         cluster_role(
+            "system:volume-scheduler",
+            &[],
+            vec![
+                rule(
+                    &["get", "list", "watch", "patch", "update"],
+                    &[CORE],
+                    &["persistentvolumes"],
+                ),
+                rule(READ, &[STORAGE], &["storageclasses"]),
+                rule(
+                    &["get", "list", "watch", "patch", "update"],
+                    &[CORE],
+                    &["persistentvolumeclaims"],
+                ),
+            ],
+        ),
+        cluster_role(
             "system:kube-controller-manager",
             &[],
             kube_controller_manager_rules(),
@@ -605,6 +622,7 @@ fn skiff_controller_rules() -> Vec<Value> {
                 "pods/binding",
                 "bindings",
                 "persistentvolumeclaims",
+                "persistentvolumes",
             ],
         ),
         rule(
@@ -697,6 +715,11 @@ pub fn bootstrap_cluster_role_bindings() -> Vec<Value> {
         cluster_role_binding(
             "system:kube-scheduler",
             "system:kube-scheduler",
+            vec![user("system:kube-scheduler")],
+        ),
+        cluster_role_binding(
+            "system:volume-scheduler",
+            "system:volume-scheduler",
             vec![user("system:kube-scheduler")],
         ),
         cluster_role_binding(
