@@ -277,15 +277,59 @@ pub fn password_action(secret: &Value, node_uid: Option<&str>, age: Duration) ->
     }
 }
 
-/// Every 30 s: sets each node password Secret's ownerReference to its Node once that exists
-/// (so deleting the Node deletes the Secret), and deletes Secrets whose Node is gone, or
-/// never appeared within 10 minutes.
+/// Deletes a node's password Secret as soon as its Node is deleted (a store watch on nodes),
+/// and every 30 s sets each Secret's ownerReference to its Node once that exists and deletes
+/// Secrets whose Node is gone, or never appeared within 10 minutes.
 pub async fn tend_node_passwords(st: Arc<AppState>) {
+    tokio::spawn(follow_node_deletions(st.clone()));
     let mut tick = tokio::time::interval(Duration::from_secs(30));
     loop {
         tick.tick().await;
         if let Err(e) = tend_once(&st).await {
             tracing::warn!(error = %e, "node password secrets: cleanup failed, retrying");
+        }
+    }
+}
+
+async fn follow_node_deletions(st: Arc<AppState>) {
+    let (Ok(sres), Ok(nres)) = (secrets(), nodes()) else {
+        return;
+    };
+    let prefix = nres.key_prefix();
+    loop {
+        let rev = st.store.current_revision();
+        let mut w = match st.store.watch(&prefix, rev) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(error = %e, "node password secrets: node watch failed, retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        while let Some(ev) = w.recv().await {
+            let Ok(ev) = ev else { break };
+            if !matches!(ev.kind, skiff_store::EventType::Delete) {
+                continue;
+            }
+            let Some(node) = ev.kv.key.strip_prefix(&prefix) else {
+                continue;
+            };
+            let name = password_secret_name(node);
+            match rest::delete_object(
+                &st,
+                sres,
+                Some(PASSWORD_NAMESPACE),
+                &name,
+                &DeleteOpts::default(),
+            )
+            .await
+            {
+                Ok(_) => tracing::info!(%node, "removed the password secret of a deleted node"),
+                Err(e) if e.code == 404 => {}
+                Err(e) => {
+                    tracing::warn!(%node, error = %e, "cannot remove the password secret of a deleted node; the periodic cleanup retries")
+                }
+            }
         }
     }
 }
