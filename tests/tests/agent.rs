@@ -218,14 +218,21 @@ fn with_password(token: &str, password: &str) -> String {
     format!("{head}:{password}")
 }
 
+/// Says on the real stderr (not the test harness's capture) that tests are skipped.
+fn loud_skip(what: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n*** skiff-e2e {what} SKIPPED: SKIFF_E2E_NODES=0 (they need root and the packages \
+         `bash .ci/run` installs) ***\n"
+    );
+}
+
 /// The shared cluster, or None (after a loud message) when `SKIFF_E2E_NODES=0`.
 fn bed() -> Option<&'static Bed> {
     static BED: OnceLock<Result<Bed, String>> = OnceLock::new();
     if !netns::bed_enabled() {
-        eprintln!(
-            "\n*** skiff-e2e agent tests SKIPPED: SKIFF_E2E_NODES=0 (they need root and the \
-             packages `bash .ci/run` installs) ***\n"
-        );
+        loud_skip("agent tests");
         return None;
     }
     match BED.get_or_init(build_bed) {
@@ -849,7 +856,7 @@ fn agent_restart_adopts_running_pods() {
 #[test]
 fn bed_containerd_pulls_through_the_mirror() {
     if !netns::bed_enabled() {
-        eprintln!("\n*** skiff-e2e bed test SKIPPED: SKIFF_E2E_NODES=0 ***\n");
+        loud_skip("bed test");
         return;
     }
     let t0 = Instant::now();
