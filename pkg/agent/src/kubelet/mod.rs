@@ -1315,6 +1315,12 @@ impl Kubelet {
             tracing::warn!(uid = %uid, error = %e, "kubelet: volume cleanup failed");
         }
         remove_pod_dirs(&self.cfg.root_dir, &self.cfg.pod_log_dir, uid);
+        // the pod's QoS (and so its cgroup parent) is unknown once its object is gone
+        for parent in pod_cgroup_parents(uid) {
+            if let Err(e) = linux::remove_pod_cgroup(&parent) {
+                tracing::debug!(uid = %uid, error = %e, "kubelet: pod cgroup not removed");
+            }
+        }
         Ok(())
     }
 }
@@ -1331,6 +1337,15 @@ fn remove_pod_dirs(root_dir: &Path, pod_log_dir: &Path, uid: &str) {
             }
         }
     }
+}
+
+/// Every cgroup parent a pod with `uid` may have had (Guaranteed, Burstable, BestEffort).
+fn pod_cgroup_parents(uid: &str) -> [String; 3] {
+    [
+        format!("/kubepods/pod{uid}"),
+        format!("/kubepods/burstable/pod{uid}"),
+        format!("/kubepods/besteffort/pod{uid}"),
+    ]
 }
 
 /// The newest instance of container `name` in sandbox `sandbox_id`.
@@ -1352,6 +1367,15 @@ fn next_restart_count(obs: &ObservedPod, name: &str) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cgroup_parents_cover_every_qos_class() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"uid": "u1"}, "spec": {"containers": [{"name": "c"}]}
+        }))
+        .unwrap();
+        assert!(pod_cgroup_parents("u1").contains(&linux::cgroup_parent(&pod)));
+    }
 
     #[test]
     fn restart_policies_decide_restarts() {
