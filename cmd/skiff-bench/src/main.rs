@@ -6,6 +6,7 @@ mod error;
 mod etcd;
 mod http;
 mod load;
+mod pods;
 mod procs;
 mod report;
 mod skiff;
@@ -88,6 +89,16 @@ struct Args {
     /// Write the report here: `.json` gets JSON, anything else markdown (repeatable).
     #[arg(long)]
     out: Vec<PathBuf>,
+    /// Run only the pod start benchmark (root; real containerd in a network namespace of its
+    /// own): create → Running against raw CRI calls, node Ready time, agent memory.
+    #[arg(long)]
+    pods: bool,
+    /// Pod benchmark: pods started one at a time (interleaved with as many raw CRI starts).
+    #[arg(long, default_value_t = 20)]
+    pod_runs: usize,
+    /// Pod benchmark: pods started at once.
+    #[arg(long, default_value_t = 30)]
+    pod_batch: usize,
 }
 
 fn secs(s: f64, arg: &str) -> Result<Duration> {
@@ -113,6 +124,16 @@ fn skiff_bin(args: &Args) -> PathBuf {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.pods && !pods::inside_netns() {
+        return match pods::run_in_netns() {
+            Ok(st) if st.success() => ExitCode::SUCCESS,
+            Ok(_) => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("skiff-bench: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -123,6 +144,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if args.pods {
+        return rt.block_on(run_pods(&args));
+    }
     // Dropping `run` (on a signal) drops its child guards and temp dirs: nothing is left behind.
     let res = rt.block_on(async {
         tokio::select! {
@@ -149,6 +173,59 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             eprintln!("skiff-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--pods`, inside the bench's network namespace.
+async fn run_pods(args: &Args) -> ExitCode {
+    let settings = pods::PodSettings {
+        single_runs: args.pod_runs.max(1),
+        batch: args.pod_batch.max(1),
+        idle_s: args.idle,
+    };
+    let parent = args.tmp_dir.clone().unwrap_or_else(std::env::temp_dir);
+    let tmp = match tempfile::Builder::new()
+        .prefix("skiff-podbench-")
+        .tempdir_in(&parent)
+    {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!(
+                "skiff-bench: cannot create a temp dir in {}: {e}",
+                parent.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let bin = skiff_bin(args);
+    let res = tokio::select! {
+        r = pods::run(&bin, tmp.path(), &settings) => r,
+        _ = shutdown_signal() => Err(BenchError::Phase("interrupted".into())),
+    };
+    match res {
+        Ok(r) => {
+            let m = procs::machine();
+            let machine = serde_json::to_string(&m).unwrap_or_default();
+            let command = std::env::args().collect::<Vec<_>>().join(" ");
+            let md = r.markdown(&settings, &command, &machine);
+            println!("{md}");
+            for out in &args.out {
+                let text = if out.extension().is_some_and(|e| e == "json") {
+                    serde_json::to_string_pretty(&r).unwrap_or_default()
+                } else {
+                    md.clone()
+                };
+                if let Err(e) = std::fs::write(out, text) {
+                    eprintln!("skiff-bench: cannot write {}: {e}", out.display());
+                    return ExitCode::FAILURE;
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("skiff-bench: {e}; logs kept in {}", tmp.keep().display());
             ExitCode::FAILURE
         }
     }

@@ -33,32 +33,20 @@ enum Command {
     Server(Box<ServerArgs>),
     /// Print the node token of a server data dir.
     Token(TokenArgs),
-    /// Run a node agent that joins a server (only the simulated runtime so far).
+    /// Run a node agent that joins a server and runs its pods on containerd.
     Agent(AgentArgs),
+    /// Container images on this node's containerd: import archives, list.
+    Images(ImagesArgs),
     /// Run many simulated ("hollow") nodes in one process, for scale tests.
     Hollow(HollowArgs),
 }
 
-#[derive(Args, Debug)]
-struct AgentArgs {
-    /// Container runtime; only `sim` (simulated pods) is available in this build.
-    #[arg(long)]
-    runtime: Option<String>,
-    /// Server to join, https://HOST:PORT.
-    #[arg(short = 's', long, env = "SKIFF_URL")]
-    server: String,
-    /// Join token (K10… from `skiff token`, or a bare password).
-    #[arg(short = 't', long, env = "SKIFF_TOKEN", hide_env_values = true)]
-    token: Option<String>,
-    /// File holding the join token.
-    #[arg(long, env = "SKIFF_TOKEN_FILE")]
-    token_file: Option<PathBuf>,
+/// Flags the agent and the server's own agent share (k3s's names).
+#[derive(Args, Debug, Clone)]
+struct NodeArgs {
     /// Node name (default: the host name).
     #[arg(long, env = "SKIFF_NODE_NAME")]
     node_name: Option<String>,
-    /// Data directory (default /var/lib/skiff as root, ~/.skiff otherwise).
-    #[arg(short = 'd', long)]
-    data_dir: Option<PathBuf>,
     /// IPv4 address to advertise (default: the address used to reach the server).
     #[arg(short = 'i', long)]
     node_ip: Option<Ipv4Addr>,
@@ -68,6 +56,62 @@ struct AgentArgs {
     /// Taint to register the node with, key=value:Effect (repeatable).
     #[arg(long = "node-taint")]
     node_taint: Vec<String>,
+    /// Private registry configuration (k3s registries.yaml format).
+    #[arg(long, default_value = "/etc/skiff/registries.yaml")]
+    private_registry: PathBuf,
+    /// Use this containerd socket instead of starting containerd (unix:///path or /path).
+    #[arg(long)]
+    container_runtime_endpoint: Option<PathBuf>,
+    /// Most pods the node accepts.
+    #[arg(long, default_value_t = 110)]
+    max_pods: u32,
+}
+
+#[derive(Args, Debug)]
+struct ImagesArgs {
+    #[command(subcommand)]
+    cmd: ImagesCommand,
+    /// Data directory of the agent (default /var/lib/skiff as root, ~/.skiff otherwise).
+    #[arg(short = 'd', long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// containerd socket (default: the one the agent runs under the data dir).
+    #[arg(long, global = true)]
+    container_runtime_endpoint: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum ImagesCommand {
+    /// Import image archives (OCI or docker, .tar, .tar.gz, .tar.zst) into the node's containerd.
+    Import { files: Vec<PathBuf> },
+    /// List the images the node's containerd holds.
+    Ls,
+}
+
+#[derive(Args, Debug)]
+struct AgentArgs {
+    /// Container runtime: `containerd` (default) or `sim` (simulated pods, for scale tests).
+    #[arg(long, default_value = "containerd")]
+    runtime: String,
+    /// Server to join, https://HOST:PORT.
+    #[arg(short = 's', long, env = "SKIFF_URL")]
+    server: String,
+    /// Join token (K10… from `skiff token`, or a bare password).
+    #[arg(short = 't', long, env = "SKIFF_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// File holding the join token.
+    #[arg(long, env = "SKIFF_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
+    /// Data directory (default /var/lib/skiff as root, ~/.skiff otherwise).
+    #[arg(short = 'd', long)]
+    data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    node: NodeArgs,
+    /// Cluster DNS server address pods resolve with.
+    #[arg(long, default_value = "10.43.0.10")]
+    cluster_dns: Ipv4Addr,
+    /// Cluster domain.
+    #[arg(long, default_value = "cluster.local")]
+    cluster_domain: String,
     /// Simulated time from a pod being bound to it running, e.g. 200ms, 2s.
     #[arg(long, default_value = "200ms")]
     pod_start_delay: String,
@@ -80,9 +124,6 @@ struct AgentArgs {
     /// Prefix length of the node's pod CIDR.
     #[arg(long, default_value_t = 24)]
     node_cidr_mask_size: u8,
-    /// Most pods the node accepts.
-    #[arg(long, default_value_t = 110)]
-    max_pods: u32,
 }
 
 #[derive(Args, Debug)]
@@ -151,49 +192,159 @@ fn sim_options(
     })
 }
 
-async fn run_agent(args: AgentArgs) -> Result<()> {
-    match args.runtime.as_deref() {
-        Some("sim") => {}
-        Some(other) => bail!("unknown --runtime {other:?}: only `sim` is available in this build"),
-        None => bail!(
-            "the containerd runtime is not available in this build yet: pass --runtime sim for simulated pods"
-        ),
-    }
-    let token = join_token(&args.token, &args.token_file)?;
-    let labels = args
+fn parse_node_flags(node: &NodeArgs) -> Result<(Vec<(String, String)>, Vec<skiff_agent::Taint>)> {
+    let labels = node
         .node_label
         .iter()
         .map(|l| skiff_agent::parse_label(l))
         .collect::<Result<Vec<_>, _>>()?;
-    let taints = args
+    let taints = node
         .node_taint
         .iter()
         .map(|t| skiff_agent::parse_taint(t))
         .collect::<Result<Vec<_>, _>>()?;
-    let node_name = args.node_name.clone().unwrap_or_else(host_name);
-    let cfg = skiff_agent::AgentConfig {
-        server: args.server.clone(),
+    Ok((labels, taints))
+}
+
+/// Pod logs go to /var/log/pods for the default data dir, else under the data dir, so several
+/// agents on one host (tests) keep their own.
+fn pod_log_dir(data_dir: &std::path::Path) -> PathBuf {
+    if data_dir == std::path::Path::new("/var/lib/skiff") {
+        PathBuf::from("/var/log/pods")
+    } else {
+        data_dir.join("agent").join("logs").join("pods")
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn containerd_agent_config(
+    server: String,
+    token: String,
+    data_dir: PathBuf,
+    node: &NodeArgs,
+    cluster_dns: Ipv4Addr,
+    cluster_domain: &str,
+) -> Result<skiff_agent::realagent::ContainerdAgentConfig> {
+    let (labels, taints) = parse_node_flags(node)?;
+    Ok(skiff_agent::realagent::ContainerdAgentConfig {
+        server,
         token,
-        node_name,
-        data_dir: args.data_dir.clone().unwrap_or_else(default_data_dir),
-        node_ip: args.node_ip,
+        node_name: node.node_name.clone().unwrap_or_else(host_name),
+        pod_log_dir: pod_log_dir(&data_dir),
+        data_dir,
+        node_ip: node.node_ip,
         labels,
         taints,
-        max_pods: args.max_pods,
-        sim: sim_options(
-            &args.pod_start_delay,
-            &args.pod_stop_delay,
-            &args.cluster_cidr,
-            Some(args.node_cidr_mask_size),
-        )?,
-    };
+        max_pods: node.max_pods,
+        private_registry: node.private_registry.clone(),
+        container_runtime_endpoint: node.container_runtime_endpoint.clone(),
+        containerd_binary: None,
+        cluster_dns: vec![cluster_dns],
+        cluster_domain: cluster_domain.to_string(),
+    })
+}
+
+async fn run_agent(args: AgentArgs) -> Result<()> {
+    let token = join_token(&args.token, &args.token_file)?;
+    let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
+    match args.runtime.as_str() {
+        "containerd" => {
+            let cfg = containerd_agent_config(
+                args.server.clone(),
+                token,
+                data_dir,
+                &args.node,
+                args.cluster_dns,
+                &args.cluster_domain,
+            )?;
+            until_shutdown(skiff_agent::realagent::run(cfg)).await
+        }
+        "sim" => {
+            let (labels, taints) = parse_node_flags(&args.node)?;
+            let cfg = skiff_agent::AgentConfig {
+                server: args.server.clone(),
+                token,
+                node_name: args.node.node_name.clone().unwrap_or_else(host_name),
+                data_dir,
+                node_ip: args.node.node_ip,
+                labels,
+                taints,
+                max_pods: args.node.max_pods,
+                sim: sim_options(
+                    &args.pod_start_delay,
+                    &args.pod_stop_delay,
+                    &args.cluster_cidr,
+                    Some(args.node_cidr_mask_size),
+                )?,
+            };
+            until_shutdown(skiff_agent::run_agent(cfg)).await
+        }
+        other => bail!("unknown --runtime {other:?}: use containerd (the default) or sim"),
+    }
+}
+
+async fn until_shutdown(
+    run: impl std::future::Future<Output = Result<(), skiff_agent::Error>>,
+) -> Result<()> {
     tokio::select! {
-        r = skiff_agent::run_agent(cfg) => r.map_err(Into::into),
+        r = run => r.map_err(Into::into),
         _ = wait_for_shutdown() => {
-            tracing::info!("agent stopping: heartbeats stop, the node goes NotReady after the grace period");
+            tracing::info!("agent stopping: running pods keep running; heartbeats stop, the node goes NotReady after the grace period");
             Ok(())
         }
     }
+}
+
+async fn run_images(args: ImagesArgs) -> Result<()> {
+    let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
+    let socket = match &args.container_runtime_endpoint {
+        Some(p) => PathBuf::from(p.to_string_lossy().trim_start_matches("unix://")),
+        None => skiff_agent::containerd::Paths::new(&data_dir).socket,
+    };
+    let cri = skiff_agent::cri::Cri::connect_wait(&socket, Duration::from_secs(2))
+        .await
+        .with_context(|| {
+            format!(
+                "cannot reach the node's containerd at {}: is `skiff agent` (or `skiff server`) running with this --data-dir?",
+                socket.display()
+            )
+        })?;
+    match args.cmd {
+        ImagesCommand::Import { files } => {
+            if files.is_empty() {
+                bail!(
+                    "name at least one image archive to import, e.g. skiff images import nginx.tar"
+                );
+            }
+            for f in files {
+                let names = skiff_agent::containerd::import_archive(&cri, &f)
+                    .await
+                    .with_context(|| format!("cannot import {}", f.display()))?;
+                for n in names {
+                    println!("imported {n}");
+                }
+            }
+        }
+        ImagesCommand::Ls => {
+            let rows = skiff_agent::containerd::list_images(&cri).await?;
+            println!("{:<60} {:<15} {:>10}", "IMAGE", "IMAGE ID", "SIZE");
+            for r in rows {
+                let id = r.id.trim_start_matches("sha256:");
+                let size = if r.size >= 1 << 20 {
+                    format!("{:.1}MiB", r.size as f64 / (1u64 << 20) as f64)
+                } else {
+                    format!("{:.1}KiB", r.size as f64 / 1024.0)
+                };
+                println!(
+                    "{:<60} {:<15} {:>10}",
+                    r.name,
+                    &id[..id.len().min(13)],
+                    size
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn run_hollow(args: HollowArgs) -> Result<()> {
@@ -284,6 +435,8 @@ struct ServerArgs {
     /// Do not run an agent on this host.
     #[arg(long)]
     disable_agent: bool,
+    #[command(flatten)]
+    node: NodeArgs,
     /// Do not run the scheduler.
     #[arg(long)]
     disable_scheduler: bool,
@@ -424,7 +577,13 @@ async fn run_server(mut args: ServerArgs) -> Result<()> {
         cluster_dns: args.cluster_dns,
         cluster_domain: args.cluster_domain.clone(),
         node_port_range: (lo, hi),
-        tls_sans: args.tls_san.clone(),
+        // The node IP is an address agents reach the server on, as in k3s.
+        tls_sans: args
+            .tls_san
+            .iter()
+            .cloned()
+            .chain(args.node.node_ip.map(|ip| ip.to_string()))
+            .collect(),
         event_ttl: parse_duration(&args.event_ttl)?,
         token,
         default_not_ready_toleration_seconds: args.default_not_ready_toleration_seconds,
@@ -463,7 +622,7 @@ async fn run_server(mut args: ServerArgs) -> Result<()> {
     );
     start_control_loops(&server, &url, &args).await?;
     if !args.disable_agent {
-        tracing::warn!("the built-in agent is not available in this build yet: run with --disable-agent to silence this");
+        start_own_agent(&server, &args, data_dir.clone())?;
     }
     wait_for_shutdown().await;
     tracing::info!("shutting down");
@@ -499,6 +658,7 @@ async fn start_control_loops(
         let cfg = skiff_controllers::Config {
             node_monitor_grace_period: parse_duration(&args.node_monitor_grace_period)?,
             ca_pem: pki.server_ca_pem().to_string(),
+            cluster_cidr: args.cluster_cidr.clone(),
             ..Default::default()
         };
         skiff_controllers::spawn_all(client, std::sync::Arc::new(cfg));
@@ -515,6 +675,65 @@ async fn start_control_loops(
             }
         });
     }
+    Ok(())
+}
+
+/// The server's own agent, in this process, joining over loopback like any agent; its node gets
+/// the control-plane role label from the server.
+fn start_own_agent(
+    server: &skiff_apiserver::Server,
+    args: &ServerArgs,
+    data_dir: PathBuf,
+) -> Result<()> {
+    let local = format!("https://127.0.0.1:{}", server.local_addr.port());
+    let cfg = containerd_agent_config(
+        local,
+        server.state.token.clone(),
+        data_dir,
+        &args.node,
+        args.cluster_dns,
+        &args.cluster_domain,
+    )?;
+    let node_name = cfg.node_name.clone();
+    tokio::spawn(async move {
+        if let Err(e) = skiff_agent::realagent::run(cfg).await {
+            tracing::error!(error = %e, "the server's agent stopped: pods on this node no longer run; fix the cause and restart skiff, or run with --disable-agent");
+        }
+    });
+    let pki = &server.state.pki;
+    let (cert, key) = pki.issue_client_cert(skiff_api::rbac::SKIFF_CONTROLLER_USER, &[])?;
+    let kc = skiff_pki::render_kubeconfig(
+        &format!("https://127.0.0.1:{}", server.local_addr.port()),
+        pki.server_ca_pem(),
+        &cert,
+        &key,
+    )?;
+    tokio::spawn(async move {
+        let client = match skiff_controllers::client_from_kubeconfig_yaml(&kc).await {
+            Ok(c) => c,
+            Err(e) => return tracing::warn!(error = %e, "cannot label the server's node"),
+        };
+        let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client);
+        let patch = serde_json::json!({"metadata": {"labels": {
+            "node-role.kubernetes.io/control-plane": "true",
+        }}});
+        for _ in 0..600 {
+            match nodes
+                .patch(
+                    &node_name,
+                    &kube::api::PatchParams::default(),
+                    &kube::api::Patch::Merge(&patch),
+                )
+                .await
+            {
+                Ok(_) => return,
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => tracing::debug!(error = %e, "labelling the server's node"),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        tracing::warn!(node = %node_name, "the server's node did not register within 2 minutes: no control-plane label");
+    });
     Ok(())
 }
 
@@ -553,6 +772,7 @@ fn main() -> Result<()> {
     match cli.cmd {
         Command::Server(args) => rt.block_on(run_server(*args)),
         Command::Agent(args) => rt.block_on(run_agent(args)),
+        Command::Images(args) => rt.block_on(run_images(args)),
         Command::Hollow(args) => rt.block_on(run_hollow(args)),
         Command::Token(t) => {
             let dir = t.data_dir.unwrap_or_else(default_data_dir);

@@ -13,11 +13,13 @@
 pub mod cidr;
 pub mod containerd;
 pub mod cri;
+pub mod host;
 pub mod join;
 pub mod kubelet;
 pub mod localpath;
 pub mod node;
 pub mod podstatus;
+pub mod realagent;
 pub mod sim;
 
 use std::net::{IpAddr, Ipv4Addr};

@@ -209,7 +209,7 @@ pub fn new_node_object(spec: &NodeSpec, arch: &str, pod_cidr: Option<Ipv4Net>) -
     })
 }
 
-fn node_condition(
+pub(crate) fn node_condition(
     old_status: &Value,
     kind: &str,
     status: &str,

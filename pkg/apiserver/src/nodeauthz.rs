@@ -156,6 +156,17 @@ pub fn decide(
                 }
                 return related(RefKind::Pvc);
             }
+            // skiff addition: the node side of the local-path provisioner watches PVs and drops
+            // its cleanup finalizer once it removed the directory. Listing PVs reveals no
+            // secret data; NodeRestriction limits patches to this node's local-path PVs and to
+            // their finalizers.
+            ("", "persistentvolumes") if matches!(verb, "list" | "watch" | "patch" | "update") => {
+                return if sub.is_empty() {
+                    NodeDecision::Allow
+                } else {
+                    no("cannot modify subresource")
+                };
+            }
             ("", "persistentvolumes") => {
                 if verb != "get" {
                     return no("can only get individual resources of this type");
@@ -383,6 +394,9 @@ fn labels(obj: Option<&Value>) -> Vec<(String, String)> {
 }
 
 /// NodeRestriction as a pure function: `Err(message)` when `node` may not make this write.
+/// The annotation the local-path provisioner puts on a PV for the node that holds it.
+pub const LOCAL_PATH_NODE_ANNOTATION: &str = "local.path.provisioner/selected-node";
+
 pub fn restrict(
     node: &str,
     group: &str,
@@ -433,6 +447,36 @@ pub fn restrict(
                 if taints(old) != taints(obj) {
                     return Err(format!("node {node:?} is not allowed to modify taints"));
                 }
+            }
+            Ok(())
+        }
+        ("", "persistentvolumes") => {
+            let Some(old) = old else {
+                return Err(format!("node {node:?} cannot create persistentvolumes"));
+            };
+            if old["metadata"]["annotations"][LOCAL_PATH_NODE_ANNOTATION].as_str() != Some(node) {
+                return Err(format!(
+                    "node {node:?} can only modify persistentvolumes provisioned on itself"
+                ));
+            }
+            let mut a = old.clone();
+            let mut b = obj.clone();
+            for v in [&mut a, &mut b] {
+                if let Some(m) = v["metadata"].as_object_mut() {
+                    for k in [
+                        "finalizers",
+                        "resourceVersion",
+                        "managedFields",
+                        "generation",
+                    ] {
+                        m.remove(k);
+                    }
+                }
+            }
+            if a != b {
+                return Err(format!(
+                    "node {node:?} can only change the finalizers of a persistentvolume"
+                ));
             }
             Ok(())
         }
@@ -852,6 +896,38 @@ mod tests {
         // Removing a restricted label is a modification too; unchanged ones are fine.
         assert!(restrict("n1", "", "nodes", &base, Some(&bad)).is_err());
         assert!(restrict("n1", "", "nodes", &bad, Some(&bad)).is_ok());
+    }
+
+    #[test]
+    fn node_restriction_on_local_path_volumes() {
+        let pv = |node: &str, fin: Value| {
+            json!({"metadata": {"name": "pvc-1", "finalizers": fin,
+                "annotations": {LOCAL_PATH_NODE_ANNOTATION: node}},
+                "spec": {"hostPath": {"path": "/x"}}})
+        };
+        let old = pv("n1", json!(["skiff.io/local-path-cleanup"]));
+        assert!(restrict(
+            "n1",
+            "",
+            "persistentvolumes",
+            &pv("n1", json!([])),
+            Some(&old)
+        )
+        .is_ok());
+        let err = restrict(
+            "n2",
+            "",
+            "persistentvolumes",
+            &pv("n1", json!([])),
+            Some(&old),
+        );
+        assert!(err.unwrap_err().contains("provisioned on itself"));
+        let mut moved = pv("n1", json!([]));
+        moved["spec"]["hostPath"]["path"] = json!("/etc");
+        assert!(restrict("n1", "", "persistentvolumes", &moved, Some(&old))
+            .unwrap_err()
+            .contains("only change the finalizers"));
+        assert!(restrict("n1", "", "persistentvolumes", &old, None).is_err());
     }
 
     #[test]

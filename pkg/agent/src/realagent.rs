@@ -1,0 +1,398 @@
+//! `skiff agent` on containerd: join with the node's own identity, start and supervise
+//! containerd, register the Node with the host's facts, keep its Lease and status fresh, write
+//! the CNI config once the server assigned a pod CIDR, and run the kubelet.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::Utc;
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use serde_json::{json, Value};
+
+use crate::containerd::{self, ContainerdOptions, Paths};
+use crate::cri::Cri;
+use crate::host::{self, HostFacts};
+use crate::node::{self, NodeSpec, SystemInfo, Taint};
+use crate::{join, kubelet, Error};
+
+/// `skiff agent` (and the agent `skiff server` runs) on containerd.
+#[derive(Debug, Clone)]
+pub struct ContainerdAgentConfig {
+    /// `https://host:port` of a skiff server.
+    pub server: String,
+    /// A `K10…` token or a bare password.
+    pub token: String,
+    pub node_name: String,
+    pub data_dir: PathBuf,
+    /// InternalIP; default: the local address the host uses to reach the server.
+    pub node_ip: Option<Ipv4Addr>,
+    pub labels: Vec<(String, String)>,
+    pub taints: Vec<Taint>,
+    pub max_pods: u32,
+    /// registries.yaml (k3s format); absent is fine.
+    pub private_registry: PathBuf,
+    /// Use this containerd socket instead of starting containerd.
+    pub container_runtime_endpoint: Option<PathBuf>,
+    /// containerd binary (default: `containerd` on PATH).
+    pub containerd_binary: Option<PathBuf>,
+    pub cluster_dns: Vec<Ipv4Addr>,
+    pub cluster_domain: String,
+    /// Pod log root (CRI log directories `<ns>_<pod>_<uid>` below it).
+    pub pod_log_dir: PathBuf,
+}
+
+/// How often the node's Lease is renewed (the kubelet's default).
+const LEASE_RENEW: Duration = Duration::from_secs(10);
+/// Node status is re-read this often and posted when it changed…
+const STATUS_CHECK: Duration = Duration::from_secs(10);
+/// …or at least this often (the kubelet's nodeStatusReportFrequency is 5 min; 1 min is cheap).
+const STATUS_REPORT: Duration = Duration::from_secs(60);
+
+/// The runtime this process uses: a supervised containerd or a user-given socket.
+enum Runtime {
+    Supervised(containerd::Supervisor),
+    External(PathBuf),
+}
+
+impl Runtime {
+    fn socket(&self) -> PathBuf {
+        match self {
+            Runtime::Supervised(s) => s.socket().to_path_buf(),
+            Runtime::External(p) => p.clone(),
+        }
+    }
+}
+
+async fn start_runtime(cfg: &ContainerdAgentConfig) -> Result<Runtime, Error> {
+    if let Some(sock) = &cfg.container_runtime_endpoint {
+        let sock = PathBuf::from(
+            sock.to_string_lossy()
+                .trim_start_matches("unix://")
+                .to_string(),
+        );
+        return Ok(Runtime::External(sock));
+    }
+    let sup = containerd::start(&ContainerdOptions {
+        data_dir: cfg.data_dir.clone(),
+        private_registry: cfg.private_registry.clone(),
+        binary: cfg.containerd_binary.clone(),
+    })
+    .await?;
+    Ok(Runtime::Supervised(sup))
+}
+
+/// Runs the agent until the process ends (or a fatal error).
+pub async fn run(cfg: ContainerdAgentConfig) -> Result<(), Error> {
+    if cfg.node_name.trim().is_empty() {
+        return Err(Error::Config(
+            "the node name is empty: pass --node-name or set SKIFF_NODE_NAME".into(),
+        ));
+    }
+    let started = std::time::Instant::now();
+    // containerd does not need the server: start it while the join runs.
+    let runtime = {
+        let cfg = cfg.clone();
+        tokio::spawn(async move { start_runtime(&cfg).await })
+    };
+    let url = join::parse_server_url(&cfg.server)?;
+    let ip = match cfg.node_ip {
+        Some(ip) => ip,
+        None => crate::local_ip_towards(&url).await,
+    };
+    let joined = join::join_node(&join::NodeIdentityOptions {
+        server: cfg.server.clone(),
+        token: cfg.token.clone(),
+        node_name: cfg.node_name.clone(),
+        node_ips: vec![IpAddr::V4(ip)],
+        data_dir: cfg.data_dir.clone(),
+    })
+    .await?;
+    tracing::info!(server = %joined.url, pinned = joined.pinned, node = %cfg.node_name,
+        ms = started.elapsed().as_millis() as u64, "joined the server with the node's own certificate");
+    let client = joined.client.clone();
+
+    let runtime = runtime
+        .await
+        .map_err(|e| Error::Runtime(format!("containerd start task failed: {e}")))??;
+    let mut cri = Cri::connect_wait(&runtime.socket(), Duration::from_secs(30)).await?;
+    let version = cri
+        .runtime
+        .version(k8s_cri::v1::VersionRequest::default())
+        .await
+        .map_err(|s| Error::Runtime(format!("containerd CRI version: {}", s.message())))?
+        .into_inner();
+    let runtime_version = format!("{}://{}", version.runtime_name, version.runtime_version);
+    containerd::ensure_pause_image(&cri).await?;
+    tracing::info!(runtime = %runtime_version, ms = started.elapsed().as_millis() as u64,
+        "container runtime ready");
+    let paths = Paths::new(&cfg.data_dir);
+    {
+        let cri = cri.clone();
+        let dir = paths.images_dir.clone();
+        tokio::spawn(async move {
+            match containerd::import_dir(&cri, &dir).await {
+                Ok(names) if !names.is_empty() => {
+                    tracing::info!(images = ?names, dir = %dir.display(), "imported images")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, dir = %dir.display(), "image import failed"),
+            }
+        });
+    }
+
+    let spec = NodeSpec {
+        name: cfg.node_name.clone(),
+        ip,
+        labels: cfg.labels.iter().cloned().collect(),
+        taints: cfg.taints.clone(),
+        max_pods: cfg.max_pods,
+    };
+    let sys = SystemInfo::from_host();
+    let storage_dir = cfg.data_dir.join("storage");
+    let uid = register(&client, &spec, &sys.architecture, &storage_dir).await?;
+    let reporter = StatusReporter {
+        client: client.clone(),
+        cri: cri.clone(),
+        spec: spec.clone(),
+        sys,
+        runtime_version,
+        data_dir: cfg.data_dir.clone(),
+    };
+    reporter.post().await?;
+    tracing::info!(node = %spec.name, ms = started.elapsed().as_millis() as u64, "node registered");
+    let heartbeat = tokio::spawn(heartbeats(reporter, uid));
+
+    let pod_cidr = wait_for_pod_cidr(&client, &spec.name).await?;
+    containerd::write_cni_config(&paths, &pod_cidr)?;
+    tracing::info!(pod_cidr = %pod_cidr, "pod network configured");
+
+    let cleanup = tokio::spawn(crate::localpath::run_cleanup(
+        client.clone(),
+        spec.name.clone(),
+    ));
+    let kcfg = kubelet::KubeletConfig {
+        node_name: spec.name.clone(),
+        node_ip: ip,
+        root_dir: cfg.data_dir.join("agent"),
+        pod_log_dir: cfg.pod_log_dir.clone(),
+        cluster_dns: cfg.cluster_dns.clone(),
+        cluster_domain: cfg.cluster_domain.clone(),
+    };
+    let result = kubelet::run(client, cri, kcfg).await;
+    heartbeat.abort();
+    cleanup.abort();
+    if let Runtime::Supervised(s) = runtime {
+        s.shutdown().await;
+    }
+    result
+}
+
+/// Creates the Node (no pod CIDR: the server's IPAM assigns one) or updates its labels.
+async fn register(
+    client: &kube::Client,
+    spec: &NodeSpec,
+    arch: &str,
+    storage_dir: &std::path::Path,
+) -> Result<String, Error> {
+    let nodes: Api<DynamicObject> = node::nodes_api(client);
+    let mut obj = node::new_node_object(spec, arch, None);
+    obj["metadata"]["annotations"]["skiff.io/runtime"] = json!("containerd");
+    obj["metadata"]["annotations"]["skiff.io/local-path-dir"] =
+        json!(storage_dir.to_string_lossy());
+    let dyn_obj: DynamicObject = serde_json::from_value(obj.clone())
+        .map_err(|e| Error::Config(format!("cannot build the node object: {e}")))?;
+    let created = match nodes.create(&PostParams::default(), &dyn_obj).await {
+        Ok(o) => o,
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            let patch = json!({"metadata": {
+                "labels": obj["metadata"]["labels"],
+                "annotations": obj["metadata"]["annotations"],
+            }});
+            nodes
+                .patch(&spec.name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map_err(|e| Error::api(&format!("update node {}", spec.name), e))?
+        }
+        Err(e) => return Err(Error::api(&format!("create node {}", spec.name), e)),
+    };
+    Ok(created.metadata.uid.unwrap_or_default())
+}
+
+async fn wait_for_pod_cidr(client: &kube::Client, name: &str) -> Result<String, Error> {
+    let nodes = node::nodes_api(client);
+    let start = std::time::Instant::now();
+    let mut warned = false;
+    loop {
+        match nodes.get_opt(name).await {
+            Ok(Some(n)) => {
+                if let Some(c) = n
+                    .data
+                    .pointer("/spec/podCIDR")
+                    .and_then(Value::as_str)
+                    .filter(|c| !c.is_empty())
+                {
+                    return Ok(c.to_string());
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot read the node object, retrying"),
+        }
+        if !warned && start.elapsed() > Duration::from_secs(10) {
+            warned = true;
+            tracing::warn!(
+                node = name,
+                "still waiting for the server to assign a pod CIDR: is the server's controller \
+                 manager running (not --disable-controller-manager) and the cluster CIDR not full?"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+struct StatusReporter {
+    client: kube::Client,
+    cri: Cri,
+    spec: NodeSpec,
+    sys: SystemInfo,
+    runtime_version: String,
+    data_dir: PathBuf,
+}
+
+fn read_trimmed(path: &str) -> String {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+impl StatusReporter {
+    async fn runtime_not_ready(&self) -> Option<String> {
+        let mut rt = self.cri.runtime.clone();
+        let status = rt
+            .status(k8s_cri::v1::StatusRequest { verbose: false })
+            .await
+            .ok()
+            .and_then(|r| r.into_inner().status);
+        host::runtime_not_ready(status.as_ref())
+    }
+
+    /// The status to post, from a fresh host reading and the runtime status.
+    async fn status(&self, old: &Value) -> Value {
+        let facts = HostFacts::read(&self.data_dir);
+        let not_ready = self.runtime_not_ready().await;
+        let (capacity, allocatable) = facts.resources(self.spec.max_pods);
+        let machine_id = read_trimmed("/etc/machine-id");
+        json!({
+            "capacity": capacity,
+            "allocatable": allocatable,
+            "conditions": host::conditions(&facts, not_ready.as_deref(), old, Utc::now()),
+            "addresses": [
+                {"type": "InternalIP", "address": self.spec.ip.to_string()},
+                {"type": "Hostname", "address": self.spec.name},
+            ],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+            "nodeInfo": {
+                "machineID": machine_id,
+                "systemUUID": read_trimmed("/sys/class/dmi/id/product_uuid"),
+                "bootID": read_trimmed("/proc/sys/kernel/random/boot_id"),
+                "kernelVersion": self.sys.kernel_version,
+                "osImage": self.sys.os_image,
+                "containerRuntimeVersion": self.runtime_version,
+                "kubeletVersion": node::KUBELET_VERSION,
+                "kubeProxyVersion": "",
+                "operatingSystem": "linux",
+                "architecture": self.sys.architecture,
+            },
+        })
+    }
+
+    /// Posts the full status; returns the posted condition statuses (to detect changes).
+    async fn post(&self) -> Result<Vec<(String, String)>, Error> {
+        let nodes = node::nodes_api(&self.client);
+        let old = nodes
+            .get(&self.spec.name)
+            .await
+            .map_err(|e| Error::api(&format!("get node {}", self.spec.name), e))?
+            .data
+            .get("status")
+            .cloned()
+            .unwrap_or(Value::Null);
+        let status = self.status(&old).await;
+        let summary = condition_summary(&status);
+        nodes
+            .patch_status(
+                &self.spec.name,
+                &PatchParams::default(),
+                &Patch::Strategic(json!({"status": status})),
+            )
+            .await
+            .map_err(|e| Error::api(&format!("update node {} status", self.spec.name), e))?;
+        Ok(summary)
+    }
+}
+
+fn condition_summary(status: &Value) -> Vec<(String, String)> {
+    status["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            (
+                c["type"].as_str().unwrap_or_default().to_string(),
+                format!(
+                    "{}/{}",
+                    c["status"].as_str().unwrap_or_default(),
+                    c["message"]
+                ),
+            )
+        })
+        .collect()
+}
+
+async fn heartbeats(reporter: StatusReporter, uid: String) {
+    let mut last_post = tokio::time::Instant::now();
+    let mut last_summary: Vec<(String, String)> = Vec::new();
+    let mut next_lease = tokio::time::Instant::now();
+    let mut next_check = tokio::time::Instant::now();
+    loop {
+        let now = tokio::time::Instant::now();
+        if now >= next_lease {
+            if let Err(e) =
+                crate::sim::renew_lease(&reporter.client, &reporter.spec.name, &uid).await
+            {
+                tracing::warn!(error = %e, "lease renewal failed");
+            }
+            next_lease = now + LEASE_RENEW;
+        }
+        if now >= next_check {
+            let facts_changed =
+                condition_summary(&reporter.status(&Value::Null).await) != last_summary;
+            if facts_changed || now.duration_since(last_post) >= STATUS_REPORT {
+                match reporter.post().await {
+                    Ok(summary) => {
+                        let ready = summary
+                            .iter()
+                            .any(|(t, s)| t == "Ready" && s.starts_with("True"));
+                        last_summary = summary;
+                        last_post = now;
+                        // Until Ready, look again soon: the network comes up right after start.
+                        next_check = now
+                            + if ready {
+                                STATUS_CHECK
+                            } else {
+                                Duration::from_millis(250)
+                            };
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "node status update failed");
+                        next_check = now + Duration::from_secs(2);
+                    }
+                }
+            } else {
+                next_check = now + STATUS_CHECK;
+            }
+        }
+        let wake = next_lease.min(next_check);
+        tokio::time::sleep_until(wake).await;
+    }
+}
