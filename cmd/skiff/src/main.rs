@@ -192,7 +192,10 @@ fn sim_options(
     })
 }
 
-fn parse_node_flags(node: &NodeArgs) -> Result<(Vec<(String, String)>, Vec<skiff_agent::Taint>)> {
+/// `--node-label`s and `--node-taint`s, parsed.
+type NodeFlags = (Vec<(String, String)>, Vec<skiff_agent::Taint>);
+
+fn parse_node_flags(node: &NodeArgs) -> Result<NodeFlags> {
     let labels = node
         .node_label
         .iter()

@@ -32,8 +32,7 @@ impl Cri {
             ))
         })?;
         Ok(Cri {
-            runtime: RuntimeServiceClient::new(channel.clone())
-                .max_decoding_message_size(64 << 20),
+            runtime: RuntimeServiceClient::new(channel.clone()).max_decoding_message_size(64 << 20),
             images: ImageServiceClient::new(channel.clone()).max_decoding_message_size(64 << 20),
             channel,
         })
@@ -48,7 +47,9 @@ impl Cri {
                 cri.runtime
                     .version(k8s_cri::v1::VersionRequest::default())
                     .await
-                    .map_err(|s| Error::Runtime(format!("containerd CRI version: {}", s.message())))?;
+                    .map_err(|s| {
+                        Error::Runtime(format!("containerd CRI version: {}", s.message()))
+                    })?;
                 Ok::<_, Error>(cri)
             };
             match attempt.await {
