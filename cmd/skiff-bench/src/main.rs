@@ -155,27 +155,29 @@ fn main() -> ExitCode {
         }
     });
     match res {
-        Ok(report) => {
-            let md = report.markdown();
-            println!("{md}");
-            for out in &args.out {
-                let text = if out.extension().is_some_and(|e| e == "json") {
-                    serde_json::to_string_pretty(&report).unwrap_or_default()
-                } else {
-                    md.clone()
-                };
-                if let Err(e) = std::fs::write(out, text) {
-                    eprintln!("skiff-bench: cannot write {}: {e}", out.display());
-                    return ExitCode::FAILURE;
-                }
-            }
-            ExitCode::SUCCESS
-        }
+        Ok(report) => emit(&args.out, &report.markdown(), &report),
         Err(e) => {
             eprintln!("skiff-bench: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Prints the markdown report and writes it to each `--out` (`.json` gets the JSON form).
+fn emit(outs: &[PathBuf], md: &str, report: &impl serde::Serialize) -> ExitCode {
+    println!("{md}");
+    for out in outs {
+        let text = if out.extension().is_some_and(|e| e == "json") {
+            serde_json::to_string_pretty(report).unwrap_or_default()
+        } else {
+            md.to_string()
+        };
+        if let Err(e) = std::fs::write(out, text) {
+            eprintln!("skiff-bench: cannot write {}: {e}", out.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 /// `--pods`, inside the bench's network namespace.
@@ -209,20 +211,7 @@ async fn run_pods(args: &Args) -> ExitCode {
             let m = procs::machine();
             let machine = serde_json::to_string(&m).unwrap_or_default();
             let command = std::env::args().collect::<Vec<_>>().join(" ");
-            let md = r.markdown(&settings, &command, &machine);
-            println!("{md}");
-            for out in &args.out {
-                let text = if out.extension().is_some_and(|e| e == "json") {
-                    serde_json::to_string_pretty(&r).unwrap_or_default()
-                } else {
-                    md.clone()
-                };
-                if let Err(e) = std::fs::write(out, text) {
-                    eprintln!("skiff-bench: cannot write {}: {e}", out.display());
-                    return ExitCode::FAILURE;
-                }
-            }
-            ExitCode::SUCCESS
+            emit(&args.out, &r.markdown(&settings, &command, &machine), &r)
         }
         Err(e) => {
             eprintln!("skiff-bench: {e}; logs kept in {}", tmp.keep().display());

@@ -348,10 +348,11 @@ fn x509_issuer_subject(der: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
     Some((subject.to_vec(), issuer.to_vec()))
 }
 
-/// A TLS verifier that accepts any server certificate: only for the first `/cacerts` fetch,
-/// whose answer is then checked against the token's CA hash.
+/// A TLS verifier that accepts any server certificate (signatures are still checked): for the
+/// first `/cacerts` fetch, whose answer is then checked against the token's CA hash, and for
+/// HTTPS probes and hooks, which do not verify certificates upstream either.
 #[derive(Debug)]
-struct AcceptAnyServer(Arc<rustls::crypto::CryptoProvider>);
+pub(crate) struct AcceptAnyServer(pub(crate) Arc<rustls::crypto::CryptoProvider>);
 
 use std::sync::Arc;
 

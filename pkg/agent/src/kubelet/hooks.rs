@@ -191,55 +191,6 @@ pub fn http_target(a: &HTTPGetAction, c: &Container, pod_ip: &str) -> Result<Htt
     })
 }
 
-/// A verifier that accepts any certificate: probes do not verify TLS upstream either.
-#[derive(Debug)]
-struct InsecureVerifier(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for InsecureVerifier {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &rustls::pki_types::CertificateDer<'_>,
-        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
-        _server_name: &rustls::pki_types::ServerName<'_>,
-        _ocsp: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 fn tls_connector() -> Result<tokio_rustls::TlsConnector, String> {
     static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
     let cfg = CONFIG.get_or_init(|| {
@@ -248,7 +199,8 @@ fn tls_connector() -> Result<tokio_rustls::TlsConnector, String> {
             .with_safe_default_protocol_versions()
             .map_err(|e| format!("tls setup: {e}"))?
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(InsecureVerifier(provider)))
+            // Probes do not verify TLS upstream either.
+            .with_custom_certificate_verifier(Arc::new(crate::join::AcceptAnyServer(provider)))
             .with_no_client_auth();
         Ok(Arc::new(cfg))
     });
