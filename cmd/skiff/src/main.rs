@@ -41,6 +41,9 @@ enum Command {
     Hollow(HollowArgs),
 }
 
+/// Where `--private-registry` points unless told otherwise.
+const DEFAULT_REGISTRIES: &str = "/etc/skiff/registries.yaml";
+
 /// Flags the agent and the server's own agent share (k3s's names).
 #[derive(Args, Debug, Clone)]
 struct NodeArgs {
@@ -57,7 +60,7 @@ struct NodeArgs {
     #[arg(long = "node-taint")]
     node_taint: Vec<String>,
     /// Private registry configuration (k3s registries.yaml format).
-    #[arg(long, default_value = "/etc/skiff/registries.yaml")]
+    #[arg(long, default_value = DEFAULT_REGISTRIES)]
     private_registry: PathBuf,
     /// Use this containerd socket instead of starting containerd (unix:///path or /path).
     #[arg(long)]
@@ -532,6 +535,30 @@ fn merge_config_file(args: &mut ServerArgs) -> Result<()> {
     if get("disable-agent").as_deref() == Some("true") {
         args.disable_agent = true;
     }
+    if args.node.node_name.is_none() {
+        args.node.node_name = get("node-name");
+    }
+    if args.node.node_ip.is_none() {
+        if let Some(ip) = get("node-ip") {
+            args.node.node_ip = Some(
+                ip.parse()
+                    .with_context(|| format!("config node-ip {ip:?} is not an IPv4 address"))?,
+            );
+        }
+    }
+    if let Some(p) = get("private-registry") {
+        if args.node.private_registry == std::path::Path::new(DEFAULT_REGISTRIES) {
+            args.node.private_registry = PathBuf::from(p);
+        }
+    }
+    for (key, list) in [
+        ("node-label", &mut args.node.node_label),
+        ("node-taint", &mut args.node.node_taint),
+    ] {
+        if let Some(items) = v.get(key).and_then(|x| x.as_sequence()) {
+            list.extend(items.iter().filter_map(|s| s.as_str()).map(str::to_string));
+        }
+    }
     if let Some(sans) = v.get("tls-san").and_then(|x| x.as_sequence()) {
         for s in sans.iter().filter_map(|s| s.as_str()) {
             args.tls_san.push(s.to_string());
@@ -789,5 +816,42 @@ fn main() -> Result<()> {
             println!("{}", tok.trim());
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_file_supplies_node_flags_that_were_not_given() {
+        let path = std::env::temp_dir().join(format!("skiff-config-{}.yaml", std::process::id()));
+        std::fs::write(
+            &path,
+            "node-name: edge-1\nnode-ip: 192.0.2.7\nprivate-registry: /srv/reg.yaml\n\
+             node-label: [disk=ssd]\nnode-taint: ['dedicated=infra:NoSchedule']\n",
+        )
+        .unwrap();
+        let cli = Cli::parse_from([
+            "skiff",
+            "server",
+            "--config",
+            path.to_str().unwrap(),
+            "--node-label",
+            "zone=a",
+        ]);
+        let Command::Server(mut args) = cli.cmd else {
+            panic!("not a server command");
+        };
+        merge_config_file(&mut args).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(args.node.node_name.as_deref(), Some("edge-1"));
+        assert_eq!(args.node.node_ip, Some(Ipv4Addr::new(192, 0, 2, 7)));
+        assert_eq!(args.node.private_registry, PathBuf::from("/srv/reg.yaml"));
+        assert_eq!(args.node.node_label, ["zone=a", "disk=ssd"]);
+        assert_eq!(args.node.node_taint, ["dedicated=infra:NoSchedule"]);
+        let (labels, taints) = parse_node_flags(&args.node).unwrap();
+        assert_eq!(labels.len(), 2);
+        assert_eq!(taints[0].effect, "NoSchedule");
     }
 }
