@@ -119,14 +119,17 @@ pub fn run_in_netns() -> Result<std::process::ExitStatus> {
     let result = (|| {
         run_cmd("ip", &["-n", &ns, "link", "set", "lo", "up"])?;
         let exe = std::env::current_exe().map_err(BenchError::io("finding this binary"))?;
-        std::process::Command::new("ip")
-            .args(["netns", "exec", &ns])
+        // nsenter, not `ip netns exec`: the latter remounts /sys, which hides the cgroup
+        // mounts runc needs ("no cgroup mount found in mountinfo").
+        std::process::Command::new("nsenter")
+            .arg(format!("--net=/var/run/netns/{ns}"))
+            .arg("--")
             .arg(exe)
             .args(std::env::args_os().skip(1))
             .env(NETNS_ENV, &ns)
             .status()
             .map_err(|source| BenchError::Spawn {
-                program: "ip netns exec".into(),
+                program: "nsenter".into(),
                 source,
             })
     })();
@@ -342,7 +345,9 @@ async fn floor_pods(socket: &Path, log_dir: &Path, n: usize, tag: &str) -> Resul
                         "io.kubernetes.pod.namespace".to_string(),
                         "bench".to_string(),
                     ),
-                    ("io.kubernetes.pod.uid".to_string(), uid.clone()),
+                    // Not io.kubernetes.pod.uid: the agent's kubelet shares this containerd
+                    // and would remove a sandbox with that label as an orphan.
+                    ("skiff-bench/uid".to_string(), uid.clone()),
                 ]
                 .into();
                 let dir = log_dir.join(format!("bench_{name}_{uid}"));
