@@ -1051,6 +1051,29 @@ impl Drop for NodeProcess {
     }
 }
 
+/// kubectl `-o` argument whose output [`parse_pod_rows`] reads.
+pub const POD_ROWS_JSONPATH: &str = "jsonpath={range .items[*]}{.metadata.name}|{.status.phase}|{.status.conditions[?(@.type==\"Ready\")].status}|{.spec.nodeName}|{.status.podIP}|{.spec.containers[0].image}|{.metadata.deletionTimestamp}{\"\\n\"}{end}";
+
+/// The rows of `kubectl get pods -o` [`POD_ROWS_JSONPATH`].
+pub fn parse_pod_rows(stdout: &str) -> Vec<PodRow> {
+    stdout
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('|').collect();
+            let at = |i: usize| f.get(i).copied().unwrap_or_default().to_string();
+            PodRow {
+                name: at(0),
+                phase: at(1),
+                ready: at(2),
+                node: at(3),
+                ip: at(4),
+                image: at(5),
+                deleting: !at(6).is_empty(),
+            }
+        })
+        .collect()
+}
+
 /// One row per pod: name, phase, ready condition, node, IP, first container image,
 /// deletionTimestamp (empty when not terminating).
 #[derive(Debug, Clone, PartialEq)]
@@ -1140,25 +1163,10 @@ impl Cluster {
             "-l",
             selector,
             "-o",
-            "jsonpath={range .items[*]}{.metadata.name}|{.status.phase}|{.status.conditions[?(@.type==\"Ready\")].status}|{.spec.nodeName}|{.status.podIP}|{.spec.containers[0].image}|{.metadata.deletionTimestamp}{\"\\n\"}{end}",
+            POD_ROWS_JSONPATH,
         ]);
         out.clean();
-        out.stdout
-            .lines()
-            .map(|l| {
-                let f: Vec<&str> = l.split('|').collect();
-                let at = |i: usize| f.get(i).copied().unwrap_or_default().to_string();
-                PodRow {
-                    name: at(0),
-                    phase: at(1),
-                    ready: at(2),
-                    node: at(3),
-                    ip: at(4),
-                    image: at(5),
-                    deleting: !at(6).is_empty(),
-                }
-            })
-            .collect()
+        parse_pod_rows(&out.stdout)
     }
 
     /// Waits until exactly `n` pods match, none terminating, all Running and Ready.

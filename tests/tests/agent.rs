@@ -178,25 +178,10 @@ fn pods_in(b: &Bed, ns: &str, selector: &str) -> Vec<PodRow> {
         "-l",
         selector,
         "-o",
-        "jsonpath={range .items[*]}{.metadata.name}|{.status.phase}|{.status.conditions[?(@.type==\"Ready\")].status}|{.spec.nodeName}|{.status.podIP}|{.spec.containers[0].image}|{.metadata.deletionTimestamp}{\"\\n\"}{end}",
+        POD_ROWS_JSONPATH,
     ]);
     assert_eq!(out.code, 0, "{out}");
-    out.stdout
-        .lines()
-        .map(|l| {
-            let f: Vec<&str> = l.split('|').collect();
-            let at = |i: usize| f.get(i).copied().unwrap_or_default().to_string();
-            PodRow {
-                name: at(0),
-                phase: at(1),
-                ready: at(2),
-                node: at(3),
-                ip: at(4),
-                image: at(5),
-                deleting: !at(6).is_empty(),
-            }
-        })
-        .collect()
+    parse_pod_rows(&out.stdout)
 }
 
 /// The node index of node name `nN`.
