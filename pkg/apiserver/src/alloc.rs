@@ -1,6 +1,8 @@
 //! Service IP and NodePort allocation from the configured ranges: no duplicates, freed on
-//! delete, rebuilt from stored Services at start.
+//! delete, rebuilt from stored Services at start. A write holds what it took in a
+//! [`Reservation`], which gives it back on drop unless the write landed and kept it.
 
+use parking_lot::Mutex;
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
@@ -133,9 +135,84 @@ impl PortAllocator {
     }
 }
 
+/// Addresses and ports one write took from the allocators. Dropping it releases them, so every
+/// way out of a write (errors, a conflict and retry, a dry run, a no-op, a completed deletion)
+/// gives them back; [`Reservation::keep`] is called only once the write that records them
+/// committed.
+#[must_use = "a reservation is released when dropped: keep() it once the write committed"]
+pub struct Reservation<'a> {
+    ips: &'a Mutex<IpAllocator>,
+    ports: &'a Mutex<PortAllocator>,
+    held_ips: Vec<Ipv4Addr>,
+    held_ports: Vec<u16>,
+}
+
+impl<'a> Reservation<'a> {
+    /// Takes ownership of addresses and ports already marked used in `ips` and `ports`.
+    pub fn new(
+        ips: &'a Mutex<IpAllocator>,
+        ports: &'a Mutex<PortAllocator>,
+        held_ips: Vec<Ipv4Addr>,
+        held_ports: Vec<u16>,
+    ) -> Self {
+        Reservation {
+            ips,
+            ports,
+            held_ips,
+            held_ports,
+        }
+    }
+
+    /// The write committed: the object now records these, so they stay allocated.
+    pub fn keep(mut self) {
+        self.held_ips.clear();
+        self.held_ports.clear();
+    }
+
+    /// What is held (and would be released on drop).
+    pub fn held(&self) -> (&[Ipv4Addr], &[u16]) {
+        (&self.held_ips, &self.held_ports)
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if !self.held_ips.is_empty() {
+            let mut ips = self.ips.lock();
+            for ip in self.held_ips.drain(..) {
+                ips.release(ip);
+            }
+        }
+        if !self.held_ports.is_empty() {
+            let mut ports = self.ports.lock();
+            for p in self.held_ports.drain(..) {
+                ports.release(p);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reservation_is_released_on_drop_and_kept_on_keep() {
+        let ips = Mutex::new(IpAllocator::new("10.43.0.0/16").unwrap());
+        let ports = Mutex::new(PortAllocator::new(30000, 30001));
+        let ip = ips.lock().allocate_next().unwrap();
+        ports.lock().allocate(30000).unwrap();
+        {
+            let r = Reservation::new(&ips, &ports, vec![ip], vec![30000]);
+            assert_eq!(r.held(), (&[ip][..], &[30000u16][..]));
+            // Dropped without keep(): a failed or retried write.
+        }
+        ips.lock().allocate(ip).unwrap();
+        ports.lock().allocate(30000).unwrap();
+        Reservation::new(&ips, &ports, vec![ip], vec![30000]).keep();
+        assert!(ips.lock().allocate(ip).is_err());
+        assert!(ports.lock().allocate(30000).is_err());
+    }
 
     #[test]
     fn ips() {

@@ -154,6 +154,11 @@ impl ApiError {
             "reason": self.reason,
             "code": self.code,
         });
+        if self.reason.is_empty() {
+            if let Some(m) = v.as_object_mut() {
+                m.remove("reason");
+            }
+        }
         if let Some(d) = &self.details {
             let mut d = d.clone();
             if let Some(m) = d.as_object_mut() {
@@ -177,7 +182,20 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let code = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&self.status_body()).unwrap_or_default();
-        (code, [("content-type", "application/json")], body).into_response()
+        let mut resp = (code, [("content-type", "application/json")], body).into_response();
+        // A 429 says when to come back, as upstream's apiserver does.
+        if let Some(secs) = self
+            .details
+            .as_ref()
+            .and_then(|d| d.get("retryAfterSeconds"))
+            .and_then(|s| s.as_i64())
+            .filter(|s| *s > 0)
+        {
+            if let Ok(v) = axum::http::HeaderValue::from_str(&secs.to_string()) {
+                resp.headers_mut().insert("retry-after", v);
+            }
+        }
+        resp
     }
 }
 

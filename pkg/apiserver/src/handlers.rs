@@ -4,7 +4,6 @@
 use crate::authz;
 use crate::error::{ApiError, ApiResult};
 use crate::metrics::RequestLabels;
-use crate::objects::{meta_mut, name};
 use crate::request::{self, negotiate, Output, Query, Target};
 use crate::rest::{self, DeleteOpts, Mutation, WriteOpts};
 use crate::state::AppState;
@@ -55,9 +54,16 @@ pub async fn handle(st: Arc<AppState>, req: Request<Body>) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let mut labels = None;
-    let resp = match handle_inner(st.clone(), req, &mut labels).await {
+    let mut user = None;
+    let resp = match handle_inner(st.clone(), req, &mut labels, &mut user).await {
         Ok(r) => r,
-        Err(e) => e.into_response(),
+        Err(e) => {
+            if e.code >= 500 {
+                let user = user.as_deref().unwrap_or("");
+                tracing::error!(%method, %path, user, status = e.code, error = %e.message, "request failed");
+            }
+            e.into_response()
+        }
     };
     let elapsed = started.elapsed();
     let status = resp.status().as_u16();
@@ -72,6 +78,7 @@ async fn handle_inner(
     st: Arc<AppState>,
     req: Request<Body>,
     labels: &mut Option<RequestLabels>,
+    user_name: &mut Option<String>,
 ) -> ApiResult<Response> {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
@@ -93,6 +100,7 @@ async fn handle_inner(
         return Err(ApiError::unauthorized());
     };
     let user = impersonate(&st, user, &headers)?;
+    *user_name = Some(user.name.clone());
     if path.starts_with(crate::supervisor::PREFIX) {
         let body = read_body(body).await?;
         return crate::supervisor::handle(&st, &method, &path, &headers, body, &user).await;
@@ -542,7 +550,10 @@ async fn resource(
                     .to_string();
                 let pods = registry::find("", "v1", "pods")
                     .ok_or_else(|| ApiError::internal("pods not registered"))?;
-                return bind(&st, pods, ns.as_deref(), &target_name, obj, &opts).await;
+                return ok(
+                    201,
+                    &rest::bind(&st, pods, ns.as_deref(), &target_name, obj, &opts).await?,
+                );
             }
             if let Some(review) = crate::reviews::handle(&st, res, &obj, &_user)? {
                 return ok(201, &review);
@@ -553,15 +564,15 @@ async fn resource(
         (&Method::POST, Some(n), Some("binding")) => {
             let obj = request::decode_body(content_type(&headers), &body)?;
             let opts = WriteOpts::from_query(&q, ua)?;
-            bind(&st, res, ns.as_deref(), n, obj, &opts).await
-        }
-        (&Method::POST, Some(n), Some("eviction")) => {
-            let opts = DeleteOpts::default();
-            rest::delete_object(&st, res, ns.as_deref(), n, &opts).await?;
             ok(
                 201,
-                &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+                &rest::bind(&st, res, ns.as_deref(), n, obj, &opts).await?,
             )
+        }
+        (&Method::POST, Some(n), Some("eviction")) => {
+            let obj = request::decode_body(content_type(&headers), &body)?;
+            let out = rest::evict(&st, res, ns.as_deref(), n, &obj, q.dry_run()?).await?;
+            ok(201, &out)
         }
         (&Method::POST, Some(n), Some("token")) => {
             let obj = request::decode_body(content_type(&headers), &body)?;
@@ -602,25 +613,10 @@ async fn resource(
         (&Method::PUT, Some(n), Some("finalize")) => {
             let obj = request::decode_body(content_type(&headers), &body)?;
             let opts = WriteOpts::from_query(&q, ua)?;
-            let fins = obj
-                .pointer("/spec/finalizers")
-                .cloned()
-                .unwrap_or(json!([]));
-            let o = rest::update_object(
-                &st,
-                res,
-                ns.as_deref(),
-                n,
-                Mutation::With(Box::new(move |cur: &Value| {
-                    let mut c = cur.clone();
-                    c["spec"]["finalizers"] = fins.clone();
-                    Ok(c)
-                })),
-                &opts,
-                Some("finalize"),
+            ok(
+                200,
+                &rest::finalize_namespace(&st, res, n, &obj, &opts).await?,
             )
-            .await?;
-            ok(200, &o)
         }
         (&Method::PUT, Some(n), Some("scale")) => {
             let obj = request::decode_body(content_type(&headers), &body)?;
@@ -633,11 +629,14 @@ async fn resource(
                 .pointer("/metadata/resourceVersion")
                 .and_then(|r| r.as_str())
                 .map(String::from);
-            scale(&st, res, ns.as_deref(), n, replicas, rv, &opts).await
+            ok(
+                200,
+                &rest::scale(&st, res, ns.as_deref(), n, replicas, rv, &opts).await?,
+            )
         }
         // ---- patch
         (&Method::PATCH, Some(n), sub) => {
-            patch(st, res, ns.as_deref(), n, sub, &q, &headers, &body, ua).await
+            patch(&st, res, ns.as_deref(), n, sub, &q, &headers, &body, ua).await
         }
         // ---- delete
         (&Method::DELETE, Some(n), None) => {
@@ -647,26 +646,9 @@ async fn resource(
         }
         (&Method::DELETE, None, None) => {
             let opts = DeleteOpts::parse(&q, &body, content_type(&headers))?;
-            let mut lq = q.clone();
-            lq.map.remove("limit");
-            let out = rest::list_objects(&st, &target, &lq).await?;
-            let mut deleted = vec![];
-            for o in out.items {
-                let n = name(&o).to_string();
-                let ons = crate::objects::namespace(&o).map(String::from);
-                match rest::delete_object(&st, res, ons.as_deref(), &n, &opts).await {
-                    Ok(d) => deleted.push(d),
-                    Err(e) if e.code == 404 => {}
-                    Err(e) => return Err(e),
-                }
-            }
             ok(
                 200,
-                &json!({
-                    "kind": res.list_kind(), "apiVersion": res.api_version(),
-                    "metadata": {"resourceVersion": st.store.current_revision().to_string()},
-                    "items": deleted,
-                }),
+                &rest::delete_collection(&st, &target, &q, &opts).await?,
             )
         }
         _ => Err(ApiError::method_not_allowed()),
@@ -702,98 +684,11 @@ fn render_one(
     }
 }
 
-async fn bind(
-    st: &Arc<AppState>,
-    pods: &'static registry::ResourceInfo,
-    ns: Option<&str>,
-    pod: &str,
-    binding: Value,
-    opts: &WriteOpts,
-) -> ApiResult<Response> {
-    let node = binding
-        .pointer("/target/name")
-        .and_then(|n| n.as_str())
-        .unwrap_or("")
-        .to_string();
-    if node.is_empty() {
-        return Err(ApiError::bad_request(
-            "the binding has no target.name: name the node to bind to",
-        ));
-    }
-    let pod_name = pod.to_string();
-    let node2 = node.clone();
-    rest::update_object(st, pods, ns, pod, Mutation::With(Box::new(move |cur: &Value| {
-        if let Some(existing) = cur.pointer("/spec/nodeName").and_then(|n| n.as_str()).filter(|n| !n.is_empty()) {
-            return Err(ApiError::conflict("", "pods", &pod_name, &format!("pod {pod_name} is already assigned to node \"{existing}\"")));
-        }
-        if cur.pointer("/metadata/deletionTimestamp").is_some() {
-            return Err(ApiError::conflict("", "pods", &pod_name, "pod is being deleted, cannot be assigned to a host"));
-        }
-        let mut c = cur.clone();
-        c["spec"]["nodeName"] = json!(node2);
-        let now = crate::objects::now_rfc3339();
-        let conds = c.pointer("/status/conditions").and_then(|x| x.as_array()).cloned().unwrap_or_default();
-        let mut conds: Vec<Value> = conds.into_iter().filter(|x| x.get("type") != Some(&json!("PodScheduled"))).collect();
-        conds.push(json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now}));
-        c["status"]["conditions"] = json!(conds);
-        Ok(c)
-    })), opts, Some("binding")).await?;
-    ok(
-        201,
-        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
-    )
-}
-
-async fn scale(
-    st: &Arc<AppState>,
-    res: &'static registry::ResourceInfo,
-    ns: Option<&str>,
-    n: &str,
-    replicas: i64,
-    rv: Option<String>,
-    opts: &WriteOpts,
-) -> ApiResult<Response> {
-    if replicas < 0 {
-        let cause = skiff_api::validation::FieldCause {
-            reason: "FieldValueInvalid".into(),
-            message: format!("Invalid value: {replicas}: must be greater than or equal to 0"),
-            field: "spec.replicas".into(),
-        };
-        return Err(ApiError::invalid("autoscaling", "Scale", n, format!("Scale.autoscaling \"{n}\" is invalid: spec.replicas: Invalid value: {replicas}: must be greater than or equal to 0"), json!([cause])));
-    }
-    let name_s = n.to_string();
-    let group = res.group;
-    let plural = res.plural;
-    let o = rest::update_object(
-        st,
-        res,
-        ns,
-        n,
-        Mutation::With(Box::new(move |cur: &Value| {
-            if let Some(rv) = &rv {
-                if !rv.is_empty()
-                    && cur
-                        .pointer("/metadata/resourceVersion")
-                        .and_then(|r| r.as_str())
-                        != Some(rv.as_str())
-                {
-                    return Err(ApiError::modified(group, plural, &name_s));
-                }
-            }
-            let mut c = cur.clone();
-            c["spec"]["replicas"] = json!(replicas);
-            Ok(c)
-        })),
-        opts,
-        Some("scale"),
-    )
-    .await?;
-    ok(200, &rest::to_scale(res, &o))
-}
-
+/// Decodes a PATCH (media type, options; server-side apply's YAML body and its required
+/// fieldManager) and dispatches it to `rest::apply` or `rest::patch`.
 #[allow(clippy::too_many_arguments)]
 async fn patch(
-    st: Arc<AppState>,
+    st: &Arc<AppState>,
     res: &'static registry::ResourceInfo,
     ns: Option<&str>,
     n: &str,
@@ -821,205 +716,12 @@ async fn patch(
         if q.get("fieldManager").map(|m| m.is_empty()).unwrap_or(true) {
             return Err(ApiError::bad_request("PATCH with application/apply-patch+yaml requires the fieldManager query parameter to be set"));
         }
-        let force = q.flag("force");
         let applied = request::parse_yaml(body)?;
-        return apply(st, res, ns, n, applied, force, &opts).await;
+        let (o, created) = rest::apply(st, res, ns, n, applied, q.flag("force"), &opts).await?;
+        return ok(if created { 201 } else { 200 }, &o);
     }
-    if !matches!(
-        ct.as_str(),
-        "application/json-patch+json"
-            | "application/merge-patch+json"
-            | "application/strategic-merge-patch+json"
-    ) {
-        return Err(ApiError::unsupported_patch_type());
-    }
-    let body = body.clone();
-    match sub {
-        Some("scale") => {
-            // Patch the Scale view, then write spec.replicas back.
-            let cur = rest::get_object(&st, res, ns, n).await?;
-            let scale_obj = rest::to_scale(res, &cur);
-            let patched = rest::apply_patch(res, &ct, &scale_obj, &body)?;
-            let replicas = patched
-                .pointer("/spec/replicas")
-                .and_then(|r| r.as_i64())
-                .unwrap_or(1);
-            scale(&st, res, ns, n, replicas, None, &opts).await
-        }
-        Some("status") | None => {
-            let status_only = sub == Some("status");
-            let has_status = res.subresource("status").is_some();
-            let ct2 = ct.clone();
-            let o = rest::update_object(
-                &st,
-                res,
-                ns,
-                n,
-                Mutation::With(Box::new(move |cur: &Value| {
-                    let patched = rest::apply_patch(res, &ct2, cur, &body)?;
-                    let mut out = if status_only {
-                        let mut c = cur.clone();
-                        match patched.get("status") {
-                            Some(s) => c["status"] = s.clone(),
-                            None => {
-                                if let Some(o) = c.as_object_mut() {
-                                    o.remove("status");
-                                }
-                            }
-                        }
-                        c
-                    } else {
-                        let mut p = patched;
-                        if has_status {
-                            match cur.get("status") {
-                                Some(s) => p["status"] = s.clone(),
-                                None => {
-                                    if let Some(o) = p.as_object_mut() {
-                                        o.remove("status");
-                                    }
-                                }
-                            }
-                        }
-                        p
-                    };
-                    // A patch must not move the object.
-                    if let Some(m) = out.get("metadata") {
-                        if m.get("name")
-                            .and_then(|x| x.as_str())
-                            .map(|x| x != crate::objects::name(cur))
-                            .unwrap_or(false)
-                        {
-                            return Err(ApiError::bad_request(
-                                "metadata.name cannot be changed by a patch",
-                            ));
-                        }
-                    }
-                    if out.get("metadata").is_none() {
-                        out["metadata"] = cur.get("metadata").cloned().unwrap_or(json!({}));
-                    }
-                    if let Some(rv) = out
-                        .pointer("/metadata/resourceVersion")
-                        .and_then(|r| r.as_str())
-                    {
-                        if Some(rv)
-                            != cur
-                                .pointer("/metadata/resourceVersion")
-                                .and_then(|r| r.as_str())
-                        {
-                            return Err(ApiError::modified(
-                                res.group,
-                                res.plural,
-                                crate::objects::name(cur),
-                            ));
-                        }
-                    }
-                    Ok(out)
-                })),
-                &opts,
-                sub,
-            )
-            .await?;
-            ok(200, &o)
-        }
-        _ => Err(ApiError::method_not_allowed()),
-    }
-}
-
-async fn apply(
-    st: Arc<AppState>,
-    res: &'static registry::ResourceInfo,
-    ns: Option<&str>,
-    n: &str,
-    mut applied: Value,
-    force: bool,
-    opts: &WriteOpts,
-) -> ApiResult<Response> {
-    let api = res.api_version();
-    rest::check_type(res, &mut applied, res.kind, &api)?;
-    if !applied
-        .get("metadata")
-        .map(|m| m.is_object())
-        .unwrap_or(false)
-    {
-        meta_mut(&mut applied);
-    }
-    let bn = name(&applied).to_string();
-    if !bn.is_empty() && bn != n {
-        return Err(ApiError::bad_request(format!(
-            "the name of the object ({bn}) does not match the name on the URL ({n})"
-        )));
-    }
-    crate::admission::strict_fields(res, &mut applied, opts)?;
-    let mut opts = opts.clone();
-    opts.apply = true;
-    for _ in 0..8 {
-        let exists = rest::get_object(&st, res, ns, n).await;
-        let now = crate::objects::now_rfc3339();
-        match exists {
-            Err(e) if e.code == 404 => {
-                let mut obj = skiff_api::patch::server_side_apply(
-                    res.group,
-                    res.kind,
-                    &api,
-                    None,
-                    &applied,
-                    &opts.field_manager,
-                    force,
-                    &now,
-                )
-                .map_err(patch_error)?;
-                meta_mut(&mut obj).insert("name".into(), json!(n));
-                match rest::create_object(&st, res, ns, obj, &opts).await {
-                    Err(e) if e.code == 409 && e.reason == "AlreadyExists" => continue,
-                    other => return ok(201, &other?),
-                }
-            }
-            Err(e) => return Err(e),
-            Ok(_) => {
-                let applied = applied.clone();
-                let manager = opts.field_manager.clone();
-                let api2 = api.clone();
-                let o = rest::update_object(
-                    &st,
-                    res,
-                    ns,
-                    n,
-                    Mutation::With(Box::new(move |cur: &Value| {
-                        skiff_api::patch::server_side_apply(
-                            res.group,
-                            res.kind,
-                            &api2,
-                            Some(cur),
-                            &applied,
-                            &manager,
-                            force,
-                            &now,
-                        )
-                        .map_err(patch_error)
-                    })),
-                    &opts,
-                    None,
-                )
-                .await;
-                match o {
-                    Err(e) if e.code == 404 => continue,
-                    other => return ok(200, &other?),
-                }
-            }
-        }
-    }
-    Err(ApiError::modified(res.group, res.plural, n))
-}
-
-fn patch_error(e: skiff_api::patch::PatchError) -> ApiError {
-    match e {
-        skiff_api::patch::PatchError::Conflict { message, conflicts } => {
-            let causes: Vec<Value> = conflicts
-                .iter()
-                .map(|c| json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{}\"", c.manager), "field": c.field}))
-                .collect();
-            ApiError::new(409, "Conflict", message).with_details(json!({"causes": causes}))
-        }
-        other => ApiError::new(422, "Invalid", other.to_string()),
-    }
+    ok(
+        200,
+        &rest::patch(st, res, ns, n, sub, &ct, body, &opts).await?,
+    )
 }
