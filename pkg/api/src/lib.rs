@@ -3,6 +3,7 @@
 
 pub mod defaults;
 pub mod discovery;
+pub mod matchers;
 pub mod openapi;
 pub mod patch;
 pub mod protobuf;
@@ -10,4 +11,5 @@ pub mod rbac;
 pub mod registry;
 pub mod selector;
 pub mod table;
+pub mod text;
 pub mod validation;

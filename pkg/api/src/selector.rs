@@ -2,7 +2,10 @@
 //! `labels.Parse`, `metav1.LabelSelectorAsSelector` and `fields.ParseSelector` do, plus the
 //! per-kind field labels the API server accepts in `fieldSelector=`.
 
+use crate::matchers::labels::{value_matches, Op};
+use crate::text::go_quote;
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// Why a selector could not be parsed or is not allowed. The messages are upstream's, so the
@@ -160,27 +163,6 @@ fn invalid(path: &str, value: &str, detail: &str) -> String {
     format!("{path}: Invalid value: {}: {detail}", go_quote(value))
 }
 
-/// Go's `%q` for the printable-ASCII-and-UTF-8 strings selectors hold.
-fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 /// `utilerrors.NewAggregate(errs).Error()`.
 fn aggregate(errs: Vec<String>) -> Option<String> {
     let mut uniq: Vec<String> = Vec::new();
@@ -298,31 +280,21 @@ impl Requirement {
     /// Whether the labels satisfy this requirement (`Requirement.Matches`).
     pub fn matches(&self, labels: Option<&Map<String, Value>>) -> bool {
         let got = labels.and_then(|l| l.get(&self.key)).map(label_str);
-        let has = |v: &str| self.values.iter().any(|x| x == v);
-        match self.operator {
-            Operator::In | Operator::Equals | Operator::DoubleEquals => {
-                got.as_deref().is_some_and(has)
-            }
-            Operator::NotIn | Operator::NotEquals => match got {
-                None => true,
-                Some(v) => !has(&v),
-            },
-            Operator::Exists => got.is_some(),
-            Operator::DoesNotExist => got.is_none(),
-            Operator::GreaterThan | Operator::LessThan => {
-                let Some(Ok(have)) = got.map(|v| v.parse::<i64>()) else {
-                    return false;
-                };
-                let Some(Ok(want)) = self.values.first().map(|v| v.parse::<i64>()) else {
-                    return false;
-                };
-                if self.operator == Operator::GreaterThan {
-                    have > want
-                } else {
-                    have < want
-                }
-            }
-        }
+        self.matches_value(got.as_deref())
+    }
+
+    /// Whether an object whose label for this key is `have` (`None`: absent) satisfies the
+    /// requirement.
+    pub fn matches_value(&self, have: Option<&str>) -> bool {
+        let op = match self.operator {
+            Operator::In | Operator::Equals | Operator::DoubleEquals => Op::In,
+            Operator::NotIn | Operator::NotEquals => Op::NotIn,
+            Operator::Exists => Op::Exists,
+            Operator::DoesNotExist => Op::DoesNotExist,
+            Operator::GreaterThan => Op::Gt,
+            Operator::LessThan => Op::Lt,
+        };
+        value_matches(op, &self.values, have)
     }
 }
 
@@ -500,6 +472,15 @@ impl LabelSelector {
             return false;
         }
         self.requirements.iter().all(|r| r.matches(labels))
+    }
+
+    /// [`Self::matches`] for labels held as a string map.
+    pub fn matches_labels(&self, labels: &BTreeMap<String, String>) -> bool {
+        !self.nothing
+            && self
+                .requirements
+                .iter()
+                .all(|r| r.matches_value(labels.get(&r.key).map(String::as_str)))
     }
 
     /// True for the selector that matches everything (no requirements, not `nothing`).

@@ -4,6 +4,7 @@
 use crate::error::{ApiError, ApiResult};
 use serde_json::Value;
 use skiff_api::registry::{self, ResourceInfo};
+use skiff_api::text::percent_decode_query as percent_decode;
 use std::collections::HashMap;
 
 /// Largest accepted request body (upstream: 3 MiB).
@@ -159,38 +160,6 @@ impl Query {
             }
         }
     }
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b'%' if i + 2 < bytes.len() => {
-                let h = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-                match h.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(b) => {
-                        out.push(b);
-                        i += 3;
-                    }
-                    None => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// What representation the client asked for.

@@ -53,12 +53,7 @@ pub(crate) fn api_code(e: &kube::Error) -> Option<u16> {
 }
 
 /// A map selector (Service `spec.selector`) matches labels when every pair is present.
-pub(crate) fn selector_matches(
-    selector: &BTreeMap<String, String>,
-    labels: &BTreeMap<String, String>,
-) -> bool {
-    selector.iter().all(|(k, v)| labels.get(k) == Some(v))
-}
+pub(crate) use skiff_api::matchers::labels::map_selector_matches as selector_matches;
 
 /// Whether the pod's Ready condition is True.
 pub(crate) fn pod_ready(pod: &Pod) -> bool {

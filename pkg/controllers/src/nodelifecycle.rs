@@ -187,28 +187,7 @@ pub fn desired_taints(node: &Node, evictions_enabled: bool, now: Timestamp) -> O
     (out != current).then_some(out)
 }
 
-/// Upstream's `Toleration.ToleratesTaint`.
-pub fn tolerates(tol: &Toleration, taint: &Taint) -> bool {
-    if tol
-        .effect
-        .as_deref()
-        .is_some_and(|e| !e.is_empty() && e != taint.effect)
-    {
-        return false;
-    }
-    if tol
-        .key
-        .as_deref()
-        .is_some_and(|k| !k.is_empty() && k != taint.key)
-    {
-        return false;
-    }
-    match tol.operator.as_deref().unwrap_or("Equal") {
-        "Exists" => true,
-        "" | "Equal" => tol.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or(""),
-        _ => false,
-    }
-}
+pub use skiff_api::matchers::taints::tolerates;
 
 /// What the taint manager does with a pod on a node.
 #[derive(Debug, Clone, PartialEq)]

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use k8s_cri::v1::KeyValue;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret, Service};
 use kube::api::{Api, ListParams};
+use skiff_api::text::go_quote;
 
 use super::linux::{container_resource_value, NodeResources};
 
@@ -145,16 +146,11 @@ pub fn services_for_pod<'a>(
     map.into_values().collect()
 }
 
-/// Go's `%q` rendering close enough for label values.
-fn quote(v: &str) -> String {
-    format!("{v:?}")
-}
-
 /// `fieldpath.FormatMap`: sorted `key="value"` lines.
 pub fn format_map(m: Option<&BTreeMap<String, String>>) -> String {
     m.into_iter()
         .flatten()
-        .map(|(k, v)| format!("{k}={}", quote(v)))
+        .map(|(k, v)| format!("{k}={}", go_quote(v)))
         .collect::<Vec<_>>()
         .join("\n")
 }

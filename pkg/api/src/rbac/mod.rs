@@ -7,6 +7,8 @@
 mod bootstrap;
 mod request_info;
 
+use crate::selector::LabelSelector;
+use crate::text::go_quote;
 use serde_json::Value;
 
 pub use bootstrap::{
@@ -297,40 +299,6 @@ fn sanitize(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// Go's `%q` for a string: double-quoted with Go escapes for quotes, backslashes and
-/// control characters; printable Unicode is kept as is.
-fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c if c.is_control() => {
-                let v = c as u32;
-                if v > 0xffff {
-                    out.push_str(&format!("\\U{v:08x}"));
-                } else {
-                    out.push_str(&format!("\\u{v:04x}"));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 // ---------------------------------------------------------------------------------------
 // Rule matching (upstream rbac/v1 helpers).
 
@@ -524,41 +492,19 @@ fn effective_rules_inner(role: &Value, all: &[Value], visiting: &mut Vec<String>
     rules
 }
 
-/// A metav1.LabelSelector (matchLabels and matchExpressions with In, NotIn, Exists,
-/// DoesNotExist) against an object's labels. An empty selector matches everything; an
-/// unknown operator matches nothing. Kept local so this module has no dependency on the
-/// general selector module being written in parallel.
+/// A `clusterRoleSelectors` entry (a `metav1.LabelSelector`) against a role's labels, through
+/// the one JSON selector implementation: an empty (or null) selector matches everything, an
+/// invalid one (e.g. an unknown operator) nothing.
 fn selector_matches(selector: &Value, labels: Option<&Value>) -> bool {
-    let label = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
-    if let Some(ml) = selector.get("matchLabels").and_then(Value::as_object) {
-        for (k, v) in ml {
-            if label(k) != v.as_str() || v.as_str().is_none() {
-                return false;
-            }
+    let selector = if selector.is_null() {
+        LabelSelector::everything()
+    } else {
+        match LabelSelector::from_json(selector) {
+            Ok(s) => s,
+            Err(_) => return false,
         }
-    }
-    if let Some(exprs) = selector.get("matchExpressions").and_then(Value::as_array) {
-        for e in exprs {
-            let key = e.get("key").and_then(Value::as_str).unwrap_or_default();
-            let values: Vec<&str> = str_list(e, "values").collect();
-            let have = label(key);
-            let ok = match e
-                .get("operator")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-            {
-                "In" => have.is_some_and(|h| values.contains(&h)),
-                "NotIn" => have.is_none_or(|h| !values.contains(&h)),
-                "Exists" => have.is_some(),
-                "DoesNotExist" => have.is_none(),
-                _ => false,
-            };
-            if !ok {
-                return false;
-            }
-        }
-    }
-    true
+    };
+    selector.matches(labels.and_then(Value::as_object))
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! upstream apiserver's `RequestInfoFactory` does.
 
 use super::Attributes;
+use crate::text::percent_decode_query as percent_decode;
 
 /// URL prefixes that carry resource requests; `api` is the legacy group (no group segment).
 const API_PREFIX: &str = "api";
@@ -171,41 +172,6 @@ fn exact_name_from_field_selector(selector: &str) -> Option<String> {
 /// Upstream's `path.IsValidPathSegmentName`: not `.`/`..`, no `/` or `%`.
 fn is_valid_path_segment_name(name: &str) -> bool {
     !name.is_empty() && name != "." && name != ".." && !name.contains('/') && !name.contains('%')
-}
-
-/// Decodes `%XX` escapes and `+` (form encoding) in a query component; bad escapes stay.
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
-                match hex {
-                    Some(b) => {
-                        out.push(b);
-                        i += 3;
-                    }
-                    None => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

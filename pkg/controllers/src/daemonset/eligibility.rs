@@ -4,9 +4,10 @@
 
 use k8s_openapi::api::core::v1::{
     Affinity, Node, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, PodSpec,
-    Taint, Toleration,
+    Toleration,
 };
-use std::collections::BTreeMap;
+use skiff_api::matchers::affinity::RequiredNodeAffinity;
+use skiff_api::matchers::taints::first_untolerated;
 
 /// Upstream `AddOrUpdateDaemonPodTolerations`: daemon pods survive node problems and cordons.
 pub fn add_daemon_tolerations(spec: &mut PodSpec) {
@@ -41,103 +42,10 @@ pub fn add_daemon_tolerations(spec: &mut PodSpec) {
     }
 }
 
-/// Upstream `ToleratesTaint`.
-pub fn tolerates(t: &Toleration, taint: &Taint) -> bool {
-    if let Some(e) = t.effect.as_deref().filter(|e| !e.is_empty()) {
-        if e != taint.effect {
-            return false;
-        }
-    }
-    let key = t.key.as_deref().unwrap_or("");
-    let op = t.operator.as_deref().unwrap_or("Equal");
-    if !key.is_empty() && key != taint.key {
-        return false;
-    }
-    match op {
-        "Exists" => true,
-        "Equal" | "" => {
-            !key.is_empty()
-                && t.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("")
-        }
-        _ => false,
-    }
-}
-
-/// The first taint passing `filter` that no toleration tolerates.
-pub fn untolerated<'a>(
-    taints: &'a [Taint],
-    tolerations: &[Toleration],
-    filter: impl Fn(&Taint) -> bool,
-) -> Option<&'a Taint> {
-    taints
-        .iter()
-        .filter(|t| filter(t))
-        .find(|taint| !tolerations.iter().any(|t| tolerates(t, taint)))
-}
-
-fn requirement_matches(r: &NodeSelectorRequirement, value: Option<&str>) -> bool {
-    let values = r.values.as_deref().unwrap_or(&[]);
-    match r.operator.as_str() {
-        "In" => value.is_some_and(|v| values.iter().any(|x| x == v)),
-        "NotIn" => value.is_none_or(|v| !values.iter().any(|x| x == v)),
-        "Exists" => value.is_some(),
-        "DoesNotExist" => value.is_none(),
-        "Gt" | "Lt" => {
-            let (Some(v), [bound]) = (value.and_then(|v| v.parse::<i64>().ok()), values) else {
-                return false;
-            };
-            let Ok(bound) = bound.parse::<i64>() else {
-                return false;
-            };
-            if r.operator == "Gt" {
-                v > bound
-            } else {
-                v < bound
-            }
-        }
-        _ => false,
-    }
-}
-
-/// Whether one node selector term matches (its expressions and fields all hold; an empty
-/// term matches nothing, as upstream).
-pub fn term_matches(term: &NodeSelectorTerm, node: &Node) -> bool {
-    let exprs = term.match_expressions.as_deref().unwrap_or(&[]);
-    let fields = term.match_fields.as_deref().unwrap_or(&[]);
-    if exprs.is_empty() && fields.is_empty() {
-        return false;
-    }
-    let labels = node.metadata.labels.as_ref();
-    exprs
-        .iter()
-        .all(|r| requirement_matches(r, labels.and_then(|l| l.get(&r.key)).map(String::as_str)))
-        && fields.iter().all(|r| {
-            r.key == "metadata.name" && requirement_matches(r, node.metadata.name.as_deref())
-        })
-}
-
 /// Upstream `nodeaffinity.GetRequiredNodeAffinity(pod).Match(node)`: the nodeSelector and the
 /// required node affinity terms (any term may match).
 pub fn fits_node_affinity(spec: &PodSpec, node: &Node) -> bool {
-    if let Some(sel) = &spec.node_selector {
-        let empty = BTreeMap::new();
-        let labels = node.metadata.labels.as_ref().unwrap_or(&empty);
-        if sel.iter().any(|(k, v)| labels.get(k) != Some(v)) {
-            return false;
-        }
-    }
-    let required = spec
-        .affinity
-        .as_ref()
-        .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|na| {
-            na.required_during_scheduling_ignored_during_execution
-                .as_ref()
-        });
-    match required {
-        None => true,
-        Some(ns) => ns.node_selector_terms.iter().any(|t| term_matches(t, node)),
-    }
+    RequiredNodeAffinity::from_spec(spec).matches(node)
 }
 
 /// What upstream's `NodeShouldRunDaemonPod` answers for a DaemonSet pod spec (with the daemon
@@ -165,12 +73,12 @@ pub fn node_should_run(spec: &PodSpec, node: &Node) -> Fit {
         .and_then(|s| s.taints.as_deref())
         .unwrap_or(&[]);
     let tolerations = spec.tolerations.as_deref().unwrap_or(&[]);
-    if untolerated(taints, tolerations, |t| {
+    if first_untolerated(taints, tolerations, |t| {
         t.effect == "NoSchedule" || t.effect == "NoExecute"
     })
     .is_some()
     {
-        let no_exec = untolerated(taints, tolerations, |t| t.effect == "NoExecute").is_some();
+        let no_exec = first_untolerated(taints, tolerations, |t| t.effect == "NoExecute").is_some();
         return Fit {
             should_run: false,
             should_continue_running: !no_exec,
@@ -227,6 +135,8 @@ pub fn target_node(spec: &PodSpec) -> Option<&str> {
 mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::NodeSpec;
+    use k8s_openapi::api::core::v1::Taint;
+    use skiff_api::matchers::taints::tolerates;
 
     pub fn node(name: &str, labels: &[(&str, &str)], taints: &[(&str, &str)]) -> Node {
         let mut n = Node::default();
