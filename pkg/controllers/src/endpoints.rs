@@ -3,9 +3,10 @@
 //! upstream's endpoints controller does. Also home of the small helpers the infrastructure
 //! controllers (endpoints, endpointslice, namespace, node lifecycle, service account) share.
 
+use crate::controller::{Action, Controller};
 use crate::events::Recorder;
 use crate::informer::{Factory, Store};
-use crate::queue::{run_workers, Queue};
+use crate::util::{key_of, ObjectKey};
 use k8s_openapi::api::core::v1::{
     EndpointAddress, EndpointPort, EndpointSubset, Endpoints, ObjectReference, Pod, Service,
     ServicePort,
@@ -33,11 +34,6 @@ pub const MAX_CAPACITY: usize = 1000;
 // ---------------------------------------------------------------------------------------------
 // Shared helpers of the infrastructure controllers.
 // ---------------------------------------------------------------------------------------------
-
-/// `namespace/name`.
-pub(crate) fn key_of(ns: &str, name: &str) -> String {
-    format!("{ns}/{name}")
-}
 
 /// Splits `namespace/name`.
 pub(crate) fn split_key(key: &str) -> (&str, &str) {
@@ -168,6 +164,21 @@ pub(crate) fn should_set_hostname(pod: &Pod, svc: &Service) -> bool {
         && pod.namespace() == svc.namespace()
 }
 
+/// The hostname an address of `pod` in `svc` carries (when [`should_set_hostname`]).
+pub(crate) fn address_hostname(pod: &Pod, svc: &Service) -> Option<String> {
+    should_set_hostname(pod, svc)
+        .then(|| pod.spec.as_ref().and_then(|s| s.hostname.clone()))
+        .flatten()
+}
+
+/// The node a pod runs on, if it is bound.
+pub(crate) fn pod_node_name(pod: &Pod) -> Option<String> {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.node_name.clone())
+        .filter(|n| !n.is_empty())
+}
+
 /// The reference to a pod that addresses carry.
 pub(crate) fn pod_ref(pod: &Pod) -> ObjectReference {
     ObjectReference {
@@ -215,14 +226,8 @@ pub fn desired_subsets(svc: &Service, pods: &[&Pod]) -> Vec<EndpointSubset> {
         };
         let addr = EndpointAddress {
             ip: ip.clone(),
-            hostname: should_set_hostname(pod, svc)
-                .then(|| pod.spec.as_ref().and_then(|s| s.hostname.clone()))
-                .flatten(),
-            node_name: pod
-                .spec
-                .as_ref()
-                .and_then(|s| s.node_name.clone())
-                .filter(|n| !n.is_empty()),
+            hostname: address_hostname(pod, svc),
+            node_name: pod_node_name(pod),
             target_ref: Some(pod_ref(pod)),
         };
         let ready = publish_not_ready || pod_ready(pod);
@@ -559,68 +564,48 @@ type Membership = Arc<Mutex<HashMap<String, HashSet<String>>>>;
 /// worker (it starts once the caches have synced; failed Services are retried after 1 s).
 pub fn start(factory: &Factory, _cfg: Arc<crate::Config>) {
     let client = factory.client();
-    let queue: Arc<Queue<String>> =
-        Queue::with_backoff(Duration::from_secs(1), Duration::from_secs(1));
-    let services = factory.informer::<Service>();
-    let endpoints = factory.informer::<Endpoints>();
-    let pods = factory.informer::<Pod>();
     let ctx = Arc::new(Ctx {
         recorder: Recorder::new(client.clone(), "endpoint-controller"),
         client,
-        services: services.store(),
-        pods: pods.store(),
-        endpoints: endpoints.store(),
+        services: factory.store::<Service>(),
+        pods: factory.store::<Pod>(),
+        endpoints: factory.store::<Endpoints>(),
         tracker: Mutex::new(TriggerTimeTracker::default()),
         members: Arc::new(Mutex::new(HashMap::new())),
     });
-    let q = queue.clone();
-    services.add_handler(move |ch| {
-        let s = ch.object();
-        q.add(key_of(&s.namespace().unwrap_or_default(), &s.name_any()));
-    });
-    let q = queue.clone();
-    endpoints.add_handler(move |ch| {
-        let e = ch.object();
-        q.add(key_of(&e.namespace().unwrap_or_default(), &e.name_any()));
-    });
-    // Pods → the Services that select them now or listed them before.
-    let (q, c) = (queue.clone(), ctx.clone());
-    pods.add_handler(move |ch| {
-        for key in services_for_pod(&c.services, &c.members, ch.object()) {
-            q.add(key);
-        }
-    });
-    tokio::spawn(async move {
-        ctx.services.wait_synced().await;
-        ctx.pods.wait_synced().await;
-        ctx.endpoints.wait_synced().await;
-        run_workers("endpoints", queue, 1, None, Vec::new, move |key: String| {
-            let ctx = ctx.clone();
-            async move { reconcile(&ctx, &key).await.map(|()| None) }
-        })
-        .await;
-    });
+    let c = ctx.clone();
+    Controller::new(factory, "endpoints")
+        .backoff(Duration::from_secs(1), Duration::from_secs(1))
+        .reconciles::<Service>()
+        .watches::<Endpoints, _>(|ch| Some(key_of(ch.object().as_ref())))
+        // Pods → the Services that select them now or listed them before.
+        .watches::<Pod, _>(move |ch| services_for_pod(&c.services, &c.members, ch.object()))
+        .run(ctx, |ctx: Arc<Ctx>, key: ObjectKey| async move {
+            reconcile(&ctx, &key.to_string())
+                .await
+                .map(|()| Action::Done)
+        });
 }
 
 pub(crate) fn services_for_pod(
     services: &Store<Service>,
     members: &Membership,
     pod: &Pod,
-) -> Vec<String> {
+) -> Vec<ObjectKey> {
     let ns = pod.namespace().unwrap_or_default();
     let name = pod.name_any();
-    let mut keys: Vec<String> = services
+    let mut keys: Vec<ObjectKey> = services
         .list_filter(&ns, |s| {
             service_selector(s).is_some_and(|sel| selector_matches(sel, pod.labels()))
         })
         .iter()
-        .map(|s| key_of(&ns, &s.name_any()))
+        .map(|s| ObjectKey::new(&ns, s.name_any()))
         .collect();
     if let Ok(m) = members.lock() {
         keys.extend(
             m.iter()
                 .filter(|(k, pods)| split_key(k).0 == ns && pods.contains(&name))
-                .map(|(k, _)| k.clone()),
+                .map(|(k, _)| ObjectKey::parse(k)),
         );
     }
     keys

@@ -3,13 +3,14 @@
 //! their ready/serving/terminating conditions, grouped by resolved port set, owned by the
 //! Service — what `kubectl describe service` and service proxies read.
 
+use crate::controller::{Action, Controller};
 use crate::endpoints::{
-    api_code, find_port, key_of, pod_ips, pod_ready, pod_ref, port_protocol, rfc3339,
-    selected_pods, service_ip_set, service_is_ipv6, should_pod_be_in_endpoints,
-    should_set_hostname, split_key, PortKey, HEADLESS_LABEL, LAST_CHANGE_TRIGGER_TIME,
+    address_hostname, api_code, find_port, pod_ips, pod_node_name, pod_ready, pod_ref,
+    port_protocol, rfc3339, selected_pods, service_ip_set, service_is_ipv6,
+    should_pod_be_in_endpoints, split_key, PortKey, HEADLESS_LABEL, LAST_CHANGE_TRIGGER_TIME,
 };
 use crate::informer::{Factory, Store};
-use crate::queue::{run_workers, Queue};
+use crate::util::ObjectKey;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -72,14 +73,8 @@ pub fn pod_to_endpoint(pod: &Pod, svc: &Service, ipv6: bool) -> Endpoint {
             serving: Some(serving),
             terminating: Some(terminating),
         }),
-        hostname: should_set_hostname(pod, svc)
-            .then(|| pod.spec.as_ref().and_then(|s| s.hostname.clone()))
-            .flatten(),
-        node_name: pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.node_name.clone())
-            .filter(|n| !n.is_empty()),
+        hostname: address_hostname(pod, svc),
+        node_name: pod_node_name(pod),
         target_ref: Some(pod_ref(pod)),
         ..Default::default()
     }
@@ -395,64 +390,33 @@ fn managed(s: &EndpointSlice) -> bool {
 /// Registers the EndpointSlice controller's handlers on the shared informers and spawns its
 /// worker (it starts once the caches have synced).
 pub fn start(factory: &Factory, _cfg: Arc<crate::Config>) {
-    let client = factory.client();
-    let queue: Arc<Queue<String>> =
-        Queue::with_backoff(Duration::from_secs(1), Duration::from_secs(1));
-    let services = factory.informer::<Service>();
-    let slices = factory.informer::<EndpointSlice>();
-    let pods = factory.informer::<Pod>();
     let ctx = Arc::new(Ctx {
-        client,
-        services: services.store(),
-        pods: pods.store(),
-        slices: slices.store(),
+        client: factory.client(),
+        services: factory.store::<Service>(),
+        pods: factory.store::<Pod>(),
+        slices: factory.store::<EndpointSlice>(),
         tracker: Mutex::new(Default::default()),
         expected: Mutex::new(HashMap::new()),
         members: Arc::new(Mutex::new(HashMap::new())),
     });
-    let q = queue.clone();
-    services.add_handler(move |ch| {
-        let s = ch.object();
-        q.add(key_of(&s.namespace().unwrap_or_default(), &s.name_any()));
-    });
-    let q = queue.clone();
-    slices.add_handler(move |ch| {
-        let s = ch.object();
-        if !managed(s) {
-            return;
-        }
-        if let Some(svc) = s.labels().get(SERVICE_NAME_LABEL) {
-            q.add(key_of(&s.namespace().unwrap_or_default(), svc));
-        }
-    });
-    let (q, c) = (queue.clone(), ctx.clone());
-    pods.add_handler(move |ch| {
-        for key in crate::endpoints::services_for_pod(&c.services, &c.members, ch.object()) {
-            q.add(key);
-        }
-    });
-    tokio::spawn(async move {
-        ctx.services.wait_synced().await;
-        ctx.pods.wait_synced().await;
-        ctx.slices.wait_synced().await;
-        run_workers(
-            "endpointslice",
-            queue,
-            1,
-            None,
-            Vec::new,
-            move |key: String| {
-                let ctx = ctx.clone();
-                async move {
-                    // `false`: the cache is behind this controller's writes, look again soon.
-                    reconcile(&ctx, &key)
-                        .await
-                        .map(|done| (!done).then_some(Duration::from_millis(200)))
-                }
-            },
-        )
-        .await;
-    });
+    let c = ctx.clone();
+    Controller::new(factory, "endpointslice")
+        .backoff(Duration::from_secs(1), Duration::from_secs(1))
+        .reconciles::<Service>()
+        .watches::<EndpointSlice, _>(|ch| {
+            let s = ch.object();
+            let svc = s.labels().get(SERVICE_NAME_LABEL).filter(|_| managed(s));
+            svc.map(|svc| ObjectKey::new(s.namespace().unwrap_or_default(), svc))
+        })
+        .watches::<Pod, _>(move |ch| {
+            crate::endpoints::services_for_pod(&c.services, &c.members, ch.object())
+        })
+        .run(ctx, |ctx: Arc<Ctx>, key: ObjectKey| async move {
+            // `false`: the cache is behind this controller's writes, look again soon.
+            let done = reconcile(&ctx, &key.to_string()).await?;
+            let again = (!done).then_some(Duration::from_millis(200));
+            Ok::<_, kube::Error>(Action::after(again))
+        });
 }
 
 fn rv_of(s: &EndpointSlice) -> Option<u64> {

@@ -4,6 +4,7 @@
 //! its finalizer, and stripping an `orphan` owner's references from its dependents before
 //! removing that finalizer. `classify` is the pure decision core.
 
+use crate::controller::Action as Next;
 use crate::queue::{run_workers, Queue};
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -617,7 +618,7 @@ pub async fn run(client: kube::Client, _cfg: Arc<crate::Config>) -> Result<(), c
                     Task::AttemptDelete(uid) => gc.attempt_delete(uid).await,
                     Task::Owner(uid) => gc.process_owner(uid).await,
                 }
-                .map(|()| None)
+                .map(|()| Next::Done)
             }
         },
     )

@@ -7,11 +7,9 @@
 //! `FailureTarget` conditions; `Complete` / `Failed` follow once no pod is terminating (1.32
 //! behaviour with JobPodReplacementPolicy and JobSuccessPolicy on).
 
-use crate::daemonset::expectations::{key_of, Expectations, Key};
-use crate::daemonset::podutil;
-use crate::events::Recorder;
+use crate::controller::{Action, Controller};
 use crate::informer::{Factory, Store};
-use crate::queue::{run_workers, Queue};
+use crate::util::{is_controlled_by, podutil, Expectations, ObjectKey, PodControl};
 use crate::{Config, Error};
 use k8s_openapi::api::batch::v1::{Job, JobCondition, JobStatus, UncountedTerminatedPods};
 use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector, Pod};
@@ -747,8 +745,11 @@ pub fn job_pod(job: &Job, index: Option<i32>) -> Pod {
             labels: Some(labels),
             annotations: (!annotations.is_empty()).then_some(annotations),
             finalizers: Some(finalizers),
-            owner_references: podutil::controller_ref("batch/v1", "Job", &job.metadata)
-                .map(|r| vec![r]),
+            owner_references: Some(vec![crate::util::controller_ref(
+                "batch/v1",
+                "Job",
+                &job.metadata,
+            )]),
             ..Default::default()
         },
         spec: Some(spec),
@@ -761,68 +762,41 @@ struct Ctx {
     jobs: Arc<Store<Job>>,
     pods: Arc<Store<Pod>>,
     exp: Expectations,
-    recorder: Recorder,
+    control: PodControl,
 }
 
 /// Registers the Job controller's handlers on the shared informers and spawns its workers
 /// (they start once the caches have synced).
 pub fn start(factory: &Factory, _cfg: Arc<Config>) {
     let client = factory.client();
-    let q: Arc<Queue<Key>> = Queue::new();
-    let (jobs, pods) = (factory.informer::<Job>(), factory.informer::<Pod>());
-    let qa = q.clone();
-    jobs.add_handler(move |ch| qa.add(key_of(ch.object().as_ref())));
-    let qa = q.clone();
-    pods.add_handler(move |ch| {
-        let p = ch.object();
-        if let Some(r) = podutil::controller_of(&p.metadata).filter(|r| r.kind == "Job") {
-            qa.add((
-                p.metadata.namespace.clone().unwrap_or_default(),
-                r.name.clone(),
-            ));
-        }
-    });
     let ctx = Arc::new(Ctx {
-        recorder: Recorder::new(client.clone(), "job-controller"),
+        control: PodControl::new(client.clone(), "job-controller"),
         client,
-        jobs: jobs.store(),
-        pods: pods.store(),
+        jobs: factory.store::<Job>(),
+        pods: factory.store::<Pod>(),
         exp: Expectations::default(),
     });
-    tokio::spawn(async move {
-        ctx.jobs.wait_synced().await;
-        ctx.pods.wait_synced().await;
-        let jobs = ctx.jobs.clone();
-        let all = move || jobs.all().iter().map(|j| key_of(j.as_ref())).collect();
-        run_workers("job", q, 4, Some(Duration::from_secs(30)), all, move |k| {
-            let ctx = ctx.clone();
-            async move { reconcile(ctx, k).await }
-        })
-        .await;
-    });
+    Controller::new(factory, "job")
+        .reconciles::<Job>()
+        .owns::<Pod>("Job")
+        .workers(4)
+        .resync(Duration::from_secs(30))
+        .run(ctx, reconcile);
 }
 
-async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Result<Option<Duration>, Error> {
-    let Some(job) = ctx.jobs.get(&key.0, &key.1) else {
+async fn reconcile(ctx: Arc<Ctx>, key: ObjectKey) -> Result<Action, Error> {
+    let Some(job) = ctx.jobs.get(&key.namespace, &key.name) else {
         ctx.exp.forget(&key);
-        return Ok(None);
+        return Ok(Action::Done);
     };
-    let ns = key.0.clone();
+    let ns = key.namespace.clone();
     let uid = job.metadata.uid.clone().unwrap_or_default();
     let pods: Vec<Arc<Pod>> = ctx
         .pods
-        .list_filter(&ns, |p| podutil::is_controlled_by(&p.metadata, &uid));
-    let ok = ctx.exp.satisfied(
-        &key,
-        |n| pods.iter().any(|p| p.metadata.name.as_deref() == Some(n)),
-        |u| {
-            !pods
-                .iter()
-                .any(|p| p.metadata.uid.as_deref() == Some(u) && !podutil::is_terminating(p))
-        },
-    );
+        .list_filter(&ns, |p| is_controlled_by(&p.metadata, &uid));
+    let ok = ctx.exp.satisfied_by_pods(&key, &pods);
     if !ok || is_finished(&job) {
-        return Ok(None);
+        return Ok(Action::Done);
     }
     let refs: Vec<&Pod> = pods.iter().map(|p| p.as_ref()).collect();
     let now = Timestamp::now();
@@ -830,58 +804,23 @@ async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Result<Option<Duration>, Error> {
     let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     let job_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
 
-    let deleted =
-        match crate::daemonset::delete_pods(&pod_api, &ctx.recorder, job.as_ref(), &p.delete).await
-        {
-            Ok(d) => d,
-            Err((e, deleted)) => {
-                ctx.exp.expect(&key, vec![], deleted);
-                return Err(e.into());
-            }
-        };
-    let mut created = vec![];
-    let mut create_err = None;
-    for chunk in crate::daemonset::slow_start(&p.create) {
-        let results = futures::future::join_all(chunk.iter().map(|ix| {
-            let pod = job_pod(&job, *ix);
-            let api = pod_api.clone();
-            async move { api.create(&PostParams::default(), &pod).await }
-        }))
-        .await;
-        for r in results {
-            match r {
-                Ok(pod) => {
-                    let name = pod.metadata.name.clone().unwrap_or_default();
-                    ctx.recorder
-                        .record(
-                            job.as_ref(),
-                            "Normal",
-                            "SuccessfulCreate",
-                            &format!("Created pod: {name}"),
-                        )
-                        .await;
-                    created.push(name);
-                }
-                Err(e) => {
-                    ctx.recorder
-                        .record(
-                            job.as_ref(),
-                            "Warning",
-                            "FailedCreate",
-                            &format!("Error creating: {e}"),
-                        )
-                        .await;
-                    create_err = Some(e);
-                }
-            }
+    let deleted = match ctx.control.delete_pods(job.as_ref(), &ns, &p.delete).await {
+        Ok(d) => d,
+        Err((e, deleted)) => {
+            ctx.exp.expect(&key, vec![], deleted);
+            return Err(e.into());
         }
-        if create_err.is_some() {
-            break;
-        }
-    }
+    };
+    let new_pods: Vec<Pod> = p.create.iter().map(|ix| job_pod(&job, *ix)).collect();
+    let outcome = ctx.control.create_pods(job.as_ref(), &ns, &new_pods).await;
+    let created = outcome.names();
+    let create_err = outcome.error;
     ctx.exp.expect(&key, created.clone(), deleted);
     for (t, reason, msg) in &p.events {
-        ctx.recorder.record(job.as_ref(), t, reason, msg).await;
+        ctx.control
+            .recorder()
+            .record(job.as_ref(), t, reason, msg)
+            .await;
     }
     let mut status = p.status.clone();
     if create_err.is_some() {
@@ -932,11 +871,13 @@ async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Result<Option<Duration>, Error> {
     if finished {
         if let Some(t) = &p.terminal {
             if t.type_ == "Complete" {
-                ctx.recorder
+                ctx.control
+                    .recorder()
                     .record(job.as_ref(), "Normal", "Completed", "Job completed")
                     .await;
             } else {
-                ctx.recorder
+                ctx.control
+                    .recorder()
                     .record(
                         job.as_ref(),
                         "Warning",
@@ -950,7 +891,7 @@ async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Result<Option<Duration>, Error> {
     if let Some(e) = create_err {
         return Err(e.into());
     }
-    Ok(p.requeue_after)
+    Ok(Action::after(p.requeue_after))
 }
 
 async fn write_status(api: &Api<Job>, job: &Job, status: &JobStatus) -> Result<Job, Error> {
@@ -994,7 +935,7 @@ async fn remove_finalizer(api: &Api<Pod>, name: &str, pod: &Pod) -> Result<(), E
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::daemonset::podutil::tests::{pod, ts};
+    use crate::util::podutil::tests::{pod, ts};
     use k8s_openapi::api::batch::v1::JobSpec;
     use k8s_openapi::api::core::v1::{ContainerStatus, PodSpec, PodTemplateSpec};
 

@@ -2,6 +2,7 @@
 //! planning core, fed by shared informers (one watch and one cache per kind for all of them)
 //! through a common work queue. They talk to the API server only through kube-rs.
 
+pub mod controller;
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
@@ -20,6 +21,7 @@ pub mod queue;
 pub mod replicaset;
 pub mod serviceaccount;
 pub mod statefulset;
+pub mod util;
 
 use std::time::Duration;
 

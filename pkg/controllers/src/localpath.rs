@@ -5,10 +5,11 @@
 //! first mounted (hostPath DirectoryOrCreate) and removed by the node's cleanup loop, which
 //! drops the PV's cleanup finalizer afterwards.
 
+use crate::controller::{Action, Controller};
 use crate::endpoints::api_code;
 use crate::events::Recorder;
-use crate::informer::Factory;
-use crate::queue::{run_workers, Queue};
+use crate::informer::{Factory, Store};
+use crate::util::{key_of, ObjectKey};
 use k8s_openapi::api::core::v1::{
     HostPathVolumeSource, Node, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm,
     ObjectReference, PersistentVolume, PersistentVolumeClaim, PersistentVolumeSpec,
@@ -179,85 +180,75 @@ pub fn plan(
 /// Registers the provisioner on the shared informers (claims, classes, volumes, nodes) and
 /// spawns its worker.
 pub fn start(factory: &Factory, _cfg: Arc<crate::Config>) {
-    let client = factory.client();
-    let recorder = Arc::new(Recorder::new(client.clone(), "rancher.io/local-path_skiff"));
-    let queue: Arc<Queue<String>> =
-        Queue::with_backoff(Duration::from_millis(500), Duration::from_secs(60));
-    let claims = factory.informer::<PersistentVolumeClaim>();
-    let classes = factory.informer::<StorageClass>();
-    let volumes = factory.informer::<PersistentVolume>();
-    let nodes = factory.informer::<Node>();
-    let q = queue.clone();
-    claims.add_handler(move |ch| {
-        let c = ch.object();
-        if c.annotations().contains_key(SELECTED_NODE)
-            && c.spec
+    let ctx = Arc::new(Ctx {
+        client: factory.client(),
+        recorder: Recorder::new(factory.client(), "rancher.io/local-path_skiff"),
+        claims: factory.store::<PersistentVolumeClaim>(),
+        classes: factory.store::<StorageClass>(),
+        volumes: factory.store::<PersistentVolume>(),
+        nodes: factory.store::<Node>(),
+    });
+    let claims = ctx.claims.clone();
+    Controller::new(factory, "local-path-provisioner")
+        .backoff(Duration::from_millis(500), Duration::from_secs(60))
+        .watches::<PersistentVolumeClaim, _>(|ch| {
+            let c = ch.object();
+            let unbound = c
+                .spec
                 .as_ref()
                 .and_then(|s| s.volume_name.as_deref())
                 .unwrap_or("")
-                .is_empty()
-        {
-            q.add(crate::informer::key_of(c.as_ref()));
+                .is_empty();
+            (c.annotations().contains_key(SELECTED_NODE) && unbound).then(|| key_of(c.as_ref()))
+        })
+        .reads::<StorageClass>()
+        .reads::<PersistentVolume>()
+        .reads::<Node>()
+        .workers(2)
+        .resync(Duration::from_secs(30))
+        .resync_keys(move || {
+            claims
+                .filter(|c| c.annotations().contains_key(SELECTED_NODE))
+                .iter()
+                .map(|c| key_of(c.as_ref()))
+                .collect()
+        })
+        .run(ctx, reconcile);
+}
+
+struct Ctx {
+    client: kube::Client,
+    recorder: Recorder,
+    claims: Arc<Store<PersistentVolumeClaim>>,
+    classes: Arc<Store<StorageClass>>,
+    volumes: Arc<Store<PersistentVolume>>,
+    nodes: Arc<Store<Node>>,
+}
+
+async fn reconcile(ctx: Arc<Ctx>, key: ObjectKey) -> Result<Action, kube::Error> {
+    let Some(pvc) = ctx.claims.get(&key.namespace, &key.name) else {
+        return Ok(Action::Done);
+    };
+    let class = pvc
+        .spec
+        .as_ref()
+        .and_then(|s| s.storage_class_name.clone())
+        .and_then(|c| ctx.classes.get("", &c));
+    let node = pvc
+        .annotations()
+        .get(SELECTED_NODE)
+        .and_then(|n| ctx.nodes.get("", n));
+    let exists = ctx.volumes.get("", &pv_name(&pvc)).is_some();
+    match plan(&pvc, class.as_deref(), node.as_deref(), exists) {
+        Ok(pv) => provision(&ctx.client, &ctx.recorder, &pvc, pv).await?,
+        Err(Skip::Invalid(msg)) => {
+            ctx.recorder
+                .record(pvc.as_ref(), "Warning", "ProvisioningFailed", &msg)
+                .await;
         }
-    });
-    let (claims, classes, volumes, nodes) = (
-        claims.store(),
-        classes.store(),
-        volumes.store(),
-        nodes.store(),
-    );
-    tokio::spawn(async move {
-        claims.wait_synced().await;
-        classes.wait_synced().await;
-        volumes.wait_synced().await;
-        nodes.wait_synced().await;
-        let all = claims.clone();
-        run_workers(
-            "local-path-provisioner",
-            queue,
-            2,
-            Some(Duration::from_secs(30)),
-            move || {
-                all.filter(|c| c.annotations().contains_key(SELECTED_NODE))
-                    .iter()
-                    .map(|c| crate::informer::key_of(c.as_ref()))
-                    .collect()
-            },
-            move |key: String| {
-                let (ns, name) = crate::informer::split_key(&key);
-                let pvc = claims.get(ns, name);
-                let (client, recorder) = (client.clone(), recorder.clone());
-                let class = pvc
-                    .as_ref()
-                    .and_then(|p| p.spec.as_ref())
-                    .and_then(|s| s.storage_class_name.clone())
-                    .and_then(|c| classes.get("", &c));
-                let node = pvc
-                    .as_ref()
-                    .and_then(|p| p.annotations().get(SELECTED_NODE).cloned())
-                    .and_then(|n| nodes.get("", &n));
-                let exists = pvc
-                    .as_ref()
-                    .is_some_and(|p| volumes.get("", &pv_name(p)).is_some());
-                async move {
-                    let Some(pvc) = pvc else {
-                        return Ok::<_, kube::Error>(None);
-                    };
-                    match plan(&pvc, class.as_deref(), node.as_deref(), exists) {
-                        Ok(pv) => provision(&client, &recorder, &pvc, pv).await.map(|()| None),
-                        Err(Skip::Invalid(msg)) => {
-                            recorder
-                                .record(pvc.as_ref(), "Warning", "ProvisioningFailed", &msg)
-                                .await;
-                            Ok(None)
-                        }
-                        Err(_) => Ok(None),
-                    }
-                }
-            },
-        )
-        .await;
-    });
+        Err(_) => {}
+    }
+    Ok(Action::Done)
 }
 
 async fn provision(

@@ -4,9 +4,10 @@
 //! conditions, and once empty has its `kubernetes` finalizer removed through the `finalize`
 //! subresource, after which the API server removes it.
 
+use crate::controller::{Action, Controller};
 use crate::endpoints::api_code;
 use crate::informer::Factory;
-use crate::queue::{run_workers, Queue};
+use crate::util::ObjectKey;
 use k8s_openapi::api::core::v1::{Namespace, NamespaceCondition};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -281,38 +282,21 @@ fn api_resource(r: &ResourceInfo) -> ApiResource {
 /// Registers the namespace controller's handler on the shared Namespace informer and spawns
 /// its worker (terminating namespaces only; failures are retried after 2 s).
 pub fn start(factory: &Factory, _cfg: Arc<crate::Config>) {
-    let client = factory.client();
-    let queue: Arc<Queue<String>> =
-        Queue::with_backoff(Duration::from_secs(2), Duration::from_secs(2));
-    let namespaces = factory.informer::<Namespace>();
-    let q = queue.clone();
-    namespaces.add_handler(move |ch| {
-        let n = ch.object();
-        if n.metadata.deletion_timestamp.is_some() {
-            q.add(n.name_any());
-        }
-    });
-    let store = namespaces.store();
-    tokio::spawn(async move {
-        store.wait_synced().await;
-        run_workers(
-            "namespace",
-            queue,
-            1,
-            None,
-            Vec::new,
-            move |name: String| {
-                let (client, store) = (client.clone(), store.clone());
-                async move {
-                    match store.get("", &name) {
-                        Some(ns) => reconcile(&client, &ns).await,
-                        None => Ok(None),
-                    }
-                }
-            },
-        )
-        .await;
-    });
+    let ctx = Arc::new((factory.client(), factory.store::<Namespace>()));
+    Controller::new(factory, "namespace")
+        .backoff(Duration::from_secs(2), Duration::from_secs(2))
+        .watches::<Namespace, _>(|ch| {
+            let n = ch.object();
+            let deleting = n.metadata.deletion_timestamp.is_some();
+            deleting.then(|| ObjectKey::cluster(n.name_any()))
+        })
+        .run(ctx, |ctx, key: ObjectKey| async move {
+            let (client, store) = ctx.as_ref();
+            match store.get("", &key.name) {
+                Some(ns) => reconcile(client, &ns).await.map(Action::after),
+                None => Ok(Action::Done),
+            }
+        });
 }
 
 /// One pass over a terminating namespace; `Some(delay)` asks to look again later.

@@ -5,10 +5,11 @@
 //! it and no claim Lease names it; the claims are owned by their Node, so deleting the Node
 //! releases its block (the controller also deletes them itself when it sees the Node go).
 
+use crate::controller::{Action, Controller};
 use crate::endpoints::api_code;
 use crate::events::Recorder;
-use crate::informer::{Change as InformerChange, Factory};
-use crate::queue::{run_workers, Queue};
+use crate::informer::{Change as InformerChange, Factory, Store};
+use crate::util::ObjectKey;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -295,66 +296,70 @@ pub fn start(factory: &Factory, cfg: Arc<crate::Config>) {
         tracing::error!(error = %e, "node IPAM disabled");
         return;
     }
-    let client = factory.client();
-    let recorder = Arc::new(Recorder::new(client.clone(), "node-ipam-controller"));
-    let queue: Arc<Queue<String>> =
-        Queue::with_backoff(Duration::from_millis(200), Duration::from_secs(30));
-    let nodes = factory.informer::<Node>();
     let leases = factory.informer_selected::<Lease>(&format!("{CLAIM_LABEL}=true"), "");
-    let q = queue.clone();
-    let c = client.clone();
-    nodes.add_handler(move |ch| match ch {
-        InformerChange::Applied { new, .. } => {
-            if node_cidrs(new).is_empty() {
-                q.add(new.name_any());
-            }
-        }
-        InformerChange::Deleted(n) => {
-            let (c, n) = (c.clone(), n.clone());
-            tokio::spawn(async move { release_deleted(&c, &n).await });
-        }
+    let ctx = Arc::new(Ctx {
+        client: factory.client(),
+        recorder: Recorder::new(factory.client(), "node-ipam-controller"),
+        nodes: factory.store::<Node>(),
+        leases: leases.store(),
+        cluster,
+        mask,
     });
-    let q = queue.clone();
-    let node_store = nodes.store();
-    leases.add_handler(move |ch| {
-        if let Some(claim) = Claim::from_lease(ch.object()) {
-            if node_store.get("", &claim.holder).is_some() {
-                q.add(claim.holder);
+    let (c, nodes) = (factory.client(), ctx.nodes.clone());
+    Controller::new(factory, "nodeipam")
+        .backoff(Duration::from_millis(200), Duration::from_secs(30))
+        .watches::<Node, _>(move |ch| match ch {
+            InformerChange::Applied { new, .. } => node_cidrs(new)
+                .is_empty()
+                .then(|| ObjectKey::cluster(new.name_any())),
+            InformerChange::Deleted(n) => {
+                let (c, n) = (c.clone(), n.clone());
+                tokio::spawn(async move { release_deleted(&c, &n).await });
+                None
             }
-        }
-    });
-    let (nodes, leases) = (nodes.store(), leases.store());
-    tokio::spawn(async move {
-        nodes.wait_synced().await;
-        leases.wait_synced().await;
-        let all_nodes = nodes.clone();
-        run_workers(
-            "nodeipam",
-            queue,
-            1,
-            Some(Duration::from_secs(60)),
-            move || all_nodes.all().iter().map(|n| n.name_any()).collect(),
-            move |name: String| {
-                let (client, recorder) = (client.clone(), recorder.clone());
-                let node = nodes.get("", &name);
-                let all = nodes.all();
-                let claims: Vec<Claim> = leases
-                    .list(CLAIM_NAMESPACE)
+        })
+        .watches_informer(leases, move |ch| {
+            let claim = Claim::from_lease(ch.object())?;
+            let known = nodes.get("", &claim.holder).is_some();
+            known.then(|| ObjectKey::cluster(claim.holder))
+        })
+        .resync(Duration::from_secs(60))
+        .resync_keys({
+            let nodes = ctx.nodes.clone();
+            move || {
+                nodes
+                    .all()
                     .iter()
-                    .filter_map(|l| Claim::from_lease(l))
-                    .collect();
-                async move {
-                    let Some(node) = node else {
-                        return Ok(None);
-                    };
-                    let changes = plan(&node, &all, &claims, cluster, mask)
-                        .map_err(|e| crate::Error::Other(e.to_string()))?;
-                    apply(&client, &recorder, &node, changes, cluster, mask).await
-                }
-            },
-        )
-        .await;
-    });
+                    .map(|n| ObjectKey::cluster(n.name_any()))
+                    .collect()
+            }
+        })
+        .run(ctx, |ctx: Arc<Ctx>, key: ObjectKey| async move {
+            let Some(node) = ctx.nodes.get("", &key.name) else {
+                return Ok(Action::Done);
+            };
+            let claims: Vec<Claim> = ctx
+                .leases
+                .list(CLAIM_NAMESPACE)
+                .iter()
+                .filter_map(|l| Claim::from_lease(l))
+                .collect();
+            let changes = plan(&node, &ctx.nodes.all(), &claims, ctx.cluster, ctx.mask)
+                .map_err(|e| crate::Error::Other(e.to_string()))?;
+            let (client, recorder) = (&ctx.client, &ctx.recorder);
+            apply(client, recorder, &node, changes, ctx.cluster, ctx.mask)
+                .await
+                .map(Action::after)
+        });
+}
+
+struct Ctx {
+    client: kube::Client,
+    recorder: Recorder,
+    nodes: Arc<Store<Node>>,
+    leases: Arc<Store<Lease>>,
+    cluster: Cidr,
+    mask: u8,
 }
 
 async fn set_pod_cidr(client: &kube::Client, node: &str, block: Cidr) -> Result<(), kube::Error> {

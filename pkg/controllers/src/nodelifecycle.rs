@@ -5,7 +5,8 @@
 //! their toleration seconds, and pods that can never finish terminating (their node is
 //! unreachable or gone) are force-deleted so their controllers replace them.
 
-use crate::endpoints::{api_code, key_of, pod_ready};
+use crate::controller::{Action, Controller};
+use crate::endpoints::{api_code, pod_ready};
 use crate::events::Recorder;
 use crate::informer::{Factory, Store};
 use k8s_openapi::api::coordination::v1::Lease;
@@ -272,7 +273,7 @@ pub fn plan_pods(
     let mut out = Vec::new();
     let mut next: Option<Timestamp> = None;
     let mut wake = |t: Timestamp| next = Some(next.map_or(t, |n: Timestamp| n.min(t)));
-    let key = |p: &Pod| key_of(&p.namespace().unwrap_or_default(), &p.name_any());
+    let key = |p: &Pod| pod_key(p);
     let Some(node) = node else {
         let since = missing_since.unwrap_or(now);
         let due = since
@@ -342,67 +343,71 @@ struct State {
 /// Lease and Pod caches; it looks at them every `--node-monitor-period`.
 pub fn start(factory: &Factory, cfg: Arc<crate::Config>) {
     let client = factory.client();
-    let (nodes, leases, pods) = (
-        factory.store::<Node>(),
-        factory.store::<Lease>(),
-        factory.store::<Pod>(),
-    );
-    // Cordon and uncordon are acted on at once (as upstream's node update queue), not at the
-    // next monitor period: until the taint goes, the scheduler keeps avoiding an uncordoned node.
-    let wake = Arc::new(tokio::sync::Notify::new());
-    let woken = wake.clone();
-    factory.informer::<Node>().add_handler(move |c| {
-        if cordon_taint_stale(c.object()) {
-            woken.notify_one();
-        }
+    let ctx = Arc::new(Ctx {
+        recorder: Recorder::new(client.clone(), "node-controller"),
+        taint_recorder: Recorder::new(client.clone(), "taint-eviction-controller"),
+        client,
+        cfg,
+        nodes: factory.store::<Node>(),
+        leases: factory.store::<Lease>(),
+        pods: factory.store::<Pod>(),
+        state: tokio::sync::Mutex::new(State {
+            scheduled: HashSet::new(),
+            missing: HashMap::new(),
+        }),
     });
-    tokio::spawn(run(client, cfg, nodes, leases, pods, wake));
+    // One key, the whole monitor pass. Cordon and uncordon are acted on at once (as upstream's
+    // node update queue), not at the next monitor period: until the taint goes, the scheduler
+    // keeps avoiding an uncordoned node.
+    Controller::<()>::new(factory, "nodelifecycle")
+        .watches::<Node, _>(|c| cordon_taint_stale(c.object()).then_some(()))
+        .reads::<Lease>()
+        .reads::<Pod>()
+        .enqueue(())
+        .run(ctx, monitor);
 }
 
-async fn run(
+struct Ctx {
     client: kube::Client,
     cfg: Arc<crate::Config>,
     nodes: Arc<Store<Node>>,
     leases: Arc<Store<Lease>>,
     pods: Arc<Store<Pod>>,
-    wake: Arc<tokio::sync::Notify>,
-) {
-    nodes.wait_synced().await;
-    leases.wait_synced().await;
-    pods.wait_synced().await;
-    let recorder = Recorder::new(client.clone(), "node-controller");
-    let taint_recorder = Recorder::new(client.clone(), "taint-eviction-controller");
-    let mut state = State {
-        scheduled: HashSet::new(),
-        missing: HashMap::new(),
-    };
-    let period = cfg.node_monitor_period.max(Duration::from_millis(100));
-    loop {
-        let next = tick(
-            &client,
-            &cfg,
-            &nodes,
-            &leases,
-            &pods,
-            &recorder,
-            &taint_recorder,
-            &mut state,
-        )
-        .await;
-        let mut sleep = period;
-        if let Some(t) = next {
-            let until = t.duration_since(Timestamp::now());
-            if let Ok(d) = Duration::try_from(until) {
-                sleep = sleep.min(d + Duration::from_millis(50));
-            } else {
-                sleep = Duration::from_millis(50);
-            }
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(sleep) => {}
-            _ = wake.notified() => {}
+    recorder: Recorder,
+    taint_recorder: Recorder,
+    state: tokio::sync::Mutex<State>,
+}
+
+/// One monitor pass; looks again after `--node-monitor-period`, or sooner when an eviction
+/// or a grace period falls due.
+async fn monitor(ctx: Arc<Ctx>, (): ()) -> Result<Action, std::convert::Infallible> {
+    let mut state = ctx.state.lock().await;
+    let next = tick(
+        &ctx.client,
+        &ctx.cfg,
+        &ctx.nodes,
+        &ctx.leases,
+        &ctx.pods,
+        &ctx.recorder,
+        &ctx.taint_recorder,
+        &mut state,
+    )
+    .await;
+    let mut sleep = ctx.cfg.node_monitor_period.max(Duration::from_millis(100));
+    if let Some(t) = next {
+        let until = t.duration_since(Timestamp::now());
+        if let Ok(d) = Duration::try_from(until) {
+            sleep = sleep.min(d + Duration::from_millis(50));
+        } else {
+            sleep = Duration::from_millis(50);
         }
     }
+    Ok(Action::RequeueAfter(sleep))
+}
+
+/// The `namespace/name` of a pod (the monitor's pod bookkeeping key).
+fn pod_key(p: &Pod) -> String {
+    crate::util::key_of(p).to_string()
 }
 
 /// Whether the node's `unschedulable` taint disagrees with `spec.unschedulable`.
@@ -525,16 +530,12 @@ async fn tick(
                 if p.metadata.deletion_timestamp.is_none()
                     && matches!(eviction(p, &taints, now), Eviction::At(t) if t > now)
                 {
-                    still_scheduled
-                        .insert(key_of(&p.namespace().unwrap_or_default(), &p.name_any()));
+                    still_scheduled.insert(pod_key(p));
                 }
             }
         }
         for (key, action) in actions {
-            let Some(pod) = list
-                .iter()
-                .find(|p| key_of(&p.namespace().unwrap_or_default(), &p.name_any()) == key)
-            else {
+            let Some(pod) = list.iter().find(|p| pod_key(p) == key) else {
                 continue;
             };
             if let Err(e) = act(client, pod, &action, now, recorder, taint_recorder).await {
@@ -741,22 +742,11 @@ mod tests {
     fn silent_node_turns_unknown_after_the_grace_period() {
         let n = node("True", "2025-01-01T00:01:00Z");
         let grace = Duration::from_secs(40);
+        let stale = |renew: &str, now: &str| stale_conditions(&n, Some(t(renew)), t(now), grace);
         // Lease renewed recently: healthy even with an old Ready heartbeat.
-        assert!(stale_conditions(
-            &n,
-            Some(t("2025-01-01T00:01:30Z")),
-            t("2025-01-01T00:02:00Z"),
-            grace
-        )
-        .is_empty());
+        assert!(stale("2025-01-01T00:01:30Z", "2025-01-01T00:02:00Z").is_empty());
         // 40 s exactly: still fine; 41 s: Unknown.
-        assert!(stale_conditions(
-            &n,
-            Some(t("2025-01-01T00:01:00Z")),
-            t("2025-01-01T00:01:40Z"),
-            grace
-        )
-        .is_empty());
+        assert!(stale("2025-01-01T00:01:00Z", "2025-01-01T00:01:40Z").is_empty());
         let now = t("2025-01-01T00:01:41Z");
         let c = stale_conditions(&n, Some(t("2025-01-01T00:01:00Z")), now, grace);
         let ready = c.iter().find(|c| c.type_ == "Ready").unwrap();

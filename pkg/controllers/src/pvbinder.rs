@@ -5,10 +5,10 @@
 //! deletes the PV, whose finalizers keep it until the node cleaned up; `Retain` keeps it
 //! Released).
 
+use crate::controller::{Action, Controller};
 use crate::endpoints::api_code;
 use crate::events::Recorder;
-use crate::informer::{Change as InformerChange, Factory};
-use crate::queue::{run_workers, Queue};
+use crate::informer::{Change as InformerChange, Factory, Store};
 use k8s_openapi::api::core::v1::{ObjectReference, PersistentVolume, PersistentVolumeClaim};
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -351,94 +351,86 @@ pub fn plan_volume(v: &PersistentVolume, claim: Option<&PersistentVolumeClaim>) 
 
 /// Registers the binder on the shared informers and spawns its workers.
 pub fn start(factory: &Factory, _cfg: Arc<crate::Config>) {
-    let client = factory.client();
-    let recorder = Arc::new(Recorder::new(client.clone(), "persistentvolume-controller"));
-    let queue: Arc<Queue<Key>> =
-        Queue::with_backoff(Duration::from_millis(200), Duration::from_secs(60));
-    let claims = factory.informer::<PersistentVolumeClaim>();
-    let volumes = factory.informer::<PersistentVolume>();
-    let classes = factory.informer::<StorageClass>();
-    let q = queue.clone();
-    let vstore = volumes.store();
-    claims.add_handler(move |ch| {
-        let c = ch.object();
-        let ns = c.namespace().unwrap_or_default();
-        q.add(Key::Claim(ns, c.name_any()));
-        let v = volume_name(c);
-        if !v.is_empty() {
-            q.add(Key::Volume(v.to_string()));
-        }
-        if matches!(ch, InformerChange::Deleted(_)) {
-            for v in vstore.filter(|v| refers_to(v, c)) {
-                q.add(Key::Volume(v.name_any()));
+    let ctx = Arc::new(Ctx {
+        client: factory.client(),
+        recorder: Recorder::new(factory.client(), "persistentvolume-controller"),
+        claims: factory.store::<PersistentVolumeClaim>(),
+        volumes: factory.store::<PersistentVolume>(),
+        classes: factory.store::<StorageClass>(),
+    });
+    let (vstore, all_c, all_v) = (ctx.volumes.clone(), ctx.claims.clone(), ctx.volumes.clone());
+    Controller::new(factory, "persistentvolume-binder")
+        .backoff(Duration::from_millis(200), Duration::from_secs(60))
+        .watches::<PersistentVolumeClaim, _>(move |ch| {
+            let c = ch.object();
+            let mut keys = vec![Key::Claim(c.namespace().unwrap_or_default(), c.name_any())];
+            let v = volume_name(c);
+            if !v.is_empty() {
+                keys.push(Key::Volume(v.to_string()));
             }
-        }
-    });
-    let q = queue.clone();
-    volumes.add_handler(move |ch| {
-        let v = ch.object();
-        q.add(Key::Volume(v.name_any()));
-        if let Some(r) = claim_ref(v) {
-            q.add(Key::Claim(
-                r.namespace.clone().unwrap_or_default(),
-                r.name.clone().unwrap_or_default(),
-            ));
-        }
-    });
-    let (claims, volumes, classes) = (claims.store(), volumes.store(), classes.store());
-    tokio::spawn(async move {
-        claims.wait_synced().await;
-        volumes.wait_synced().await;
-        classes.wait_synced().await;
-        let (all_c, all_v) = (claims.clone(), volumes.clone());
-        run_workers(
-            "persistentvolume-binder",
-            queue,
-            2,
-            Some(Duration::from_secs(15)),
-            move || {
-                let mut keys: Vec<Key> = all_c
-                    .all()
-                    .iter()
-                    .map(|c| Key::Claim(c.namespace().unwrap_or_default(), c.name_any()))
-                    .collect();
-                keys.extend(all_v.all().iter().map(|v| Key::Volume(v.name_any())));
-                keys
-            },
-            move |key: Key| {
-                let (client, recorder) = (client.clone(), recorder.clone());
-                let work = match &key {
-                    Key::Claim(ns, name) => claims.get(ns, name).map(|c| {
-                        let class = c
-                            .spec
-                            .as_ref()
-                            .and_then(|s| s.storage_class_name.clone())
-                            .and_then(|k| classes.get("", &k));
-                        let changes = plan_claim(&c, &volumes.all(), class.as_deref());
-                        (Some(c), changes)
-                    }),
-                    Key::Volume(name) => volumes.get("", name).map(|v| {
-                        let claim = claim_ref(&v).and_then(|r| {
-                            claims.get(
-                                r.namespace.as_deref().unwrap_or(""),
-                                r.name.as_deref().unwrap_or(""),
-                            )
-                        });
-                        (None, plan_volume(&v, claim.as_deref()))
-                    }),
-                };
-                async move {
-                    let Some((claim, changes)) = work else {
-                        return Ok::<_, kube::Error>(None);
-                    };
-                    apply(&client, &recorder, claim.as_deref(), changes)
-                        .await
-                        .map(|()| None)
-                }
-            },
-        )
-        .await;
-    });
+            if matches!(ch, InformerChange::Deleted(_)) {
+                let refs = vstore.filter(|v| refers_to(v, c));
+                keys.extend(refs.iter().map(|v| Key::Volume(v.name_any())));
+            }
+            keys
+        })
+        .watches::<PersistentVolume, _>(|ch| {
+            let v = ch.object();
+            let claim = claim_ref(v).map(|r| {
+                let ns = r.namespace.clone().unwrap_or_default();
+                Key::Claim(ns, r.name.clone().unwrap_or_default())
+            });
+            std::iter::once(Key::Volume(v.name_any())).chain(claim)
+        })
+        .reads::<StorageClass>()
+        .workers(2)
+        .resync(Duration::from_secs(15))
+        .resync_keys(move || {
+            let mut keys: Vec<Key> = all_c
+                .all()
+                .iter()
+                .map(|c| Key::Claim(c.namespace().unwrap_or_default(), c.name_any()))
+                .collect();
+            keys.extend(all_v.all().iter().map(|v| Key::Volume(v.name_any())));
+            keys
+        })
+        .run(ctx, reconcile);
+}
+
+struct Ctx {
+    client: kube::Client,
+    recorder: Recorder,
+    claims: Arc<Store<PersistentVolumeClaim>>,
+    volumes: Arc<Store<PersistentVolume>>,
+    classes: Arc<Store<StorageClass>>,
+}
+
+async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Result<Action, kube::Error> {
+    let work = match &key {
+        Key::Claim(ns, name) => ctx.claims.get(ns, name).map(|c| {
+            let class = c
+                .spec
+                .as_ref()
+                .and_then(|s| s.storage_class_name.clone())
+                .and_then(|k| ctx.classes.get("", &k));
+            let changes = plan_claim(&c, &ctx.volumes.all(), class.as_deref());
+            (Some(c), changes)
+        }),
+        Key::Volume(name) => ctx.volumes.get("", name).map(|v| {
+            let claim = claim_ref(&v).and_then(|r| {
+                ctx.claims.get(
+                    r.namespace.as_deref().unwrap_or(""),
+                    r.name.as_deref().unwrap_or(""),
+                )
+            });
+            (None, plan_volume(&v, claim.as_deref()))
+        }),
+    };
+    let Some((claim, changes)) = work else {
+        return Ok(Action::Done);
+    };
+    apply(&ctx.client, &ctx.recorder, claim.as_deref(), changes).await?;
+    Ok(Action::Done)
 }
 
 async fn apply(

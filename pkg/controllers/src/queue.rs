@@ -2,8 +2,12 @@
 //! however often it is added, a key is never handed to two workers at once, a key added while
 //! it is processed is processed again afterwards, delayed adds (the earliest pending one wins),
 //! per-key exponential backoff for failed keys (forgotten on success) — and the worker-pool
-//! runner every controller uses (N workers, periodic resync of all keys).
+//! runner every controller uses (N workers, periodic resync of all keys). A poisoned lock (a
+//! panic while it was held) is recovered and logged (`util::lock`), never taken for an empty
+//! queue.
 
+use crate::controller::Action;
+use crate::util::lock;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt::{Debug, Display};
 use std::future::Future;
@@ -59,9 +63,7 @@ impl<T: Hash + Eq + Clone + Send + Sync + 'static> Queue<T> {
     /// Queues `key` unless it is already waiting; a key being processed is queued again when
     /// its worker calls [`Queue::done`].
     pub fn add(&self, key: T) {
-        let Ok(mut st) = self.state.lock() else {
-            return;
-        };
+        let mut st = lock(&self.state);
         if !st.dirty.insert(key.clone()) || st.processing.contains(&key) {
             return;
         }
@@ -79,9 +81,7 @@ impl<T: Hash + Eq + Clone + Send + Sync + 'static> Queue<T> {
         }
         let at = Instant::now() + delay;
         {
-            let Ok(mut st) = self.state.lock() else {
-                return;
-            };
+            let mut st = lock(&self.state);
             match st.delayed.get(&key) {
                 Some(pending) if *pending <= at => return,
                 _ => {
@@ -92,18 +92,14 @@ impl<T: Hash + Eq + Clone + Send + Sync + 'static> Queue<T> {
         let q = Arc::clone(self);
         tokio::spawn(async move {
             tokio::time::sleep_until(at).await;
-            let fire = q
-                .state
-                .lock()
-                .map(|mut st| {
-                    if st.delayed.get(&key) == Some(&at) {
-                        st.delayed.remove(&key);
-                        true
-                    } else {
-                        false
-                    }
-                })
-                .unwrap_or(false);
+            let fire = {
+                let mut st = lock(&q.state);
+                let due = st.delayed.get(&key) == Some(&at);
+                if due {
+                    st.delayed.remove(&key);
+                }
+                due
+            };
             if fire {
                 q.add(key);
             }
@@ -112,15 +108,12 @@ impl<T: Hash + Eq + Clone + Send + Sync + 'static> Queue<T> {
 
     /// Queues `key` again after its backoff (one more failure counted); returns the delay.
     pub fn add_rate_limited(self: &Arc<Self>, key: T) -> Duration {
-        let n = self
-            .state
-            .lock()
-            .map(|mut st| {
-                let n = st.failures.entry(key.clone()).or_insert(0);
-                *n = n.saturating_add(1);
-                *n
-            })
-            .unwrap_or(1);
+        let n = {
+            let mut st = lock(&self.state);
+            let n = st.failures.entry(key.clone()).or_insert(0);
+            *n = n.saturating_add(1);
+            *n
+        };
         let delay = self
             .base_delay
             .saturating_mul(1u32 << n.min(31).saturating_sub(1))
@@ -131,24 +124,20 @@ impl<T: Hash + Eq + Clone + Send + Sync + 'static> Queue<T> {
 
     /// Clears the failure count of `key` (after it was processed successfully).
     pub fn forget(&self, key: &T) {
-        if let Ok(mut st) = self.state.lock() {
-            st.failures.remove(key);
-        }
+        lock(&self.state).failures.remove(key);
     }
 
     /// How many times in a row `key` failed.
     pub fn num_requeues(&self, key: &T) -> u32 {
-        self.state
-            .lock()
-            .map(|st| st.failures.get(key).copied().unwrap_or(0))
-            .unwrap_or(0)
+        lock(&self.state).failures.get(key).copied().unwrap_or(0)
     }
 
     /// Waits for the next key; call [`Queue::done`] with it when finished.
     pub async fn get(&self) -> T {
         loop {
             let notified = self.notify.notified();
-            if let Ok(mut st) = self.state.lock() {
+            {
+                let mut st = lock(&self.state);
                 if let Some(key) = st.queue.pop_front() {
                     st.dirty.remove(&key);
                     st.processing.insert(key.clone());
@@ -164,9 +153,7 @@ impl<T: Hash + Eq + Clone + Send + Sync + 'static> Queue<T> {
 
     /// Marks `key` processed; if it was added meanwhile it is queued again.
     pub fn done(&self, key: &T) {
-        let Ok(mut st) = self.state.lock() else {
-            return;
-        };
+        let mut st = lock(&self.state);
         st.processing.remove(key);
         if st.dirty.contains(key) {
             st.queue.push_back(key.clone());
@@ -177,7 +164,7 @@ impl<T: Hash + Eq + Clone + Send + Sync + 'static> Queue<T> {
 
     /// Number of keys waiting (not counting those being processed or delayed).
     pub fn len(&self) -> usize {
-        self.state.lock().map(|s| s.queue.len()).unwrap_or(0)
+        lock(&self.state).queue.len()
     }
 
     /// True when no key is waiting.
@@ -187,7 +174,7 @@ impl<T: Hash + Eq + Clone + Send + Sync + 'static> Queue<T> {
 }
 
 /// Runs `workers` loops that take keys from `queue` and `reconcile` them, forever.
-/// `reconcile` returns when to look at the key again (`Ok(Some(delay))`); success forgets the
+/// `reconcile` says when to look at the key again ([`Action`]); success forgets the
 /// key's failures, an error re-queues it with its backoff. With `resync`, every key `all()`
 /// returns is added that often.
 pub async fn run_workers<T, F, Fut, E>(
@@ -200,7 +187,7 @@ pub async fn run_workers<T, F, Fut, E>(
 ) where
     T: Hash + Eq + Clone + Debug + Send + Sync + 'static,
     F: Fn(T) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Result<Option<Duration>, E>> + Send,
+    Fut: Future<Output = Result<Action, E>> + Send,
     E: Display,
 {
     if let Some(every) = resync {
@@ -226,7 +213,7 @@ pub async fn run_workers<T, F, Fut, E>(
                 match tracing::Instrument::instrument(f(key.clone()), span).await {
                     Ok(again) => {
                         q.forget(&key);
-                        if let Some(d) = again {
+                        if let Some(d) = again.delay() {
                             q.add_after(key.clone(), d);
                         }
                     }
@@ -345,7 +332,7 @@ mod tests {
                     if n == 1 {
                         return Err("boom");
                     }
-                    Ok(None)
+                    Ok(Action::Done)
                 }
             },
         ));
@@ -372,7 +359,7 @@ mod tests {
                 let s = s.clone();
                 async move {
                     s.lock().unwrap().push(k);
-                    Ok::<_, String>(None)
+                    Ok::<_, String>(Action::Done)
                 }
             },
         ));

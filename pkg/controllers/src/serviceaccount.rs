@@ -3,9 +3,10 @@
 //! the cluster CA (`ca.crt`), as upstream's serviceaccounts-controller and
 //! root-ca-cert-publisher do.
 
+use crate::controller::{Action, Controller};
 use crate::endpoints::api_code;
 use crate::informer::Factory;
-use crate::queue::{run_workers, Queue};
+use crate::util::ObjectKey;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, PostParams};
@@ -105,49 +106,46 @@ pub fn plan(
 /// shared informers and spawns its worker (failures are retried after 1 s). Only the root CA
 /// ConfigMaps are watched, not every ConfigMap.
 pub fn start(factory: &Factory, cfg: Arc<crate::Config>) {
-    let client = factory.client();
-    let queue: Arc<Queue<String>> =
-        Queue::with_backoff(Duration::from_secs(1), Duration::from_secs(1));
-    let namespaces = factory.informer::<Namespace>();
-    let accounts = factory.informer::<ServiceAccount>();
     let configmaps =
         factory.informer_selected::<ConfigMap>("", &format!("metadata.name={ROOT_CA_CONFIGMAP}"));
-    let q = queue.clone();
-    namespaces.add_handler(move |ch| q.add(ch.object().name_any()));
-    let q = queue.clone();
-    accounts.add_handler(move |ch| {
-        let a = ch.object();
-        if a.metadata.name.as_deref() == Some(DEFAULT_ACCOUNT) {
-            q.add(a.namespace().unwrap_or_default());
-        }
+    let ctx = Arc::new(Ctx {
+        client: factory.client(),
+        cfg,
+        namespaces: factory.store::<Namespace>(),
+        accounts: factory.store::<ServiceAccount>(),
+        configmaps: configmaps.store(),
     });
-    let q = queue.clone();
-    configmaps.add_handler(move |ch| q.add(ch.object().namespace().unwrap_or_default()));
-    let (namespaces, accounts, configmaps) =
-        (namespaces.store(), accounts.store(), configmaps.store());
-    tokio::spawn(async move {
-        namespaces.wait_synced().await;
-        accounts.wait_synced().await;
-        configmaps.wait_synced().await;
-        run_workers(
-            "serviceaccount",
-            queue,
-            1,
-            None,
-            Vec::new,
-            move |ns: String| {
-                let (client, cfg) = (client.clone(), cfg.clone());
-                let n = namespaces.get("", &ns);
-                let a = accounts.get(&ns, DEFAULT_ACCOUNT);
-                let c = configmaps.get(&ns, ROOT_CA_CONFIGMAP);
-                async move {
-                    let changes = plan(n.as_deref(), a.as_deref(), c.as_deref(), &cfg.ca_pem);
-                    apply(&client, &ns, changes).await.map(|()| None)
-                }
-            },
-        )
-        .await;
-    });
+    // Keys are namespaces: everything this controller makes lives in one namespace.
+    let in_namespace = |ns: Option<String>| ObjectKey::cluster(ns.unwrap_or_default());
+    Controller::new(factory, "serviceaccount")
+        .backoff(Duration::from_secs(1), Duration::from_secs(1))
+        .watches::<Namespace, _>(|ch| Some(ObjectKey::cluster(ch.object().name_any())))
+        .watches::<ServiceAccount, _>(move |ch| {
+            let a = ch.object();
+            let default = a.metadata.name.as_deref() == Some(DEFAULT_ACCOUNT);
+            default.then(|| in_namespace(a.namespace()))
+        })
+        .watches_informer(configmaps, move |ch| {
+            Some(in_namespace(ch.object().namespace()))
+        })
+        .run(ctx, |ctx: Arc<Ctx>, key: ObjectKey| async move {
+            let ns = key.name;
+            let n = ctx.namespaces.get("", &ns);
+            let a = ctx.accounts.get(&ns, DEFAULT_ACCOUNT);
+            let c = ctx.configmaps.get(&ns, ROOT_CA_CONFIGMAP);
+            let changes = plan(n.as_deref(), a.as_deref(), c.as_deref(), &ctx.cfg.ca_pem);
+            apply(&ctx.client, &ns, changes)
+                .await
+                .map(|()| Action::Done)
+        });
+}
+
+struct Ctx {
+    client: kube::Client,
+    cfg: Arc<crate::Config>,
+    namespaces: Arc<crate::informer::Store<Namespace>>,
+    accounts: Arc<crate::informer::Store<ServiceAccount>>,
+    configmaps: Arc<crate::informer::Store<ConfigMap>>,
 }
 
 async fn apply(client: &kube::Client, ns: &str, changes: Vec<Change>) -> Result<(), kube::Error> {

@@ -6,12 +6,12 @@
 //! collector deletes), ControllerRevisions, and RollingUpdate in reverse ordinal order down to
 //! the partition (or OnDelete).
 
-use crate::daemonset::expectations::{key_of, Expectations, Key};
+use crate::controller::{Action, Controller};
+use crate::daemonset::has_revision_label;
 use crate::daemonset::history::{self, REVISION_LABEL};
-use crate::daemonset::{has_revision_label, podutil};
 use crate::events::Recorder;
 use crate::informer::{Factory, Store};
-use crate::queue::{run_workers, Queue};
+use crate::util::{is_controlled_by, owner_key, podutil, Expectations, ObjectKey};
 use crate::{Config, Error};
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet, StatefulSetStatus};
 use k8s_openapi::api::core::v1::{
@@ -234,8 +234,11 @@ pub fn new_pod(set: &StatefulSet, template: &PodTemplateSpec, revision: &str, or
             labels: Some(labels),
             annotations: tm.annotations,
             finalizers: tm.finalizers,
-            owner_references: podutil::controller_ref("apps/v1", "StatefulSet", &set.metadata)
-                .map(|r| vec![r]),
+            owner_references: Some(vec![crate::util::controller_ref(
+                "apps/v1",
+                "StatefulSet",
+                &set.metadata,
+            )]),
             ..Default::default()
         },
         spec: Some(spec),
@@ -607,90 +610,46 @@ struct Ctx {
 /// workers (they start once the caches have synced).
 pub fn start(factory: &Factory, _cfg: Arc<Config>) {
     let client = factory.client();
-    let q: Arc<Queue<Key>> = Queue::new();
-    let owner = |meta: &ObjectMeta| -> Option<Key> {
-        let r = podutil::controller_of(meta)?;
-        (r.kind == "StatefulSet")
-            .then(|| (meta.namespace.clone().unwrap_or_default(), r.name.clone()))
-    };
-    let (sets, pods) = (factory.informer::<StatefulSet>(), factory.informer::<Pod>());
-    let (claims, revs) = (
-        factory.informer::<PersistentVolumeClaim>(),
-        factory.informer::<ControllerRevision>(),
-    );
-    let qa = q.clone();
-    sets.add_handler(move |ch| qa.add(key_of(ch.object().as_ref())));
-    let qa = q.clone();
-    pods.add_handler(move |ch| {
-        let p = ch.object();
-        if has_revision_label(p) {
-            if let Some(k) = owner(&p.metadata) {
-                qa.add(k)
-            }
-        }
-    });
-    let qa = q.clone();
-    revs.add_handler(move |ch| {
-        if let Some(k) = owner(&ch.object().metadata) {
-            qa.add(k)
-        }
-    });
     let ctx = Arc::new(Ctx {
         recorder: Recorder::new(client.clone(), "statefulset-controller"),
         client,
-        sets: sets.store(),
-        pods: pods.store(),
-        claims: claims.store(),
-        revs: revs.store(),
+        sets: factory.store::<StatefulSet>(),
+        pods: factory.store::<Pod>(),
+        claims: factory.store::<PersistentVolumeClaim>(),
+        revs: factory.store::<ControllerRevision>(),
         exp: Expectations::default(),
     });
-    tokio::spawn(async move {
-        ctx.sets.wait_synced().await;
-        ctx.pods.wait_synced().await;
-        ctx.claims.wait_synced().await;
-        ctx.revs.wait_synced().await;
-        let sets = ctx.sets.clone();
-        let all = move || sets.all().iter().map(|s| key_of(s.as_ref())).collect();
-        run_workers(
-            "statefulset",
-            q,
-            2,
-            Some(Duration::from_secs(30)),
-            all,
-            move |k| {
-                let ctx = ctx.clone();
-                async move { reconcile(ctx, k).await }
-            },
-        )
-        .await;
-    });
+    Controller::new(factory, "statefulset")
+        .reconciles::<StatefulSet>()
+        .watches::<Pod, _>(|ch| {
+            let p = ch.object();
+            has_revision_label(p)
+                .then(|| owner_key(&p.metadata, "StatefulSet"))
+                .flatten()
+        })
+        .owns::<ControllerRevision>("StatefulSet")
+        .reads::<PersistentVolumeClaim>()
+        .workers(2)
+        .resync(Duration::from_secs(30))
+        .run(ctx, reconcile);
 }
 
-async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Result<Option<Duration>, Error> {
-    let Some(set) = ctx.sets.get(&key.0, &key.1) else {
+async fn reconcile(ctx: Arc<Ctx>, key: ObjectKey) -> Result<Action, Error> {
+    let Some(set) = ctx.sets.get(&key.namespace, &key.name) else {
         ctx.exp.forget(&key);
-        return Ok(None);
+        return Ok(Action::Done);
     };
-    let ns = key.0.clone();
+    let ns = key.namespace.clone();
     let uid = set.metadata.uid.clone().unwrap_or_default();
     let pods: Vec<Arc<Pod>> = ctx.pods.list_filter(&ns, |p| {
-        has_revision_label(p) && podutil::is_controlled_by(&p.metadata, &uid)
+        has_revision_label(p) && is_controlled_by(&p.metadata, &uid)
     });
-    let ok = ctx.exp.satisfied(
-        &key,
-        |n| pods.iter().any(|p| p.metadata.name.as_deref() == Some(n)),
-        |u| {
-            !pods
-                .iter()
-                .any(|p| p.metadata.uid.as_deref() == Some(u) && !podutil::is_terminating(p))
-        },
-    );
-    if !ok {
-        return Ok(None);
+    if !ctx.exp.satisfied_by_pods(&key, &pods) {
+        return Ok(Action::Done);
     }
     let revs: Vec<Arc<ControllerRevision>> = ctx
         .revs
-        .list_filter(&ns, |r| podutil::is_controlled_by(&r.metadata, &uid));
+        .list_filter(&ns, |r| is_controlled_by(&r.metadata, &uid));
     let (current, update, collisions) = revisions(&ctx, &set, &revs).await?;
     let claim_objs = ctx.claims.list(&ns);
     let claims: HashMap<String, &PersistentVolumeClaim> = claim_objs
@@ -711,16 +670,16 @@ async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Result<Option<Duration>, Error> {
     update_status(&ctx, &set, &p.status).await?;
     result?;
     truncate_history(&ctx, &set, &revs, &current, &update, &pods).await?;
-    Ok(p.requeue_after)
+    Ok(Action::after(p.requeue_after))
 }
 
 async fn execute(
     ctx: &Ctx,
-    key: &Key,
+    key: &ObjectKey,
     set: &StatefulSet,
     actions: &[StsAction],
 ) -> Result<(), Error> {
-    let ns = key.0.as_str();
+    let ns = key.namespace.as_str();
     let sname = set_name(set);
     let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
     let pvc_api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), ns);
@@ -947,8 +906,7 @@ async fn revisions(
                 Err(kube::Error::Api(e)) if e.code == 409 => {
                     let existing = api.get(&name).await?;
                     let uid = set.metadata.uid.as_deref().unwrap_or("");
-                    if history::holds(&existing, &data)
-                        && podutil::is_controlled_by(&existing.metadata, uid)
+                    if history::holds(&existing, &data) && is_controlled_by(&existing.metadata, uid)
                     {
                         existing
                     } else {
@@ -1016,7 +974,7 @@ async fn truncate_history(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::daemonset::podutil::tests::{pod, ts};
+    use crate::util::podutil::tests::{pod, ts};
     use k8s_openapi::api::apps::v1::{
         RollingUpdateStatefulSetStrategy, StatefulSetPersistentVolumeClaimRetentionPolicy,
         StatefulSetSpec, StatefulSetUpdateStrategy,

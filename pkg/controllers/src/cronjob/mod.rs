@@ -6,11 +6,10 @@
 
 pub mod schedule;
 
-use crate::daemonset::expectations::{key_of, Key};
-use crate::daemonset::podutil;
+use crate::controller::{Action, Controller};
 use crate::events::Recorder;
 use crate::informer::{Factory, Store};
-use crate::queue::{run_workers, Queue};
+use crate::util::{is_controlled_by, ObjectKey};
 use crate::{Config, Error};
 use k8s_openapi::api::batch::v1::{CronJob, CronJobStatus, Job};
 use k8s_openapi::api::core::v1::ObjectReference;
@@ -152,8 +151,11 @@ pub fn job_for(cj: &CronJob, scheduled: Timestamp, cron: &Cron) -> Job {
             namespace: cj.metadata.namespace.clone(),
             labels: tm.labels,
             annotations: Some(annotations),
-            owner_references: podutil::controller_ref("batch/v1", "CronJob", &cj.metadata)
-                .map(|r| vec![r]),
+            owner_references: Some(vec![crate::util::controller_ref(
+                "batch/v1",
+                "CronJob",
+                &cj.metadata,
+            )]),
             ..Default::default()
         },
         spec: jt.spec,
@@ -423,55 +425,29 @@ struct Ctx {
 /// (they start once the caches have synced).
 pub fn start(factory: &Factory, _cfg: Arc<Config>) {
     let client = factory.client();
-    let q: Arc<Queue<Key>> = Queue::new();
-    let (cjs, jobs) = (factory.informer::<CronJob>(), factory.informer::<Job>());
-    let qa = q.clone();
-    cjs.add_handler(move |ch| qa.add(key_of(ch.object().as_ref())));
-    let qa = q.clone();
-    jobs.add_handler(move |ch| {
-        let j = ch.object();
-        if let Some(r) = podutil::controller_of(&j.metadata).filter(|r| r.kind == "CronJob") {
-            qa.add((
-                j.metadata.namespace.clone().unwrap_or_default(),
-                r.name.clone(),
-            ));
-        }
-    });
     let ctx = Arc::new(Ctx {
         recorder: Recorder::new(client.clone(), "cronjob-controller"),
         client,
-        cjs: cjs.store(),
-        jobs: jobs.store(),
+        cjs: factory.store::<CronJob>(),
+        jobs: factory.store::<Job>(),
     });
-    tokio::spawn(async move {
-        ctx.cjs.wait_synced().await;
-        ctx.jobs.wait_synced().await;
-        let cjs = ctx.cjs.clone();
-        let all = move || cjs.all().iter().map(|c| key_of(c.as_ref())).collect();
-        run_workers(
-            "cronjob",
-            q,
-            2,
-            Some(Duration::from_secs(60)),
-            all,
-            move |k| {
-                let ctx = ctx.clone();
-                async move { reconcile(ctx, k).await }
-            },
-        )
-        .await;
-    });
+    Controller::new(factory, "cronjob")
+        .reconciles::<CronJob>()
+        .owns::<Job>("CronJob")
+        .workers(2)
+        .resync(Duration::from_secs(60))
+        .run(ctx, reconcile);
 }
 
-async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Result<Option<Duration>, Error> {
-    let Some(cj) = ctx.cjs.get(&key.0, &key.1) else {
-        return Ok(None);
+async fn reconcile(ctx: Arc<Ctx>, key: ObjectKey) -> Result<Action, Error> {
+    let Some(cj) = ctx.cjs.get(&key.namespace, &key.name) else {
+        return Ok(Action::Done);
     };
-    let ns = key.0.clone();
+    let ns = key.namespace.clone();
     let uid = cj.metadata.uid.clone().unwrap_or_default();
     let jobs: Vec<Arc<Job>> = ctx
         .jobs
-        .list_filter(&ns, |j| podutil::is_controlled_by(&j.metadata, &uid));
+        .list_filter(&ns, |j| is_controlled_by(&j.metadata, &uid));
     let job_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
     // Active jobs the cache does not have: ask the API before calling them missing.
     let mut missing = vec![];
@@ -522,7 +498,7 @@ async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Result<Option<Duration>, Error> {
             }
             Err(kube::Error::Api(e)) if e.code == 409 => {
                 let existing = job_api.get(&jname).await?;
-                let ours = podutil::is_controlled_by(&existing.metadata, &uid);
+                let ours = is_controlled_by(&existing.metadata, &uid);
                 let listed = status
                     .active
                     .iter()
@@ -549,7 +525,7 @@ async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Result<Option<Duration>, Error> {
         }
     }
     write_status(&ctx, &cj, &status).await?;
-    Ok(p.requeue_after)
+    Ok(Action::after(p.requeue_after))
 }
 
 async fn write_status(ctx: &Ctx, cj: &CronJob, status: &CronJobStatus) -> Result<(), Error> {

@@ -3,7 +3,7 @@
 //! that `kubectl rollout undo` applies back to the owner; revision numbers grow, equal templates
 //! are reused (a rollback bumps the old revision's number) and old ones are pruned.
 
-use super::podutil;
+use crate::util::podutil;
 use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -71,7 +71,7 @@ pub fn new_revision(
             namespace: owner.namespace.clone(),
             labels: Some(labels),
             annotations: owner.annotations.clone(),
-            owner_references: podutil::controller_ref(api_version, kind, owner).map(|r| vec![r]),
+            owner_references: Some(vec![crate::util::controller_ref(api_version, kind, owner)]),
             ..Default::default()
         },
         data: Some(RawExtension(data)),

@@ -9,22 +9,19 @@
 //! Rolling updates honour `maxUnavailable` and `maxSurge`; `OnDelete` waits for deletions.
 
 pub mod eligibility;
-pub mod expectations;
 pub mod history;
-pub mod podutil;
 
-use crate::events::Recorder;
+use crate::controller::{Action, Controller};
 use crate::informer::{Change, Factory, Store};
-use crate::queue::{run_workers, Queue};
+use crate::util::{key_of, owner_key, podutil, Expectations, ObjectKey, PodControl};
 use crate::{Config, Error};
 use eligibility::{node_should_run, pin_to_node, target_node};
-use expectations::{key_of, Expectations, Key};
 use history::REVISION_LABEL;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, DaemonSetStatus};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::Client;
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
@@ -468,8 +465,11 @@ pub fn daemon_pod(ds: &DaemonSet, node: &str, hash: &str) -> Pod {
             labels: Some(labels),
             annotations: tm.annotations,
             finalizers: tm.finalizers,
-            owner_references: podutil::controller_ref("apps/v1", "DaemonSet", &ds.metadata)
-                .map(|r| vec![r]),
+            owner_references: Some(vec![crate::util::controller_ref(
+                "apps/v1",
+                "DaemonSet",
+                &ds.metadata,
+            )]),
             ..Default::default()
         },
         spec: Some(spec),
@@ -484,7 +484,7 @@ struct Ctx {
     nodes: Arc<Store<Node>>,
     revs: Arc<Store<ControllerRevision>>,
     exp: Expectations,
-    recorder: Recorder,
+    control: PodControl,
     /// (DaemonSet uid, node) → (not before, last backoff): upstream's failed-pod backoff,
     /// 1 s doubling to 15 min.
     backoff: Mutex<HashMap<(String, String), (Timestamp, u64)>>,
@@ -514,11 +514,6 @@ fn node_fingerprint(n: &Node) -> String {
     )
 }
 
-fn owner_key(meta: &ObjectMeta, kind: &str) -> Option<Key> {
-    let r = podutil::controller_of(meta)?;
-    (r.kind == kind).then(|| (meta.namespace.clone().unwrap_or_default(), r.name.clone()))
-}
-
 /// Daemon pods carry the revision label; the controller only looks at such pods (it watched
 /// pods with this label selector before the informers were shared).
 pub(crate) fn has_revision_label(p: &Pod) -> bool {
@@ -532,105 +527,61 @@ pub(crate) fn has_revision_label(p: &Pod) -> bool {
 /// workers (they start once the caches have synced).
 pub fn start(factory: &Factory, _cfg: Arc<Config>) {
     let client = factory.client();
-    let q: Arc<Queue<Key>> = Queue::new();
-    let (dss, pods) = (factory.informer::<DaemonSet>(), factory.informer::<Pod>());
-    let (nodes, revs) = (
-        factory.informer::<Node>(),
-        factory.informer::<ControllerRevision>(),
-    );
-    let qa = q.clone();
-    dss.add_handler(move |ch| qa.add(key_of(ch.object().as_ref())));
-    let qa = q.clone();
-    pods.add_handler(move |ch| {
-        let p = ch.object();
-        if has_revision_label(p) {
-            if let Some(k) = owner_key(&p.metadata, "DaemonSet") {
-                qa.add(k)
-            }
-        }
-    });
-    // Upstream's shouldIgnoreNodeUpdate: heartbeats and other status noise do not wake every
-    // DaemonSet, only changes of what eligibility and status depend on.
-    let (qa, all) = (q.clone(), dss.store());
-    nodes.add_handler(move |ch| {
-        let changed = match ch {
-            Change::Applied {
-                old: Some(old),
-                new,
-            } => node_fingerprint(old) != node_fingerprint(new),
-            _ => true,
-        };
-        if changed {
-            all.all().iter().for_each(|d| qa.add(key_of(d.as_ref())));
-        }
-    });
-    let qa = q.clone();
-    revs.add_handler(move |ch| {
-        if let Some(k) = owner_key(&ch.object().metadata, "DaemonSet") {
-            qa.add(k)
-        }
-    });
+    let dss = factory.store::<DaemonSet>();
     let ctx = Arc::new(Ctx {
-        recorder: Recorder::new(client.clone(), "daemonset-controller"),
+        control: PodControl::new(client.clone(), "daemonset-controller"),
         client,
-        dss: dss.store(),
-        pods: pods.store(),
-        nodes: nodes.store(),
-        revs: revs.store(),
+        dss: dss.clone(),
+        pods: factory.store::<Pod>(),
+        nodes: factory.store::<Node>(),
+        revs: factory.store::<ControllerRevision>(),
         exp: Expectations::default(),
         backoff: Mutex::default(),
     });
-    tokio::spawn(async move {
-        ctx.dss.wait_synced().await;
-        ctx.pods.wait_synced().await;
-        ctx.nodes.wait_synced().await;
-        ctx.revs.wait_synced().await;
-        let dss = ctx.dss.clone();
-        let all = move || dss.all().iter().map(|d| key_of(d.as_ref())).collect();
-        run_workers(
-            "daemonset",
-            q,
-            2,
-            Some(Duration::from_secs(30)),
-            all,
-            move |k| {
-                let ctx = ctx.clone();
-                async move { reconcile(ctx, k).await }
-            },
-        )
-        .await;
-    });
+    Controller::new(factory, "daemonset")
+        .reconciles::<DaemonSet>()
+        .watches::<Pod, _>(|ch| {
+            let p = ch.object();
+            has_revision_label(p)
+                .then(|| owner_key(&p.metadata, "DaemonSet"))
+                .flatten()
+        })
+        // Upstream's shouldIgnoreNodeUpdate: heartbeats and other status noise do not wake
+        // every DaemonSet, only changes of what eligibility and status depend on.
+        .watches::<Node, _>(move |ch| {
+            let changed = match ch {
+                Change::Applied {
+                    old: Some(old),
+                    new,
+                } => node_fingerprint(old) != node_fingerprint(new),
+                _ => true,
+            };
+            let all = if changed { dss.all() } else { Vec::new() };
+            all.into_iter().map(|d| key_of(d.as_ref()))
+        })
+        .owns::<ControllerRevision>("DaemonSet")
+        .workers(2)
+        .resync(Duration::from_secs(30))
+        .run(ctx, reconcile);
 }
 
-async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Result<Option<Duration>, Error> {
-    let Some(ds) = ctx.dss.get(&key.0, &key.1) else {
+async fn reconcile(ctx: Arc<Ctx>, key: ObjectKey) -> Result<Action, Error> {
+    let Some(ds) = ctx.dss.get(&key.namespace, &key.name) else {
         ctx.exp.forget(&key);
-        return Ok(None);
+        return Ok(Action::Done);
     };
     let uid = ds.metadata.uid.clone().unwrap_or_default();
-    let ns = key.0.clone();
+    let ns = key.namespace.clone();
     let pods: Vec<Arc<Pod>> = ctx.pods.list_filter(&ns, |p| {
-        has_revision_label(p) && podutil::is_controlled_by(&p.metadata, &uid)
+        has_revision_label(p) && crate::util::is_controlled_by(&p.metadata, &uid)
     });
-    let satisfied = ctx.exp.satisfied(
-        &key,
-        |name| {
-            ctx.pods
-                .get(&ns, name)
-                .is_some_and(|p| has_revision_label(&p))
-        },
-        |u| {
-            !pods
-                .iter()
-                .any(|p| p.metadata.uid.as_deref() == Some(u) && !podutil::is_terminating(p))
-        },
-    );
+    let satisfied = ctx.exp.satisfied_by_pods(&key, &pods);
     if !satisfied || ds.metadata.deletion_timestamp.is_some() {
-        return Ok(None);
+        return Ok(Action::Done);
     }
     let revs: Vec<Arc<ControllerRevision>> = ctx
         .revs
-        .list_filter(&ns, |r| podutil::is_controlled_by(&r.metadata, &uid));
+        .list_filter(&ns, |r| crate::util::is_controlled_by(&r.metadata, &uid));
     let (hash, old) = construct_history(&ctx, &ds, &revs).await?;
 
     let nodes = ctx.nodes.all();
@@ -658,7 +609,8 @@ async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Result<Option<Duration>, Error> {
 
     for (pod, node) in &p.failed {
         let msg = format!("Found failed daemon pod {ns}/{pod} on node {node}, will try to kill it");
-        ctx.recorder
+        ctx.control
+            .recorder()
             .record(ds.as_ref(), "Warning", "FailedDaemonPod", &msg)
             .await;
         if let Ok(mut m) = ctx.backoff.lock() {
@@ -673,104 +625,26 @@ async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Result<Option<Duration>, Error> {
             );
         }
     }
-    let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    let deleted = match delete_pods(&pod_api, &ctx.recorder, ds.as_ref(), &p.delete).await {
+    let deleted = match ctx.control.delete_pods(ds.as_ref(), &ns, &p.delete).await {
         Ok(d) => d,
         Err((e, deleted)) => {
             ctx.exp.expect(&key, vec![], deleted);
             return Err(e.into());
         }
     };
-    let mut created = vec![];
-    let mut create_err = None;
-    for chunk in slow_start(&p.create_on) {
-        let futs = chunk.iter().map(|node| {
-            let pod = daemon_pod(&ds, node, &hash);
-            let api = pod_api.clone();
-            async move { api.create(&PostParams::default(), &pod).await }
-        });
-        let mut failed = false;
-        for r in futures::future::join_all(futs).await {
-            match r {
-                Ok(pod) => {
-                    let name = pod.metadata.name.clone().unwrap_or_default();
-                    ctx.recorder
-                        .record(
-                            ds.as_ref(),
-                            "Normal",
-                            "SuccessfulCreate",
-                            &format!("Created pod: {name}"),
-                        )
-                        .await;
-                    created.push(name);
-                }
-                Err(e) => {
-                    failed = true;
-                    create_err = Some(e);
-                }
-            }
-        }
-        if failed {
-            break;
-        }
-    }
-    ctx.exp.expect(&key, created, deleted);
+    let new_pods: Vec<Pod> = p
+        .create_on
+        .iter()
+        .map(|node| daemon_pod(&ds, node, &hash))
+        .collect();
+    let created = ctx.control.create_pods(ds.as_ref(), &ns, &new_pods).await;
+    ctx.exp.expect(&key, created.names(), deleted);
     update_status(&ctx, &ds, &p.status).await?;
     cleanup_history(&ctx, &ds, &old, &pods).await?;
-    if let Some(e) = create_err {
+    if let Some(e) = created.error {
         return Err(e.into());
     }
-    Ok(p.requeue_after)
-}
-
-/// Deletes `pods` (name, uid) with a uid precondition each and records `SuccessfulDelete` on
-/// `owner`; pods already gone or replaced (404/409) are skipped. Returns the uids deleted, or the
-/// first other error with the uids deleted before it (for the expectations).
-pub(crate) async fn delete_pods<K: kube::Resource<DynamicType = ()>>(
-    api: &Api<Pod>,
-    recorder: &crate::events::Recorder,
-    owner: &K,
-    pods: &[(String, String)],
-) -> Result<Vec<String>, (kube::Error, Vec<String>)> {
-    let mut deleted = vec![];
-    for (name, uid) in pods {
-        let dp = DeleteParams {
-            preconditions: Some(Preconditions {
-                uid: Some(uid.clone()),
-                resource_version: None,
-            }),
-            ..Default::default()
-        };
-        match api.delete(name, &dp).await {
-            Ok(_) => {
-                deleted.push(uid.clone());
-                recorder
-                    .record(
-                        owner,
-                        "Normal",
-                        "SuccessfulDelete",
-                        &format!("Deleted pod: {name}"),
-                    )
-                    .await;
-            }
-            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
-            Err(e) => return Err((e, deleted)),
-        }
-    }
-    Ok(deleted)
-}
-
-/// Upstream `slowStartBatch`: batches of 1, 2, 4, … so a failing create stops early.
-pub fn slow_start<T>(items: &[T]) -> Vec<&[T]> {
-    let mut out = vec![];
-    let (mut i, mut size) = (0, 1usize);
-    while i < items.len() {
-        let end = (i + size).min(items.len());
-        out.push(&items[i..end]);
-        i = end;
-        size = (size * 2).min(500);
-    }
-    out
+    Ok(Action::after(p.requeue_after))
 }
 
 async fn update_status(ctx: &Ctx, ds: &DaemonSet, st: &DaemonSetStatus) -> Result<(), Error> {
@@ -888,7 +762,7 @@ async fn construct_history(
             let existing = api.get(&history::revision_name(&name, &hash)).await?;
             let uid = ds.metadata.uid.as_deref().unwrap_or("");
             if history::holds(&existing, &data)
-                && podutil::is_controlled_by(&existing.metadata, uid)
+                && crate::util::is_controlled_by(&existing.metadata, uid)
             {
                 return Ok((hash, old));
             }
@@ -955,8 +829,9 @@ async fn cleanup_history(
 
 #[cfg(test)]
 mod tests {
-    use super::podutil::tests::{pod, ts};
     use super::*;
+    use crate::util::pod_control::slow_start;
+    use crate::util::podutil::tests::{pod, ts};
     use k8s_openapi::api::apps::v1::{
         DaemonSetSpec, DaemonSetUpdateStrategy, RollingUpdateDaemonSet,
     };

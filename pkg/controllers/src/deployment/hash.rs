@@ -9,25 +9,7 @@
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use serde_json::Value;
 
-/// The characters upstream's `rand.String` / `SafeEncodeString` use (no vowels, no 0/1/3).
-pub const ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-
-/// FNV-1a, 32 bits.
-pub fn fnv32a(data: &[u8]) -> u32 {
-    let mut h: u32 = 0x811c_9dc5;
-    for b in data {
-        h ^= u32::from(*b);
-        h = h.wrapping_mul(0x0100_0193);
-    }
-    h
-}
-
-/// Upstream's `rand.SafeEncodeString`: each character mapped into [`ALPHANUMS`].
-pub fn safe_encode(s: &str) -> String {
-    s.chars()
-        .map(|c| ALPHANUMS[(c as usize) % ALPHANUMS.len()] as char)
-        .collect()
-}
+pub use crate::util::podutil::{fnv32a, safe_encode, ALPHANUMS};
 
 fn canonical(v: &Value, out: &mut String) {
     match v {
@@ -79,8 +61,7 @@ pub fn pod_template_hash(template: &PodTemplateSpec, collision_count: Option<i32
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::{Container, PodSpec};
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    use crate::deployment::plan::tests::template;
 
     #[test]
     fn fnv32a_known_vectors() {
@@ -95,29 +76,6 @@ mod tests {
         assert_eq!(safe_encode("0123456789"), "456789bcdf");
         // upstream-style hashes only use those ten characters
         assert_eq!(safe_encode("3506384926"), "794b7d8f6b");
-    }
-
-    fn template(image: &str) -> PodTemplateSpec {
-        PodTemplateSpec {
-            metadata: Some(ObjectMeta {
-                labels: Some(
-                    [
-                        ("app".to_string(), "web".to_string()),
-                        ("tier".to_string(), "fe".to_string()),
-                    ]
-                    .into(),
-                ),
-                ..Default::default()
-            }),
-            spec: Some(PodSpec {
-                containers: vec![Container {
-                    name: "web".into(),
-                    image: Some(image.into()),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }),
-        }
     }
 
     #[test]

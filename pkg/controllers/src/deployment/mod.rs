@@ -8,11 +8,12 @@
 pub mod hash;
 pub mod plan;
 
+use crate::controller::{Action, Controller};
 use crate::events::Recorder;
-use crate::informer::{controller_of, key_of, split_key, Change, Factory, Store};
-use crate::queue::{run_workers, Queue};
-use crate::replicaset::controller_ref;
-use crate::replicaset::pods::{selector_is_empty, selector_matches};
+use crate::informer::{Change, Factory, Store};
+use crate::queue::Queue;
+use crate::util::podutil::{selector_is_empty, selector_matches};
+use crate::util::{controller_of, controller_ref, key_of, ObjectKey};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus, ReplicaSet, ReplicaSetSpec};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
@@ -39,16 +40,15 @@ struct Ctx {
     client: kube::Client,
     deployments: Arc<Store<Deployment>>,
     rss: Arc<Store<ReplicaSet>>,
-    queue: Arc<Queue<String>>,
     recorder: Recorder,
 }
 
 impl Ctx {
-    fn deployments_for_rs(&self, rs: &ReplicaSet) -> Vec<String> {
+    fn deployments_for_rs(&self, rs: &ReplicaSet) -> Vec<ObjectKey> {
         let ns = rs.metadata.namespace.as_deref().unwrap_or("");
-        if let Some(c) = controller_of(rs) {
+        if let Some(c) = controller_of(&rs.metadata) {
             if c.kind == "Deployment" {
-                return vec![format!("{ns}/{}", c.name)];
+                return vec![ObjectKey::new(ns, c.name.clone())];
             }
             return Vec::new();
         }
@@ -65,37 +65,31 @@ impl Ctx {
             .collect()
     }
 
-    fn on_rs(&self, change: &Change<ReplicaSet>) {
+    fn on_rs(&self, queue: &Queue<ObjectKey>, change: &Change<ReplicaSet>) {
         match change {
             Change::Applied { old, new } => {
                 if let Some(old) = old {
                     if old.metadata.resource_version == new.metadata.resource_version {
                         return;
                     }
-                    if controller_of(old.as_ref()).map(|c| &c.uid)
-                        != controller_of(new.as_ref()).map(|c| &c.uid)
+                    if controller_of(&old.metadata).map(|c| &c.uid)
+                        != controller_of(&new.metadata).map(|c| &c.uid)
                     {
                         for k in self.deployments_for_rs(old) {
-                            self.queue.add(k);
+                            queue.add(k);
                         }
                     }
                 }
                 for k in self.deployments_for_rs(new) {
-                    self.queue.add(k);
+                    queue.add(k);
                 }
             }
             Change::Deleted(rs) => {
                 for k in self.deployments_for_rs(rs) {
-                    self.queue.add(k);
+                    queue.add(k);
                 }
             }
         }
-    }
-
-    /// Every change of the primary object queues it (the shared informer never reports an
-    /// unchanged object, re-lists included).
-    fn on_deployment(&self, change: &Change<Deployment>) {
-        self.queue.add(key_of(change.object().as_ref()));
     }
 }
 
@@ -103,50 +97,26 @@ impl Ctx {
 /// workers (they start once the caches have synced).
 pub fn start(factory: &Factory, _cfg: Arc<crate::Config>) {
     let client = factory.client();
-    let deployments = factory.informer::<Deployment>();
-    let rss = factory.informer::<ReplicaSet>();
     let ctx = Arc::new(Ctx {
         client: client.clone(),
-        deployments: deployments.store(),
-        rss: rss.store(),
-        queue: Queue::with_backoff(Duration::from_millis(100), Duration::from_secs(30)),
+        deployments: factory.store::<Deployment>(),
+        rss: factory.store::<ReplicaSet>(),
         recorder: Recorder::new(client, "deployment-controller"),
     });
     let c = Arc::clone(&ctx);
-    deployments.add_handler(move |ch| c.on_deployment(ch));
-    let c = Arc::clone(&ctx);
-    rss.add_handler(move |ch| c.on_rs(ch));
-    tokio::spawn(async move {
-        ctx.deployments.wait_synced().await;
-        ctx.rss.wait_synced().await;
-        tracing::info!("deployment controller started");
-        let c = Arc::clone(&ctx);
-        let all = move || {
-            c.deployments
-                .all()
-                .iter()
-                .map(|d| key_of(d.as_ref()))
-                .collect()
-        };
-        run_workers(
-            "deployment",
-            Arc::clone(&ctx.queue),
-            WORKERS,
-            Some(RESYNC),
-            all,
-            move |key: String| {
-                let c = Arc::clone(&ctx);
-                async move {
-                    let mut s = Sync {
-                        ctx: &c,
-                        requeue: None,
-                    };
-                    s.sync(&key).await.map(|()| s.requeue)
-                }
-            },
-        )
-        .await;
-    });
+    Controller::new(factory, "deployment")
+        .backoff(Duration::from_millis(100), Duration::from_secs(30))
+        .reconciles::<Deployment>()
+        .handles::<ReplicaSet>(move |q, ch| c.on_rs(q, ch))
+        .workers(WORKERS)
+        .resync(RESYNC)
+        .run(ctx, |ctx: Arc<Ctx>, key: ObjectKey| async move {
+            let mut s = Sync {
+                ctx: &ctx,
+                requeue: None,
+            };
+            s.sync(&key).await.map(|()| Action::after(s.requeue))
+        });
 }
 
 fn is_status(e: &kube::Error, code: u16) -> bool {
@@ -172,9 +142,8 @@ impl Sync<'_> {
         self.requeue = Some(self.requeue.map_or(d, |r| r.min(d)));
     }
 
-    async fn sync(&mut self, key: &str) -> Result<(), DeployError> {
-        let (ns, name) = split_key(key);
-        let Some(d) = self.ctx.deployments.get(ns, name) else {
+    async fn sync(&mut self, key: &ObjectKey) -> Result<(), DeployError> {
+        let Some(d) = self.ctx.deployments.get(&key.namespace, &key.name) else {
             return Ok(());
         };
         let mut d = (*d).clone();
@@ -207,7 +176,7 @@ impl Sync<'_> {
         let mut rss = self.claim_replicasets(&d).await?;
         if d.metadata.deletion_timestamp.is_some() {
             let (new_rs, olds) = self.get_all(&mut d, &mut rss, false).await?;
-            return self.sync_status_only(&mut d, &rss, new_rs, &olds).await;
+            return self.sync_status(&mut d, &rss, (new_rs, &olds), false).await;
         }
         self.check_paused_conditions(&mut d).await?;
         if is_paused(&d) {
@@ -243,7 +212,7 @@ impl Sync<'_> {
         for rs in self.ctx.rss.list(&ns) {
             let matches = selector_matches(&selector, rs.metadata.labels.as_ref());
             let name = rs.metadata.name.clone().unwrap_or_default();
-            match controller_of(rs.as_ref()) {
+            match controller_of(&rs.metadata) {
                 Some(c) if c.uid == uid => {
                     if matches || deleting {
                         owned.push((*rs).clone());
@@ -390,8 +359,8 @@ impl Sync<'_> {
                 // Already exists: ours with the same template (a stale cache), or a collision.
                 let existing = rs_api.get_opt(&rs_name).await?;
                 if let Some(rs) = existing {
-                    let ours =
-                        controller_of(&rs).is_some_and(|c| Some(&c.uid) == d.metadata.uid.as_ref());
+                    let ours = controller_of(&rs.metadata)
+                        .is_some_and(|c| Some(&c.uid) == d.metadata.uid.as_ref());
                     let same = rs
                         .spec
                         .as_ref()
@@ -602,18 +571,6 @@ impl Sync<'_> {
         Ok(())
     }
 
-    async fn sync_status_only(
-        &mut self,
-        d: &mut Deployment,
-        rss: &[ReplicaSet],
-        new_rs: Option<usize>,
-        olds: &[usize],
-    ) -> Result<(), DeployError> {
-        let all: Vec<&ReplicaSet> = olds.iter().chain(new_rs.iter()).map(|i| &rss[*i]).collect();
-        let st = calculate_status(d, &all, new_rs.map(|i| &rss[i]), now_seconds());
-        self.write_status(d, st).await
-    }
-
     /// upstream's `sync`: scaling events and paused Deployments.
     async fn sync_scale(
         &mut self,
@@ -629,7 +586,7 @@ impl Sync<'_> {
         if is_paused(d) {
             self.cleanup(d, rss, &olds).await?;
         }
-        self.sync_status_only(d, rss, new_rs, &olds).await
+        self.sync_status(d, rss, (new_rs, &olds), false).await
     }
 
     async fn check_paused_conditions(&self, d: &mut Deployment) -> Result<(), DeployError> {
@@ -671,15 +628,22 @@ impl Sync<'_> {
         self.write_status(d, st).await
     }
 
-    async fn sync_rollout_status(
+    /// Writes the Deployment's status: upstream's `syncRolloutStatus` (with the Progressing
+    /// condition and its deadline timer) when `rollout`, else `syncDeploymentStatus`.
+    async fn sync_status(
         &mut self,
         d: &mut Deployment,
         rss: &[ReplicaSet],
-        new_rs: Option<usize>,
-        olds: &[usize],
+        (new_rs, olds): (Option<usize>, &[usize]),
+        rollout: bool,
     ) -> Result<(), DeployError> {
         let all: Vec<&ReplicaSet> = olds.iter().chain(new_rs.iter()).map(|i| &rss[*i]).collect();
-        let (st, requeue) = rollout_status(d, &all, new_rs.map(|i| &rss[i]), now_seconds());
+        let new = new_rs.map(|i| &rss[i]);
+        if !rollout {
+            let st = calculate_status(d, &all, new, now_seconds());
+            return self.write_status(d, st).await;
+        }
+        let (st, requeue) = rollout_status(d, &all, new, now_seconds());
         if d.status.as_ref() == Some(&st) {
             if let Some(secs) = requeue {
                 self.want_requeue(Duration::from_secs(secs));
@@ -717,7 +681,7 @@ impl Sync<'_> {
             let scaled = self.scale_rs(d, &mut rs, target, op).await?;
             rss[ni] = rs;
             if scaled {
-                return self.sync_rollout_status(d, rss, new_rs, &olds).await;
+                return self.sync_status(d, rss, (new_rs, &olds), true).await;
             }
         }
         // Scale down, if we can.
@@ -730,12 +694,12 @@ impl Sync<'_> {
             old_scale_down_plan(d, &rss[ni], &active)
         };
         if self.apply_sizes(d, rss, &sizes, "down").await? {
-            return self.sync_rollout_status(d, rss, new_rs, &olds).await;
+            return self.sync_status(d, rss, (new_rs, &olds), true).await;
         }
         if deployment_complete(d, &d.status.clone().unwrap_or_default()) {
             self.cleanup(d, rss, &olds).await?;
         }
-        self.sync_rollout_status(d, rss, new_rs, &olds).await
+        self.sync_status(d, rss, (new_rs, &olds), true).await
     }
 
     /// True while pods of old ReplicaSets still exist (running, pending or terminating).
@@ -777,7 +741,7 @@ impl Sync<'_> {
         Ok(pods.items.iter().any(|p| {
             let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
             !matches!(phase, Some("Failed") | Some("Succeeded"))
-                && controller_of(p).is_some_and(|c| old_uids.contains(&c.uid.as_str()))
+                && controller_of(&p.metadata).is_some_and(|c| old_uids.contains(&c.uid.as_str()))
         }))
     }
 
@@ -794,11 +758,11 @@ impl Sync<'_> {
             .map(|r| (r.metadata.name.clone().unwrap_or_default(), 0))
             .collect();
         if self.apply_sizes(d, rss, &down, "down").await? {
-            return self.sync_rollout_status(d, rss, new_rs, &olds).await;
+            return self.sync_status(d, rss, (new_rs, &olds), true).await;
         }
         if self.old_pods_running(d, rss, new_rs, &olds).await? {
             self.want_requeue(Duration::from_secs(1));
-            return self.sync_rollout_status(d, rss, new_rs, &olds).await;
+            return self.sync_status(d, rss, (new_rs, &olds), true).await;
         }
         if new_rs.is_none() {
             (new_rs, olds) = self.get_all(d, rss, true).await?;
@@ -811,7 +775,7 @@ impl Sync<'_> {
         if deployment_complete(d, &d.status.clone().unwrap_or_default()) {
             self.cleanup(d, rss, &olds).await?;
         }
-        self.sync_rollout_status(d, rss, new_rs, &olds).await
+        self.sync_status(d, rss, (new_rs, &olds), true).await
     }
 }
 
@@ -837,23 +801,15 @@ pub fn selector_string(sel: &LabelSelector) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
+    use crate::util::podutil::tests::requirement;
 
     #[test]
     fn selector_strings() {
         let sel = LabelSelector {
             match_labels: Some([("app".to_string(), "web".to_string())].into()),
             match_expressions: Some(vec![
-                LabelSelectorRequirement {
-                    key: "tier".into(),
-                    operator: "In".into(),
-                    values: Some(vec!["a".into(), "b".into()]),
-                },
-                LabelSelectorRequirement {
-                    key: "x".into(),
-                    operator: "DoesNotExist".into(),
-                    values: None,
-                },
+                requirement("tier", "In", &["a", "b"]),
+                requirement("x", "DoesNotExist", &[]),
             ]),
         };
         assert_eq!(selector_string(&sel), "app=web,tier in (a,b),!x");

@@ -808,7 +808,7 @@ pub fn rollout_status(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use k8s_openapi::api::apps::v1::{
         DeploymentSpec, DeploymentStrategy, ReplicaSetSpec, ReplicaSetStatus,
@@ -817,7 +817,8 @@ mod tests {
     use k8s_openapi::api::core::v1::{Container, PodSpec};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
-    fn template(image: &str) -> PodTemplateSpec {
+    /// A pod template labelled `app=web` running `image`.
+    pub(crate) fn template(image: &str) -> PodTemplateSpec {
         PodTemplateSpec {
             metadata: Some(ObjectMeta {
                 labels: Some([("app".to_string(), "web".to_string())].into()),

@@ -5,26 +5,31 @@
 
 pub mod pods;
 
-use crate::events::Recorder;
-use crate::informer::{controller_of, key_of, split_key, Change, Factory, Store};
-use crate::queue::{run_workers, Queue};
+use crate::controller::{Action, Controller};
+use crate::informer::{Change, Factory, Store};
+use crate::queue::Queue;
+use crate::util::podutil::{
+    is_active, is_available, is_ready, selector_is_empty, selector_matches,
+};
+use crate::util::{
+    api_message, controller_of, controller_ref, is_not_found, key_of, Expectations, ObjectKey,
+    PodControl,
+};
 use futures::future::join_all;
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// Most pods created or deleted in one sync (upstream's `burstReplicas`).
 pub const BURST_REPLICAS: usize = 500;
 /// Parallel syncs (upstream's `--concurrent-replicaset-syncs`).
 const WORKERS: usize = 5;
-/// Unmet expectations are given up after this long (upstream's `ExpectationsTimeout`).
-const EXPECTATIONS_TIMEOUT: Duration = Duration::from_secs(300);
 /// Every ReplicaSet is re-synced this often even without events.
 const RESYNC: Duration = Duration::from_secs(30);
 
@@ -80,11 +85,11 @@ pub fn plan_replicaset(
     let deleting = rs.metadata.deletion_timestamp.is_some();
     let mut owned: Vec<&Pod> = Vec::new();
     for p in all_pods.iter().map(|p| p.as_ref()) {
-        if !pods::is_active(p) {
+        if !is_active(p) {
             continue;
         }
-        let matches = pods::selector_matches(&spec.selector, p.metadata.labels.as_ref());
-        match controller_of(p) {
+        let matches = selector_matches(&spec.selector, p.metadata.labels.as_ref());
+        match controller_of(&p.metadata) {
             Some(c) if c.uid == uid => {
                 if matches {
                     owned.push(p);
@@ -95,7 +100,7 @@ pub fn plan_replicaset(
             }
             Some(_) => {}
             None => {
-                if matches && !deleting && !pods::selector_is_empty(&spec.selector) {
+                if matches && !deleting && !selector_is_empty(&spec.selector) {
                     plan.adopt.push(p.metadata.name.clone().unwrap_or_default());
                     owned.push(p);
                 }
@@ -149,9 +154,9 @@ pub fn calculate_status(
         {
             fully += 1;
         }
-        if pods::is_ready(p) {
+        if is_ready(p) {
             ready += 1;
-            if pods::is_available(p, min_ready, now) {
+            if is_available(p, min_ready, now) {
                 available += 1;
             }
         }
@@ -218,134 +223,37 @@ pub fn pod_from_template(rs: &ReplicaSet) -> Pod {
     }
 }
 
-/// A controller ownerReference (`controller: true`, `blockOwnerDeletion: true`) to `owner`.
-pub fn controller_ref(api_version: &str, kind: &str, owner: &ObjectMeta) -> OwnerReference {
-    OwnerReference {
-        api_version: api_version.into(),
-        kind: kind.into(),
-        name: owner.name.clone().unwrap_or_default(),
-        uid: owner.uid.clone().unwrap_or_default(),
-        controller: Some(true),
-        block_owner_deletion: Some(true),
-    }
-}
-
-/// Upstream's slow-start batches: 1, 2, 4, … up to `total`.
-pub fn slow_start_batches(total: usize) -> Vec<usize> {
-    let mut out = Vec::new();
-    let (mut left, mut size) = (total, 1usize);
-    while left > 0 {
-        let b = size.min(left);
-        out.push(b);
-        left -= b;
-        size *= 2;
-    }
-    out
-}
-
-#[derive(Default)]
-struct Expectation {
-    adds: i64,
-    dels: HashSet<String>,
-    at: Option<Instant>,
-}
-
-/// Upstream's (UID-tracking) controller expectations, keyed by ReplicaSet key: creations
-/// expected until their pods are observed, deletions tracked by pod key.
-#[derive(Default)]
-pub struct Expectations {
-    map: Mutex<HashMap<String, Expectation>>,
-}
-
-impl Expectations {
-    /// True when nothing is outstanding for `key` (or the expectations are stale).
-    pub fn satisfied(&self, key: &str) -> bool {
-        let Ok(m) = self.map.lock() else {
-            return true;
-        };
-        match m.get(key) {
-            None => true,
-            Some(e) => {
-                (e.adds <= 0 && e.dels.is_empty())
-                    || e.at.is_some_and(|t| t.elapsed() > EXPECTATIONS_TIMEOUT)
-            }
-        }
-    }
-
-    pub fn expect_creations(&self, key: &str, n: usize) {
-        if let Ok(mut m) = self.map.lock() {
-            let e = m.entry(key.to_string()).or_default();
-            e.adds = n as i64;
-            e.at = Some(Instant::now());
-        }
-    }
-
-    pub fn expect_deletions(&self, key: &str, pod_keys: Vec<String>) {
-        if let Ok(mut m) = self.map.lock() {
-            let e = m.entry(key.to_string()).or_default();
-            e.dels = pod_keys.into_iter().collect();
-            e.at = Some(Instant::now());
-        }
-    }
-
-    /// A pod of `key` appeared (or a planned creation failed).
-    pub fn creation_observed(&self, key: &str) {
-        if let Ok(mut m) = self.map.lock() {
-            if let Some(e) = m.get_mut(key) {
-                e.adds -= 1;
-            }
-        }
-    }
-
-    /// A pod of `key` is gone or terminating (or a planned deletion failed).
-    pub fn deletion_observed(&self, key: &str, pod_key: &str) {
-        if let Ok(mut m) = self.map.lock() {
-            if let Some(e) = m.get_mut(key) {
-                e.dels.remove(pod_key);
-            }
-        }
-    }
-
-    pub fn forget(&self, key: &str) {
-        if let Ok(mut m) = self.map.lock() {
-            m.remove(key);
-        }
-    }
-}
-
 struct Ctx {
     client: kube::Client,
     pods: Arc<Store<Pod>>,
     rss: Arc<Store<ReplicaSet>>,
-    queue: Arc<Queue<String>>,
     expectations: Expectations,
-    recorder: Recorder,
+    control: PodControl,
 }
 
 /// The ReplicaSet key a pod belongs to through its controller reference, if it is a ReplicaSet.
-fn owner_rs_key(pod: &Pod) -> Option<String> {
-    let c = controller_of(pod)?;
+fn owner_rs_key(pod: &Pod) -> Option<ObjectKey> {
+    let c = controller_of(&pod.metadata)?;
     if c.kind != "ReplicaSet" || !c.api_version.starts_with("apps/") {
         return None;
     }
-    Some(format!(
-        "{}/{}",
-        pod.metadata.namespace.as_deref().unwrap_or(""),
-        c.name
+    Some(ObjectKey::new(
+        pod.metadata.namespace.clone().unwrap_or_default(),
+        c.name.clone(),
     ))
 }
 
 impl Ctx {
     /// The ReplicaSets (keys) whose selector matches an orphan pod.
-    fn matching_rs_keys(&self, pod: &Pod) -> Vec<String> {
+    fn matching_rs_keys(&self, pod: &Pod) -> Vec<ObjectKey> {
         let ns = pod.metadata.namespace.as_deref().unwrap_or("");
         self.rss
             .list(ns)
             .iter()
             .filter(|rs| {
                 rs.spec.as_ref().is_some_and(|s| {
-                    !pods::selector_is_empty(&s.selector)
-                        && pods::selector_matches(&s.selector, pod.metadata.labels.as_ref())
+                    !selector_is_empty(&s.selector)
+                        && selector_matches(&s.selector, pod.metadata.labels.as_ref())
                 })
             })
             .map(|rs| key_of(rs.as_ref()))
@@ -353,26 +261,25 @@ impl Ctx {
     }
 
     /// The key of the cached ReplicaSet a pod's controller reference names, if the uid matches.
-    fn resolved_owner(&self, pod: &Pod) -> Option<String> {
+    fn resolved_owner(&self, pod: &Pod) -> Option<ObjectKey> {
         let key = owner_rs_key(pod)?;
-        let (ns, name) = split_key(&key);
-        let rs = self.rss.get(ns, name)?;
-        let uid = controller_of(pod)?.uid.clone();
+        let rs = self.rss.get(&key.namespace, &key.name)?;
+        let uid = controller_of(&pod.metadata)?.uid.clone();
         (rs.metadata.uid.as_deref() == Some(uid.as_str())).then_some(key)
     }
 
-    fn on_pod(&self, change: &Change<Pod>) {
+    fn on_pod(&self, queue: &Queue<ObjectKey>, change: &Change<Pod>) {
         match change {
             Change::Applied { old: None, new } => {
                 if new.metadata.deletion_timestamp.is_some() {
-                    return self.on_pod(&Change::Deleted(Arc::clone(new)));
+                    return self.on_pod(queue, &Change::Deleted(Arc::clone(new)));
                 }
                 if let Some(key) = self.resolved_owner(new) {
                     self.expectations.creation_observed(&key);
-                    self.queue.add(key);
-                } else if controller_of(new.as_ref()).is_none() {
+                    queue.add(key);
+                } else if controller_of(&new.metadata).is_none() {
                     for k in self.matching_rs_keys(new) {
-                        self.queue.add(k);
+                        queue.add(k);
                     }
                 }
             }
@@ -383,7 +290,7 @@ impl Ctx {
                 if old.metadata.resource_version == new.metadata.resource_version {
                     return;
                 }
-                let pod_key = key_of(new.as_ref());
+                let pod_key = key_of(new.as_ref()).to_string();
                 let new_owner = self.resolved_owner(new);
                 if new.metadata.deletion_timestamp.is_some()
                     && old.metadata.deletion_timestamp.is_none()
@@ -395,18 +302,18 @@ impl Ctx {
                 let old_owner = owner_rs_key(old);
                 if old_owner != owner_rs_key(new) {
                     if let Some(k) = old_owner {
-                        self.queue.add(k);
+                        queue.add(k);
                     }
                 }
                 match new_owner {
-                    Some(k) => self.queue.add(k),
+                    Some(k) => queue.add(k),
                     None => {
-                        if controller_of(new.as_ref()).is_none()
+                        if controller_of(&new.metadata).is_none()
                             && (old.metadata.labels != new.metadata.labels
-                                || controller_of(old.as_ref()).is_some())
+                                || controller_of(&old.metadata).is_some())
                         {
                             for k in self.matching_rs_keys(new) {
-                                self.queue.add(k);
+                                queue.add(k);
                             }
                         }
                     }
@@ -415,17 +322,11 @@ impl Ctx {
             Change::Deleted(pod) => {
                 if let Some(key) = owner_rs_key(pod) {
                     self.expectations
-                        .deletion_observed(&key, &key_of(pod.as_ref()));
-                    self.queue.add(key);
+                        .deletion_observed(&key, &key_of(pod.as_ref()).to_string());
+                    queue.add(key);
                 }
             }
         }
-    }
-
-    /// Every change of the primary object queues it (the shared informer never reports an
-    /// unchanged object, re-lists included).
-    fn on_rs(&self, change: &Change<ReplicaSet>) {
-        self.queue.add(key_of(change.object().as_ref()));
     }
 }
 
@@ -433,69 +334,43 @@ impl Ctx {
 /// workers (they start once the caches have synced).
 pub fn start(factory: &Factory, _cfg: Arc<crate::Config>) {
     let client = factory.client();
-    let pods = factory.informer::<Pod>();
-    let rss = factory.informer::<ReplicaSet>();
     let ctx = Arc::new(Ctx {
         client: client.clone(),
-        pods: pods.store(),
-        rss: rss.store(),
-        queue: Queue::with_backoff(Duration::from_millis(100), Duration::from_secs(30)),
+        pods: factory.store::<Pod>(),
+        rss: factory.store::<ReplicaSet>(),
         expectations: Expectations::default(),
-        recorder: Recorder::new(client, "replicaset-controller"),
+        control: PodControl::new(client, "replicaset-controller"),
     });
     let c = Arc::clone(&ctx);
-    pods.add_handler(move |ch| c.on_pod(ch));
-    let c = Arc::clone(&ctx);
-    rss.add_handler(move |ch| c.on_rs(ch));
-    tokio::spawn(async move {
-        ctx.pods.wait_synced().await;
-        ctx.rss.wait_synced().await;
-        tracing::info!("replicaset controller started");
-        let c = Arc::clone(&ctx);
-        let all = move || c.rss.all().iter().map(|rs| key_of(rs.as_ref())).collect();
-        run_workers(
-            "replicaset",
-            Arc::clone(&ctx.queue),
-            WORKERS,
-            Some(RESYNC),
-            all,
-            move |key: String| {
-                let c = Arc::clone(&ctx);
-                async move { sync(&c, &key).await }
-            },
-        )
-        .await;
-    });
-}
-
-fn api_message(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(s) => s.message.clone(),
-        other => other.to_string(),
-    }
-}
-
-fn is_not_found(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::Api(s) if s.code == 404)
+    Controller::new(factory, "replicaset")
+        .backoff(Duration::from_millis(100), Duration::from_secs(30))
+        // Every change of the primary object queues it (the shared informer never reports an
+        // unchanged object, re-lists included).
+        .reconciles::<ReplicaSet>()
+        .handles::<Pod>(move |q, ch| c.on_pod(q, ch))
+        .workers(WORKERS)
+        .resync(RESYNC)
+        .run(ctx, reconcile);
 }
 
 /// One sync of ReplicaSet `key`; returns when to look again, if a timer is needed.
-async fn sync(ctx: &Ctx, key: &str) -> Result<Option<Duration>, RsError> {
-    let (ns, name) = split_key(key);
+async fn reconcile(ctx: Arc<Ctx>, key: ObjectKey) -> Result<Action, RsError> {
+    let (ns, name) = (key.namespace.as_str(), key.name.as_str());
+    let key = &key;
     let Some(rs) = ctx.rss.get(ns, name) else {
         ctx.expectations.forget(key);
-        return Ok(None);
+        return Ok(Action::Done);
     };
     let now = Timestamp::now();
     let manage = ctx.expectations.satisfied(key) && rs.metadata.deletion_timestamp.is_none();
     let all_pods = ctx.pods.list(ns);
     // Pods of sibling ReplicaSets (same controller), for the crowded-node ranking.
-    let siblings: HashSet<String> = match controller_of(rs.as_ref()) {
+    let siblings: HashSet<String> = match controller_of(&rs.metadata) {
         Some(owner) => ctx
             .rss
             .list(ns)
             .iter()
-            .filter(|o| controller_of(o.as_ref()).is_some_and(|c| c.uid == owner.uid))
+            .filter(|o| controller_of(&o.metadata).is_some_and(|c| c.uid == owner.uid))
             .filter_map(|o| o.metadata.uid.clone())
             .filter(|u| Some(u) != rs.metadata.uid.as_ref())
             .collect(),
@@ -504,7 +379,7 @@ async fn sync(ctx: &Ctx, key: &str) -> Result<Option<Duration>, RsError> {
     let related: Vec<&Pod> = all_pods
         .iter()
         .map(|p| p.as_ref())
-        .filter(|p| controller_of(*p).is_some_and(|c| siblings.contains(&c.uid)))
+        .filter(|p| controller_of(&p.metadata).is_some_and(|c| siblings.contains(&c.uid)))
         .collect();
     let plan = plan_replicaset(&rs, &all_pods, &related, manage, now);
     let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
@@ -569,83 +444,31 @@ async fn sync(ctx: &Ctx, key: &str) -> Result<Option<Duration>, RsError> {
     let mut manage_error: Option<String> = None;
     if plan.create > 0 {
         ctx.expectations.expect_creations(key, plan.create);
-        let template = pod_from_template(&rs);
-        let post = PostParams::default();
-        let mut remaining = plan.create;
-        'batches: for batch in slow_start_batches(plan.create) {
-            let results = join_all((0..batch).map(|_| pods_api.create(&post, &template))).await;
-            remaining -= batch;
-            let mut failed = false;
-            for r in results {
-                match r {
-                    Ok(p) => {
-                        ctx.recorder
-                            .record(
-                                rs.as_ref(),
-                                "Normal",
-                                "SuccessfulCreate",
-                                &format!(
-                                    "Created pod: {}",
-                                    p.metadata.name.as_deref().unwrap_or("")
-                                ),
-                            )
-                            .await;
-                    }
-                    Err(e) => {
-                        failed = true;
-                        ctx.expectations.creation_observed(key);
-                        let msg = api_message(&e);
-                        ctx.recorder
-                            .record(
-                                rs.as_ref(),
-                                "Warning",
-                                "FailedCreate",
-                                &format!("Error creating: {msg}"),
-                            )
-                            .await;
-                        manage_error = Some(msg);
-                    }
-                }
-            }
-            if failed {
-                for _ in 0..remaining {
-                    ctx.expectations.creation_observed(key);
-                }
-                break 'batches;
-            }
+        let pods = vec![pod_from_template(&rs); plan.create];
+        let created = ctx.control.create_pods(rs.as_ref(), ns, &pods).await;
+        // Creations that failed or never happened will not be observed.
+        for _ in 0..created.not_created {
+            ctx.expectations.creation_observed(key);
         }
+        manage_error = created.error.as_ref().map(api_message);
     } else if !plan.delete.is_empty() {
         let keys: Vec<String> = plan.delete.iter().map(|n| format!("{ns}/{n}")).collect();
         ctx.expectations.expect_deletions(key, keys);
-        let dp = DeleteParams::default();
-        let results = join_all(plan.delete.iter().map(|n| pods_api.delete(n, &dp))).await;
-        for (n, r) in plan.delete.iter().zip(results) {
+        let rs_ref = rs.as_ref();
+        let deletes = plan
+            .delete
+            .iter()
+            .map(|n| ctx.control.delete_pod(rs_ref, ns, n, None));
+        for (n, r) in plan.delete.iter().zip(join_all(deletes).await) {
             match r {
-                Ok(_) => {
-                    ctx.recorder
-                        .record(
-                            rs.as_ref(),
-                            "Normal",
-                            "SuccessfulDelete",
-                            &format!("Deleted pod: {n}"),
-                        )
-                        .await;
-                }
+                Ok(true) => {}
+                Ok(false) => ctx
+                    .expectations
+                    .deletion_observed(key, &format!("{ns}/{n}")),
                 Err(e) => {
                     ctx.expectations
                         .deletion_observed(key, &format!("{ns}/{n}"));
-                    if !is_not_found(&e) {
-                        let msg = api_message(&e);
-                        ctx.recorder
-                            .record(
-                                rs.as_ref(),
-                                "Warning",
-                                "FailedDelete",
-                                &format!("Error deleting: {msg}"),
-                            )
-                            .await;
-                        manage_error = Some(msg);
-                    }
+                    manage_error = Some(api_message(&e));
                 }
             }
         }
@@ -695,9 +518,9 @@ async fn sync(ctx: &Ctx, key: &str) -> Result<Option<Duration>, RsError> {
         .unwrap_or(0);
     let wait = owned
         .iter()
-        .filter_map(|p| pods::seconds_until_available(p, min_ready, now))
+        .filter_map(|p| pods::recheck_after(p, min_ready, now))
         .min();
-    Ok(wait.map(Duration::from_secs))
+    Ok(Action::after(wait.map(Duration::from_secs)))
 }
 
 #[cfg(test)]
@@ -851,25 +674,5 @@ mod tests {
             ),
             ("ReplicaSet", "rs-uid", Some(true), Some(true))
         );
-    }
-
-    #[test]
-    fn slow_start_and_expectations() {
-        assert_eq!(slow_start_batches(10), vec![1, 2, 4, 3]);
-        assert!(slow_start_batches(0).is_empty());
-        let e = Expectations::default();
-        assert!(e.satisfied("ns/rs"));
-        e.expect_creations("ns/rs", 2);
-        assert!(!e.satisfied("ns/rs"));
-        e.creation_observed("ns/rs");
-        assert!(!e.satisfied("ns/rs"));
-        e.creation_observed("ns/rs");
-        assert!(e.satisfied("ns/rs"));
-        e.expect_deletions("ns/rs", vec!["ns/p1".into()]);
-        assert!(!e.satisfied("ns/rs"));
-        e.deletion_observed("ns/rs", "ns/p2");
-        assert!(!e.satisfied("ns/rs"));
-        e.deletion_observed("ns/rs", "ns/p1");
-        assert!(e.satisfied("ns/rs"));
     }
 }

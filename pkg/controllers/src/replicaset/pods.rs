@@ -1,101 +1,19 @@
-//! Pod and selector helpers the ReplicaSet and Deployment controllers share: label selector
-//! matching on typed selectors, pod readiness/availability as upstream's podutil computes them,
-//! and the "least valuable first" ordering used to pick pods to delete on scale-down.
+//! The ReplicaSet controller's pod ranking: the "least valuable first" ordering used to pick
+//! pods to delete on scale-down (upstream's `ActivePodsWithRanks`), and when to look again
+//! for pods still becoming available. Pod facts come from `crate::util::podutil`.
 
+use crate::util::podutil::{is_active, is_ready, ready_time, seconds_until_available};
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::jiff::Timestamp;
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
-/// Upstream's `metav1.LabelSelectorAsSelector(sel).Matches(labels)`: an empty selector matches
-/// everything; unknown operators match nothing.
-pub fn selector_matches(sel: &LabelSelector, labels: Option<&BTreeMap<String, String>>) -> bool {
-    let empty = BTreeMap::new();
-    let labels = labels.unwrap_or(&empty);
-    if let Some(ml) = &sel.match_labels {
-        for (k, v) in ml {
-            if labels.get(k) != Some(v) {
-                return false;
-            }
-        }
-    }
-    for e in sel.match_expressions.iter().flatten() {
-        let have = labels.get(&e.key);
-        let values = e.values.as_deref().unwrap_or(&[]);
-        let ok = match e.operator.as_str() {
-            "In" => have.is_some_and(|h| values.iter().any(|v| v == h)),
-            "NotIn" => !have.is_some_and(|h| values.iter().any(|v| v == h)),
-            "Exists" => have.is_some(),
-            "DoesNotExist" => have.is_none(),
-            _ => false,
-        };
-        if !ok {
-            return false;
-        }
-    }
-    true
-}
-
-/// True when the selector has no requirements at all (it would select every pod).
-pub fn selector_is_empty(sel: &LabelSelector) -> bool {
-    sel.match_labels.as_ref().is_none_or(|m| m.is_empty())
-        && sel.match_expressions.as_ref().is_none_or(|m| m.is_empty())
-}
-
-/// Upstream's `controller.IsPodActive`: not Succeeded/Failed and not being deleted.
-pub fn is_active(pod: &Pod) -> bool {
-    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-    !matches!(phase, Some("Succeeded") | Some("Failed"))
-        && pod.metadata.deletion_timestamp.is_none()
-}
-
-fn ready_condition(pod: &Pod) -> Option<&k8s_openapi::api::core::v1::PodCondition> {
-    pod.status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == "Ready")
-}
-
-/// The pod's Ready condition is True.
-pub fn is_ready(pod: &Pod) -> bool {
-    ready_condition(pod).is_some_and(|c| c.status == "True")
-}
-
-/// When the pod became ready (its Ready condition's lastTransitionTime), if it is ready.
-pub fn ready_since(pod: &Pod) -> Option<Timestamp> {
-    let c = ready_condition(pod)?;
-    if c.status != "True" {
-        return None;
-    }
-    c.last_transition_time.as_ref().map(|t| t.0)
-}
-
-/// Upstream's `podutil.IsPodAvailable`: ready, and ready for at least `min_ready_seconds`
-/// (with a Ready condition lacking lastTransitionTime, only when `min_ready_seconds` is 0).
-pub fn is_available(pod: &Pod, min_ready_seconds: i32, now: Timestamp) -> bool {
-    if !is_ready(pod) {
-        return false;
-    }
-    if min_ready_seconds <= 0 {
-        return true;
-    }
-    match ready_since(pod) {
-        Some(t) => t.as_millisecond() + i64::from(min_ready_seconds) * 1000 < now.as_millisecond(),
-        None => false,
-    }
-}
-
-/// Seconds until a ready pod becomes available, if it is ready but not yet available.
-pub fn seconds_until_available(pod: &Pod, min_ready_seconds: i32, now: Timestamp) -> Option<u64> {
-    if min_ready_seconds <= 0 || !is_ready(pod) || is_available(pod, min_ready_seconds, now) {
-        return None;
-    }
-    let since = ready_since(pod)?;
-    let due = since.as_millisecond() + i64::from(min_ready_seconds) * 1000;
-    Some(((due - now.as_millisecond()).max(0) as u64).div_ceil(1000) + 1)
+/// Seconds until the ReplicaSet should look at a ready pod again to count it available: one
+/// second past the moment it becomes available, so the check lands after it.
+pub fn recheck_after(pod: &Pod, min_ready_seconds: i32, now: Timestamp) -> Option<u64> {
+    seconds_until_available(pod, min_ready_seconds, now)
+        .and_then(|s| u64::try_from(s).ok())
+        .map(|s| s + 1)
 }
 
 fn phase_ordinal(pod: &Pod) -> u8 {
@@ -193,7 +111,7 @@ pub fn deletion_order(a: &Pod, rank_a: usize, b: &Pod, rank_b: usize, now: Times
         return rank_b.cmp(&rank_a);
     }
     if ra && rb {
-        if let Some(o) = newer_first(ready_since(a), ready_since(b), now) {
+        if let Some(o) = newer_first(ready_time(a), ready_time(b), now) {
             return o;
         }
     }
@@ -236,41 +154,23 @@ pub fn pods_to_delete<'a>(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::{ContainerStatus, PodCondition, PodSpec, PodStatus};
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
-        LabelSelectorRequirement, ObjectMeta, Time,
-    };
+    use crate::util::podutil::tests::requirement;
+    use crate::util::podutil::{is_available, selector_is_empty, selector_matches};
+    use k8s_openapi::api::core::v1::{ContainerStatus, PodSpec};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
+    use std::collections::BTreeMap;
 
-    pub fn ts(secs: i64) -> Timestamp {
-        Timestamp::from_second(secs).unwrap()
-    }
+    pub use crate::util::podutil::tests::ts;
 
+    /// A pod on `node` (unscheduled when empty) created at `created`.
     pub fn pod(name: &str, node: &str, phase: &str, ready_at: Option<i64>, created: i64) -> Pod {
-        Pod {
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                namespace: Some("default".into()),
-                uid: Some(format!("uid-{name}")),
-                creation_timestamp: Some(Time(ts(created))),
-                ..Default::default()
-            },
-            spec: Some(PodSpec {
-                node_name: (!node.is_empty()).then(|| node.to_string()),
-                ..Default::default()
-            }),
-            status: Some(PodStatus {
-                phase: Some(phase.into()),
-                conditions: ready_at.map(|t| {
-                    vec![PodCondition {
-                        type_: "Ready".into(),
-                        status: "True".into(),
-                        last_transition_time: Some(Time(ts(t))),
-                        ..Default::default()
-                    }]
-                }),
-                ..Default::default()
-            }),
-        }
+        let mut p = crate::util::podutil::tests::pod(name, phase, ready_at);
+        p.metadata.creation_timestamp = Some(Time(ts(created)));
+        p.spec = Some(PodSpec {
+            node_name: (!node.is_empty()).then(|| node.to_string()),
+            ..Default::default()
+        });
+        p
     }
 
     #[test]
@@ -281,16 +181,8 @@ pub(crate) mod tests {
         let sel = LabelSelector {
             match_labels: Some([("app".to_string(), "web".to_string())].into()),
             match_expressions: Some(vec![
-                LabelSelectorRequirement {
-                    key: "tier".into(),
-                    operator: "In".into(),
-                    values: Some(vec!["fe".into(), "be".into()]),
-                },
-                LabelSelectorRequirement {
-                    key: "canary".into(),
-                    operator: "DoesNotExist".into(),
-                    values: None,
-                },
+                requirement("tier", "In", &["fe", "be"]),
+                requirement("canary", "DoesNotExist", &[]),
             ]),
         };
         assert!(selector_matches(&sel, Some(&labels)));
@@ -306,7 +198,7 @@ pub(crate) mod tests {
         let p = pod("a", "n1", "Running", Some(100), 50);
         assert!(is_available(&p, 0, ts(100)));
         assert!(!is_available(&p, 10, ts(105)));
-        assert_eq!(seconds_until_available(&p, 10, ts(105)), Some(6));
+        assert_eq!(recheck_after(&p, 10, ts(105)), Some(6));
         assert!(is_available(&p, 10, ts(111)));
         let not_ready = pod("b", "n1", "Running", None, 50);
         assert!(!is_available(&not_ready, 0, ts(200)));

@@ -1,10 +1,9 @@
-//! Small facts about pods, owners and selectors that the workload controllers (DaemonSet,
-//! StatefulSet, Job, CronJob) share, mirroring upstream's `podutil` and `controller` helpers.
+//! Small facts about pods and selectors that every workload controller shares, mirroring
+//! upstream's `podutil` and `controller` helpers (readiness, availability, activity, hashes).
 
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
-use std::collections::BTreeMap;
 
 /// The pod's phase (`""` when the status has none yet).
 pub fn phase(pod: &Pod) -> &str {
@@ -23,6 +22,11 @@ fn ready_since(pod: &Pod) -> Option<Option<Timestamp>> {
         .iter()
         .find(|c| c.type_ == "Ready" && c.status == "True")
         .map(|c| c.last_transition_time.as_ref().map(|t| t.0))
+}
+
+/// When the pod became ready (its `Ready=True` condition's lastTransitionTime), if it is ready.
+pub fn ready_time(pod: &Pod) -> Option<Timestamp> {
+    ready_since(pod).flatten()
 }
 
 /// Whether the pod has the `Ready=True` condition (upstream `podutil.IsPodReady`).
@@ -71,77 +75,37 @@ pub fn created(meta: &ObjectMeta) -> i64 {
         .unwrap_or(0)
 }
 
-/// The controlling owner reference of an object, if any.
-pub fn controller_of(meta: &ObjectMeta) -> Option<&OwnerReference> {
-    meta.owner_references
-        .as_ref()?
-        .iter()
-        .find(|r| r.controller == Some(true))
+pub use skiff_api::matchers::labels::selector_matches;
+
+/// True when the selector has no requirements at all (it would select every pod).
+pub fn selector_is_empty(sel: &LabelSelector) -> bool {
+    sel.match_labels.as_ref().is_none_or(|m| m.is_empty())
+        && sel.match_expressions.as_ref().is_none_or(|m| m.is_empty())
 }
 
-/// Whether `meta` is controlled by the object with this uid.
-pub fn is_controlled_by(meta: &ObjectMeta, uid: &str) -> bool {
-    controller_of(meta).is_some_and(|r| r.uid == uid)
-}
+/// The characters upstream's `rand.String` / `SafeEncodeString` use (no vowels, no 0/1/3).
+pub const ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
-/// A controller owner reference (`controller: true, blockOwnerDeletion: true`) to an owner.
-pub fn controller_ref(api_version: &str, kind: &str, owner: &ObjectMeta) -> Option<OwnerReference> {
-    Some(OwnerReference {
-        api_version: api_version.to_string(),
-        kind: kind.to_string(),
-        name: owner.name.clone()?,
-        uid: owner.uid.clone()?,
-        controller: Some(true),
-        block_owner_deletion: Some(true),
+/// FNV-1a, 32 bits.
+pub fn fnv32a(data: &[u8]) -> u32 {
+    data.iter().fold(0x811c_9dc5, |h: u32, b| {
+        (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
     })
-}
-
-/// Whether a label set satisfies a `metav1.LabelSelector`. An empty selector selects everything,
-/// as `metav1.LabelSelectorAsSelector` does; a malformed requirement selects nothing.
-pub fn selector_matches(sel: &LabelSelector, labels: Option<&BTreeMap<String, String>>) -> bool {
-    let empty = BTreeMap::new();
-    let labels = labels.unwrap_or(&empty);
-    if let Some(ml) = &sel.match_labels {
-        if ml.iter().any(|(k, v)| labels.get(k) != Some(v)) {
-            return false;
-        }
-    }
-    for e in sel.match_expressions.iter().flatten() {
-        let values = e.values.as_deref().unwrap_or(&[]);
-        let have = labels.get(&e.key);
-        let ok = match e.operator.as_str() {
-            "In" => have.is_some_and(|v| values.contains(v)),
-            "NotIn" => have.is_none_or(|v| !values.contains(v)),
-            "Exists" => have.is_some(),
-            "DoesNotExist" => have.is_none(),
-            _ => false,
-        };
-        if !ok {
-            return false;
-        }
-    }
-    true
 }
 
 /// Upstream `controller.ComputeHash`-style short hash: FNV-32a over `data` (plus the collision
 /// count when there is one), written with the "safe" alphabet that avoids vowels and look-alikes.
 pub fn short_hash(data: &[u8], collision_count: Option<i32>) -> String {
-    let mut h: u32 = 0x811c_9dc5;
-    let mut feed = |b: u8| {
-        h ^= u32::from(b);
-        h = h.wrapping_mul(0x0100_0193);
-    };
-    data.iter().copied().for_each(&mut feed);
+    let mut bytes = data.to_vec();
     if let Some(c) = collision_count {
         // Go writes the count as 4 little-endian bytes.
-        c.to_le_bytes().into_iter().for_each(&mut feed);
+        bytes.extend_from_slice(&c.to_le_bytes());
     }
-    safe_encode(&h.to_string())
+    safe_encode(&fnv32a(&bytes).to_string())
 }
 
-/// Upstream `rand.SafeEncodeString`.
+/// Upstream `rand.SafeEncodeString`: each byte mapped into [`ALPHANUMS`].
 pub fn safe_encode(s: &str) -> String {
-    const ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     s.bytes()
         .map(|b| char::from(ALPHANUMS[usize::from(b) % ALPHANUMS.len()]))
         .collect()
@@ -181,9 +145,19 @@ pub(crate) mod tests {
     use k8s_openapi::api::core::v1::{PodCondition, PodStatus};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelectorRequirement, Time};
     use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    use std::collections::BTreeMap;
 
     pub fn ts(secs: i64) -> Timestamp {
         Timestamp::from_second(secs).unwrap()
+    }
+
+    /// A label selector requirement (`values` empty: none).
+    pub fn requirement(key: &str, operator: &str, values: &[&str]) -> LabelSelectorRequirement {
+        LabelSelectorRequirement {
+            key: key.into(),
+            operator: operator.into(),
+            values: (!values.is_empty()).then(|| values.iter().map(|v| v.to_string()).collect()),
+        }
     }
 
     /// A pod in `phase`, Ready since `ready_at` when given.

@@ -1,0 +1,173 @@
+//! What every controller shares besides the scaffold (`crate::controller`): the one work-queue
+//! key type ([`ObjectKey`]), owner-reference helpers, API error helpers, a mutex lock that
+//! survives poisoning, and the submodules for pod facts (`podutil`), expectations and pod
+//! creation/deletion with events (`pod_control`) — upstream's `pkg/controller` helpers.
+
+pub mod expectations;
+pub mod pod_control;
+pub mod podutil;
+
+pub use expectations::Expectations;
+pub use pod_control::PodControl;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::Resource;
+use std::fmt;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+/// The work-queue key of an object: its namespace (empty for cluster-scoped kinds) and name.
+/// Shown as `namespace/name` (just `name` when cluster-scoped).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectKey {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ObjectKey {
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        ObjectKey {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+
+    /// The key of a cluster-scoped object (or of a namespace, by its name).
+    pub fn cluster(name: impl Into<String>) -> Self {
+        ObjectKey::new("", name)
+    }
+
+    /// Parses `namespace/name` (a string without `/` is a cluster-scoped name).
+    pub fn parse(s: &str) -> Self {
+        let (ns, name) = s.split_once('/').unwrap_or(("", s));
+        ObjectKey::new(ns, name)
+    }
+}
+
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.namespace.is_empty() {
+            f.write_str(&self.name)
+        } else {
+            write!(f, "{}/{}", self.namespace, self.name)
+        }
+    }
+}
+
+/// The key of an object.
+pub fn key_of<K: Resource>(obj: &K) -> ObjectKey {
+    let m = obj.meta();
+    ObjectKey::new(
+        m.namespace.clone().unwrap_or_default(),
+        m.name.clone().unwrap_or_default(),
+    )
+}
+
+/// The controlling owner reference of an object, if any.
+pub fn controller_of(meta: &ObjectMeta) -> Option<&OwnerReference> {
+    meta.owner_references
+        .as_ref()?
+        .iter()
+        .find(|r| r.controller == Some(true))
+}
+
+/// Whether `meta` is controlled by the object with this uid.
+pub fn is_controlled_by(meta: &ObjectMeta, uid: &str) -> bool {
+    controller_of(meta).is_some_and(|r| r.uid == uid)
+}
+
+/// The key of the object's controller when that controller is a `kind` (same namespace).
+pub fn owner_key(meta: &ObjectMeta, kind: &str) -> Option<ObjectKey> {
+    let r = controller_of(meta).filter(|r| r.kind == kind)?;
+    Some(ObjectKey::new(
+        meta.namespace.clone().unwrap_or_default(),
+        r.name.clone(),
+    ))
+}
+
+/// A controller owner reference (`controller: true, blockOwnerDeletion: true`) to an owner
+/// (empty name/uid when the owner has none, which only a test object lacks).
+pub fn controller_ref(api_version: &str, kind: &str, owner: &ObjectMeta) -> OwnerReference {
+    OwnerReference {
+        api_version: api_version.to_string(),
+        kind: kind.to_string(),
+        name: owner.name.clone().unwrap_or_default(),
+        uid: owner.uid.clone().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
+/// The message of an API error as upstream prints it (the Status message), else the error.
+pub fn api_message(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => s.message.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Whether the API answered 404 Not Found.
+pub fn is_not_found(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404)
+}
+
+/// Locks `m`, recovering the guard when a thread panicked while holding it: the controllers'
+/// maps are updated in single statements, so the data is consistent, and answering from it
+/// beats both crashing the manager and pretending the map is empty (which made expectations
+/// report satisfied). The poisoning is logged.
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock()
+        .unwrap_or_else(|e: PoisonError<MutexGuard<'_, T>>| {
+            tracing::error!("a controller lock was poisoned by a panic; continuing with its data");
+            e.into_inner()
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn keys_print_and_parse() {
+        let k = ObjectKey::new("ns", "a");
+        assert_eq!(k.to_string(), "ns/a");
+        assert_eq!(ObjectKey::parse("ns/a"), k);
+        assert_eq!(ObjectKey::cluster("node-1").to_string(), "node-1");
+        assert_eq!(ObjectKey::parse("node-1"), ObjectKey::cluster("node-1"));
+    }
+
+    #[test]
+    fn owner_keys_need_the_kind() {
+        let owner = ObjectMeta {
+            name: Some("web".into()),
+            uid: Some("u1".into()),
+            ..Default::default()
+        };
+        let child = ObjectMeta {
+            namespace: Some("ns".into()),
+            owner_references: Some(vec![controller_ref("apps/v1", "DaemonSet", &owner)]),
+            ..Default::default()
+        };
+        assert_eq!(
+            owner_key(&child, "DaemonSet"),
+            Some(ObjectKey::new("ns", "web"))
+        );
+        assert_eq!(owner_key(&child, "Job"), None);
+        assert!(is_controlled_by(&child, "u1"));
+        assert!(!is_controlled_by(&child, "u2"));
+    }
+
+    #[test]
+    fn lock_recovers_a_poisoned_mutex() {
+        let m = Arc::new(Mutex::new(vec![1]));
+        let m2 = m.clone();
+        let _ = std::thread::spawn(move || {
+            let _g = m2.lock().unwrap();
+            panic!("poison it");
+        })
+        .join();
+        assert!(m.is_poisoned());
+        lock(&m).push(2);
+        assert_eq!(*lock(&m), vec![1, 2]);
+    }
+}
