@@ -36,6 +36,47 @@ pub fn storage_version_hash(group: &str, version: &str, kind: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(&digest[..8])
 }
 
+/// Resources the API server serves outside the stored registry: `metrics.k8s.io/v1beta1`,
+/// computed from kubelet samples as metrics-server does (get and list only).
+pub static METRICS_RESOURCES: &[ResourceInfo] = &[
+    ResourceInfo {
+        group: "metrics.k8s.io",
+        version: "v1beta1",
+        kind: "NodeMetrics",
+        plural: "nodes",
+        singular: "",
+        namespaced: false,
+        short_names: &[],
+        categories: &[],
+        verbs: &["get", "list"],
+        subresources: &[],
+    },
+    ResourceInfo {
+        group: "metrics.k8s.io",
+        version: "v1beta1",
+        kind: "PodMetrics",
+        plural: "pods",
+        singular: "",
+        namespaced: true,
+        short_names: &[],
+        categories: &[],
+        verbs: &["get", "list"],
+        subresources: &[],
+    },
+];
+
+/// The registry's resources of a group-version plus the metrics ones.
+fn served_of<'a>(
+    group: &'a str,
+    version: &'a str,
+) -> impl Iterator<Item = &'static ResourceInfo> + 'a {
+    registry::resources_of(group, version).chain(
+        METRICS_RESOURCES
+            .iter()
+            .filter(move |r| r.group == group && r.version == version),
+    )
+}
+
 fn gvk(group: &str, version: &str, kind: &str) -> Value {
     json!({ "group": group, "version": version, "kind": kind })
 }
@@ -84,16 +125,15 @@ fn resource_discovery(r: &ResourceInfo) -> Value {
 }
 
 fn version_discovery(group: &str, version: &str) -> Value {
-    let resources: Vec<Value> = registry::resources_of(group, version)
-        .map(resource_discovery)
-        .collect();
+    let resources: Vec<Value> = served_of(group, version).map(resource_discovery).collect();
     json!({ "version": version, "resources": resources, "freshness": "Current" })
 }
 
 /// Named groups (not core) with their versions, in registry order.
 fn named_groups() -> Vec<(&'static str, Vec<&'static str>)> {
     let mut out: Vec<(&'static str, Vec<&'static str>)> = Vec::new();
-    for (g, v) in registry::groups() {
+    let metrics = METRICS_RESOURCES.first().map(|r| (r.group, r.version));
+    for (g, v) in registry::groups().into_iter().chain(metrics) {
         if g.is_empty() {
             continue;
         }
@@ -238,7 +278,7 @@ fn legacy_subresource(r: &ResourceInfo, s: &Subresource) -> Value {
 /// is not served.
 pub fn api_resource_list(group: &str, version: &str) -> Option<Value> {
     let mut resources = Vec::new();
-    for r in registry::resources_of(group, version) {
+    for r in served_of(group, version) {
         resources.push(legacy_resource(r));
         for s in r.subresources {
             resources.push(legacy_subresource(r, s));
@@ -410,5 +450,37 @@ mod tests {
         assert_eq!(a.len(), 12);
         // The value a real apiserver publishes for pods.
         assert_eq!(storage_version_hash("", "v1", "Pod"), "xPOwRZ+Yhw8=");
+    }
+
+    #[test]
+    fn metrics_group_is_discoverable_for_kubectl_top() {
+        let groups = api_group_list();
+        let g = find(
+            groups["groups"].as_array().unwrap(),
+            "name",
+            "metrics.k8s.io",
+        );
+        assert_eq!(
+            g["preferredVersion"]["groupVersion"],
+            "metrics.k8s.io/v1beta1"
+        );
+        let list = api_resource_list("metrics.k8s.io", "v1beta1").unwrap();
+        let res = list["resources"].as_array().unwrap();
+        assert_eq!(find(res, "name", "nodes")["kind"], "NodeMetrics");
+        assert_eq!(find(res, "name", "pods")["namespaced"], true);
+        let agg = aggregated_apis();
+        let item = agg["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["metadata"]["name"] == "metrics.k8s.io")
+            .expect("metrics.k8s.io in aggregated discovery");
+        let kinds: Vec<&str> = item["versions"][0]["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["responseKind"]["kind"].as_str().unwrap())
+            .collect();
+        assert_eq!(kinds, ["NodeMetrics", "PodMetrics"]);
     }
 }

@@ -80,7 +80,7 @@ async fn handle_inner(
     labels: &mut Option<RequestLabels>,
     user_name: &mut Option<String>,
 ) -> ApiResult<Response> {
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
     let q = Query::parse(parts.uri.query());
     let headers = parts.headers;
@@ -105,6 +105,18 @@ async fn handle_inner(
         let body = read_body(body).await?;
         return crate::supervisor::handle(&st, &method, &path, &headers, body, &user).await;
     }
+    // Agent tunnels, nodes/{n}/proxy/… and metrics.k8s.io (tunnel.rs, proxy.rs, metricsapi.rs).
+    if path == skiff_tunnel::CONNECT_PATH {
+        let (uri, ext) = (parts.uri, parts.extensions);
+        return crate::tunnel::connect(&st, &user, method, uri, headers, ext, body).await;
+    }
+    if crate::proxy::parse_node_proxy(&path).is_some() {
+        let (q, ext) = (parts.uri.query(), &mut parts.extensions);
+        return crate::proxy::node_proxy(&st, &user, &method, &path, q, &headers, ext, body).await;
+    }
+    if let Some(r) = crate::metricsapi::serve(&st, &user, &method, &path, parts.uri.query()).await {
+        return r;
+    }
 
     let target = match request::parse_path(&path) {
         Some(t) => Some(t?),
@@ -123,6 +135,10 @@ async fn handle_inner(
         )
     });
     crate::nodeauthz::authorize(&st, &user, &attrs, &q)?;
+    if let Some(t) = target.as_ref().filter(|t| crate::proxy::is_pod_stream(t)) {
+        let ext = &mut parts.extensions;
+        return crate::proxy::pod_stream(&st, method, t, &q, &headers, ext).await;
+    }
 
     let Some(target) = target else {
         return non_resource(&st, &method, &path, &q, &headers, &user);

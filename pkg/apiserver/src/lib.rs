@@ -8,11 +8,14 @@ pub mod bootstrap;
 pub mod convert;
 pub mod error;
 pub mod handlers;
+pub mod kubelet;
 pub mod metrics;
+pub mod metricsapi;
 pub mod nodeauthz;
 pub mod nodegraph;
 pub mod objects;
 pub mod openapi;
+pub mod proxy;
 pub mod podio;
 pub mod request;
 pub mod rest;
@@ -21,6 +24,7 @@ pub mod server;
 pub mod state;
 pub mod supervisor;
 pub mod table;
+pub mod tunnel;
 pub mod watch;
 
 use crate::alloc::{IpAllocator, PortAllocator};
@@ -121,6 +125,7 @@ pub async fn start(cfg: ServerConfig) -> Result<Server, StartError> {
         metrics: Default::default(),
         watch_lines: Default::default(),
         node_graph: Default::default(),
+        kubelets: Default::default(),
     });
     // Release the reserved addresses the kubernetes service will claim for itself.
     {
@@ -143,5 +148,6 @@ pub async fn start(cfg: ServerConfig) -> Result<Server, StartError> {
     state.ready.store(true, Ordering::Relaxed);
     tokio::spawn(bootstrap::sweep_events(state.clone()));
     tokio::spawn(supervisor::tend_node_passwords(state.clone()));
+    tokio::spawn(metricsapi::run_scraper(state.clone()));
     Ok(Server { state, local_addr })
 }

@@ -75,4 +75,6 @@ pub struct AppState {
     pub watch_lines: crate::watch::LineCache,
     /// Which objects each node's pods use (the Node authorizer's graph).
     pub node_graph: RwLock<crate::nodegraph::NodeGraph>,
+    /// Agent tunnels, the kubelet client and the resource-metrics samples.
+    pub kubelets: crate::kubelet::Kubelets,
 }
