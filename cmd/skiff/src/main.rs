@@ -68,6 +68,9 @@ struct NodeArgs {
     /// Most pods the node accepts.
     #[arg(long, default_value_t = 110)]
     max_pods: u32,
+    /// Port of the node's kubelet API (logs, exec, port-forward, stats).
+    #[arg(long, default_value_t = 10250)]
+    kubelet_port: u16,
 }
 
 #[derive(Args, Debug)]
@@ -242,6 +245,7 @@ fn containerd_agent_config(
         labels,
         taints,
         max_pods: node.max_pods,
+        kubelet_port: node.kubelet_port,
         private_registry: node.private_registry.clone(),
         container_runtime_endpoint: node.container_runtime_endpoint.clone(),
         containerd_binary: None,

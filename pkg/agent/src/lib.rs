@@ -16,6 +16,7 @@ pub mod cri;
 pub mod host;
 pub mod join;
 pub mod kubelet;
+pub mod kubeletapi;
 pub mod localpath;
 pub mod node;
 pub mod podstatus;

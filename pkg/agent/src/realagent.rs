@@ -40,6 +40,8 @@ pub struct ContainerdAgentConfig {
     pub cluster_domain: String,
     /// Pod log root (CRI log directories `<ns>_<pod>_<uid>` below it).
     pub pod_log_dir: PathBuf,
+    /// The kubelet API's port (`--kubelet-port`, default 10250).
+    pub kubelet_port: u16,
 }
 
 /// How often the node's Lease is renewed (the kubelet's default).
@@ -126,6 +128,20 @@ pub async fn run(cfg: ContainerdAgentConfig) -> Result<(), Error> {
     containerd::ensure_pause_image(&cri).await?;
     tracing::info!(runtime = %runtime_version, ms = started.elapsed().as_millis() as u64,
         "container runtime ready");
+    let kubelet_api = crate::kubeletapi::start(
+        crate::kubeletapi::KubeletApiConfig::for_node(
+            &cfg.node_name,
+            cfg.kubelet_port,
+            cfg.pod_log_dir.clone(),
+            &cfg.data_dir.join("agent"),
+            &joined,
+        ),
+        cri.clone(),
+        Some(client.clone()),
+    )
+    .await
+    .map_err(|e| tracing::warn!(error = %e, "kubelet API not started: no logs, exec or stats here"))
+    .ok();
     let paths = Paths::new(&cfg.data_dir);
     {
         let cri = cri.clone();
@@ -157,6 +173,7 @@ pub async fn run(cfg: ContainerdAgentConfig) -> Result<(), Error> {
         spec: spec.clone(),
         sys,
         runtime_version,
+        kubelet_port: cfg.kubelet_port,
         data_dir: cfg.data_dir.clone(),
     };
     reporter.post().await?;
@@ -180,6 +197,9 @@ pub async fn run(cfg: ContainerdAgentConfig) -> Result<(), Error> {
         cluster_domain: cfg.cluster_domain.clone(),
     };
     let result = kubelet::run(client, cri, kcfg).await;
+    if let Some(api) = &kubelet_api {
+        api.task.abort();
+    }
     heartbeat.abort();
     cleanup.abort();
     if let Runtime::Supervised(s) = runtime {
@@ -256,6 +276,7 @@ struct StatusReporter {
     spec: NodeSpec,
     sys: SystemInfo,
     runtime_version: String,
+    kubelet_port: u16,
     data_dir: PathBuf,
 }
 
@@ -290,7 +311,7 @@ impl StatusReporter {
                 {"type": "InternalIP", "address": self.spec.ip.to_string()},
                 {"type": "Hostname", "address": self.spec.name},
             ],
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": self.kubelet_port}},
             "nodeInfo": {
                 "machineID": machine_id,
                 "systemUUID": read_trimmed("/sys/class/dmi/id/product_uuid"),

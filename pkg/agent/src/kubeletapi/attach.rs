@@ -223,7 +223,10 @@ mod tests {
             ),
             ExitStatus::Error("boom".into())
         );
-        assert_eq!(status_from_json(b"plain"), ExitStatus::Error("plain".into()));
+        assert_eq!(
+            status_from_json(b"plain"),
+            ExitStatus::Error("plain".into())
+        );
     }
 
     #[test]

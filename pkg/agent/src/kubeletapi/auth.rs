@@ -94,9 +94,16 @@ mod tests {
 
     #[test]
     fn only_the_apiserver_and_masters_get_in() {
-        assert_eq!(check(Some(&id(APISERVER_USER, &[])), &Method::GET, "/pods"), None);
         assert_eq!(
-            check(Some(&id("system:admin", &[MASTERS_GROUP])), &Method::POST, "/exec/a/b/c"),
+            check(Some(&id(APISERVER_USER, &[])), &Method::GET, "/pods"),
+            None
+        );
+        assert_eq!(
+            check(
+                Some(&id("system:admin", &[MASTERS_GROUP])),
+                &Method::POST,
+                "/exec/a/b/c"
+            ),
             None
         );
         assert_eq!(
@@ -104,7 +111,11 @@ mod tests {
             Some((StatusCode::UNAUTHORIZED, "Unauthorized".into()))
         );
         assert_eq!(
-            check(Some(&id("system:node:n1", &["system:nodes"])), &Method::GET, "/stats/summary"),
+            check(
+                Some(&id("system:node:n1", &["system:nodes"])),
+                &Method::GET,
+                "/stats/summary"
+            ),
             Some((
                 StatusCode::FORBIDDEN,
                 "Forbidden (user=system:node:n1, verb=get, resource=nodes, subresource(s)=[stats])"

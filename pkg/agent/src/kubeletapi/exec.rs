@@ -47,7 +47,11 @@ pub fn ns<T>(msg: T) -> tonic::Request<T> {
 
 /// The exec's process spec: the container's OCI `process` with `args` replaced and
 /// `terminal` set, plus `TERM=xterm` for a terminal (as containerd's CRI does).
-pub fn process_spec(container_spec: &[u8], command: &[String], tty: bool) -> Result<Vec<u8>, String> {
+pub fn process_spec(
+    container_spec: &[u8],
+    command: &[String],
+    tty: bool,
+) -> Result<Vec<u8>, String> {
     let spec: serde_json::Value = serde_json::from_slice(container_spec)
         .map_err(|e| format!("cannot read the container's OCI spec: {e}"))?;
     let mut process = spec
@@ -172,12 +176,19 @@ async fn run_in(
         Ok(r) => r.into_inner().container,
         Err(s) => {
             return Err(fail(
-                format!("failed to load container {}: {}", req.container_id, s.message()),
+                format!(
+                    "failed to load container {}: {}",
+                    req.container_id,
+                    s.message()
+                ),
                 status,
             ))
         }
     };
-    let spec = container.and_then(|c| c.spec).map(|a| a.value).unwrap_or_default();
+    let spec = container
+        .and_then(|c| c.spec)
+        .map(|a| a.value)
+        .unwrap_or_default();
     let process = match process_spec(&spec, &req.command, req.tty) {
         Ok(p) => p,
         Err(e) => return Err(fail(e, status)),
@@ -211,8 +222,14 @@ async fn run_in(
     // write end read-write (so opening it does not wait for the shim).
     let open = || -> std::io::Result<_> {
         let opts = tokio::net::unix::pipe::OpenOptions::new();
-        let out_rx = out_path.as_ref().map(|p| opts.open_receiver(p)).transpose()?;
-        let err_rx = err_path.as_ref().map(|p| opts.open_receiver(p)).transpose()?;
+        let out_rx = out_path
+            .as_ref()
+            .map(|p| opts.open_receiver(p))
+            .transpose()?;
+        let err_rx = err_path
+            .as_ref()
+            .map(|p| opts.open_receiver(p))
+            .transpose()?;
         let mut rw = tokio::net::unix::pipe::OpenOptions::new();
         rw.read_write(true);
         let in_tx = in_path.as_ref().map(|p| rw.open_sender(p)).transpose()?;
@@ -243,7 +260,10 @@ async fn run_in(
     };
     if let Err(s) = tasks.exec(ns(exec)).await {
         return Err(fail(
-            format!("failed to exec in container: failed to create exec \"{exec_id}\": {}", s.message()),
+            format!(
+                "failed to exec in container: failed to create exec \"{exec_id}\": {}",
+                s.message()
+            ),
             status,
         ));
     }
@@ -269,7 +289,10 @@ async fn run_in(
     {
         wait.abort();
         return Err(fail(
-            format!("failed to exec in container: failed to start exec \"{exec_id}\": {}", s.message()),
+            format!(
+                "failed to exec in container: failed to start exec \"{exec_id}\": {}",
+                s.message()
+            ),
             status,
         ));
     }
@@ -310,7 +333,9 @@ async fn run_in(
         let mut tasks = tasks.clone();
         let (cid, exec_id) = (cid.clone(), exec_id.to_string());
         async move {
-            let (Some(mut r), Some(mut w)) = (stdin, in_tx) else { return };
+            let (Some(mut r), Some(mut w)) = (stdin, in_tx) else {
+                return;
+            };
             let _ = tokio::io::copy(&mut r, &mut w).await;
             drop(w);
             // The shim holds stdin open until told to close it.

@@ -64,7 +64,10 @@ pub fn query_bool(v: &str) -> bool {
 
 /// Parses the containerLogs query as the kubelet does (`tail=` is the old `tailLines=`,
 /// `tail=all` means no limit), validating like `ValidatePodLogOptions`.
-pub fn parse_query(pairs: &[(String, String)], now: DateTime<Utc>) -> Result<LogOptions, QueryError> {
+pub fn parse_query(
+    pairs: &[(String, String)],
+    now: DateTime<Utc>,
+) -> Result<LogOptions, QueryError> {
     let mut o = LogOptions::default();
     let mut since_seconds: Option<i64> = None;
     let mut since_time: Option<DateTime<Utc>> = None;
@@ -385,24 +388,51 @@ mod tests {
     #[test]
     fn query_is_read_like_the_kubelet() {
         let o = parse_query(
-            &pairs("follow=true&previous=1&timestamps=true&sinceSeconds=60&tailLines=5&limitBytes=10"),
+            &pairs(
+                "follow=true&previous=1&timestamps=true&sinceSeconds=60&tailLines=5&limitBytes=10",
+            ),
             now(),
         )
         .unwrap();
         assert!(o.follow && o.previous && o.timestamps);
         assert_eq!(o.since.unwrap().to_rfc3339(), "2026-12-07T01:59:00+00:00");
         assert_eq!((o.tail, o.limit_bytes), (Some(5), Some(10)));
-        assert_eq!(parse_query(&pairs("follow=false"), now()).unwrap(), LogOptions::default());
+        assert_eq!(
+            parse_query(&pairs("follow=false"), now()).unwrap(),
+            LogOptions::default()
+        );
         // the old `tail=` wins, `all` means everything
-        assert_eq!(parse_query(&pairs("tailLines=3&tail=7"), now()).unwrap().tail, Some(7));
-        assert_eq!(parse_query(&pairs("tailLines=3&tail=all"), now()).unwrap().tail, None);
+        assert_eq!(
+            parse_query(&pairs("tailLines=3&tail=7"), now())
+                .unwrap()
+                .tail,
+            Some(7)
+        );
+        assert_eq!(
+            parse_query(&pairs("tailLines=3&tail=all"), now())
+                .unwrap()
+                .tail,
+            None
+        );
         let t = parse_query(&pairs("sinceTime=2026-12-07T01:00:00Z"), now()).unwrap();
         assert_eq!(t.since.unwrap().to_rfc3339(), "2026-12-07T01:00:00+00:00");
-        assert_eq!(parse_query(&pairs("tailLines=x"), now()), Err(QueryError::Decode));
-        assert_eq!(parse_query(&pairs("tailLines=-1"), now()), Err(QueryError::Invalid));
-        assert_eq!(parse_query(&pairs("limitBytes=0"), now()), Err(QueryError::Invalid));
         assert_eq!(
-            parse_query(&pairs("sinceSeconds=5&sinceTime=2026-12-07T01:00:00Z"), now()),
+            parse_query(&pairs("tailLines=x"), now()),
+            Err(QueryError::Decode)
+        );
+        assert_eq!(
+            parse_query(&pairs("tailLines=-1"), now()),
+            Err(QueryError::Invalid)
+        );
+        assert_eq!(
+            parse_query(&pairs("limitBytes=0"), now()),
+            Err(QueryError::Invalid)
+        );
+        assert_eq!(
+            parse_query(
+                &pairs("sinceSeconds=5&sinceTime=2026-12-07T01:00:00Z"),
+                now()
+            ),
             Err(QueryError::Invalid)
         );
         assert_eq!(QueryError::Invalid.status(), 422);
@@ -415,12 +445,22 @@ mod tests {
         assert_eq!(l.msg, b"hello world");
         let l = parse_line(b"2026-12-07T01:02:03.1Z stderr P part").unwrap();
         assert!(l.stderr && l.partial);
-        assert_eq!(parse_line(b"2026-12-07T01:02:03Z stdout F ").unwrap().msg, b"");
-        assert_eq!(parse_line(b"2026-12-07T01:02:03Z stdout F").unwrap().msg, b"");
+        assert_eq!(
+            parse_line(b"2026-12-07T01:02:03Z stdout F ").unwrap().msg,
+            b""
+        );
+        assert_eq!(
+            parse_line(b"2026-12-07T01:02:03Z stdout F").unwrap().msg,
+            b""
+        );
         assert!(parse_line(b"garbage").is_none());
         assert!(parse_line(b"2026-12-07T01:02:03Z stdin F x").is_none());
         assert_eq!(
-            format_timestamp(&parse_line(b"2026-12-07T01:02:03.5Z stdout F x").unwrap().time),
+            format_timestamp(
+                &parse_line(b"2026-12-07T01:02:03.5Z stdout F x")
+                    .unwrap()
+                    .time
+            ),
             "2026-12-07T01:02:03.500000000Z"
         );
     }
@@ -493,7 +533,9 @@ mod tests {
         let mut c = std::io::Cursor::new(&unterminated[..]);
         assert_eq!(tail_start(&mut c, 1).unwrap(), 5);
         // across block boundaries
-        let long: Vec<u8> = (0..50_000).flat_map(|i| format!("{i:05}\n").into_bytes()).collect();
+        let long: Vec<u8> = (0..50_000)
+            .flat_map(|i| format!("{i:05}\n").into_bytes())
+            .collect();
         let mut c = std::io::Cursor::new(&long[..]);
         let at = tail_start(&mut c, 20_000).unwrap() as usize;
         assert_eq!(&long[at..at + 6], b"30000\n");
@@ -524,7 +566,10 @@ mod tests {
         assert_eq!(rx.recv().await.unwrap(), Bytes::from_static(b"tw"));
         {
             use std::io::Write;
-            let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .unwrap();
             writeln!(f, "{}", LINES[2]).unwrap();
             write!(f, "{}", &LINES[3][..20]).unwrap();
             f.flush().unwrap();

@@ -11,15 +11,15 @@
 //! - `GET|POST /exec|attach/{ns}/{pod}[/{uid}]/{container}` and
 //!   `GET|POST /portForward/{ns}/{pod}[/{uid}]` (WebSocket or SPDY through `skiff-streaming`).
 
-// K9OFF pub mod attach;
+pub mod attach;
 pub mod auth;
-// K9OFF pub mod exec;
+pub mod exec;
 pub mod logs;
 pub mod pods;
-// K9OFF pub mod portforward;
+pub mod portforward;
 pub mod server;
 pub mod stats;
-// K9OFF pub mod streams;
+pub mod streams;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;

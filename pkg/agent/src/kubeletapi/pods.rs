@@ -177,7 +177,12 @@ fn has_container(p: &k8s_openapi::api::core::v1::Pod, name: &str) -> bool {
 }
 
 /// No sandbox: the pod is unknown here (404), or known but not started yet (400).
-async fn no_sandbox(client: Option<&kube::Client>, ns: &str, pod: &str, container: &str) -> ApiError {
+async fn no_sandbox(
+    client: Option<&kube::Client>,
+    ns: &str,
+    pod: &str,
+    container: &str,
+) -> ApiError {
     match api_pod(client, ns, pod).await {
         Some(p) if has_container(&p, container) => ApiError::bad_request(format!(
             "container \"{container}\" in pod \"{pod}\" is waiting to start: ContainerCreating"
@@ -188,7 +193,12 @@ async fn no_sandbox(client: Option<&kube::Client>, ns: &str, pod: &str, containe
 }
 
 /// A sandbox but no such container yet: not created yet (400) or not in the pod (404).
-async fn no_container(client: Option<&kube::Client>, ns: &str, pod: &str, container: &str) -> ApiError {
+async fn no_container(
+    client: Option<&kube::Client>,
+    ns: &str,
+    pod: &str,
+    container: &str,
+) -> ApiError {
     match api_pod(client, ns, pod).await {
         Some(p) if has_container(&p, container) => ApiError::bad_request(format!(
             "container \"{container}\" in pod \"{pod}\" is waiting to start: ContainerCreating"
@@ -245,6 +255,9 @@ mod tests {
         let sorted = newest_first(vec![c("a0", 0, 9), c("a2", 2, 1), c("a1", 1, 5)]);
         let ids: Vec<_> = sorted.iter().map(|c| c.id.as_str()).collect();
         assert_eq!(ids, ["a2", "a1", "a0"]);
-        assert_eq!(state_name(ContainerState::ContainerExited as i32), "CONTAINER_EXITED");
+        assert_eq!(
+            state_name(ContainerState::ContainerExited as i32),
+            "CONTAINER_EXITED"
+        );
     }
 }

@@ -59,7 +59,12 @@ pub async fn sandbox_netns(cri: &Cri, id: &str) -> Result<NetNs, String> {
             verbose: true,
         })
         .await
-        .map_err(|s| format!("failed to get the status of pod sandbox {id}: {}", s.message()))?
+        .map_err(|s| {
+            format!(
+                "failed to get the status of pod sandbox {id}: {}",
+                s.message()
+            )
+        })?
         .into_inner();
     let host = resp
         .status
@@ -90,7 +95,10 @@ async fn connect(netns: NetNs, port: u16) -> Result<TcpStream, (std::io::Error, 
     })
 }
 
-fn connect_blocking(netns: &NetNs, port: u16) -> Result<TcpStream, (std::io::Error, std::io::Error)> {
+fn connect_blocking(
+    netns: &NetNs,
+    port: u16,
+) -> Result<TcpStream, (std::io::Error, std::io::Error)> {
     if let NetNs::Path(p) = netns {
         let entered = std::fs::File::open(p).and_then(|f| {
             rustix::thread::move_into_link_name_space(

@@ -60,15 +60,15 @@ pub fn tls_config(cfg: &KubeletApiConfig) -> Result<Arc<rustls::ServerConfig>, E
     let mut roots = rustls::RootCertStore::empty();
     for ca in rustls_pemfile::certs(&mut cfg.client_ca_pem.as_bytes()) {
         let ca = ca.map_err(|e| bad("client CA", e.to_string()))?;
-        roots
-            .add(ca)
-            .map_err(|e| bad("client CA", e.to_string()))?;
+        roots.add(ca).map_err(|e| bad("client CA", e.to_string()))?;
     }
-    let verifier =
-        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .allow_unauthenticated()
-            .build()
-            .map_err(|e| bad("client certificate verifier", e.to_string()))?;
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .allow_unauthenticated()
+    .build()
+    .map_err(|e| bad("client certificate verifier", e.to_string()))?;
     let builder = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| bad("TLS", e.to_string()))?
@@ -244,14 +244,8 @@ pub fn route(path: &str) -> Option<Route> {
     }
 }
 
-/// Percent-decodes one path segment (`+` stays a plus, unlike in a query).
-fn percent_decode(s: &str) -> String {
-    let escaped = s.replace('+', "%2B");
-    form_urlencoded::parse(format!("x={escaped}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_else(|| s.to_string())
-}
+// Percent-decodes one path segment (`+` stays a plus, unlike in a query).
+use skiff_api::text::percent_decode_path_segment as percent_decode;
 
 /// Authenticates, authorizes and dispatches one request.
 pub async fn handle(
@@ -297,13 +291,25 @@ pub async fn handle(
             let live: Vec<&str> = with_rates.iter().map(|(c, _)| c.id.as_str()).collect();
             rates.retain(&live);
             drop(rates);
-            json(&stats::summary(&state.cfg.node_name, &node, node_rate, &with_rates))
+            json(&stats::summary(
+                &state.cfg.node_name,
+                &node,
+                node_rate,
+                &with_rates,
+            ))
         }
         Route::MetricsResource => {
             let (node, containers, error) = collect(&state).await;
             Response::builder()
-                .header(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")
-                .body(full(Bytes::from(stats::resource_metrics(&node, &containers, error))))
+                .header(
+                    header::CONTENT_TYPE,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                )
+                .body(full(Bytes::from(stats::resource_metrics(
+                    &node,
+                    &containers,
+                    error,
+                ))))
                 .unwrap_or_default()
         }
         Route::ContainerLogs { ns, pod, container } => {
@@ -311,11 +317,13 @@ pub async fn handle(
                 .await
                 .unwrap_or_else(Into::into)
         }
-        // K9OFF
-        Route::Exec { .. } | Route::Attach { .. } | Route::PortForward { .. } => {
-            drop(req);
-            text(StatusCode::NOT_FOUND, "404 page not found\n")
+        Route::Exec { ns, pod, container } => {
+            super::streams::remotecommand(state, req, &ns, &pod, &container, true, &query).await
         }
+        Route::Attach { ns, pod, container } => {
+            super::streams::remotecommand(state, req, &ns, &pod, &container, false, &query).await
+        }
+        Route::PortForward { ns, pod } => super::streams::port_forward(state, req, &ns, &pod).await,
     }
 }
 
@@ -418,7 +426,10 @@ async fn collect_containers(cri: &Cri) -> Result<Vec<ContainerSample>, tonic::St
                 .or_else(|| c.metadata.as_ref().map(|m| m.name.clone()))
                 .unwrap_or_default(),
             start_ns: c.created_at,
-            pod_start_ns: sandboxes.get(&c.pod_sandbox_id).copied().unwrap_or(c.created_at),
+            pod_start_ns: sandboxes
+                .get(&c.pod_sandbox_id)
+                .copied()
+                .unwrap_or(c.created_at),
             cpu_time_ns: cpu.map_or(0, |c| c.timestamp),
             cpu_ns: cpu.map_or(0, |c| val(&c.usage_core_nano_seconds)),
             memory_time_ns: mem.map_or(0, |m| m.timestamp),
@@ -537,7 +548,8 @@ async fn container_logs(
         }
     });
     let body = StreamBody::new(
-        tokio_stream::wrappers::ReceiverStream::new(rx).map(|b| Ok::<_, std::io::Error>(Frame::data(b))),
+        tokio_stream::wrappers::ReceiverStream::new(rx)
+            .map(|b| Ok::<_, std::io::Error>(Frame::data(b))),
     );
     Ok(Response::builder()
         .header(header::CONTENT_TYPE, "text/plain")
@@ -554,7 +566,9 @@ mod tests {
     fn idle_cri() -> Cri {
         let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:9").connect_lazy();
         Cri {
-            runtime: k8s_cri::v1::runtime_service_client::RuntimeServiceClient::new(channel.clone()),
+            runtime: k8s_cri::v1::runtime_service_client::RuntimeServiceClient::new(
+                channel.clone(),
+            ),
             images: k8s_cri::v1::image_service_client::ImageServiceClient::new(channel.clone()),
             channel,
         }
@@ -581,7 +595,9 @@ mod tests {
                 let chain = rustls_pemfile::certs(&mut cert.as_bytes())
                     .collect::<Result<Vec<_>, _>>()
                     .unwrap();
-                let key = rustls_pemfile::private_key(&mut key.as_bytes()).unwrap().unwrap();
+                let key = rustls_pemfile::private_key(&mut key.as_bytes())
+                    .unwrap()
+                    .unwrap();
                 builder.with_client_auth_cert(chain, key).unwrap()
             }
             None => builder.with_no_client_auth(),
@@ -589,7 +605,10 @@ mod tests {
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
         let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-            .connect(rustls::pki_types::ServerName::try_from("localhost").unwrap(), tcp)
+            .connect(
+                rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+                tcp,
+            )
             .await
             .unwrap();
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
@@ -611,7 +630,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pki = skiff_pki::load_or_create(&dir.path().join("tls"), &Default::default()).unwrap();
         let (cert, key) = pki
-            .issue_serving_cert("node-1", &["localhost".to_string()], &["127.0.0.1".parse().unwrap()])
+            .issue_serving_cert(
+                "node-1",
+                &["localhost".to_string()],
+                &["127.0.0.1".parse().unwrap()],
+            )
             .unwrap();
         let cfg = KubeletApiConfig {
             node_name: "node-1".into(),
@@ -627,7 +650,9 @@ mod tests {
         let running = super::super::start(cfg, idle_cri(), None).await.unwrap();
         let ca = pki.server_ca_pem();
         let apiserver = pki.issue_client_cert("system:apiserver", &[]).unwrap();
-        let admin = pki.issue_client_cert("system:admin", &["system:masters"]).unwrap();
+        let admin = pki
+            .issue_client_cert("system:admin", &["system:masters"])
+            .unwrap();
         let node = pki
             .issue_client_cert("system:node:node-2", &["system:nodes"])
             .unwrap();
@@ -653,7 +678,10 @@ mod tests {
             get(running.addr, ca, Some(&admin), "/healthz").await,
             (200, "ok".to_string())
         );
-        assert_eq!(get(running.addr, ca, Some(&apiserver), "/nope").await.0, 404);
+        assert_eq!(
+            get(running.addr, ca, Some(&apiserver), "/nope").await.0,
+            404
+        );
         // A client certificate from another CA fails the handshake.
         let other_dir = tempfile::tempdir().unwrap();
         let other = skiff_pki::load_or_create(other_dir.path(), &Default::default()).unwrap();
@@ -663,7 +691,10 @@ mod tests {
             let addr = running.addr;
             async move { get(addr, &ca, Some(&stranger), "/healthz").await }
         });
-        assert!(handshake.await.is_err(), "a foreign client certificate must be refused");
+        assert!(
+            handshake.await.is_err(),
+            "a foreign client certificate must be refused"
+        );
         running.task.abort();
     }
 
@@ -688,7 +719,10 @@ mod tests {
         });
         assert_eq!(route("/exec/ns/p/c"), exec);
         assert_eq!(route("/exec/ns/p/uid-1/c"), exec);
-        assert!(matches!(route("/attach/ns/p/c"), Some(Route::Attach { .. })));
+        assert!(matches!(
+            route("/attach/ns/p/c"),
+            Some(Route::Attach { .. })
+        ));
         let pf = Some(Route::PortForward {
             ns: "ns".into(),
             pod: "p".into(),

@@ -146,20 +146,27 @@ impl Rates {
 
     /// Forgets keys not in `live` (containers that went away).
     pub fn retain(&mut self, live: &[&str]) {
-        self.prev.retain(|k, _| k == "node" || live.contains(&k.as_str()));
+        self.prev
+            .retain(|k, _| k == "node" || live.contains(&k.as_str()));
     }
 }
 
 fn rfc3339_ns(ns: i64) -> String {
-    DateTime::<Utc>::from_timestamp(ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000) as u32)
-        .unwrap_or_default()
-        .to_rfc3339_opts(SecondsFormat::Secs, true)
+    DateTime::<Utc>::from_timestamp(
+        ns.div_euclid(1_000_000_000),
+        ns.rem_euclid(1_000_000_000) as u32,
+    )
+    .unwrap_or_default()
+    .to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 fn rfc3339_precise(ns: i64) -> String {
-    DateTime::<Utc>::from_timestamp(ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000) as u32)
-        .unwrap_or_default()
-        .to_rfc3339_opts(SecondsFormat::Nanos, true)
+    DateTime::<Utc>::from_timestamp(
+        ns.div_euclid(1_000_000_000),
+        ns.rem_euclid(1_000_000_000) as u32,
+    )
+    .unwrap_or_default()
+    .to_rfc3339_opts(SecondsFormat::Nanos, true)
 }
 
 fn cpu_json(time_ns: i64, cumulative: u64, rate: Option<u64>) -> Value {
@@ -170,6 +177,9 @@ fn cpu_json(time_ns: i64, cumulative: u64, rate: Option<u64>) -> Value {
     v
 }
 
+/// (namespace, name, uid) of a pod.
+type PodKey = (String, String, String);
+
 /// The `/stats/summary` document (kubelet stats/v1alpha1), `rates` already applied.
 pub fn summary(
     node_name: &str,
@@ -178,8 +188,7 @@ pub fn summary(
     containers: &[(ContainerSample, Option<u64>)],
 ) -> Value {
     let mem = &node.memory;
-    let mut pods: BTreeMap<(String, String, String), Vec<&(ContainerSample, Option<u64>)>> =
-        BTreeMap::new();
+    let mut pods: BTreeMap<PodKey, Vec<&(ContainerSample, Option<u64>)>> = BTreeMap::new();
     for c in containers {
         pods.entry((c.0.namespace.clone(), c.0.pod.clone(), c.0.pod_uid.clone()))
             .or_default()
@@ -188,13 +197,21 @@ pub fn summary(
     let pods: Vec<Value> = pods
         .into_iter()
         .map(|((ns, name, uid), cs)| {
-            let time = cs.iter().map(|c| c.0.cpu_time_ns).max().unwrap_or(node.time_ns);
+            let time = cs
+                .iter()
+                .map(|c| c.0.cpu_time_ns)
+                .max()
+                .unwrap_or(node.time_ns);
             let cpu: u64 = cs.iter().map(|c| c.0.cpu_ns).sum();
             let rate = cs.iter().map(|c| c.1).sum::<Option<u64>>();
             let ws: u64 = cs.iter().map(|c| c.0.working_set).sum();
             let usage: u64 = cs.iter().map(|c| c.0.usage).sum();
             let rss: u64 = cs.iter().map(|c| c.0.rss).sum();
-            let start = cs.iter().map(|c| c.0.pod_start_ns).min().unwrap_or_default();
+            let start = cs
+                .iter()
+                .map(|c| c.0.pod_start_ns)
+                .min()
+                .unwrap_or_default();
             let containers: Vec<Value> = cs
                 .iter()
                 .map(|(c, r)| {
@@ -269,12 +286,18 @@ pub fn prom_float(v: f64) -> String {
 }
 
 fn label_value(v: &str) -> String {
-    v.replace('\\', r"\\").replace('"', "\\\"").replace('\n', r"\n")
+    v.replace('\\', r"\\")
+        .replace('"', "\\\"")
+        .replace('\n', r"\n")
 }
 
 /// The `/metrics/resource` Prometheus text (upstream's resource metrics collector: names,
 /// help, types, labels, millisecond timestamps).
-pub fn resource_metrics(node: &NodeSample, containers: &[ContainerSample], scrape_error: bool) -> String {
+pub fn resource_metrics(
+    node: &NodeSample,
+    containers: &[ContainerSample],
+    scrape_error: bool,
+) -> String {
     let ms = |ns: i64| ns / 1_000_000;
     let mut out = String::new();
     let header = |out: &mut String, name: &str, help: &str, kind: &str| {
@@ -438,7 +461,10 @@ mod tests {
         let mut r = Rates::default();
         assert_eq!(r.observe("c1", 1_000_000_000, 5_000_000), None);
         // 0.5 s of CPU over 2 s = 250 millicores
-        assert_eq!(r.observe("c1", 3_000_000_000, 505_000_000), Some(250_000_000));
+        assert_eq!(
+            r.observe("c1", 3_000_000_000, 505_000_000),
+            Some(250_000_000)
+        );
         // same timestamp again: no rate, previous kept
         assert_eq!(r.observe("c1", 3_000_000_000, 505_000_000), None);
         assert_eq!(r.observe("c1", 4_000_000_000, 505_000_000), Some(0));
@@ -489,7 +515,11 @@ mod tests {
             },
             boot_time: 1_764_000_000,
         };
-        let text = resource_metrics(&node, &[sample("web", "web-1"), sample("side", "web-1")], false);
+        let text = resource_metrics(
+            &node,
+            &[sample("web", "web-1"), sample("side", "web-1")],
+            false,
+        );
         assert!(text.contains(
             "# HELP container_cpu_usage_seconds_total [STABLE] Cumulative cpu time consumed by \
              the container in core-seconds\n# TYPE container_cpu_usage_seconds_total counter\n\
@@ -503,7 +533,9 @@ mod tests {
         ));
         assert!(text.contains("node_cpu_usage_seconds_total 12.5 1765000100000\n"));
         assert!(text.contains("node_memory_working_set_bytes 2.5e+09 1765000100000\n"));
-        assert!(text.contains("pod_cpu_usage_seconds_total{namespace=\"default\",pod=\"web-1\"} 3 1765000100123\n"));
+        assert!(text.contains(
+            "pod_cpu_usage_seconds_total{namespace=\"default\",pod=\"web-1\"} 3 1765000100123\n"
+        ));
         assert!(text.contains("pod_memory_working_set_bytes{namespace=\"default\",pod=\"web-1\"} 4.194304e+06 1765000100123\n"));
         assert!(text.ends_with("# TYPE resource_scrape_error gauge\nresource_scrape_error 0\n"));
         let empty = resource_metrics(&node, &[], true);
@@ -528,7 +560,10 @@ mod tests {
             "n1",
             &node,
             Some(7),
-            &[(sample("web", "p"), Some(100)), (sample("side", "p"), Some(50))],
+            &[
+                (sample("web", "p"), Some(100)),
+                (sample("side", "p"), Some(50)),
+            ],
         );
         assert_eq!(s["node"]["nodeName"], "n1");
         assert_eq!(s["node"]["cpu"]["usageNanoCores"], 7);

@@ -33,10 +33,11 @@ pub async fn remotecommand(
     if exec && command.is_empty() {
         return text(StatusCode::BAD_REQUEST, "you must specify a command to run");
     }
-    let target = match pods::resolve(&state.cri, state.client.as_ref(), ns, pod, container, true).await {
-        Ok(t) => t,
-        Err(e) => return e.into(),
-    };
+    let target =
+        match pods::resolve(&state.cri, state.client.as_ref(), ns, pod, container, true).await {
+            Ok(t) => t,
+            Err(e) => return e.into(),
+        };
     let tty = opts.tty;
     let (resp, pending) = skiff_streaming::accept_remotecommand(&mut req, opts);
     if let Some(pending) = pending {
@@ -83,7 +84,12 @@ pub async fn port_forward(
     };
     let sandbox = match pods::find_sandbox(&state.cri, ns, pod).await {
         Ok(Some(s)) => s,
-        Ok(None) => return text(StatusCode::NOT_FOUND, format!("pod \"{pod}\" does not exist")),
+        Ok(None) => {
+            return text(
+                StatusCode::NOT_FOUND,
+                format!("pod \"{pod}\" does not exist"),
+            )
+        }
         Err(e) => return e.into(),
     };
     let (resp, pending) = skiff_streaming::accept_portforward(&mut req, ports);
