@@ -5,7 +5,9 @@
 pub enum StreamError {
     /// The HTTP connection could not be upgraded (the server did not enable upgrades, or the
     /// client went away before the 101 was sent).
-    #[error("unable to upgrade connection: {0}; serve the kubelet API with HTTP/1 upgrades enabled")]
+    #[error(
+        "unable to upgrade connection: {0}; serve the kubelet API with HTTP/1 upgrades enabled"
+    )]
     Upgrade(String),
     /// The client did not open the streams it announced in time (SPDY).
     #[error("timed out waiting for client to create streams")]

@@ -5,7 +5,7 @@
 //! send right away (101 Switching Protocols, or the kubelet's 400/403 error text) plus, on
 //! success, a future that completes after hyper has upgraded the connection:
 //!
-//! ```ignore
+//! ```text
 //! let opts = StreamOptions::from_query(query).map_err(bad_request)?;
 //! let (resp, pending) = skiff_streaming::accept_remotecommand(&mut req, opts);
 //! if let Some(pending) = pending {
@@ -41,6 +41,8 @@
 //!   stream when the pod side is done, and use its [`ErrorSender`] for a failure text.
 
 mod error;
+#[cfg(test)]
+mod loopback_tests;
 mod negotiate;
 mod options;
 mod pipe;
@@ -52,13 +54,18 @@ mod wsio;
 
 pub use error::StreamError;
 pub use negotiate::{
-    HEADER_ACCEPTED_PROTOCOL_VERSIONS, HEADER_PROTOCOL_VERSION, SPDY_EXEC_PROTOCOLS, SPDY_PORTFORWARD_PROTOCOLS,
-    WS_EXEC_PROTOCOLS, WS_PORTFORWARD_PROTOCOLS, WS_SPDY_TUNNEL_PROTOCOL,
+    HEADER_ACCEPTED_PROTOCOL_VERSIONS, HEADER_PROTOCOL_VERSION, SPDY_EXEC_PROTOCOLS,
+    SPDY_PORTFORWARD_PROTOCOLS, WS_EXEC_PROTOCOLS, WS_PORTFORWARD_PROTOCOLS,
+    WS_SPDY_TUNNEL_PROTOCOL,
 };
 pub use options::{ports_from_query, ExitStatus, StreamOptions, TermSize};
 pub use pipe::{ChanReader, ChanWriter, DataStream};
-pub use portforward::{accept_portforward, ErrorSender, ForwardStream, PendingForward, PortForwardSession};
-pub use remotecommand::{accept_remotecommand, PendingStreams, StatusSender, Streams, STREAM_CREATION_TIMEOUT};
+pub use portforward::{
+    accept_portforward, ErrorSender, ForwardStream, PendingForward, PortForwardSession,
+};
+pub use remotecommand::{
+    accept_remotecommand, PendingStreams, StatusSender, Streams, STREAM_CREATION_TIMEOUT,
+};
 
 /// Whether the request asks for a WebSocket upgrade.
 pub fn is_websocket_request(headers: &http::HeaderMap) -> bool {

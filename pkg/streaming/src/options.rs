@@ -63,7 +63,8 @@ impl ResizeDecoder {
         let mut sizes = Vec::new();
         let mut consumed = 0;
         {
-            let mut it = serde_json::Deserializer::from_slice(&self.buf).into_iter::<serde_json::Value>();
+            let mut it =
+                serde_json::Deserializer::from_slice(&self.buf).into_iter::<serde_json::Value>();
             loop {
                 match it.next() {
                     Some(Ok(v)) => {
@@ -190,13 +191,27 @@ mod tests {
 
     #[test]
     fn options_from_kubelet_query() {
-        let o = StreamOptions::from_query("command=sh&command=-c&input=1&output=1&error=1").unwrap();
+        let o =
+            StreamOptions::from_query("command=sh&command=-c&input=1&output=1&error=1").unwrap();
         assert_eq!(
             o,
-            StreamOptions { stdin: true, stdout: true, stderr: true, tty: false }
+            StreamOptions {
+                stdin: true,
+                stdout: true,
+                stderr: true,
+                tty: false
+            }
         );
         let o = StreamOptions::from_query("stdout=true&stderr=true&tty=true").unwrap();
-        assert_eq!(o, StreamOptions { stdin: false, stdout: true, stderr: false, tty: true });
+        assert_eq!(
+            o,
+            StreamOptions {
+                stdin: false,
+                stdout: true,
+                stderr: false,
+                tty: true
+            }
+        );
         assert_eq!(
             StreamOptions::from_query("command=ls&tty=1").unwrap_err(),
             "you must specify at least 1 of stdin, stdout, stderr"
@@ -205,14 +220,23 @@ mod tests {
 
     #[test]
     fn status_json_matches_kubelet() {
-        assert_eq!(status_json(&ExitStatus::Success), r#"{"metadata":{},"status":"Success"}"#);
+        assert_eq!(
+            status_json(&ExitStatus::Success),
+            r#"{"metadata":{},"status":"Success"}"#
+        );
         assert_eq!(
             status_json(&ExitStatus::Code(3)),
             r#"{"metadata":{},"status":"Failure","message":"command terminated with non-zero exit code: exit status 3","reason":"NonZeroExitCode","details":{"causes":[{"reason":"ExitCode","message":"3"}]}}"#
         );
         let e = status_json(&ExitStatus::Error("boom".into()));
-        assert!(e.contains(r#""reason":"InternalError""#) && e.ends_with(r#""code":500}"#), "{e}");
-        assert_eq!(status_payload(&ExitStatus::Success, StatusFormat::Text), None);
+        assert!(
+            e.contains(r#""reason":"InternalError""#) && e.ends_with(r#""code":500}"#),
+            "{e}"
+        );
+        assert_eq!(
+            status_payload(&ExitStatus::Success, StatusFormat::Text),
+            None
+        );
         assert_eq!(
             status_payload(&ExitStatus::Code(2), StatusFormat::Text).unwrap(),
             b"command terminated with non-zero exit code: exit status 2"
@@ -224,18 +248,43 @@ mod tests {
         let mut d = ResizeDecoder::default();
         assert_eq!(
             d.push(b"{\"Width\":80,\"Height\":24}\n{\"Width\":1"),
-            vec![TermSize { width: 80, height: 24 }]
+            vec![TermSize {
+                width: 80,
+                height: 24
+            }]
         );
-        assert_eq!(d.push(b"00,\"Height\":50}\n"), vec![TermSize { width: 100, height: 50 }]);
+        assert_eq!(
+            d.push(b"00,\"Height\":50}\n"),
+            vec![TermSize {
+                width: 100,
+                height: 50
+            }]
+        );
         assert!(d.push(b"not json").is_empty());
-        assert_eq!(d.push(b"{\"Width\":1,\"Height\":2}"), vec![TermSize { width: 1, height: 2 }]);
+        assert_eq!(
+            d.push(b"{\"Width\":1,\"Height\":2}"),
+            vec![TermSize {
+                width: 1,
+                height: 2
+            }]
+        );
     }
 
     #[test]
     fn ports_query() {
-        assert_eq!(ports_from_query("port=80,443&port=8080").unwrap(), vec![80, 443, 8080]);
-        assert_eq!(ports_from_query("x=1").unwrap_err(), "query parameter \"port\" is required");
-        assert!(ports_from_query("port=0").unwrap_err().contains("must be > 0"));
-        assert!(ports_from_query("port=abc").unwrap_err().starts_with("unable to parse"));
+        assert_eq!(
+            ports_from_query("port=80,443&port=8080").unwrap(),
+            vec![80, 443, 8080]
+        );
+        assert_eq!(
+            ports_from_query("x=1").unwrap_err(),
+            "query parameter \"port\" is required"
+        );
+        assert!(ports_from_query("port=0")
+            .unwrap_err()
+            .contains("must be > 0"));
+        assert!(ports_from_query("port=abc")
+            .unwrap_err()
+            .starts_with("unable to parse"));
     }
 }

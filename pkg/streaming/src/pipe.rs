@@ -22,19 +22,36 @@ pub(crate) const IN_QUEUE: usize = 16;
 /// WebSocket channel number.
 #[derive(Debug)]
 pub(crate) enum Out {
-    Data { id: u32, data: Bytes },
+    Data {
+        id: u32,
+        data: Bytes,
+    },
     /// Half-close: SPDY DATA with FIN (WebSocket: nothing to send).
-    Fin { id: u32 },
+    Fin {
+        id: u32,
+    },
     /// SPDY SYN_REPLY for a client stream.
-    Reply { id: u32 },
+    Reply {
+        id: u32,
+    },
     /// SPDY RST_STREAM.
-    Reset { id: u32, status: u32 },
+    Reset {
+        id: u32,
+        status: u32,
+    },
     /// The client reset this stream: drop further output for it.
-    PeerReset { id: u32 },
+    PeerReset {
+        id: u32,
+    },
     /// SPDY WINDOW_UPDATE (`id` 0 = session window).
-    Window { id: u32, delta: u32 },
+    Window {
+        id: u32,
+        delta: u32,
+    },
     /// SPDY PING echo.
-    Ping { id: u32 },
+    Ping {
+        id: u32,
+    },
     /// Close the whole connection cleanly (SPDY GOAWAY, WebSocket close frame) and stop.
     Close,
 }
@@ -42,8 +59,9 @@ pub(crate) enum Out {
 pub(crate) type OutTx = mpsc::Sender<Out>;
 pub(crate) type CtlTx = mpsc::UnboundedSender<Out>;
 
-type ReserveFut =
-    Pin<Box<dyn Future<Output = Result<mpsc::OwnedPermit<Out>, mpsc::error::SendError<()>>> + Send>>;
+type ReserveFut = Pin<
+    Box<dyn Future<Output = Result<mpsc::OwnedPermit<Out>, mpsc::error::SendError<()>>> + Send>,
+>;
 
 /// `AsyncWrite` that turns writes into `Out::Data` for one stream/channel.
 /// Shutdown or drop sends `Out::Fin` (after all data written before it).
@@ -65,14 +83,20 @@ fn broken() -> io::Error {
 
 impl ChanWriter {
     pub(crate) fn new(tx: OutTx, id: u32) -> Self {
-        ChanWriter { tx: Some(tx), id, pending: None }
+        ChanWriter {
+            tx: Some(tx),
+            id,
+            pending: None,
+        }
     }
 
     fn poll_permit(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<mpsc::OwnedPermit<Out>>> {
         let Some(tx) = &self.tx else {
             return Poll::Ready(Err(broken()));
         };
-        let fut = self.pending.get_or_insert_with(|| Box::pin(tx.clone().reserve_owned()));
+        let fut = self
+            .pending
+            .get_or_insert_with(|| Box::pin(tx.clone().reserve_owned()));
         let res = ready!(fut.as_mut().poll(cx));
         self.pending = None;
         Poll::Ready(res.map_err(|_| broken()))
@@ -80,13 +104,20 @@ impl ChanWriter {
 }
 
 impl AsyncWrite for ChanWriter {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
         let permit = ready!(self.poll_permit(cx))?;
         let n = buf.len().min(MAX_CHUNK);
-        permit.send(Out::Data { id: self.id, data: Bytes::copy_from_slice(&buf[..n]) });
+        permit.send(Out::Data {
+            id: self.id,
+            data: Bytes::copy_from_slice(&buf[..n]),
+        });
         Poll::Ready(Ok(n))
     }
 
@@ -136,25 +167,38 @@ pub struct ChanReader {
 
 impl std::fmt::Debug for ChanReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChanReader").field("buffered", &self.buf.len()).finish()
+        f.debug_struct("ChanReader")
+            .field("buffered", &self.buf.len())
+            .finish()
     }
 }
 
 impl ChanReader {
     pub(crate) fn new(rx: mpsc::Receiver<Bytes>) -> Self {
-        ChanReader { rx, buf: Bytes::new(), window: None }
+        ChanReader {
+            rx,
+            buf: Bytes::new(),
+            window: None,
+        }
     }
 
     /// Reports consumption as WINDOW_UPDATE for SPDY stream `id`.
     pub(crate) fn with_window(rx: mpsc::Receiver<Bytes>, ctl: CtlTx, id: u32) -> Self {
-        ChanReader { rx, buf: Bytes::new(), window: Some((ctl, id, 0)) }
+        ChanReader {
+            rx,
+            buf: Bytes::new(),
+            window: Some((ctl, id, 0)),
+        }
     }
 
     fn consumed(&mut self, n: usize) {
         if let Some((ctl, id, acc)) = &mut self.window {
             *acc += n as u32;
             if *acc >= WINDOW_UPDATE_AT {
-                let _ = ctl.send(Out::Window { id: *id, delta: *acc });
+                let _ = ctl.send(Out::Window {
+                    id: *id,
+                    delta: *acc,
+                });
                 *acc = 0;
             }
         }
@@ -162,7 +206,11 @@ impl ChanReader {
 }
 
 impl AsyncRead for ChanReader {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, out: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         while self.buf.is_empty() {
             match ready!(self.rx.poll_recv(cx)) {
                 Some(b) => self.buf = b,
@@ -196,13 +244,21 @@ impl DataStream {
 }
 
 impl AsyncRead for DataStream {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         Pin::new(&mut self.reader).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for DataStream {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.writer).poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -79,7 +79,9 @@ impl PortForwardSession {
     pub async fn next(&mut self) -> Option<ForwardStream> {
         match &mut self.inner {
             Inner::Ws(q) => q.pop_front(),
-            Inner::Spdy { incoming, pending, .. } => loop {
+            Inner::Spdy {
+                incoming, pending, ..
+            } => loop {
                 let earliest = pending.values().filter_map(|p| p.deadline).min();
                 let timer = async {
                     match earliest {
@@ -130,11 +132,15 @@ fn request_id(inc: &Incoming) -> String {
     }
 }
 
-async fn add_stream(pending: &mut HashMap<String, Partial>, inc: Incoming) -> Option<ForwardStream> {
+async fn add_stream(
+    pending: &mut HashMap<String, Partial>,
+    inc: Incoming,
+) -> Option<ForwardStream> {
     let id = request_id(&inc);
     let kind = inc.header("streamtype").unwrap_or("").to_string();
     let p = pending.entry(id.clone()).or_default();
-    p.deadline.get_or_insert_with(|| Instant::now() + PAIR_TIMEOUT);
+    p.deadline
+        .get_or_insert_with(|| Instant::now() + PAIR_TIMEOUT);
     let dup = match kind.as_str() {
         "data" if p.data.is_none() => {
             p.data = Some(inc);
@@ -150,7 +156,10 @@ async fn add_stream(pending: &mut HashMap<String, Partial>, inc: Incoming) -> Op
     if let Some(msg) = dup {
         warn!(request = %id, msg, "port-forward: duplicate stream");
         if let Some(e) = &mut p.error {
-            let _ = e.writer.write_all(format!("error processing stream for request {id}: {msg}").as_bytes()).await;
+            let _ = e
+                .writer
+                .write_all(format!("error processing stream for request {id}: {msg}").as_bytes())
+                .await;
         }
         return None;
     }
@@ -158,13 +167,18 @@ async fn add_stream(pending: &mut HashMap<String, Partial>, inc: Incoming) -> Op
         let p = pending.remove(&id)?;
         let (data, error) = (p.data?, p.error?);
         // validated when the stream was accepted
-        let port = data.header("port").and_then(|v| v.parse().ok()).unwrap_or(0);
+        let port = data
+            .header("port")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
         debug!(request = %id, port, "port-forward: stream pair complete");
         // The client never writes on the error stream; its reader is not needed.
         return Some(ForwardStream {
             port,
             data: DataStream::new(data.reader, data.writer),
-            error: ErrorSender { writer: error.writer },
+            error: ErrorSender {
+                writer: error.writer,
+            },
         });
     }
     None
@@ -172,9 +186,16 @@ async fn add_stream(pending: &mut HashMap<String, Partial>, inc: Incoming) -> Op
 
 /// Rejects streams without a valid `port` and `streamType` (RST_STREAM, as the kubelet does).
 fn validate_stream(headers: &[(String, String)]) -> Result<(), String> {
-    let get = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+    let get = |n: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| v.as_str())
+    };
     let port = get("port").ok_or_else(|| "\"port\" header is required".to_string())?;
-    let p: u16 = port.parse().map_err(|e| format!("unable to parse \"{port}\" as a port: {e}"))?;
+    let p: u16 = port
+        .parse()
+        .map_err(|e| format!("unable to parse \"{port}\" as a port: {e}"))?;
     if p < 1 {
         return Err(format!("port \"{port}\" must be > 0"));
     }
@@ -186,7 +207,9 @@ fn validate_stream(headers: &[(String, String)]) -> Result<(), String> {
 }
 
 /// Resolves to a [`PortForwardSession`] once the connection is upgraded.
-pub struct PendingForward(Pin<Box<dyn Future<Output = Result<PortForwardSession, StreamError>> + Send>>);
+pub struct PendingForward(
+    Pin<Box<dyn Future<Output = Result<PortForwardSession, StreamError>> + Send>>,
+);
 
 impl Future for PendingForward {
     type Output = Result<PortForwardSession, StreamError>;
@@ -199,23 +222,35 @@ impl Future for PendingForward {
 /// (`SPDY/3.1+portforward.k8s.io`) or the WebSocket channel protocol (which needs
 /// `ports_from_query`, see [`crate::ports_from_query`]). Send the response now; on success,
 /// await the [`PendingForward`] in a spawned task.
-pub fn accept_portforward<B>(req: &mut http::Request<B>, ports_from_query: Vec<u16>) -> (Resp, Option<PendingForward>) {
+pub fn accept_portforward<B>(
+    req: &mut http::Request<B>,
+    ports_from_query: Vec<u16>,
+) -> (Resp, Option<PendingForward>) {
     if negotiate::is_websocket(req.headers()) {
-        let (resp, protocol) =
-            match negotiate::websocket(req.method(), req.headers(), &negotiate::WS_PORTFORWARD_PROTOCOLS) {
-                Ok(x) => x,
-                Err(r) => return (r, None),
-            };
+        let (resp, protocol) = match negotiate::websocket(
+            req.method(),
+            req.headers(),
+            &negotiate::WS_PORTFORWARD_PROTOCOLS,
+        ) {
+            negotiate::Handshake::Accept(r, p) => (r, p),
+            negotiate::Handshake::Reject(r) => return (r, None),
+        };
         if protocol != negotiate::WS_SPDY_TUNNEL_PROTOCOL && ports_from_query.is_empty() {
             return (
-                negotiate::text_error(http::StatusCode::BAD_REQUEST, "query parameter \"port\" is required"),
+                negotiate::text_error(
+                    http::StatusCode::BAD_REQUEST,
+                    "query parameter \"port\" is required",
+                ),
                 None,
             );
         }
         let on_upgrade = hyper::upgrade::on(req);
         let fut = async move {
-            let upgraded = on_upgrade.await.map_err(|e| StreamError::Upgrade(e.to_string()))?;
-            let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+            let upgraded = on_upgrade
+                .await
+                .map_err(|e| StreamError::Upgrade(e.to_string()))?;
+            let ws =
+                WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
             if protocol == negotiate::WS_SPDY_TUNNEL_PROTOCOL {
                 debug!("port-forward: spdy tunnelled in websocket");
                 Ok(spdy_session(WsIo::new(ws)))
@@ -225,13 +260,16 @@ pub fn accept_portforward<B>(req: &mut http::Request<B>, ports_from_query: Vec<u
         };
         return (resp, Some(PendingForward(Box::pin(fut))));
     }
-    let (resp, _protocol) = match negotiate::spdy(req.headers(), &negotiate::SPDY_PORTFORWARD_PROTOCOLS) {
-        Ok(x) => x,
-        Err(r) => return (r, None),
-    };
+    let (resp, _protocol) =
+        match negotiate::spdy(req.headers(), &negotiate::SPDY_PORTFORWARD_PROTOCOLS) {
+            negotiate::Handshake::Accept(r, p) => (r, p),
+            negotiate::Handshake::Reject(r) => return (r, None),
+        };
     let on_upgrade = hyper::upgrade::on(req);
     let fut = async move {
-        let upgraded = on_upgrade.await.map_err(|e| StreamError::Upgrade(e.to_string()))?;
+        let upgraded = on_upgrade
+            .await
+            .map_err(|e| StreamError::Upgrade(e.to_string()))?;
         Ok(spdy_session(TokioIo::new(upgraded)))
     };
     (resp, Some(PendingForward(Box::pin(fut))))
@@ -242,14 +280,27 @@ where
     IO: AsyncRead + AsyncWrite + Send + 'static,
 {
     let s = session::start(io, validate_stream);
-    PortForwardSession { inner: Inner::Spdy { incoming: s.incoming, pending: HashMap::new(), _out: s.out } }
+    PortForwardSession {
+        inner: Inner::Spdy {
+            incoming: s.incoming,
+            pending: HashMap::new(),
+            _out: s.out,
+        },
+    }
 }
 
-pub(crate) fn websocket_session<IO>(ws: WebSocketStream<IO>, protocol: &str, ports: &[u16]) -> PortForwardSession
+pub(crate) fn websocket_session<IO>(
+    ws: WebSocketStream<IO>,
+    protocol: &str,
+    ports: &[u16],
+) -> PortForwardSession
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let codec = ws::Codec { base64: protocol.contains("base64"), v5: false };
+    let codec = ws::Codec {
+        base64: protocol.contains("base64"),
+        v5: false,
+    };
     let mut channels = HashMap::new();
     let mut readers = Vec::new();
     let mut initial = Vec::new();
@@ -262,19 +313,34 @@ where
         initial.push((data_ch, le.clone()));
         initial.push((data_ch + 1, le));
     }
-    let session = ws::start(ws, codec, ws::Inputs { channels, resize: None }, initial);
+    let session = ws::start(
+        ws,
+        codec,
+        ws::Inputs {
+            channels,
+            resize: None,
+        },
+        initial,
+    );
     let streams = ports
         .iter()
         .zip(readers)
         .enumerate()
         .map(|(i, (port, rx))| ForwardStream {
             port: *port,
-            data: DataStream::new(ChanReader::new(rx), ChanWriter::new(session.out.clone(), (2 * i) as u32)),
-            error: ErrorSender { writer: ChanWriter::new(session.out.clone(), (2 * i + 1) as u32) },
+            data: DataStream::new(
+                ChanReader::new(rx),
+                ChanWriter::new(session.out.clone(), (2 * i) as u32),
+            ),
+            error: ErrorSender {
+                writer: ChanWriter::new(session.out.clone(), (2 * i + 1) as u32),
+            },
         })
         .collect();
     // The connection closes once every stream is dropped.
-    PortForwardSession { inner: Inner::Ws(streams) }
+    PortForwardSession {
+        inner: Inner::Ws(streams),
+    }
 }
 
 #[cfg(test)]
@@ -282,14 +348,24 @@ mod tests {
     use super::*;
 
     fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn stream_validation() {
         assert!(validate_stream(&h(&[("port", "80"), ("streamtype", "data")])).is_ok());
-        assert_eq!(validate_stream(&h(&[("streamtype", "data")])).unwrap_err(), "\"port\" header is required");
-        assert!(validate_stream(&h(&[("port", "0"), ("streamtype", "data")])).unwrap_err().contains("> 0"));
+        assert_eq!(
+            validate_stream(&h(&[("streamtype", "data")])).unwrap_err(),
+            "\"port\" header is required"
+        );
+        assert!(
+            validate_stream(&h(&[("port", "0"), ("streamtype", "data")]))
+                .unwrap_err()
+                .contains("> 0")
+        );
         assert_eq!(
             validate_stream(&h(&[("port", "80"), ("streamtype", "stdin")])).unwrap_err(),
             "invalid stream type \"stdin\""

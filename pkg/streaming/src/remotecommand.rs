@@ -16,7 +16,9 @@ use tokio_tungstenite::WebSocketStream;
 use tracing::{debug, warn};
 
 use crate::negotiate::{self, Resp};
-use crate::options::{status_payload, ExitStatus, ResizeDecoder, StatusFormat, StreamOptions, TermSize};
+use crate::options::{
+    status_payload, ExitStatus, ResizeDecoder, StatusFormat, StreamOptions, TermSize,
+};
 use crate::pipe::{ChanReader, ChanWriter, Out, OutTx, IN_QUEUE};
 use crate::spdy::session;
 use crate::ws;
@@ -63,6 +65,8 @@ pub struct StatusSender {
     fin: Vec<u32>,
     format: StatusFormat,
     closed: watch::Receiver<bool>,
+    /// Stream halves that must not half-close before the end (their drop would send FIN).
+    _keep: Vec<ChanWriter>,
 }
 
 impl StatusSender {
@@ -72,7 +76,10 @@ impl StatusSender {
     pub async fn send(mut self, status: ExitStatus) -> io::Result<()> {
         let broken = || io::Error::new(io::ErrorKind::BrokenPipe, "stream connection closed");
         for id in &self.fin {
-            self.out.send(Out::Fin { id: *id }).await.map_err(|_| broken())?;
+            self.out
+                .send(Out::Fin { id: *id })
+                .await
+                .map_err(|_| broken())?;
         }
         if let Some(mut w) = self.error.take() {
             if let Some(payload) = status_payload(&status, self.format) {
@@ -100,38 +107,57 @@ impl Future for PendingStreams {
 /// Negotiates WebSocket (v5/v4/v1 channel.k8s.io and the base64 forms) or SPDY/3.1
 /// (v4…v1) for exec/attach. Send the returned response now; on success, await the
 /// [`PendingStreams`] in a spawned task (it needs the 101 to have been sent).
-pub fn accept_remotecommand<B>(req: &mut http::Request<B>, opts: StreamOptions) -> (Resp, Option<PendingStreams>) {
+pub fn accept_remotecommand<B>(
+    req: &mut http::Request<B>,
+    opts: StreamOptions,
+) -> (Resp, Option<PendingStreams>) {
     if negotiate::is_websocket(req.headers()) {
-        let (resp, protocol) = match negotiate::websocket(req.method(), req.headers(), &negotiate::WS_EXEC_PROTOCOLS) {
-            Ok(x) => x,
-            Err(r) => return (r, None),
+        let (resp, protocol) = match negotiate::websocket(
+            req.method(),
+            req.headers(),
+            &negotiate::WS_EXEC_PROTOCOLS,
+        ) {
+            negotiate::Handshake::Accept(r, p) => (r, p),
+            negotiate::Handshake::Reject(r) => return (r, None),
         };
         let on_upgrade = hyper::upgrade::on(req);
         let fut = async move {
-            let upgraded = on_upgrade.await.map_err(|e| StreamError::Upgrade(e.to_string()))?;
-            let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+            let upgraded = on_upgrade
+                .await
+                .map_err(|e| StreamError::Upgrade(e.to_string()))?;
+            let ws =
+                WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
             Ok(websocket_streams(ws, &protocol, opts))
         };
         return (resp, Some(PendingStreams(Box::pin(fut))));
     }
     let (resp, protocol) = match negotiate::spdy(req.headers(), &negotiate::SPDY_EXEC_PROTOCOLS) {
-        Ok(x) => x,
-        Err(r) => return (r, None),
+        negotiate::Handshake::Accept(r, p) => (r, p),
+        negotiate::Handshake::Reject(r) => return (r, None),
     };
     let on_upgrade = hyper::upgrade::on(req);
     let fut = async move {
-        let upgraded = on_upgrade.await.map_err(|e| StreamError::Upgrade(e.to_string()))?;
+        let upgraded = on_upgrade
+            .await
+            .map_err(|e| StreamError::Upgrade(e.to_string()))?;
         spdy_streams(TokioIo::new(upgraded), &protocol, opts).await
     };
     (resp, Some(PendingStreams(Box::pin(fut))))
 }
 
 /// Sets up channels 0–4 on an upgraded WebSocket.
-pub(crate) fn websocket_streams<IO>(ws: WebSocketStream<IO>, protocol: &str, opts: StreamOptions) -> Streams
+pub(crate) fn websocket_streams<IO>(
+    ws: WebSocketStream<IO>,
+    protocol: &str,
+    opts: StreamOptions,
+) -> Streams
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let codec = ws::Codec { base64: protocol.contains("base64"), v5: protocol == "v5.channel.k8s.io" };
+    let codec = ws::Codec {
+        base64: protocol.contains("base64"),
+        v5: protocol == "v5.channel.k8s.io",
+    };
     let format = if protocol.starts_with("v4.") || protocol.starts_with("v5.") {
         StatusFormat::Json
     } else {
@@ -160,23 +186,30 @@ where
     let session = ws::start(
         ws,
         codec,
-        ws::Inputs { channels, resize: resize_tx },
+        ws::Inputs {
+            channels,
+            resize: resize_tx,
+        },
         vec![(first, Bytes::new())],
     );
     debug!(protocol, ?opts, "websocket exec session started");
     Streams {
-        stdin: stdin_rx.map(|rx| Box::new(ChanReader::new(rx)) as Box<dyn AsyncRead + Send + Unpin>),
-        stdout: opts
-            .stdout
-            .then(|| Box::new(ChanWriter::new(session.out.clone(), u32::from(STDOUT))) as Box<dyn AsyncWrite + Send + Unpin>),
-        stderr: opts
-            .stderr
-            .then(|| Box::new(ChanWriter::new(session.out.clone(), u32::from(STDERR))) as Box<dyn AsyncWrite + Send + Unpin>),
+        stdin: stdin_rx
+            .map(|rx| Box::new(ChanReader::new(rx)) as Box<dyn AsyncRead + Send + Unpin>),
+        stdout: opts.stdout.then(|| {
+            Box::new(ChanWriter::new(session.out.clone(), u32::from(STDOUT)))
+                as Box<dyn AsyncWrite + Send + Unpin>
+        }),
+        stderr: opts.stderr.then(|| {
+            Box::new(ChanWriter::new(session.out.clone(), u32::from(STDERR)))
+                as Box<dyn AsyncWrite + Send + Unpin>
+        }),
         resize: resize_rx,
         status: StatusSender {
             error: Some(ChanWriter::new(session.out.clone(), u32::from(ERROR))),
             out: session.out,
             fin: Vec::new(),
+            _keep: Vec::new(),
             format,
             closed: session.closed,
         },
@@ -184,7 +217,11 @@ where
 }
 
 /// Runs a SPDY session on `io` and waits for the client's streams.
-pub(crate) async fn spdy_streams<IO>(io: IO, protocol: &str, opts: StreamOptions) -> Result<Streams, StreamError>
+pub(crate) async fn spdy_streams<IO>(
+    io: IO,
+    protocol: &str,
+    opts: StreamOptions,
+) -> Result<Streams, StreamError>
 where
     IO: AsyncRead + AsyncWrite + Send + 'static,
 {
@@ -194,7 +231,11 @@ where
         "v2.channel.k8s.io" => 2,
         _ => 1,
     };
-    let format = if version == 4 { StatusFormat::Json } else { StatusFormat::Text };
+    let format = if version == 4 {
+        StatusFormat::Json
+    } else {
+        StatusFormat::Text
+    };
     let mut s = session::start(io, |_| Ok(()));
     let expected = 1
         + usize::from(opts.stdin)
@@ -225,6 +266,8 @@ where
         }
     }
     debug!(protocol, ?opts, "spdy exec session started");
+    // The stdin stream's write side stays open (v2+) until the session ends, like the kubelet's.
+    let mut keep = Vec::new();
     let stdin = by_type.remove("stdin").map(|i| {
         if version == 1 {
             // v1 servers half-close stdin right after set-up; reading still works.
@@ -232,6 +275,8 @@ where
             tokio::spawn(async move {
                 let _ = w.shutdown().await;
             });
+        } else {
+            keep.push(i.writer);
         }
         Box::new(i.reader) as Box<dyn AsyncRead + Send + Unpin>
     });
@@ -255,7 +300,14 @@ where
         stdout,
         stderr,
         resize,
-        status: StatusSender { out: s.out, error, fin, format, closed: s.closed },
+        status: StatusSender {
+            out: s.out,
+            error,
+            fin,
+            format,
+            closed: s.closed,
+            _keep: keep,
+        },
     })
 }
 

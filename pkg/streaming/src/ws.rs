@@ -99,20 +99,31 @@ pub struct WsSession {
 }
 
 /// Starts reader and writer tasks; `initial` messages are queued first.
-pub fn start<IO>(ws: WebSocketStream<IO>, codec: Codec, inputs: Inputs, initial: Vec<(u8, Bytes)>) -> WsSession
+pub fn start<IO>(
+    ws: WebSocketStream<IO>,
+    codec: Codec,
+    inputs: Inputs,
+    initial: Vec<(u8, Bytes)>,
+) -> WsSession
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (out_tx, out_rx) = mpsc::channel(OUT_QUEUE.max(initial.len() + 1));
     for (ch, data) in initial {
         // Capacity was reserved above, so this cannot fail.
-        let _ = out_tx.try_send(Out::Data { id: u32::from(ch), data });
+        let _ = out_tx.try_send(Out::Data {
+            id: u32::from(ch),
+            data,
+        });
     }
     let (closed_tx, closed_rx) = watch::channel(false);
     let (sink, stream) = ws.split();
     let reader = tokio::spawn(read_loop(stream, codec, inputs));
     tokio::spawn(write_loop(sink, codec, out_rx, closed_tx, reader));
-    WsSession { out: out_tx, closed: closed_rx }
+    WsSession {
+        out: out_tx,
+        closed: closed_rx,
+    }
 }
 
 async fn read_loop<S>(mut stream: S, codec: Codec, mut inputs: Inputs)
@@ -188,7 +199,10 @@ async fn write_loop<S>(
                 }
             }
             Out::Close => {
-                let frame = CloseFrame { code: CloseCode::Normal, reason: "".into() };
+                let frame = CloseFrame {
+                    code: CloseCode::Normal,
+                    reason: "".into(),
+                };
                 let _ = sink.send(Message::Close(Some(frame))).await;
                 let _ = closed.send(true);
                 // The reader sees the client's close reply; then both halves drop.
@@ -211,18 +225,33 @@ async fn write_loop<S>(
 mod tests {
     use super::*;
 
-    const RAW: Codec = Codec { base64: false, v5: false };
-    const V5: Codec = Codec { base64: false, v5: true };
-    const B64: Codec = Codec { base64: true, v5: false };
+    const RAW: Codec = Codec {
+        base64: false,
+        v5: false,
+    };
+    const V5: Codec = Codec {
+        base64: false,
+        v5: true,
+    };
+    const B64: Codec = Codec {
+        base64: true,
+        v5: false,
+    };
 
     #[test]
     fn channel_framing() {
         assert_eq!(encode(RAW, 1, b"hi"), Message::binary(vec![1, b'h', b'i']));
         assert_eq!(encode(RAW, 1, b""), Message::binary(vec![1]));
-        assert_eq!(decode(RAW, &[0, b'a']), Decoded::Data(0, Bytes::from_static(b"a")));
+        assert_eq!(
+            decode(RAW, &[0, b'a']),
+            Decoded::Data(0, Bytes::from_static(b"a"))
+        );
         assert_eq!(decode(RAW, &[]), Decoded::Skip);
         // without v5, 255 is just an (unknown) channel
-        assert_eq!(decode(RAW, &[255, 0]), Decoded::Data(255, Bytes::from_static(&[0])));
+        assert_eq!(
+            decode(RAW, &[255, 0]),
+            Decoded::Data(255, Bytes::from_static(&[0]))
+        );
     }
 
     #[test]
@@ -230,13 +259,19 @@ mod tests {
         assert_eq!(decode(V5, &[255, 0]), Decoded::Close(0));
         assert_eq!(decode(V5, &[255]), Decoded::Stop);
         assert_eq!(decode(V5, &[255, 0, 1]), Decoded::Stop);
-        assert_eq!(decode(V5, &[0, b'x']), Decoded::Data(0, Bytes::from_static(b"x")));
+        assert_eq!(
+            decode(V5, &[0, b'x']),
+            Decoded::Data(0, Bytes::from_static(b"x"))
+        );
     }
 
     #[test]
     fn base64_variant() {
         // the example from apimachinery's wsstream docs: "foo\n" on stdin, "\n" on stdout
-        assert_eq!(decode(B64, b"0Zm9vCg=="), Decoded::Data(0, Bytes::from_static(b"foo\n")));
+        assert_eq!(
+            decode(B64, b"0Zm9vCg=="),
+            Decoded::Data(0, Bytes::from_static(b"foo\n"))
+        );
         assert_eq!(encode(B64, 1, b"\n"), Message::text("1Cg=="));
         assert_eq!(encode(B64, 3, b""), Message::text("3"));
         assert_eq!(decode(B64, b"0***"), Decoded::Skip);

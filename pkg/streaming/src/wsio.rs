@@ -19,7 +19,11 @@ pub struct WsIo<IO> {
 
 impl<IO> WsIo<IO> {
     pub fn new(ws: WebSocketStream<IO>) -> Self {
-        WsIo { ws, buf: Bytes::new(), eof: false }
+        WsIo {
+            ws,
+            buf: Bytes::new(),
+            eof: false,
+        }
     }
 }
 
@@ -34,7 +38,11 @@ fn to_io(e: tungstenite::Error) -> io::Error {
 }
 
 impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for WsIo<IO> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, out: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         while self.buf.is_empty() {
             if self.eof {
                 return Poll::Ready(Ok(()));
@@ -57,9 +65,15 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for WsIo<IO> {
 }
 
 impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsIo<IO> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         ready!(Pin::new(&mut self.ws).poll_ready(cx)).map_err(to_io)?;
-        Pin::new(&mut self.ws).start_send(Message::binary(buf.to_vec())).map_err(to_io)?;
+        Pin::new(&mut self.ws)
+            .start_send(Message::binary(buf.to_vec()))
+            .map_err(to_io)?;
         Poll::Ready(Ok(buf.len()))
     }
 
@@ -69,9 +83,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsIo<IO> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match ready!(Pin::new(&mut self.ws).poll_close(cx)) {
-            Ok(()) | Err(tungstenite::Error::ConnectionClosed) | Err(tungstenite::Error::AlreadyClosed) => {
-                Poll::Ready(Ok(()))
-            }
+            Ok(())
+            | Err(tungstenite::Error::ConnectionClosed)
+            | Err(tungstenite::Error::AlreadyClosed) => Poll::Ready(Ok(())),
             Err(e) => Poll::Ready(Err(to_io(e))),
         }
     }

@@ -33,17 +33,52 @@ pub const MAX_FRAME_PAYLOAD: usize = 16 * 1024 * 1024 - 1;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
-    Data { stream_id: u32, fin: bool, data: Bytes },
-    SynStream { stream_id: u32, associated_id: u32, priority: u8, slot: u8, flags: u8, header_block: Bytes },
-    SynReply { stream_id: u32, flags: u8, header_block: Bytes },
-    RstStream { stream_id: u32, status: u32 },
-    Settings { flags: u8, entries: Vec<(u8, u32, u32)> },
-    Ping { id: u32 },
-    GoAway { last_good_stream_id: u32, status: u32 },
-    Headers { stream_id: u32, flags: u8, header_block: Bytes },
-    WindowUpdate { stream_id: u32, delta: u32 },
+    Data {
+        stream_id: u32,
+        fin: bool,
+        data: Bytes,
+    },
+    SynStream {
+        stream_id: u32,
+        associated_id: u32,
+        priority: u8,
+        slot: u8,
+        flags: u8,
+        header_block: Bytes,
+    },
+    SynReply {
+        stream_id: u32,
+        flags: u8,
+        header_block: Bytes,
+    },
+    RstStream {
+        stream_id: u32,
+        status: u32,
+    },
+    Settings {
+        flags: u8,
+        entries: Vec<(u8, u32, u32)>,
+    },
+    Ping {
+        id: u32,
+    },
+    GoAway {
+        last_good_stream_id: u32,
+        status: u32,
+    },
+    Headers {
+        stream_id: u32,
+        flags: u8,
+        header_block: Bytes,
+    },
+    WindowUpdate {
+        stream_id: u32,
+        delta: u32,
+    },
     /// A control frame of a type SPDY/3.1 does not define; receivers ignore it.
-    Unknown { frame_type: u16 },
+    Unknown {
+        frame_type: u16,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -76,7 +111,11 @@ pub fn decode(buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
     buf.advance(8);
     let mut p = buf.split_to(len).freeze();
     if word & 0x8000_0000 == 0 {
-        return Ok(Some(Frame::Data { stream_id: word & STREAM_MASK, fin: flags & FLAG_FIN != 0, data: p }));
+        return Ok(Some(Frame::Data {
+            stream_id: word & STREAM_MASK,
+            fin: flags & FLAG_FIN != 0,
+            data: p,
+        }));
     }
     let version = ((word >> 16) & 0x7fff) as u16;
     if version != VERSION {
@@ -97,16 +136,30 @@ pub fn decode(buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
             let associated_id = p.get_u32() & STREAM_MASK;
             let priority = p.get_u8() >> 5;
             let slot = p.get_u8();
-            Frame::SynStream { stream_id, associated_id, priority, slot, flags, header_block: p }
+            Frame::SynStream {
+                stream_id,
+                associated_id,
+                priority,
+                slot,
+                flags,
+                header_block: p,
+            }
         }
         TYPE_SYN_REPLY => {
             need("SYN_REPLY", 4, false)?;
             let stream_id = p.get_u32() & STREAM_MASK;
-            Frame::SynReply { stream_id, flags, header_block: p }
+            Frame::SynReply {
+                stream_id,
+                flags,
+                header_block: p,
+            }
         }
         TYPE_RST_STREAM => {
             need("RST_STREAM", 8, true)?;
-            Frame::RstStream { stream_id: p.get_u32() & STREAM_MASK, status: p.get_u32() }
+            Frame::RstStream {
+                stream_id: p.get_u32() & STREAM_MASK,
+                status: p.get_u32(),
+            }
         }
         TYPE_SETTINGS => {
             need("SETTINGS", 4, false)?;
@@ -127,16 +180,26 @@ pub fn decode(buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
         }
         TYPE_GOAWAY => {
             need("GOAWAY", 8, true)?;
-            Frame::GoAway { last_good_stream_id: p.get_u32() & STREAM_MASK, status: p.get_u32() }
+            Frame::GoAway {
+                last_good_stream_id: p.get_u32() & STREAM_MASK,
+                status: p.get_u32(),
+            }
         }
         TYPE_HEADERS => {
             need("HEADERS", 4, false)?;
             let stream_id = p.get_u32() & STREAM_MASK;
-            Frame::Headers { stream_id, flags, header_block: p }
+            Frame::Headers {
+                stream_id,
+                flags,
+                header_block: p,
+            }
         }
         TYPE_WINDOW_UPDATE => {
             need("WINDOW_UPDATE", 8, true)?;
-            Frame::WindowUpdate { stream_id: p.get_u32() & STREAM_MASK, delta: p.get_u32() & STREAM_MASK }
+            Frame::WindowUpdate {
+                stream_id: p.get_u32() & STREAM_MASK,
+                delta: p.get_u32() & STREAM_MASK,
+            }
         }
         other => Frame::Unknown { frame_type: other },
     };
@@ -153,13 +216,24 @@ fn control(out: &mut BytesMut, frame_type: u16, flags: u8, len: usize) {
 /// Appends the wire form of `frame` to `out`.
 pub fn encode(frame: &Frame, out: &mut BytesMut) {
     match frame {
-        Frame::Data { stream_id, fin, data } => {
+        Frame::Data {
+            stream_id,
+            fin,
+            data,
+        } => {
             out.put_u32(stream_id & STREAM_MASK);
             out.put_u8(if *fin { FLAG_FIN } else { 0 });
             out.put_uint(data.len() as u64, 3);
             out.extend_from_slice(data);
         }
-        Frame::SynStream { stream_id, associated_id, priority, slot, flags, header_block } => {
+        Frame::SynStream {
+            stream_id,
+            associated_id,
+            priority,
+            slot,
+            flags,
+            header_block,
+        } => {
             control(out, TYPE_SYN_STREAM, *flags, 10 + header_block.len());
             out.put_u32(stream_id & STREAM_MASK);
             out.put_u32(associated_id & STREAM_MASK);
@@ -167,7 +241,11 @@ pub fn encode(frame: &Frame, out: &mut BytesMut) {
             out.put_u8(*slot);
             out.extend_from_slice(header_block);
         }
-        Frame::SynReply { stream_id, flags, header_block } => {
+        Frame::SynReply {
+            stream_id,
+            flags,
+            header_block,
+        } => {
             control(out, TYPE_SYN_REPLY, *flags, 4 + header_block.len());
             out.put_u32(stream_id & STREAM_MASK);
             out.extend_from_slice(header_block);
@@ -189,12 +267,19 @@ pub fn encode(frame: &Frame, out: &mut BytesMut) {
             control(out, TYPE_PING, 0, 4);
             out.put_u32(*id);
         }
-        Frame::GoAway { last_good_stream_id, status } => {
+        Frame::GoAway {
+            last_good_stream_id,
+            status,
+        } => {
             control(out, TYPE_GOAWAY, 0, 8);
             out.put_u32(last_good_stream_id & STREAM_MASK);
             out.put_u32(*status);
         }
-        Frame::Headers { stream_id, flags, header_block } => {
+        Frame::Headers {
+            stream_id,
+            flags,
+            header_block,
+        } => {
             control(out, TYPE_HEADERS, *flags, 4 + header_block.len());
             out.put_u32(stream_id & STREAM_MASK);
             out.extend_from_slice(header_block);
@@ -264,7 +349,10 @@ pub fn parse_header_block(mut b: &[u8]) -> Result<Vec<(String, String)>, String>
 
 /// The first value of header `name` (lowercase).
 pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
 }
 
 #[cfg(test)]
@@ -283,8 +371,16 @@ mod tests {
 
     #[test]
     fn frames_round_trip() {
-        round_trip(Frame::Data { stream_id: 3, fin: true, data: Bytes::from_static(b"abc") });
-        round_trip(Frame::Data { stream_id: 5, fin: false, data: Bytes::new() });
+        round_trip(Frame::Data {
+            stream_id: 3,
+            fin: true,
+            data: Bytes::from_static(b"abc"),
+        });
+        round_trip(Frame::Data {
+            stream_id: 5,
+            fin: false,
+            data: Bytes::new(),
+        });
         round_trip(Frame::SynStream {
             stream_id: 1,
             associated_id: 0,
@@ -293,22 +389,52 @@ mod tests {
             flags: FLAG_FIN,
             header_block: Bytes::from_static(b"\x01\x02"),
         });
-        round_trip(Frame::SynReply { stream_id: 1, flags: 0, header_block: Bytes::from_static(b"xyz") });
-        round_trip(Frame::RstStream { stream_id: 9, status: RST_CANCEL });
-        round_trip(Frame::Settings { flags: 0, entries: vec![(0, SETTINGS_INITIAL_WINDOW_SIZE, 65536)] });
+        round_trip(Frame::SynReply {
+            stream_id: 1,
+            flags: 0,
+            header_block: Bytes::from_static(b"xyz"),
+        });
+        round_trip(Frame::RstStream {
+            stream_id: 9,
+            status: RST_CANCEL,
+        });
+        round_trip(Frame::Settings {
+            flags: 0,
+            entries: vec![(0, SETTINGS_INITIAL_WINDOW_SIZE, 65536)],
+        });
         round_trip(Frame::Ping { id: 7 });
-        round_trip(Frame::GoAway { last_good_stream_id: 11, status: GOAWAY_OK });
-        round_trip(Frame::Headers { stream_id: 1, flags: 0, header_block: Bytes::from_static(b"h") });
-        round_trip(Frame::WindowUpdate { stream_id: 0, delta: 4096 });
+        round_trip(Frame::GoAway {
+            last_good_stream_id: 11,
+            status: GOAWAY_OK,
+        });
+        round_trip(Frame::Headers {
+            stream_id: 1,
+            flags: 0,
+            header_block: Bytes::from_static(b"h"),
+        });
+        round_trip(Frame::WindowUpdate {
+            stream_id: 0,
+            delta: 4096,
+        });
     }
 
     #[test]
     fn wire_layout_is_spdy3() {
         let mut b = BytesMut::new();
         encode(&Frame::Ping { id: 1 }, &mut b);
-        assert_eq!(&b[..], &[0x80, 0x03, 0x00, 0x06, 0x00, 0x00, 0x00, 0x04, 0, 0, 0, 1]);
+        assert_eq!(
+            &b[..],
+            &[0x80, 0x03, 0x00, 0x06, 0x00, 0x00, 0x00, 0x04, 0, 0, 0, 1]
+        );
         let mut b = BytesMut::new();
-        encode(&Frame::Data { stream_id: 1, fin: true, data: Bytes::from_static(b"x") }, &mut b);
+        encode(
+            &Frame::Data {
+                stream_id: 1,
+                fin: true,
+                data: Bytes::from_static(b"x"),
+            },
+            &mut b,
+        );
         assert_eq!(&b[..], &[0, 0, 0, 1, 0x01, 0, 0, 1, b'x']);
     }
 
@@ -316,7 +442,8 @@ mod tests {
     fn partial_and_bad_frames() {
         let mut b = BytesMut::from(&[0x80, 0x03, 0x00, 0x06, 0x00, 0x00, 0x00, 0x04, 0, 0][..]);
         assert_eq!(decode(&mut b).unwrap(), None);
-        let mut b = BytesMut::from(&[0x80, 0x02, 0x00, 0x06, 0x00, 0x00, 0x00, 0x04, 0, 0, 0, 1][..]);
+        let mut b =
+            BytesMut::from(&[0x80, 0x02, 0x00, 0x06, 0x00, 0x00, 0x00, 0x04, 0, 0, 0, 1][..]);
         assert_eq!(decode(&mut b), Err(FrameError::Version(2)));
         let mut b = BytesMut::from(&[0x80, 0x03, 0x00, 0x06, 0x00, 0x00, 0x00, 0x02, 0, 0][..]);
         assert!(matches!(decode(&mut b), Err(FrameError::Length("PING", 2))));

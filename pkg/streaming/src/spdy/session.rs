@@ -84,8 +84,19 @@ where
         }
         let _ = reader_done_tx.send(true);
     });
-    tokio::spawn(write_loop(w, out_rx, ctl_rx, closed_tx, last_id, reader_done_rx));
-    Session { incoming: in_rx, out: out_tx, closed: closed_rx }
+    tokio::spawn(write_loop(
+        w,
+        out_rx,
+        ctl_rx,
+        closed_tx,
+        last_id,
+        reader_done_rx,
+    ));
+    Session {
+        incoming: in_rx,
+        out: out_tx,
+        closed: closed_rx,
+    }
 }
 
 struct Reader {
@@ -109,7 +120,9 @@ impl Reader {
     ) -> Result<(), crate::StreamError> {
         let mut buf = BytesMut::with_capacity(16 * 1024);
         loop {
-            while let Some(f) = frame::decode(&mut buf).map_err(|e| crate::StreamError::Protocol(e.to_string()))? {
+            while let Some(f) =
+                frame::decode(&mut buf).map_err(|e| crate::StreamError::Protocol(e.to_string()))?
+            {
                 self.handle(f).await?;
             }
             tokio::select! {
@@ -132,7 +145,10 @@ impl Reader {
     }
 
     fn headers(&mut self, block: &[u8]) -> Result<Vec<(String, String)>, crate::StreamError> {
-        let raw = self.decompressor.decompress(block).map_err(crate::StreamError::Compression)?;
+        let raw = self
+            .decompressor
+            .decompress(block)
+            .map_err(crate::StreamError::Compression)?;
         frame::parse_header_block(&raw).map_err(crate::StreamError::Protocol)
     }
 
@@ -142,7 +158,12 @@ impl Reader {
 
     async fn handle(&mut self, f: Frame) -> Result<(), crate::StreamError> {
         match f {
-            Frame::SynStream { stream_id, flags, header_block, .. } => {
+            Frame::SynStream {
+                stream_id,
+                flags,
+                header_block,
+                ..
+            } => {
                 // Always decompress: the zlib context must see every block.
                 let headers = self.headers(&header_block)?;
                 let last = self.last_id.load(Ordering::Relaxed);
@@ -174,10 +195,17 @@ impl Reader {
                 };
                 let _ = self.incoming.send(inc);
             }
-            Frame::Data { stream_id, fin, data } => {
+            Frame::Data {
+                stream_id,
+                fin,
+                data,
+            } => {
                 self.session_unacked += data.len() as u32;
                 if self.session_unacked >= SESSION_WINDOW_UPDATE_AT {
-                    let _ = self.ctl.send(Out::Window { id: 0, delta: self.session_unacked });
+                    let _ = self.ctl.send(Out::Window {
+                        id: 0,
+                        delta: self.session_unacked,
+                    });
                     self.session_unacked = 0;
                 }
                 if let Some(slot) = self.streams.get_mut(&stream_id) {
@@ -199,7 +227,11 @@ impl Reader {
                 self.streams.remove(&stream_id);
                 let _ = self.ctl.send(Out::PeerReset { id: stream_id });
             }
-            Frame::Headers { stream_id, flags, header_block } => {
+            Frame::Headers {
+                stream_id,
+                flags,
+                header_block,
+            } => {
                 self.headers(&header_block)?;
                 if flags & frame::FLAG_FIN != 0 {
                     if let Some(slot) = self.streams.get_mut(&stream_id) {
@@ -213,18 +245,26 @@ impl Reader {
             Frame::Ping { id } => {
                 let _ = self.ctl.send(Out::Ping { id });
             }
-            Frame::GoAway { last_good_stream_id, status } => {
+            Frame::GoAway {
+                last_good_stream_id,
+                status,
+            } => {
                 debug!(last_good_stream_id, status, "spdy: client sent GOAWAY");
                 self.going_away = true;
             }
             Frame::Settings { entries, .. } => {
-                if let Some((_, _, window)) = entries.iter().find(|e| e.1 == frame::SETTINGS_INITIAL_WINDOW_SIZE) {
+                if let Some((_, _, window)) = entries
+                    .iter()
+                    .find(|e| e.1 == frame::SETTINGS_INITIAL_WINDOW_SIZE)
+                {
                     // Not enforced on our sends (see the module doc).
                     debug!(window, "spdy: client initial window size");
                 }
             }
             Frame::WindowUpdate { .. } => {}
-            Frame::Unknown { frame_type } => debug!(frame_type, "spdy: unknown control frame ignored"),
+            Frame::Unknown { frame_type } => {
+                debug!(frame_type, "spdy: unknown control frame ignored")
+            }
         }
         Ok(())
     }
@@ -259,20 +299,32 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                 if finished.contains(&id) {
                     continue;
                 }
-                Frame::Data { stream_id: id, fin: false, data }
+                Frame::Data {
+                    stream_id: id,
+                    fin: false,
+                    data,
+                }
             }
             Out::Fin { id } => {
                 if !finished.insert(id) {
                     continue;
                 }
-                Frame::Data { stream_id: id, fin: true, data: Bytes::new() }
+                Frame::Data {
+                    stream_id: id,
+                    fin: true,
+                    data: Bytes::new(),
+                }
             }
             Out::PeerReset { id } => {
                 finished.insert(id);
                 continue;
             }
             Out::Reply { id } => match compressor.compress(&frame::header_block(&[])) {
-                Ok(block) => Frame::SynReply { stream_id: id, flags: 0, header_block: block.into() },
+                Ok(block) => Frame::SynReply {
+                    stream_id: id,
+                    flags: 0,
+                    header_block: block.into(),
+                },
                 Err(e) => {
                     warn!(error = %e, "spdy: header compression failed");
                     break;
@@ -280,9 +332,15 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             },
             Out::Reset { id, status } => {
                 finished.insert(id);
-                Frame::RstStream { stream_id: id, status }
+                Frame::RstStream {
+                    stream_id: id,
+                    status,
+                }
             }
-            Out::Window { id, delta } => Frame::WindowUpdate { stream_id: id, delta },
+            Out::Window { id, delta } => Frame::WindowUpdate {
+                stream_id: id,
+                delta,
+            },
             Out::Ping { id } => Frame::Ping { id },
             Out::Close => {
                 let goaway = Frame::GoAway {

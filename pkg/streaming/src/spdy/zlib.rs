@@ -47,7 +47,9 @@ pub struct HeaderDecompressor {
 
 impl Default for HeaderDecompressor {
     fn default() -> Self {
-        HeaderDecompressor { z: Decompress::new(true) }
+        HeaderDecompressor {
+            z: Decompress::new(true),
+        }
     }
 }
 
@@ -64,13 +66,17 @@ impl HeaderDecompressor {
                 out.reserve(out.capacity().max(256));
             }
             let (before_in, before_out) = (self.z.total_in(), out.len());
-            let res = self.z.decompress_vec(&block[consumed..], &mut out, FlushDecompress::Sync);
+            let res = self
+                .z
+                .decompress_vec(&block[consumed..], &mut out, FlushDecompress::Sync);
             consumed += (self.z.total_in() - before_in) as usize;
             match res {
                 Ok(_) => {}
                 Err(e) => match e.needs_dictionary() {
                     Some(_) => {
-                        self.z.set_dictionary(DICTIONARY).map_err(|e| e.to_string())?;
+                        self.z
+                            .set_dictionary(DICTIONARY)
+                            .map_err(|e| e.to_string())?;
                         continue;
                     }
                     None => return Err(e.to_string()),
