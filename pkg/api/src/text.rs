@@ -1,5 +1,5 @@
 //! Text helpers the API model shares: Go's `strconv.Quote` (upstream error messages quote
-//! values with it) and the percent-decoding of a URL query component.
+//! values with it) and the percent-decoding of URL query components and path segments.
 
 use std::fmt::Write as _;
 use unicode_general_category::{get_general_category, GeneralCategory};
@@ -69,6 +69,14 @@ pub fn percent_decode_query(s: &str) -> String {
         .into_owned()
 }
 
+/// Decodes one URL path segment: `%XX` is a byte and `+` stays a plus; a `%` without two hex
+/// digits stays as it is, and bytes that are not UTF-8 become U+FFFD.
+pub fn percent_decode_path_segment(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,5 +115,14 @@ mod tests {
         assert_eq!(percent_decode_query("%4"), "%4");
         assert_eq!(percent_decode_query("%e4%b8%96"), "世");
         assert_eq!(percent_decode_query("%ff"), "\u{fffd}");
+    }
+
+    #[test]
+    fn percent_decoding_of_path_segments() {
+        assert_eq!(percent_decode_path_segment("a%2Fb"), "a/b");
+        assert_eq!(percent_decode_path_segment("a+b"), "a+b");
+        assert_eq!(percent_decode_path_segment("c%20d"), "c d");
+        assert_eq!(percent_decode_path_segment("50%"), "50%");
+        assert_eq!(percent_decode_path_segment("%g1"), "%g1");
     }
 }
