@@ -148,10 +148,7 @@ pub fn calculate_status(
     let (mut fully, mut ready, mut available) = (0, 0, 0);
     for p in owned {
         let labels = p.metadata.labels.clone().unwrap_or_default();
-        if template_labels
-            .iter()
-            .all(|(k, v)| labels.get(k) == Some(v))
-        {
+        if skiff_api::matchers::labels::map_selector_matches(&template_labels, &labels) {
             fully += 1;
         }
         if is_ready(p) {
