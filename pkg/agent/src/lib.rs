@@ -22,6 +22,7 @@ pub mod node;
 pub mod podstatus;
 pub mod realagent;
 pub mod sim;
+pub mod tunnel;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;

@@ -112,6 +112,13 @@ pub async fn run(cfg: ContainerdAgentConfig) -> Result<(), Error> {
     .await?;
     tracing::info!(server = %joined.url, pinned = joined.pinned, node = %cfg.node_name,
         ms = started.elapsed().as_millis() as u64, "joined the server with the node's own certificate");
+    let tunnel = tokio::spawn(crate::tunnel::run(crate::tunnel::TunnelConfig {
+        server: joined.url.clone(),
+        ca_pem: joined.ca_pem.clone(),
+        cert_file: cfg.data_dir.join("agent").join(join::CLIENT_CERT_FILE),
+        key_file: cfg.data_dir.join("agent").join(join::CLIENT_KEY_FILE),
+        kubelet_port: cfg.kubelet_port,
+    }));
     let client = joined.client.clone();
 
     let runtime = runtime
@@ -200,6 +207,7 @@ pub async fn run(cfg: ContainerdAgentConfig) -> Result<(), Error> {
     if let Some(api) = &kubelet_api {
         api.task.abort();
     }
+    tunnel.abort();
     heartbeat.abort();
     cleanup.abort();
     if let Runtime::Supervised(s) = runtime {
