@@ -57,20 +57,43 @@ async fn handle(mut req: http::Request<Body>) -> Result<http::Response<Full<Byte
             ))
         }
     };
+    let path = req.uri().path().to_string();
     let (resp, pending) = accept_remotecommand(&mut req, opts);
     if let Some(pending) = pending {
         tokio::spawn(async move {
             let mut s = pending.await.expect("exec streams");
+            if path.contains("/big/") {
+                // more than the 64 KiB SPDY window, which kubectl never re-opens
+                let mut stdout = s.stdout.take().expect("stdout");
+                stdout.write_all(&vec![b'x'; BIG]).await.unwrap();
+                drop(stdout);
+                s.status.send(ExitStatus::Success).await.unwrap();
+                return;
+            }
+            if path.contains("/tty/") {
+                let mut resize = s.resize.take().expect("resize with tty");
+                let size = resize.recv().await.expect("a size");
+                let mut stdout = s.stdout.take().expect("stdout");
+                stdout
+                    .write_all(format!("{}x{}", size.width, size.height).as_bytes())
+                    .await
+                    .unwrap();
+                s.status.send(ExitStatus::Success).await.unwrap();
+                return;
+            }
             let mut stdin = s.stdin.take().expect("stdin");
             let mut stdout = s.stdout.take().expect("stdout");
             let mut stderr = s.stderr.take().expect("stderr");
-            tokio::io::copy(&mut stdin, &mut stdout).await.unwrap();
-            stderr.write_all(b"bye\n").await.unwrap();
-            s.status.send(ExitStatus::Code(3)).await.unwrap();
+            // The client may hang up at any time: errors here only mean it is gone.
+            let _ = tokio::io::copy(&mut stdin, &mut stdout).await;
+            let _ = stderr.write_all(b"bye\n").await;
+            let _ = s.status.send(ExitStatus::Code(3)).await;
         });
     }
     Ok(resp)
 }
+
+const BIG: usize = 300 * 1024;
 
 async fn server() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -472,4 +495,119 @@ async fn portforward_over_websocket_channels() {
     assert_eq!(got[&0], b"80:a");
     assert_eq!(got[&2], b"81:b");
     assert_eq!(got[&3], b"nothing listens on 81");
+}
+
+#[tokio::test]
+async fn spdy_output_beyond_the_window_without_window_updates() {
+    let addr = server().await;
+    let (mut c, head) =
+        SpdyClient::connect(addr, "/exec/default/big/c?output=1", &["v4.channel.k8s.io"]).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    c.open(1, &[("streamType", "error")]).await;
+    c.open(3, &[("streamType", "stdout")]).await;
+    let mut out = 0usize;
+    let mut status = Vec::new();
+    loop {
+        match c.next().await.expect("frame before GOAWAY") {
+            Frame::Data {
+                stream_id: 3, data, ..
+            } => out += data.len(),
+            Frame::Data {
+                stream_id: 1, data, ..
+            } => status.extend_from_slice(&data),
+            Frame::GoAway { .. } => break,
+            _ => {}
+        }
+    }
+    assert_eq!(out, BIG);
+    assert_eq!(status, br#"{"metadata":{},"status":"Success"}"#);
+}
+
+#[tokio::test]
+async fn websocket_tty_resize() {
+    let addr = server().await;
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let mut req = format!("ws://{addr}/exec/default/tty/c?command=sh&input=1&output=1&tty=1")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "v5.channel.k8s.io".parse().unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::client_async(req, tcp).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::binary(vec![1]));
+    ws.send(Message::binary(
+        b"\x04{\"Width\":120,\"Height\":40}\n".to_vec(),
+    ))
+    .await
+    .unwrap();
+    let mut got: HashMap<u8, Vec<u8>> = HashMap::new();
+    while let Some(Ok(msg)) = ws.next().await {
+        if let Message::Binary(b) = msg {
+            got.entry(b[0]).or_default().extend_from_slice(&b[1..]);
+        }
+    }
+    assert_eq!(got[&1], b"120x40");
+    assert_eq!(got[&3], br#"{"metadata":{},"status":"Success"}"#);
+}
+
+#[tokio::test]
+async fn websocket_base64_v4_exec() {
+    let addr = server().await;
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let mut req = format!("ws://{addr}/exec/default/p/c?command=cat&input=1&output=1&error=1")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "v4.base64.channel.k8s.io".parse().unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::client_async(req, tcp).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("1"));
+    ws.send(Message::text("0aGkK")).await.unwrap(); // "hi\n"
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("1aGkK"));
+    // v4 has no CLOSE; hanging up ends stdin, and the session still ends cleanly
+    ws.close(None).await.unwrap();
+    while ws.next().await.is_some() {}
+}
+
+#[tokio::test(start_paused = true)]
+async fn spdy_stream_creation_timeout() {
+    let (server_io, client_io) = tokio::io::duplex(64 * 1024);
+    let opts = StreamOptions {
+        stdin: true,
+        stdout: true,
+        stderr: false,
+        tty: false,
+    };
+    let pending = tokio::spawn(crate::remotecommand::spdy_streams(
+        server_io,
+        "v4.channel.k8s.io",
+        opts,
+    ));
+    let mut client_io = client_io;
+    let mut z = HeaderCompressor::new().unwrap();
+    let block = z
+        .compress(&frame::header_block(&[("streamtype", "error")]))
+        .unwrap();
+    let mut b = BytesMut::new();
+    frame::encode(
+        &Frame::SynStream {
+            stream_id: 1,
+            associated_id: 0,
+            priority: 0,
+            slot: 0,
+            flags: 0,
+            header_block: block.into(),
+        },
+        &mut b,
+    );
+    client_io.write_all(&b).await.unwrap();
+    // only one of the three expected streams arrives
+    let err = pending.await.unwrap().unwrap_err();
+    assert!(matches!(err, crate::StreamError::StreamTimeout), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "timed out waiting for client to create streams"
+    );
 }
