@@ -42,6 +42,8 @@
 
 mod error;
 #[cfg(test)]
+mod kubectl_tests;
+#[cfg(test)]
 mod loopback_tests;
 mod negotiate;
 mod options;
