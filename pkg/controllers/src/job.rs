@@ -8,15 +8,14 @@
 //! behaviour with JobPodReplacementPolicy and JobSuccessPolicy on).
 
 use crate::controller::{Action, Controller};
-use crate::informer::{Factory, Store};
-use crate::util::{is_controlled_by, podutil, Expectations, ObjectKey, PodControl};
+use crate::informer::Factory;
+use crate::util::{podutil, ObjectKey, Workload};
 use crate::{Config, Error};
 use k8s_openapi::api::batch::v1::{Job, JobCondition, JobStatus, UncountedTerminatedPods};
 use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use kube::Client;
 use serde_json::json;
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
@@ -701,81 +700,53 @@ pub fn job_pod(job: &Job, index: Option<i32>) -> Pod {
         .as_ref()
         .map(|s| s.template.clone())
         .unwrap_or_default();
-    let tm = template.metadata.unwrap_or_default();
     let name = job.metadata.name.as_deref().unwrap_or("job");
-    let mut finalizers = tm.finalizers.unwrap_or_default();
-    finalizers.push(TRACKING_FINALIZER.into());
-    let mut labels = tm.labels.unwrap_or_default();
-    let mut annotations = tm.annotations.unwrap_or_default();
-    let mut spec = template.spec.unwrap_or_default();
-    let generate_name = match index {
-        Some(i) => {
-            annotations.insert(COMPLETION_INDEX.into(), i.to_string());
-            labels.insert(COMPLETION_INDEX.into(), i.to_string());
-            spec.hostname = Some(format!("{name}-{i}"));
-            let env = EnvVar {
-                name: "JOB_COMPLETION_INDEX".into(),
-                value_from: Some(EnvVarSource {
-                    field_ref: Some(ObjectFieldSelector {
-                        field_path: format!("metadata.labels['{COMPLETION_INDEX}']"),
-                        api_version: None,
-                    }),
-                    ..Default::default()
+    let mut pod = crate::util::pod_control::pod_from_template(job, &template, name);
+    let meta = &mut pod.metadata;
+    meta.finalizers
+        .get_or_insert_with(Vec::new)
+        .push(TRACKING_FINALIZER.into());
+    let spec = pod.spec.get_or_insert_with(Default::default);
+    if let Some(i) = index {
+        meta.annotations
+            .get_or_insert_with(Default::default)
+            .insert(COMPLETION_INDEX.into(), i.to_string());
+        meta.labels
+            .get_or_insert_with(Default::default)
+            .insert(COMPLETION_INDEX.into(), i.to_string());
+        meta.generate_name = Some(format!("{name}-{i}-"));
+        spec.hostname = Some(format!("{name}-{i}"));
+        let env = EnvVar {
+            name: "JOB_COMPLETION_INDEX".into(),
+            value_from: Some(EnvVarSource {
+                field_ref: Some(ObjectFieldSelector {
+                    field_path: format!("metadata.labels['{COMPLETION_INDEX}']"),
+                    api_version: None,
                 }),
-                value: None,
-            };
-            for c in spec
-                .containers
-                .iter_mut()
-                .chain(spec.init_containers.iter_mut().flatten())
-            {
-                let envs = c.env.get_or_insert_with(Vec::new);
-                if !envs.iter().any(|e| e.name == env.name) {
-                    envs.push(env.clone());
-                }
+                ..Default::default()
+            }),
+            value: None,
+        };
+        for c in spec
+            .containers
+            .iter_mut()
+            .chain(spec.init_containers.iter_mut().flatten())
+        {
+            let envs = c.env.get_or_insert_with(Vec::new);
+            if !envs.iter().any(|e| e.name == env.name) {
+                envs.push(env.clone());
             }
-            format!("{name}-{i}-")
         }
-        None => format!("{name}-"),
-    };
-    Pod {
-        metadata: ObjectMeta {
-            generate_name: Some(generate_name),
-            namespace: job.metadata.namespace.clone(),
-            labels: Some(labels),
-            annotations: (!annotations.is_empty()).then_some(annotations),
-            finalizers: Some(finalizers),
-            owner_references: Some(vec![crate::util::controller_ref(
-                "batch/v1",
-                "Job",
-                &job.metadata,
-            )]),
-            ..Default::default()
-        },
-        spec: Some(spec),
-        status: None,
     }
+    pod
 }
 
-struct Ctx {
-    client: Client,
-    jobs: Arc<Store<Job>>,
-    pods: Arc<Store<Pod>>,
-    exp: Expectations,
-    control: PodControl,
-}
+type Ctx = Workload<Job>;
 
 /// Registers the Job controller's handlers on the shared informers and spawns its workers
 /// (they start once the caches have synced).
 pub fn start(factory: &Factory, _cfg: Arc<Config>) {
-    let client = factory.client();
-    let ctx = Arc::new(Ctx {
-        control: PodControl::new(client.clone(), "job-controller"),
-        client,
-        jobs: factory.store::<Job>(),
-        pods: factory.store::<Pod>(),
-        exp: Expectations::default(),
-    });
+    let ctx = Arc::new(Workload::new(factory, "job-controller"));
     Controller::new(factory, "job")
         .reconciles::<Job>()
         .owns::<Pod>("Job")
@@ -785,19 +756,13 @@ pub fn start(factory: &Factory, _cfg: Arc<Config>) {
 }
 
 async fn reconcile(ctx: Arc<Ctx>, key: ObjectKey) -> Result<Action, Error> {
-    let Some(job) = ctx.jobs.get(&key.namespace, &key.name) else {
-        ctx.exp.forget(&key);
+    let Some((job, pods)) = ctx.load(&key, |_| true) else {
         return Ok(Action::Done);
     };
-    let ns = key.namespace.clone();
-    let uid = job.metadata.uid.clone().unwrap_or_default();
-    let pods: Vec<Arc<Pod>> = ctx
-        .pods
-        .list_filter(&ns, |p| is_controlled_by(&p.metadata, &uid));
-    let ok = ctx.exp.satisfied_by_pods(&key, &pods);
-    if !ok || is_finished(&job) {
+    if is_finished(&job) {
         return Ok(Action::Done);
     }
+    let ns = key.namespace.clone();
     let refs: Vec<&Pod> = pods.iter().map(|p| p.as_ref()).collect();
     let now = Timestamp::now();
     let p = plan(&job, &refs, now);
@@ -938,6 +903,7 @@ mod tests {
     use crate::util::podutil::tests::{pod, ts};
     use k8s_openapi::api::batch::v1::JobSpec;
     use k8s_openapi::api::core::v1::{ContainerStatus, PodSpec, PodTemplateSpec};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
     fn job(completions: Option<i32>, parallelism: i32, backoff: i32) -> Job {
         Job {

@@ -8,10 +8,9 @@
 
 use crate::controller::{Action, Controller};
 use crate::daemonset::has_revision_label;
-use crate::daemonset::history::{self, REVISION_LABEL};
-use crate::events::Recorder;
 use crate::informer::{Factory, Store};
-use crate::util::{is_controlled_by, owner_key, podutil, Expectations, ObjectKey};
+use crate::util::history::{self, REVISION_LABEL};
+use crate::util::{is_controlled_by, owner_key, patch_status, podutil, ObjectKey, Workload};
 use crate::{Config, Error};
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet, StatefulSetStatus};
 use k8s_openapi::api::core::v1::{
@@ -20,7 +19,6 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
-use kube::Client;
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -194,12 +192,14 @@ pub fn claims_for(set: &StatefulSet, ordinal: i32) -> Vec<PersistentVolumeClaim>
 /// storage + revision label).
 pub fn new_pod(set: &StatefulSet, template: &PodTemplateSpec, revision: &str, ordinal: i32) -> Pod {
     let name = format!("{}-{ordinal}", set_name(set));
-    let tm = template.metadata.clone().unwrap_or_default();
-    let mut labels = tm.labels.unwrap_or_default();
+    let mut pod = crate::util::pod_control::pod_from_template(set, template, set_name(set));
+    pod.metadata.generate_name = None;
+    pod.metadata.name = Some(name.clone());
+    let labels = pod.metadata.labels.get_or_insert_with(Default::default);
     labels.insert(POD_NAME_LABEL.into(), name.clone());
     labels.insert(POD_INDEX_LABEL.into(), ordinal.to_string());
     labels.insert(REVISION_LABEL.into(), revision.to_string());
-    let mut spec = template.spec.clone().unwrap_or_default();
+    let spec = pod.spec.get_or_insert_with(Default::default);
     spec.hostname = Some(name.clone());
     spec.subdomain = set
         .spec
@@ -227,23 +227,7 @@ pub fn new_pod(set: &StatefulSet, template: &PodTemplateSpec, revision: &str, or
         }
         spec.volumes = Some(vols);
     }
-    Pod {
-        metadata: ObjectMeta {
-            name: Some(name),
-            namespace: set.metadata.namespace.clone(),
-            labels: Some(labels),
-            annotations: tm.annotations,
-            finalizers: tm.finalizers,
-            owner_references: Some(vec![crate::util::controller_ref(
-                "apps/v1",
-                "StatefulSet",
-                &set.metadata,
-            )]),
-            ..Default::default()
-        },
-        spec: Some(spec),
-        status: None,
-    }
+    pod
 }
 
 fn plain_ref(api_version: &str, kind: &str, meta: &ObjectMeta) -> Option<OwnerReference> {
@@ -597,27 +581,25 @@ pub fn plan(input: &StsInput<'_>) -> StsPlan {
 }
 
 struct Ctx {
-    client: Client,
-    sets: Arc<Store<StatefulSet>>,
-    pods: Arc<Store<Pod>>,
+    base: Workload<StatefulSet>,
     claims: Arc<Store<PersistentVolumeClaim>>,
     revs: Arc<Store<ControllerRevision>>,
-    exp: Expectations,
-    recorder: Recorder,
+}
+
+impl std::ops::Deref for Ctx {
+    type Target = Workload<StatefulSet>;
+    fn deref(&self) -> &Self::Target {
+        &self.base
+    }
 }
 
 /// Registers the StatefulSet controller's handlers on the shared informers and spawns its
 /// workers (they start once the caches have synced).
 pub fn start(factory: &Factory, _cfg: Arc<Config>) {
-    let client = factory.client();
     let ctx = Arc::new(Ctx {
-        recorder: Recorder::new(client.clone(), "statefulset-controller"),
-        client,
-        sets: factory.store::<StatefulSet>(),
-        pods: factory.store::<Pod>(),
+        base: Workload::new(factory, "statefulset-controller"),
         claims: factory.store::<PersistentVolumeClaim>(),
         revs: factory.store::<ControllerRevision>(),
-        exp: Expectations::default(),
     });
     Controller::new(factory, "statefulset")
         .reconciles::<StatefulSet>()
@@ -635,18 +617,11 @@ pub fn start(factory: &Factory, _cfg: Arc<Config>) {
 }
 
 async fn reconcile(ctx: Arc<Ctx>, key: ObjectKey) -> Result<Action, Error> {
-    let Some(set) = ctx.sets.get(&key.namespace, &key.name) else {
-        ctx.exp.forget(&key);
+    let Some((set, pods)) = ctx.load(&key, has_revision_label) else {
         return Ok(Action::Done);
     };
     let ns = key.namespace.clone();
     let uid = set.metadata.uid.clone().unwrap_or_default();
-    let pods: Vec<Arc<Pod>> = ctx.pods.list_filter(&ns, |p| {
-        has_revision_label(p) && is_controlled_by(&p.metadata, &uid)
-    });
-    if !ctx.exp.satisfied_by_pods(&key, &pods) {
-        return Ok(Action::Done);
-    }
     let revs: Vec<Arc<ControllerRevision>> = ctx
         .revs
         .list_filter(&ns, |r| is_controlled_by(&r.metadata, &uid));
@@ -690,7 +665,8 @@ async fn execute(
                 let cname = c.metadata.name.clone().unwrap_or_default();
                 match pvc_api.create(&PostParams::default(), &c).await {
                     Ok(_) => {
-                        ctx.recorder
+                        ctx.control
+                            .recorder()
                             .record(
                                 set,
                                 "Normal",
@@ -703,7 +679,7 @@ async fn execute(
                     }
                     Err(kube::Error::Api(e)) if e.code == 409 => {}
                     Err(e) => {
-                        ctx.recorder
+                        ctx.control.recorder()
                             .record(
                                 set,
                                 "Warning",
@@ -726,7 +702,8 @@ async fn execute(
                 match pod_api.create(&PostParams::default(), pod).await {
                     Ok(_) => {
                         ctx.exp.expect(key, vec![pname.clone()], vec![]);
-                        ctx.recorder
+                        ctx.control
+                            .recorder()
                             .record(
                                 set,
                                 "Normal",
@@ -737,7 +714,8 @@ async fn execute(
                     }
                     Err(kube::Error::Api(e)) if e.code == 409 => {}
                     Err(e) => {
-                        ctx.recorder
+                        ctx.control
+                            .recorder()
                             .record(
                                 set,
                                 "Warning",
@@ -766,7 +744,8 @@ async fn execute(
                     Ok(_) => {
                         tracing::debug!(pod = %name, why, "statefulset deleted pod");
                         ctx.exp.expect(key, vec![], vec![uid.clone()]);
-                        ctx.recorder
+                        ctx.control
+                            .recorder()
                             .record(
                                 set,
                                 "Normal",
@@ -821,11 +800,7 @@ async fn update_status(ctx: &Ctx, set: &StatefulSet, st: &StatefulSetStatus) -> 
     {
         return Ok(());
     }
-    let api: Api<StatefulSet> = Api::namespaced(
-        ctx.client.clone(),
-        set.metadata.namespace.as_deref().unwrap_or(""),
-    );
-    let patch = json!({"status": {
+    let status = json!({
         "replicas": st.replicas,
         "readyReplicas": z(st.ready_replicas),
         "availableReplicas": z(st.available_replicas),
@@ -835,19 +810,8 @@ async fn update_status(ctx: &Ctx, set: &StatefulSet, st: &StatefulSetStatus) -> 
         "updateRevision": st.update_revision,
         "observedGeneration": st.observed_generation,
         "collisionCount": z(st.collision_count),
-    }});
-    match api
-        .patch_status(
-            set_name(set),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(e) => Err(e.into()),
-    }
+    });
+    Ok(patch_status(&ctx.client, set, status).await?)
 }
 
 /// Upstream `getStatefulSetRevisions`: (current, update, collision count).
@@ -901,29 +865,7 @@ async fn revisions(
                 data.clone(),
                 next,
             );
-            match api.create(&PostParams::default(), &rev).await {
-                Ok(r) => r,
-                Err(kube::Error::Api(e)) if e.code == 409 => {
-                    let existing = api.get(&name).await?;
-                    let uid = set.metadata.uid.as_deref().unwrap_or("");
-                    if history::holds(&existing, &data) && is_controlled_by(&existing.metadata, uid)
-                    {
-                        existing
-                    } else {
-                        let sapi: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &ns);
-                        sapi.patch_status(
-                            set_name(set),
-                            &PatchParams::default(),
-                            &Patch::Merge(&json!({"status": {"collisionCount": collisions + 1}})),
-                        )
-                        .await?;
-                        return Err(Error::Other(format!(
-                            "controller revision {name} exists with other data; bumped the collision count, will retry"
-                        )));
-                    }
-                }
-                Err(e) => return Err(e.into()),
-            }
+            history::create(&ctx.client, set, &rev, collisions).await?
         }
     };
     let want = set
@@ -951,24 +893,10 @@ async fn truncate_history(
         pods.iter().map(|p| revision_of(p).to_string()).collect();
     live.extend(current.metadata.name.clone());
     live.extend(update.metadata.name.clone());
-    let limit = set
-        .spec
-        .as_ref()
-        .and_then(|s| s.revision_history_limit)
-        .unwrap_or(10);
+    let limit = set.spec.as_ref().and_then(|s| s.revision_history_limit);
     let refs: Vec<&ControllerRevision> = revs.iter().map(|r| r.as_ref()).collect();
-    let api: Api<ControllerRevision> = Api::namespaced(
-        ctx.client.clone(),
-        set.metadata.namespace.as_deref().unwrap_or(""),
-    );
-    for name in history::to_prune(&refs, &live, limit) {
-        match api.delete(&name, &DeleteParams::default()).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
+    let ns = set.metadata.namespace.as_deref().unwrap_or("");
+    Ok(history::prune(&ctx.client, ns, &refs, &live, limit).await?)
 }
 
 #[cfg(test)]

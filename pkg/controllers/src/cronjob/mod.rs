@@ -136,7 +136,7 @@ pub fn job_for(cj: &CronJob, scheduled: Timestamp, cron: &Cron) -> Job {
         .map(|s| s.job_template.clone())
         .unwrap_or_default();
     let tm = jt.metadata.unwrap_or_default();
-    let mut annotations = tm.annotations.unwrap_or_default();
+    let mut annotations = tm.annotations.clone().unwrap_or_default();
     let local = scheduled.to_zoned(cron.tz.clone());
     annotations.insert(
         SCHEDULED_TIMESTAMP_ANNOTATION.into(),
@@ -148,15 +148,10 @@ pub fn job_for(cj: &CronJob, scheduled: Timestamp, cron: &Cron) -> Job {
     Job {
         metadata: ObjectMeta {
             name: Some(job_name(cj, scheduled)),
-            namespace: cj.metadata.namespace.clone(),
-            labels: tm.labels,
             annotations: Some(annotations),
-            owner_references: Some(vec![crate::util::controller_ref(
-                "batch/v1",
-                "CronJob",
-                &cj.metadata,
-            )]),
-            ..Default::default()
+            // upstream copies labels and annotations only
+            finalizers: None,
+            ..crate::util::child_meta(cj, Some(&tm))
         },
         spec: jt.spec,
         status: None,

@@ -9,20 +9,17 @@
 //! Rolling updates honour `maxUnavailable` and `maxSurge`; `OnDelete` waits for deletions.
 
 pub mod eligibility;
-pub mod history;
 
 use crate::controller::{Action, Controller};
 use crate::informer::{Change, Factory, Store};
-use crate::util::{key_of, owner_key, podutil, Expectations, ObjectKey, PodControl};
+use crate::util::history::{self, REVISION_LABEL};
+use crate::util::{key_of, owner_key, patch_status, podutil, ObjectKey, Workload};
 use crate::{Config, Error};
 use eligibility::{node_should_run, pin_to_node, target_node};
-use history::REVISION_LABEL;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, DaemonSetStatus};
 use k8s_openapi::api::core::v1::{Node, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::Client;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -444,50 +441,35 @@ pub fn daemon_pod(ds: &DaemonSet, node: &str, hash: &str) -> Pod {
         .as_ref()
         .map(|s| s.template.clone())
         .unwrap_or_default();
-    let tm = template.metadata.unwrap_or_default();
-    let mut labels = tm.labels.unwrap_or_default();
+    let name = ds.metadata.name.as_deref().unwrap_or("daemon");
+    let mut pod = crate::util::pod_control::pod_from_template(ds, &template, name);
+    let labels = pod.metadata.labels.get_or_insert_with(Default::default);
     if let Some(g) = template_generation(ds) {
         labels.insert(TEMPLATE_GENERATION_LABEL.into(), g.to_string());
     }
     if !hash.is_empty() {
         labels.insert(REVISION_LABEL.into(), hash.to_string());
     }
-    let mut spec = template.spec.unwrap_or_default();
-    eligibility::add_daemon_tolerations(&mut spec);
+    let spec = pod.spec.get_or_insert_with(Default::default);
+    eligibility::add_daemon_tolerations(spec);
     spec.affinity = Some(pin_to_node(spec.affinity.take(), node));
-    Pod {
-        metadata: ObjectMeta {
-            generate_name: Some(format!(
-                "{}-",
-                ds.metadata.name.as_deref().unwrap_or("daemon")
-            )),
-            namespace: ds.metadata.namespace.clone(),
-            labels: Some(labels),
-            annotations: tm.annotations,
-            finalizers: tm.finalizers,
-            owner_references: Some(vec![crate::util::controller_ref(
-                "apps/v1",
-                "DaemonSet",
-                &ds.metadata,
-            )]),
-            ..Default::default()
-        },
-        spec: Some(spec),
-        status: None,
-    }
+    pod
 }
 
 struct Ctx {
-    client: Client,
-    dss: Arc<Store<DaemonSet>>,
-    pods: Arc<Store<Pod>>,
+    base: Workload<DaemonSet>,
     nodes: Arc<Store<Node>>,
     revs: Arc<Store<ControllerRevision>>,
-    exp: Expectations,
-    control: PodControl,
     /// (DaemonSet uid, node) → (not before, last backoff): upstream's failed-pod backoff,
     /// 1 s doubling to 15 min.
     backoff: Mutex<HashMap<(String, String), (Timestamp, u64)>>,
+}
+
+impl std::ops::Deref for Ctx {
+    type Target = Workload<DaemonSet>;
+    fn deref(&self) -> &Self::Target {
+        &self.base
+    }
 }
 
 /// What about a node matters to DaemonSets: labels, taints, unschedulable and which
@@ -526,18 +508,13 @@ pub(crate) fn has_revision_label(p: &Pod) -> bool {
 /// Registers the DaemonSet controller's handlers on the shared informers and spawns its
 /// workers (they start once the caches have synced).
 pub fn start(factory: &Factory, _cfg: Arc<Config>) {
-    let client = factory.client();
-    let dss = factory.store::<DaemonSet>();
     let ctx = Arc::new(Ctx {
-        control: PodControl::new(client.clone(), "daemonset-controller"),
-        client,
-        dss: dss.clone(),
-        pods: factory.store::<Pod>(),
+        base: Workload::new(factory, "daemonset-controller"),
         nodes: factory.store::<Node>(),
         revs: factory.store::<ControllerRevision>(),
-        exp: Expectations::default(),
         backoff: Mutex::default(),
     });
+    let dss = ctx.objects.clone();
     Controller::new(factory, "daemonset")
         .reconciles::<DaemonSet>()
         .watches::<Pod, _>(|ch| {
@@ -566,19 +543,14 @@ pub fn start(factory: &Factory, _cfg: Arc<Config>) {
 }
 
 async fn reconcile(ctx: Arc<Ctx>, key: ObjectKey) -> Result<Action, Error> {
-    let Some(ds) = ctx.dss.get(&key.namespace, &key.name) else {
-        ctx.exp.forget(&key);
+    let Some((ds, pods)) = ctx.load(&key, has_revision_label) else {
         return Ok(Action::Done);
     };
-    let uid = ds.metadata.uid.clone().unwrap_or_default();
-    let ns = key.namespace.clone();
-    let pods: Vec<Arc<Pod>> = ctx.pods.list_filter(&ns, |p| {
-        has_revision_label(p) && crate::util::is_controlled_by(&p.metadata, &uid)
-    });
-    let satisfied = ctx.exp.satisfied_by_pods(&key, &pods);
-    if !satisfied || ds.metadata.deletion_timestamp.is_some() {
+    if ds.metadata.deletion_timestamp.is_some() {
         return Ok(Action::Done);
     }
+    let uid = ds.metadata.uid.clone().unwrap_or_default();
+    let ns = key.namespace.clone();
     let revs: Vec<Arc<ControllerRevision>> = ctx
         .revs
         .list_filter(&ns, |r| crate::util::is_controlled_by(&r.metadata, &uid));
@@ -660,11 +632,7 @@ async fn update_status(ctx: &Ctx, ds: &DaemonSet, st: &DaemonSetStatus) -> Resul
     if same {
         return Ok(());
     }
-    let api: Api<DaemonSet> = Api::namespaced(
-        ctx.client.clone(),
-        ds.metadata.namespace.as_deref().unwrap_or(""),
-    );
-    let patch = json!({"status": {
+    let status = json!({
         "desiredNumberScheduled": st.desired_number_scheduled,
         "currentNumberScheduled": st.current_number_scheduled,
         "numberReady": st.number_ready,
@@ -673,19 +641,8 @@ async fn update_status(ctx: &Ctx, ds: &DaemonSet, st: &DaemonSetStatus) -> Resul
         "numberUnavailable": st.number_unavailable.unwrap_or(0),
         "updatedNumberScheduled": st.updated_number_scheduled.unwrap_or(0),
         "observedGeneration": st.observed_generation,
-    }});
-    match api
-        .patch_status(
-            ds.metadata.name.as_deref().unwrap_or(""),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-        Err(e) => Err(e.into()),
-    }
+    });
+    Ok(patch_status(&ctx.client, ds, status).await?)
 }
 
 /// Finds or creates the revision of the current template (upstream `constructHistory`);
@@ -756,33 +713,8 @@ async fn construct_history(
         data.clone(),
         next,
     );
-    match api.create(&PostParams::default(), &rev).await {
-        Ok(_) => Ok((hash, old)),
-        Err(kube::Error::Api(e)) if e.code == 409 => {
-            let existing = api.get(&history::revision_name(&name, &hash)).await?;
-            let uid = ds.metadata.uid.as_deref().unwrap_or("");
-            if history::holds(&existing, &data)
-                && crate::util::is_controlled_by(&existing.metadata, uid)
-            {
-                return Ok((hash, old));
-            }
-            let dsapi: Api<DaemonSet> = Api::namespaced(ctx.client.clone(), &ns);
-            dsapi
-                .patch_status(
-                    &name,
-                    &PatchParams::default(),
-                    &Patch::Merge(
-                        &json!({"status": {"collisionCount": collisions.unwrap_or(0) + 1}}),
-                    ),
-                )
-                .await?;
-            Err(Error::Other(format!(
-                "controller revision {} exists with other data; bumped the collision count, will retry",
-                history::revision_name(&name, &hash)
-            )))
-        }
-        Err(e) => Err(e.into()),
-    }
+    history::create(&ctx.client, ds, &rev, collisions.unwrap_or(0)).await?;
+    Ok((hash, old))
 }
 
 async fn cleanup_history(
@@ -791,11 +723,7 @@ async fn cleanup_history(
     old: &[Arc<ControllerRevision>],
     pods: &[Arc<Pod>],
 ) -> Result<(), Error> {
-    let limit = ds
-        .spec
-        .as_ref()
-        .and_then(|s| s.revision_history_limit)
-        .unwrap_or(10);
+    let limit = ds.spec.as_ref().and_then(|s| s.revision_history_limit);
     let live_hashes: std::collections::HashSet<&str> = pods
         .iter()
         .filter_map(|p| p.metadata.labels.as_ref()?.get(REVISION_LABEL))
@@ -813,18 +741,8 @@ async fn cleanup_history(
         .filter_map(|r| r.metadata.name.clone())
         .collect();
     let refs: Vec<&ControllerRevision> = old.iter().map(|r| r.as_ref()).collect();
-    let api: Api<ControllerRevision> = Api::namespaced(
-        ctx.client.clone(),
-        ds.metadata.namespace.as_deref().unwrap_or(""),
-    );
-    for name in history::to_prune(&refs, &live, limit) {
-        match api.delete(&name, &DeleteParams::default()).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(e)) if e.code == 404 => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
+    let ns = ds.metadata.namespace.as_deref().unwrap_or("");
+    Ok(history::prune(&ctx.client, ns, &refs, &live, limit).await?)
 }
 
 #[cfg(test)]
@@ -836,6 +754,7 @@ mod tests {
         DaemonSetSpec, DaemonSetUpdateStrategy, RollingUpdateDaemonSet,
     };
     use k8s_openapi::api::core::v1::{NodeSpec, PodSpec, PodTemplateSpec, Taint};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 

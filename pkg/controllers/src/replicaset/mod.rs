@@ -18,7 +18,7 @@ use crate::util::{
 use futures::future::join_all;
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
@@ -200,24 +200,8 @@ pub fn calculate_status(
 /// finalizers, the controller ownerReference.
 pub fn pod_from_template(rs: &ReplicaSet) -> Pod {
     let template = rs.spec.as_ref().and_then(|s| s.template.clone());
-    let tmeta = template
-        .as_ref()
-        .and_then(|t| t.metadata.clone())
-        .unwrap_or_default();
-    let name = rs.metadata.name.clone().unwrap_or_default();
-    Pod {
-        metadata: ObjectMeta {
-            generate_name: Some(format!("{name}-")),
-            namespace: rs.metadata.namespace.clone(),
-            labels: tmeta.labels,
-            annotations: tmeta.annotations,
-            finalizers: tmeta.finalizers,
-            owner_references: Some(vec![controller_ref("apps/v1", "ReplicaSet", &rs.metadata)]),
-            ..Default::default()
-        },
-        spec: template.and_then(|t| t.spec),
-        status: None,
-    }
+    let name = rs.metadata.name.as_deref().unwrap_or("");
+    crate::util::pod_control::pod_from_template(rs, &template.unwrap_or_default(), name)
 }
 
 struct Ctx {
@@ -527,6 +511,7 @@ mod tests {
     use k8s_openapi::api::apps::v1::ReplicaSetSpec;
     use k8s_openapi::api::core::v1::PodTemplateSpec;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
     use std::collections::BTreeMap;
 
     fn labels(app: &str) -> Option<BTreeMap<String, String>> {

@@ -1,14 +1,18 @@
 //! What every controller shares besides the scaffold (`crate::controller`): the one work-queue
 //! key type ([`ObjectKey`]), owner-reference helpers, API error helpers, a mutex lock that
 //! survives poisoning, and the submodules for pod facts (`podutil`), expectations and pod
-//! creation/deletion with events (`pod_control`) — upstream's `pkg/controller` helpers.
+//! creation/deletion with events (`pod_control`) and ControllerRevisions (`history`) —
+//! upstream's `pkg/controller` helpers.
 
 pub mod expectations;
+pub mod history;
 pub mod pod_control;
 pub mod podutil;
+pub mod workload;
 
 pub use expectations::Expectations;
 pub use pod_control::PodControl;
+pub use workload::Workload;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::Resource;
@@ -51,6 +55,23 @@ impl fmt::Display for ObjectKey {
             write!(f, "{}/{}", self.namespace, self.name)
         }
     }
+}
+
+/// A namespaced kind the controllers write.
+pub trait NamespacedKind:
+    Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+    + Clone
+    + serde::de::DeserializeOwned
+    + fmt::Debug
+{
+}
+
+impl<K> NamespacedKind for K where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + fmt::Debug
+{
 }
 
 /// The key of an object.
@@ -97,6 +118,29 @@ pub fn controller_ref(api_version: &str, kind: &str, owner: &ObjectMeta) -> Owne
     }
 }
 
+/// The controller owner reference to `owner`, with its kind's apiVersion and kind.
+pub fn owner_ref<K: Resource<DynamicType = ()>>(owner: &K) -> OwnerReference {
+    controller_ref(&K::api_version(&()), &K::kind(&()), owner.meta())
+}
+
+/// The metadata of an object `owner` creates from a template's metadata (upstream
+/// `GetPodFromTemplate`): the template's labels, annotations and finalizers, the owner's
+/// namespace and the controller reference to it. Names are for the caller to set.
+pub fn child_meta<K: Resource<DynamicType = ()>>(
+    owner: &K,
+    template: Option<&ObjectMeta>,
+) -> ObjectMeta {
+    let t = template.cloned().unwrap_or_default();
+    ObjectMeta {
+        namespace: owner.meta().namespace.clone(),
+        labels: t.labels,
+        annotations: t.annotations,
+        finalizers: t.finalizers,
+        owner_references: Some(vec![owner_ref(owner)]),
+        ..Default::default()
+    }
+}
+
 /// The message of an API error as upstream prints it (the Status message), else the error.
 pub fn api_message(e: &kube::Error) -> String {
     match e {
@@ -108,6 +152,35 @@ pub fn api_message(e: &kube::Error) -> String {
 /// Whether the API answered 404 Not Found.
 pub fn is_not_found(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 404)
+}
+
+/// A write's result with 404 Not Found taken as "already gone" (`Ok(None)`).
+pub fn ignore_not_found<T>(r: Result<T, kube::Error>) -> Result<Option<T>, kube::Error> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if is_not_found(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Merge-patches the status subresource of the namespaced `obj` with `status` (an object gone
+/// meanwhile is no error).
+pub async fn patch_status<K: NamespacedKind>(
+    client: &kube::Client,
+    obj: &K,
+    status: serde_json::Value,
+) -> Result<(), kube::Error> {
+    let m = obj.meta();
+    let api: kube::Api<K> =
+        kube::Api::namespaced(client.clone(), m.namespace.as_deref().unwrap_or(""));
+    let patch = serde_json::json!({ "status": status });
+    let name = m.name.as_deref().unwrap_or("");
+    let pp = kube::api::PatchParams::default();
+    ignore_not_found(
+        api.patch_status(name, &pp, &kube::api::Patch::Merge(&patch))
+            .await,
+    )?;
+    Ok(())
 }
 
 /// Locks `m`, recovering the guard when a thread panicked while holding it: the controllers'

@@ -7,7 +7,7 @@
 use super::{api_message, is_not_found};
 use crate::events::Recorder;
 use futures::future::join_all;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use kube::api::{Api, DeleteParams, PostParams, Preconditions};
 use kube::Resource;
 
@@ -41,6 +41,21 @@ pub fn slow_start<T>(items: &[T]) -> Vec<&[T]> {
             batch
         })
         .collect()
+}
+
+/// A pod `owner` creates from `template`: [`super::child_meta`], generateName `<prefix>-`,
+/// the template's spec.
+pub fn pod_from_template<K>(owner: &K, template: &PodTemplateSpec, prefix: &str) -> Pod
+where
+    K: Resource<DynamicType = ()>,
+{
+    let mut metadata = super::child_meta(owner, template.metadata.as_ref());
+    metadata.generate_name = Some(format!("{prefix}-"));
+    Pod {
+        metadata,
+        spec: template.spec.clone(),
+        status: None,
+    }
 }
 
 /// What a slow-start create did.

@@ -3,11 +3,12 @@
 //! that `kubectl rollout undo` applies back to the owner; revision numbers grow, equal templates
 //! are reused (a rollback bumps the old revision's number) and old ones are pruned.
 
-use crate::util::podutil;
+use crate::util::{ignore_not_found, is_controlled_by, patch_status, podutil, NamespacedKind};
 use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
+use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashSet};
 
@@ -102,6 +103,52 @@ pub fn to_prune(revs: &[&ControllerRevision], live: &HashSet<String>, limit: i32
         .take(n)
         .filter_map(|r| r.metadata.name.clone())
         .collect()
+}
+
+/// Creates `rev` for `owner` (upstream `CreateControllerRevision`). An existing revision of
+/// that name holding the same data for the same owner is used instead; one with other data is
+/// a hash collision: the owner's `status.collisionCount` becomes `collisions + 1` and an error
+/// asks for the retry that will hash differently.
+pub async fn create<K: NamespacedKind>(
+    client: &kube::Client,
+    owner: &K,
+    rev: &ControllerRevision,
+    collisions: i32,
+) -> Result<ControllerRevision, crate::Error> {
+    let ns = owner.meta().namespace.as_deref().unwrap_or("");
+    let api: Api<ControllerRevision> = Api::namespaced(client.clone(), ns);
+    let name = rev.metadata.name.clone().unwrap_or_default();
+    match api.create(&PostParams::default(), rev).await {
+        Ok(r) => Ok(r),
+        Err(kube::Error::Api(e)) if e.code == 409 => {
+            let existing = api.get(&name).await?;
+            let uid = owner.meta().uid.as_deref().unwrap_or("");
+            let same = rev.data.as_ref().is_some_and(|d| holds(&existing, &d.0));
+            if same && is_controlled_by(&existing.metadata, uid) {
+                return Ok(existing);
+            }
+            patch_status(client, owner, json!({"collisionCount": collisions + 1})).await?;
+            Err(crate::Error::Other(format!(
+                "controller revision {name} exists with other data; bumped the collision count, will retry"
+            )))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Deletes the revisions [`to_prune`] picks (upstream `cleanupHistory` / `truncateHistory`).
+pub async fn prune(
+    client: &kube::Client,
+    ns: &str,
+    revs: &[&ControllerRevision],
+    live: &HashSet<String>,
+    limit: Option<i32>,
+) -> Result<(), kube::Error> {
+    let api: Api<ControllerRevision> = Api::namespaced(client.clone(), ns);
+    for name in to_prune(revs, live, limit.unwrap_or(10)) {
+        ignore_not_found(api.delete(&name, &DeleteParams::default()).await)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
