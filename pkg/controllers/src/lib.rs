@@ -6,6 +6,7 @@ pub mod controller;
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
+pub mod disruption;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod events;
@@ -105,6 +106,7 @@ pub fn spawn_all(client: kube::Client, cfg: std::sync::Arc<Config>) {
     serviceaccount::start(&factory, cfg.clone());
     nodeipam::start(&factory, cfg.clone());
     pvbinder::start(&factory, cfg.clone());
+    disruption::start(&factory, cfg.clone());
     localpath::start(&factory, cfg.clone());
     // The garbage collector keeps its own metadata-only watches (it sees many kinds generically
     // and keeps a small graph node per object, no object); restarted if it ever returns.
