@@ -176,7 +176,7 @@ impl Fake {
     }
 }
 
-async fn exec_roundtrip(websockets: bool) {
+async fn exec_roundtrip(websockets: bool, input: Vec<u8>) {
     let f = fake().await;
     let mut child = f
         .kubectl(websockets)
@@ -184,15 +184,21 @@ async fn exec_roundtrip(websockets: bool) {
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(b"hello\n").await.unwrap();
-    drop(stdin);
-    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+    let feed = input.clone();
+    tokio::spawn(async move {
+        stdin.write_all(&feed).await.unwrap();
+    });
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
         .await
         .unwrap()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(stdout, "hello\n", "stderr: {stderr}");
+    assert!(
+        out.stdout == input,
+        "stdout: {} of {} bytes; stderr: {stderr}",
+        out.stdout.len(),
+        input.len()
+    );
     assert!(stderr.contains("bye"), "{stderr}");
     assert!(
         stderr.contains("command terminated with exit code 3"),
@@ -206,12 +212,27 @@ async fn exec_roundtrip(websockets: bool) {
 
 #[tokio::test]
 async fn kubectl_exec_websocket_v5() {
-    exec_roundtrip(true).await;
+    exec_roundtrip(true, b"hello\n".to_vec()).await;
+}
+
+/// Several MiB each way: no flow-control stall with either protocol.
+fn large() -> Vec<u8> {
+    (0..3 * 1024 * 1024).map(|i| (i % 251) as u8).collect()
+}
+
+#[tokio::test]
+async fn kubectl_exec_large_websocket() {
+    exec_roundtrip(true, large()).await;
+}
+
+#[tokio::test]
+async fn kubectl_exec_large_spdy() {
+    exec_roundtrip(false, large()).await;
 }
 
 #[tokio::test]
 async fn kubectl_exec_spdy() {
-    exec_roundtrip(false).await;
+    exec_roundtrip(false, b"hello\n".to_vec()).await;
 }
 
 async fn port_forward_roundtrip(websockets: bool) {
