@@ -299,23 +299,9 @@ fn attributes(method: &Method, path: &str, q: &Query, target: Option<&Target>) -
     }
 }
 
-fn version_info() -> Value {
-    json!({
-        "major": "1",
-        "minor": "32",
-        "gitVersion": concat!("v1.32.0+skiff-", env!("CARGO_PKG_VERSION")),
-        "gitCommit": "skiff",
-        "gitTreeState": "clean",
-        "buildDate": "2026-11-22T00:00:00Z",
-        "goVersion": "rust",
-        "compiler": "rustc",
-        "platform": format!("{}/{}", std::env::consts::OS, if std::env::consts::ARCH == "x86_64" { "amd64" } else if std::env::consts::ARCH == "aarch64" { "arm64" } else { std::env::consts::ARCH }),
-    })
-}
-
 fn public(st: &AppState, path: &str, q: &Query) -> ApiResult<Response> {
     match path {
-        "/version" => Ok(json_response(200, &version_info())),
+        "/version" => Ok(json_response(200, &crate::version::info(&st.cfg.build))),
         "/cacerts" | "/v1-skiff/cacerts" => Ok(text(200, st.pki.server_ca_pem())),
         "/ping" | "/v1-skiff/ping" => Ok(text(200, "pong")),
         _ => {

@@ -25,6 +25,7 @@ pub mod state;
 pub mod supervisor;
 pub mod table;
 pub mod tunnel;
+pub mod version;
 pub mod watch;
 
 use crate::alloc::{IpAllocator, PortAllocator};

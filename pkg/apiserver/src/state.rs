@@ -31,6 +31,8 @@ pub struct ServerConfig {
     pub default_unreachable_toleration_seconds: i64,
     /// How often the store compacts.
     pub compact_interval: Duration,
+    /// The build facts `/version` reports.
+    pub build: crate::version::BuildInfo,
 }
 
 impl Default for ServerConfig {
@@ -51,6 +53,7 @@ impl Default for ServerConfig {
             default_not_ready_toleration_seconds: 300,
             default_unreachable_toleration_seconds: 300,
             compact_interval: Duration::from_secs(30),
+            build: crate::version::BuildInfo::default(),
         }
     }
 }
