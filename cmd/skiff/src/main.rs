@@ -6,6 +6,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod config;
+
 // mimalloc instead of glibc malloc: the control plane allocates and frees many small JSON values
 // across tokio worker threads, where glibc's arenas spent ~40% of server CPU (perf, 3,000-pod
 // scale run) consolidating chunks. Measured in BENCHMARKS.md.
@@ -13,10 +15,25 @@ use std::time::Duration;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The facts `build.rs` recorded about this build, for `/version`.
+fn build_info() -> skiff_apiserver::version::BuildInfo {
+    skiff_apiserver::version::BuildInfo {
+        git_commit: env!("SKIFF_GIT_COMMIT").into(),
+        git_tree_state: env!("SKIFF_GIT_TREE_STATE").into(),
+        build_date: env!("SKIFF_BUILD_DATE").into(),
+        compiler_version: env!("SKIFF_RUSTC_VERSION").into(),
+    }
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "skiff",
     version,
+    long_version = concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (commit ", env!("SKIFF_GIT_COMMIT"), ", tree ", env!("SKIFF_GIT_TREE_STATE"),
+        ", built ", env!("SKIFF_BUILD_DATE"), " with ", env!("SKIFF_RUSTC_VERSION"), ")"
+    ),
     about = "A lightweight Kubernetes distribution in one binary"
 )]
 struct Cli {
@@ -34,7 +51,7 @@ enum Command {
     /// Print the node token of a server data dir.
     Token(TokenArgs),
     /// Run a node agent that joins a server and runs its pods on containerd.
-    Agent(AgentArgs),
+    Agent(Box<AgentArgs>),
     /// Container images on this node's containerd: import archives, list.
     Images(ImagesArgs),
     /// Run many simulated ("hollow") nodes in one process, for scale tests.
@@ -68,6 +85,10 @@ struct NodeArgs {
     /// Most pods the node accepts.
     #[arg(long, default_value_t = 110)]
     max_pods: u32,
+    /// Kubelet flag, key=value (repeatable, as k3s); skiff implements
+    /// `eviction-hard=memory.available<100Mi,nodefs.available<10%`.
+    #[arg(long = "kubelet-arg")]
+    kubelet_arg: Vec<String>,
     /// Port of the node's kubelet API (logs, exec, port-forward, stats).
     #[arg(long, default_value_t = 10250)]
     kubelet_port: u16,
@@ -93,8 +114,14 @@ enum ImagesCommand {
     Ls,
 }
 
+/// Where `--config` points unless told otherwise (k3s: /etc/rancher/k3s/config.yaml).
+const DEFAULT_CONFIG: &str = "/etc/skiff/config.yaml";
+
 #[derive(Args, Debug)]
 struct AgentArgs {
+    /// Config file (YAML): every flag is a key, e.g. `node-label: [disk=ssd]`; flags win.
+    #[arg(short = 'c', long, env = "SKIFF_CONFIG_FILE", default_value = DEFAULT_CONFIG)]
+    config: PathBuf,
     /// Container runtime: `containerd` (default) or `sim` (simulated pods, for scale tests).
     #[arg(long, default_value = "containerd")]
     runtime: String,
@@ -245,6 +272,7 @@ fn containerd_agent_config(
         labels,
         taints,
         max_pods: node.max_pods,
+        kubelet_args: node.kubelet_arg.clone(),
         kubelet_port: node.kubelet_port,
         private_registry: node.private_registry.clone(),
         container_runtime_endpoint: node.container_runtime_endpoint.clone(),
@@ -255,6 +283,9 @@ fn containerd_agent_config(
 }
 
 async fn run_agent(args: AgentArgs) -> Result<()> {
+    if args.config.is_file() {
+        tracing::info!(config = %args.config.display(), "flags from the config file");
+    }
     let token = join_token(&args.token, &args.token_file)?;
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     match args.runtime.as_str() {
@@ -392,13 +423,9 @@ struct TokenArgs {
 
 #[derive(Args, Debug)]
 struct ServerArgs {
-    /// Config file with the same keys as the flags (YAML).
-    #[arg(
-        short = 'c',
-        long,
-        env = "SKIFF_CONFIG_FILE",
-        default_value = "/etc/skiff/config.yaml"
-    )]
+    /// Config file (YAML): every flag is a key, e.g. `https-listen-port: 7443`,
+    /// `tls-san: [a, b]`; flags win.
+    #[arg(short = 'c', long, env = "SKIFF_CONFIG_FILE", default_value = DEFAULT_CONFIG)]
     config: PathBuf,
     /// Data directory (default /var/lib/skiff as root, ~/.skiff otherwise).
     #[arg(short = 'd', long)]
@@ -505,74 +532,10 @@ fn parse_duration(s: &str) -> Result<Duration> {
     })
 }
 
-/// Applies keys of the YAML config file that were not given as flags (flags win).
-fn merge_config_file(args: &mut ServerArgs) -> Result<()> {
-    let Ok(text) = std::fs::read_to_string(&args.config) else {
-        return Ok(());
-    };
-    let v: serde_yaml::Value = serde_yaml::from_str(&text)
-        .with_context(|| format!("config file {} is not valid YAML", args.config.display()))?;
-    let get = |k: &str| {
-        v.get(k).and_then(|x| match x {
-            serde_yaml::Value::String(s) => Some(s.clone()),
-            serde_yaml::Value::Number(n) => Some(n.to_string()),
-            serde_yaml::Value::Bool(b) => Some(b.to_string()),
-            _ => None,
-        })
-    };
-    if args.data_dir.is_none() {
-        args.data_dir = get("data-dir").map(PathBuf::from);
+async fn run_server(args: ServerArgs) -> Result<()> {
+    if args.config.is_file() {
+        tracing::info!(config = %args.config.display(), "flags from the config file");
     }
-    if args.write_kubeconfig.is_none() {
-        args.write_kubeconfig = get("write-kubeconfig").map(PathBuf::from);
-    }
-    if args.token.is_none() {
-        args.token = get("token");
-    }
-    if let Some(p) = get("https-listen-port") {
-        if args.https_listen_port == 6443 {
-            args.https_listen_port = p
-                .parse()
-                .context("config https-listen-port must be a port number")?;
-        }
-    }
-    if get("disable-agent").as_deref() == Some("true") {
-        args.disable_agent = true;
-    }
-    if args.node.node_name.is_none() {
-        args.node.node_name = get("node-name");
-    }
-    if args.node.node_ip.is_none() {
-        if let Some(ip) = get("node-ip") {
-            args.node.node_ip = Some(
-                ip.parse()
-                    .with_context(|| format!("config node-ip {ip:?} is not an IPv4 address"))?,
-            );
-        }
-    }
-    if let Some(p) = get("private-registry") {
-        if args.node.private_registry == std::path::Path::new(DEFAULT_REGISTRIES) {
-            args.node.private_registry = PathBuf::from(p);
-        }
-    }
-    for (key, list) in [
-        ("node-label", &mut args.node.node_label),
-        ("node-taint", &mut args.node.node_taint),
-    ] {
-        if let Some(items) = v.get(key).and_then(|x| x.as_sequence()) {
-            list.extend(items.iter().filter_map(|s| s.as_str()).map(str::to_string));
-        }
-    }
-    if let Some(sans) = v.get("tls-san").and_then(|x| x.as_sequence()) {
-        for s in sans.iter().filter_map(|s| s.as_str()) {
-            args.tls_san.push(s.to_string());
-        }
-    }
-    Ok(())
-}
-
-async fn run_server(mut args: ServerArgs) -> Result<()> {
-    merge_config_file(&mut args)?;
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     let (lo, hi) = args
         .service_node_port_range
@@ -622,6 +585,7 @@ async fn run_server(mut args: ServerArgs) -> Result<()> {
         token,
         default_not_ready_toleration_seconds: args.default_not_ready_toleration_seconds,
         default_unreachable_toleration_seconds: args.default_unreachable_toleration_seconds,
+        build: build_info(),
         ..Default::default()
     };
     let started = std::time::Instant::now();
@@ -786,12 +750,24 @@ async fn wait_for_shutdown() {
     }
 }
 
+/// The command line merged with the config file; exits like clap on a usage error or `--help`.
+fn parse_cli(argv: Vec<std::ffi::OsString>) -> Cli {
+    let argv = match config::merged_args::<Cli>(argv) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(2);
+        }
+    };
+    Cli::parse_from(argv)
+}
+
 fn main() -> Result<()> {
     // No transparent huge pages for mimalloc's arenas: with THP every touched arena region is
     // backed by 2 MiB pages, which costs ~20 MiB of idle RSS and buys nothing at our sizes.
     // Best effort: a kernel without the prctl just keeps THP.
     let _ = rustix::thread::disable_transparent_huge_pages(true);
-    let cli = Cli::parse();
+    let cli = parse_cli(std::env::args_os().collect());
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(&cli.log)
@@ -805,7 +781,7 @@ fn main() -> Result<()> {
         .context("cannot start the async runtime")?;
     match cli.cmd {
         Command::Server(args) => rt.block_on(run_server(*args)),
-        Command::Agent(args) => rt.block_on(run_agent(args)),
+        Command::Agent(args) => rt.block_on(run_agent(*args)),
         Command::Images(args) => rt.block_on(run_images(args)),
         Command::Hollow(args) => rt.block_on(run_hollow(args)),
         Command::Token(t) => {
@@ -836,18 +812,18 @@ mod tests {
              node-label: [disk=ssd]\nnode-taint: ['dedicated=infra:NoSchedule']\n",
         )
         .unwrap();
-        let cli = Cli::parse_from([
+        let cli = parse_with(&[
             "skiff",
             "server",
             "--config",
             path.to_str().unwrap(),
             "--node-label",
             "zone=a",
-        ]);
-        let Command::Server(mut args) = cli.cmd else {
+        ])
+        .unwrap();
+        let Command::Server(args) = cli.cmd else {
             panic!("not a server command");
         };
-        merge_config_file(&mut args).unwrap();
         std::fs::remove_file(&path).unwrap();
         assert_eq!(args.node.node_name.as_deref(), Some("edge-1"));
         assert_eq!(args.node.node_ip, Some(Ipv4Addr::new(192, 0, 2, 7)));
@@ -857,5 +833,163 @@ mod tests {
         let (labels, taints) = parse_node_flags(&args.node).unwrap();
         assert_eq!(labels.len(), 2);
         assert_eq!(taints[0].effect, "NoSchedule");
+    }
+
+    /// Parses `argv` with the config file it names merged in, as `main` does.
+    fn parse_with(argv: &[&str]) -> Result<Cli> {
+        let argv = config::merged_args::<Cli>(argv.iter().map(Into::into).collect())?;
+        Ok(Cli::try_parse_from(argv)?)
+    }
+
+    /// A config file with `text`, removed on drop.
+    struct ConfigFile(PathBuf);
+
+    impl ConfigFile {
+        fn new(name: &str, text: &str) -> ConfigFile {
+            let p = std::env::temp_dir()
+                .join(format!("skiff-config-{}-{name}.yaml", std::process::id()));
+            std::fs::write(&p, text).unwrap();
+            ConfigFile(p)
+        }
+
+        fn path(&self) -> &str {
+            self.0.to_str().unwrap()
+        }
+    }
+
+    impl Drop for ConfigFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    fn server(argv: &[&str]) -> Result<Box<ServerArgs>> {
+        match parse_with(argv)?.cmd {
+            Command::Server(a) => Ok(a),
+            other => panic!("not a server command: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_server_flag_is_a_key_and_the_command_line_wins() {
+        let f = ConfigFile::new(
+            "port",
+            "https-listen-port: 7443\ndisable-agent: true\ntls-san: [a.example, 192.0.2.1]\n\
+             service-node-port-range: 31000-31999\nevent-ttl: 30m\nlog: debug\n\
+             default-unreachable-toleration-seconds: 60\n",
+        );
+        let a = server(&["skiff", "server", "-c", f.path()]).unwrap();
+        assert_eq!(a.https_listen_port, 7443);
+        assert!(a.disable_agent);
+        assert_eq!(a.tls_san, ["a.example", "192.0.2.1"]);
+        assert_eq!(a.service_node_port_range, "31000-31999");
+        assert_eq!(a.event_ttl, "30m");
+        assert_eq!(a.default_unreachable_toleration_seconds, 60);
+        // An explicit flag equal to the default still wins over the file.
+        let a = server(&[
+            "skiff",
+            "server",
+            "--config",
+            f.path(),
+            "--https-listen-port",
+            "6443",
+            "--tls-san=b.example",
+        ])
+        .unwrap();
+        assert_eq!(a.https_listen_port, 6443);
+        assert_eq!(a.tls_san, ["b.example", "a.example", "192.0.2.1"]);
+        let cli = parse_with(&["skiff", "server", "--config", f.path()]).unwrap();
+        assert_eq!(cli.log, "debug");
+        let cli = parse_with(&["skiff", "--log", "warn", "server", "--config", f.path()]).unwrap();
+        assert_eq!(cli.log, "warn");
+    }
+
+    #[test]
+    fn a_false_switch_and_a_single_list_value_are_accepted() {
+        let f = ConfigFile::new("switch", "disable-agent: false\nnode-label: disk=ssd\n");
+        let a = server(&["skiff", "server", "--config", f.path()]).unwrap();
+        assert!(!a.disable_agent);
+        assert_eq!(a.node.node_label, ["disk=ssd"]);
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_shapes_are_errors_naming_the_key() {
+        for (text, want) in [
+            (
+                "https-listen-prot: 7443\n",
+                "unknown key \"https-listen-prot\"",
+            ),
+            ("server: https://192.0.2.1:6443\n", "unknown key \"server\""),
+            (
+                "https-listen-port: [1, 2]\n",
+                "key \"https-listen-port\" takes one value",
+            ),
+            (
+                "disable-agent: maybe\n",
+                "key \"disable-agent\" is a switch",
+            ),
+            ("token:\n", "key \"token\" has no value"),
+            ("config: /etc/other.yaml\n", "key \"config\""),
+            ("- a\n- b\n", "must be a mapping"),
+        ] {
+            let f = ConfigFile::new("bad", text);
+            let err = format!(
+                "{:#}",
+                server(&["skiff", "server", "-c", f.path()]).unwrap_err()
+            );
+            assert!(err.contains(want), "{text:?}: {err}");
+            assert!(err.contains(f.path()), "{text:?}: {err}");
+        }
+        // A value of the wrong type is clap's error, as for the flag.
+        let f = ConfigFile::new("type", "https-listen-port: high\n");
+        assert!(server(&["skiff", "server", "-c", f.path()]).is_err());
+    }
+
+    #[test]
+    fn a_missing_or_empty_config_file_changes_nothing() {
+        let a = server(&["skiff", "server", "-c", "/nonexistent/skiff.yaml"]).unwrap();
+        assert_eq!(a.https_listen_port, 6443);
+        let f = ConfigFile::new("empty", "");
+        let a = server(&["skiff", "server", "-c", f.path()]).unwrap();
+        assert_eq!(a.https_listen_port, 6443);
+        assert!(a.tls_san.is_empty());
+    }
+
+    #[test]
+    fn the_agent_reads_the_config_file_too() {
+        let f = ConfigFile::new(
+            "agent",
+            "server: https://192.0.2.1:6443\ntoken: K10abc::server:pw\nnode-name: edge-2\n\
+             node-label: [zone=b]\nmax-pods: 50\n",
+        );
+        // `--server` is required: the file may supply it.
+        let cli =
+            parse_with(&["skiff", "agent", "--config", f.path(), "--max-pods", "20"]).unwrap();
+        let Command::Agent(a) = cli.cmd else {
+            panic!("not an agent command");
+        };
+        assert_eq!(a.server, "https://192.0.2.1:6443");
+        assert_eq!(a.token.as_deref(), Some("K10abc::server:pw"));
+        assert_eq!(a.node.node_name.as_deref(), Some("edge-2"));
+        assert_eq!(a.node.node_label, ["zone=b"]);
+        assert_eq!(a.node.max_pods, 20);
+        // Server-only keys are not agent flags.
+        let f = ConfigFile::new(
+            "agent-bad",
+            "server: https://192.0.2.1:6443\ndisable-agent: true\n",
+        );
+        let err = format!(
+            "{:#}",
+            parse_with(&["skiff", "agent", "-c", f.path()])
+                .err()
+                .unwrap()
+        );
+        assert!(err.contains("unknown key \"disable-agent\""), "{err}");
+    }
+
+    #[test]
+    fn other_subcommands_ignore_the_config_file() {
+        let cli = parse_with(&["skiff", "token", "-d", "/tmp/x"]).unwrap();
+        assert!(matches!(cli.cmd, Command::Token(_)));
     }
 }
