@@ -99,6 +99,33 @@ struct Args {
     /// Pod benchmark: pods started at once.
     #[arg(long, default_value_t = 30)]
     pod_batch: usize,
+    /// A few seconds instead of minutes: tiny counts, one round, no etcd — checks that every
+    /// phase still runs (CI starts it); the figures mean nothing. Exits non-zero when a phase
+    /// fails, like a full run.
+    #[arg(long)]
+    smoke: bool,
+}
+
+impl Args {
+    /// `--smoke`: every phase, with counts small enough for a debug build in seconds.
+    fn smoke(&mut self) {
+        self.levels = vec![1, 4];
+        self.rounds = 1;
+        self.duration = 0.5;
+        self.max_ops = 100;
+        self.cold_runs = 1;
+        self.warm_runs = 1;
+        self.idle = 0.2;
+        self.get_count = 50;
+        self.list_pods = 20;
+        self.list_count = 3;
+        self.watchers = 4;
+        self.watch_rate = 20.0;
+        self.watch_secs = 0.5;
+        self.skip_etcd = true;
+        self.pod_runs = 1;
+        self.pod_batch = 2;
+    }
 }
 
 fn secs(s: f64, arg: &str) -> Result<Duration> {
@@ -123,7 +150,10 @@ fn skiff_bin(args: &Args) -> PathBuf {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    if args.smoke {
+        args.smoke();
+    }
     if args.pods && !pods::inside_netns() {
         return match pods::run_in_netns() {
             Ok(st) if st.success() => ExitCode::SUCCESS,
@@ -155,7 +185,20 @@ fn main() -> ExitCode {
         }
     });
     match res {
-        Ok(report) => emit(&args.out, &report.markdown(), &report),
+        Ok(report) => {
+            let code = emit(&args.out, &report.markdown(), &report);
+            let problems = report.problems();
+            if problems.is_empty() {
+                code
+            } else {
+                eprintln!(
+                    "skiff-bench: {} problem(s), see \"Not measured / errors\" above; first: {}",
+                    problems.len(),
+                    problems[0]
+                );
+                ExitCode::FAILURE
+            }
+        }
         Err(e) => {
             eprintln!("skiff-bench: {e}");
             ExitCode::FAILURE
@@ -282,6 +325,7 @@ async fn run(args: &Args) -> Result<Report> {
         sqlite: SqliteReport::default(),
         targets: vec![],
         errors: vec![],
+        skipped: vec![],
     };
     let skiff_dir = tmp.path().join("skiff");
     let etcd_dir = tmp.path().join("etcd");
@@ -293,7 +337,7 @@ async fn run(args: &Args) -> Result<Report> {
     // 1. skiff start-up: cold and warm, then the server that takes the load (idle RSS).
     let mut server = None;
     if args.skip_skiff {
-        report.errors.push("skiff: skipped (--skip-skiff)".into());
+        report.skipped.push("skiff (--skip-skiff)".into());
     } else {
         eprintln!("skiff-bench: skiff start-up ({})", skiff_bin.display());
         if start_phases(args, &skiff_bin, &skiff_dir, &mut report).await {
@@ -317,7 +361,14 @@ async fn run(args: &Args) -> Result<Report> {
 
     // 2. The peer.
     let etcd = if args.skip_etcd {
-        report.errors.push("etcd: skipped (--skip-etcd)".into());
+        report.skipped.push(
+            if args.smoke {
+                "etcd (--smoke)"
+            } else {
+                "etcd (--skip-etcd)"
+            }
+            .into(),
+        );
         None
     } else {
         match etcd::start(&args.etcd_bin, &etcd_dir).await {
@@ -335,7 +386,7 @@ async fn run(args: &Args) -> Result<Report> {
     // 3. The floor, one fsync per insert.
     let value_bytes = value.clone();
     if args.skip_sqlite {
-        report.errors.push("sqlite: skipped (--skip-sqlite)".into());
+        report.skipped.push("sqlite (--skip-sqlite)".into());
     } else {
         eprintln!("skiff-bench: sqlite, one fsync per insert");
         match sqlite::single(&sqlite_dir.join("single.db"), limits, value_bytes.clone()).await {
@@ -510,6 +561,7 @@ async fn main_server(args: &Args, bin: &Path, dir: &Path, report: &mut Report) -
     report.skiff.idle_mem = procs::mem_breakdown(sk.child.pid());
     let probe = async {
         let mut c = http::Conn::connect(&target).await?;
+        skiff::create_default_service_account(&mut c, "default").await?;
         c.expect(
             Method::POST,
             "/api/v1/namespaces/default/pods",

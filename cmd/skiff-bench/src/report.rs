@@ -79,7 +79,10 @@ pub struct Report {
     pub etcd: EtcdReport,
     pub sqlite: SqliteReport,
     pub targets: Vec<Verdict>,
+    /// Phases that failed (the run then exits non-zero).
     pub errors: Vec<String>,
+    /// Phases left out on purpose (`--skip-*`, `--smoke`).
+    pub skipped: Vec<String>,
 }
 
 /// One target and whether it was met.
@@ -425,7 +428,23 @@ impl Report {
                 mib(self.etcd.rss_after_load_kib)
             );
         }
-        let firsts: Vec<String> = s
+        let problems = self.problems();
+        if !problems.is_empty() || !self.skipped.is_empty() {
+            let _ = writeln!(o, "\n### Not measured / errors\n");
+            for e in &self.skipped {
+                let _ = writeln!(o, "- skipped: {e}");
+            }
+            for e in &problems {
+                let _ = writeln!(o, "- {e}");
+            }
+        }
+        o
+    }
+
+    /// Failed phases and the first failed request of each write level: empty for a good run.
+    pub fn problems(&self) -> Vec<String> {
+        let firsts = self
+            .skiff
             .creates
             .iter()
             .chain(&self.etcd.puts)
@@ -433,15 +452,8 @@ impl Report {
                 r.first_error
                     .as_ref()
                     .map(|e| format!("round {} at {} clients: {e}", r.round + 1, r.clients))
-            })
-            .collect();
-        if !self.errors.is_empty() || !firsts.is_empty() {
-            let _ = writeln!(o, "\n### Not measured / errors\n");
-            for e in self.errors.iter().chain(&firsts) {
-                let _ = writeln!(o, "- {e}");
-            }
-        }
-        o
+            });
+        self.errors.iter().cloned().chain(firsts).collect()
     }
 }
 
@@ -478,6 +490,7 @@ mod tests {
             sqlite: SqliteReport::default(),
             targets: vec![],
             errors: vec![],
+            skipped: vec![],
         }
     }
 
@@ -523,6 +536,27 @@ mod tests {
             md.contains("| 64 | 1.25x | not measured | not measured |"),
             "{md}"
         );
+    }
+
+    #[test]
+    fn failed_requests_and_phases_are_problems_and_skips_are_not() {
+        let mut r = report();
+        r.skipped.push("etcd (--skip-etcd)".into());
+        assert!(r.problems().is_empty());
+        let mut bad = load(16, 10.0, 1.0);
+        bad.first_error = Some("POST /api/v1/namespaces/default/pods: 403".into());
+        r.skiff.creates.push(bad);
+        r.errors.push("skiff LIST latency: timed out".into());
+        assert_eq!(
+            r.problems(),
+            [
+                "skiff LIST latency: timed out",
+                "round 1 at 16 clients: POST /api/v1/namespaces/default/pods: 403"
+            ]
+        );
+        let md = r.markdown();
+        assert!(md.contains("- skipped: etcd (--skip-etcd)\n"), "{md}");
+        assert!(md.contains("- skiff LIST latency: timed out\n"), "{md}");
     }
 
     #[test]

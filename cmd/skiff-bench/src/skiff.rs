@@ -127,13 +127,30 @@ pub fn pod_body(namespace: &str, name: &str) -> Bytes {
     ))
 }
 
-/// Creates namespace `name`.
+/// Creates namespace `name` and its `default` service account.
 pub async fn create_namespace(conn: &mut Conn, name: &str) -> Result<()> {
     let body =
         format!(r#"{{"apiVersion":"v1","kind":"Namespace","metadata":{{"name":"{name}"}}}}"#);
     conn.expect(
         Method::POST,
         "/api/v1/namespaces",
+        Some(Bytes::from(body)),
+        201,
+    )
+    .await?;
+    create_default_service_account(conn, name).await
+}
+
+/// Creates the `default` ServiceAccount of `ns`. Pods need their service account (the API
+/// server's ServiceAccount admission answers 403 without it); the bench runs the server with
+/// the controllers off, so it does what the service-account controller would have done.
+pub async fn create_default_service_account(conn: &mut Conn, ns: &str) -> Result<()> {
+    let body = format!(
+        r#"{{"apiVersion":"v1","kind":"ServiceAccount","metadata":{{"name":"default","namespace":"{ns}"}}}}"#
+    );
+    conn.expect(
+        Method::POST,
+        &format!("/api/v1/namespaces/{ns}/serviceaccounts"),
         Some(Bytes::from(body)),
         201,
     )
