@@ -127,18 +127,30 @@ pub fn parse_query(
 /// One line of a CRI log file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogLine<'a> {
-    pub time: DateTime<FixedOffset>,
+    /// The RFC 3339 time field, parsed only when needed (see [`LogLine::time`]): most reads
+    /// neither filter by time nor print it, and parsing is the bulk of the per-line cost.
+    pub time_raw: &'a [u8],
     pub stderr: bool,
     /// `P`: a piece of a longer line; the rest follows in the next lines up to an `F`.
     pub partial: bool,
     pub msg: &'a [u8],
 }
 
-/// Parses one CRI log line (without its `\n`); `None` when it is not in that format.
+impl LogLine<'_> {
+    /// The line's time; `None` when the field is not RFC 3339.
+    pub fn time(&self) -> Option<DateTime<FixedOffset>> {
+        DateTime::parse_from_rfc3339(std::str::from_utf8(self.time_raw).ok()?).ok()
+    }
+}
+
+/// Splits one CRI log line (without its `\n`); `None` when it is not in that format (the time
+/// field is only checked to start with a digit; [`LogLine::time`] parses it).
 pub fn parse_line(line: &[u8]) -> Option<LogLine<'_>> {
     let mut parts = line.splitn(4, |b| *b == b' ');
-    let time = std::str::from_utf8(parts.next()?).ok()?;
-    let time = DateTime::parse_from_rfc3339(time).ok()?;
+    let time_raw = parts.next()?;
+    if !time_raw.first()?.is_ascii_digit() {
+        return None;
+    }
     let stderr = match parts.next()? {
         b"stdout" => false,
         b"stderr" => true,
@@ -152,7 +164,7 @@ pub fn parse_line(line: &[u8]) -> Option<LogLine<'_>> {
         _ => return None,
     };
     Some(LogLine {
-        time,
+        time_raw,
         stderr,
         partial,
         msg: parts.next().unwrap_or_default(),
@@ -194,13 +206,23 @@ impl LogWriter {
             return true;
         };
         let prefix = self.timestamps && self.at_line_start;
+        let time = if prefix || self.since.is_some() {
+            match line.time() {
+                Some(t) => Some(t),
+                None => return true,
+            }
+        } else {
+            None
+        };
         self.at_line_start = !line.partial;
-        if self.since.is_some_and(|s| line.time < s) {
-            return true;
+        if let (Some(since), Some(t)) = (self.since, time) {
+            if t < since {
+                return true;
+            }
         }
         let start = out.len();
-        if prefix {
-            out.extend_from_slice(format_timestamp(&line.time).as_bytes());
+        if let (true, Some(t)) = (prefix, time) {
+            out.extend_from_slice(format_timestamp(&t).as_bytes());
             out.push(b' ');
         }
         out.extend_from_slice(line.msg);
@@ -454,12 +476,17 @@ mod tests {
             b""
         );
         assert!(parse_line(b"garbage").is_none());
+        assert!(parse_line(b"2026-13-99Tx stdout F x")
+            .unwrap()
+            .time()
+            .is_none());
         assert!(parse_line(b"2026-12-07T01:02:03Z stdin F x").is_none());
         assert_eq!(
             format_timestamp(
                 &parse_line(b"2026-12-07T01:02:03.5Z stdout F x")
                     .unwrap()
-                    .time
+                    .time()
+                    .unwrap()
             ),
             "2026-12-07T01:02:03.500000000Z"
         );
