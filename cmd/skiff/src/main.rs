@@ -85,6 +85,10 @@ struct NodeArgs {
     /// Most pods the node accepts.
     #[arg(long, default_value_t = 110)]
     max_pods: u32,
+    /// Kubelet flag, key=value (repeatable, as k3s); skiff implements
+    /// `eviction-hard=memory.available<100Mi,nodefs.available<10%`.
+    #[arg(long = "kubelet-arg")]
+    kubelet_arg: Vec<String>,
     /// Port of the node's kubelet API (logs, exec, port-forward, stats).
     #[arg(long, default_value_t = 10250)]
     kubelet_port: u16,
@@ -268,6 +272,7 @@ fn containerd_agent_config(
         labels,
         taints,
         max_pods: node.max_pods,
+        kubelet_args: node.kubelet_arg.clone(),
         kubelet_port: node.kubelet_port,
         private_registry: node.private_registry.clone(),
         container_runtime_endpoint: node.container_runtime_endpoint.clone(),

@@ -56,39 +56,22 @@ const fn k(
     }
 }
 
-/// The kinds that can be owners or dependents in skiff.
+/// The kinds that can be owners or dependents in skiff (a table: one kind a line).
+#[rustfmt::skip]
 pub const KINDS: &[Kind] = &[
     k("", "v1", "Pod", "pods", true),
     k("apps", "v1", "ReplicaSet", "replicasets", true),
     k("apps", "v1", "Deployment", "deployments", true),
     k("apps", "v1", "DaemonSet", "daemonsets", true),
     k("apps", "v1", "StatefulSet", "statefulsets", true),
-    k(
-        "apps",
-        "v1",
-        "ControllerRevision",
-        "controllerrevisions",
-        true,
-    ),
+    k("apps", "v1", "ControllerRevision", "controllerrevisions", true),
     k("batch", "v1", "Job", "jobs", true),
     k("batch", "v1", "CronJob", "cronjobs", true),
-    k(
-        "discovery.k8s.io",
-        "v1",
-        "EndpointSlice",
-        "endpointslices",
-        true,
-    ),
+    k("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", true),
     k("", "v1", "Service", "services", true),
     k("", "v1", "ConfigMap", "configmaps", true),
     k("", "v1", "Secret", "secrets", true),
-    k(
-        "",
-        "v1",
-        "PersistentVolumeClaim",
-        "persistentvolumeclaims",
-        true,
-    ),
+    k("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", true),
     k("", "v1", "Node", "nodes", false),
     k("coordination.k8s.io", "v1", "Lease", "leases", true),
 ];
@@ -658,71 +641,36 @@ mod tests {
 
     #[test]
     fn classify_like_upstream() {
+        use OwnerState::{Absent, Solid, WaitingForDependents as Waiting};
         let item = node("p", vec![oref("a", true), oref("b", true)], false, &[]);
         let s = |a: OwnerState, b: OwnerState| vec![("a".to_string(), a), ("b".to_string(), b)];
+        let c = |a, b, deps, blocking| classify(&item, &s(a, b), deps, blocking);
+        assert_eq!(c(Solid, Solid, false, false), Action::Nothing);
         assert_eq!(
-            classify(
-                &item,
-                &s(OwnerState::Solid, OwnerState::Solid),
-                false,
-                false
-            ),
-            Action::Nothing
-        );
-        assert_eq!(
-            classify(
-                &item,
-                &s(OwnerState::Solid, OwnerState::Absent),
-                false,
-                false
-            ),
+            c(Solid, Absent, false, false),
             Action::RemoveRefs(vec!["b".into()])
         );
         assert_eq!(
-            classify(
-                &item,
-                &s(OwnerState::Absent, OwnerState::Absent),
-                false,
-                false
-            ),
+            c(Absent, Absent, false, false),
             Action::Delete(Policy::Background)
         );
         assert_eq!(
-            classify(
-                &item,
-                &s(OwnerState::WaitingForDependents, OwnerState::Absent),
-                true,
-                false
-            ),
+            c(Waiting, Absent, true, false),
             Action::Delete(Policy::Foreground)
         );
         assert_eq!(
-            classify(
-                &item,
-                &s(OwnerState::WaitingForDependents, OwnerState::Absent),
-                true,
-                true
-            ),
+            c(Waiting, Absent, true, true),
             Action::UnblockThenDeleteForeground(vec!["a".into()])
         );
         // no dependents: a plain (background) delete even when the owner waits
         assert_eq!(
-            classify(
-                &item,
-                &s(OwnerState::WaitingForDependents, OwnerState::Absent),
-                false,
-                false
-            ),
+            c(Waiting, Absent, false, false),
             Action::Delete(Policy::Background)
         );
         let orphaning = node("p", vec![oref("a", true)], false, &[ORPHAN]);
+        let absent = [("a".into(), Absent)];
         assert_eq!(
-            classify(
-                &orphaning,
-                &[("a".into(), OwnerState::Absent)],
-                false,
-                false
-            ),
+            classify(&orphaning, &absent, false, false),
             Action::Delete(Policy::Orphan)
         );
         assert_eq!(

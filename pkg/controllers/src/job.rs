@@ -9,7 +9,7 @@
 
 use crate::controller::{Action, Controller};
 use crate::informer::Factory;
-use crate::util::{podutil, ObjectKey, Workload};
+use crate::util::{ignore_not_found, podutil, ObjectKey, Workload};
 use crate::{Config, Error};
 use k8s_openapi::api::batch::v1::{Job, JobCondition, JobStatus, UncountedTerminatedPods};
 use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector, Pod};
@@ -887,14 +887,9 @@ async fn remove_finalizer(api: &Api<Pod>, name: &str, pod: &Pod) -> Result<(), E
         "finalizers": finalizers,
         "resourceVersion": pod.metadata.resource_version,
     }});
-    match api
-        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(e) => Err(e.into()),
-    }
+    let pp = PatchParams::default();
+    ignore_not_found(api.patch(name, &pp, &Patch::Merge(&patch)).await)?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -181,11 +181,7 @@ pub fn plan(
 /// spawns its worker.
 pub fn start(factory: &Factory, _cfg: Arc<crate::Config>) {
     let ctx = Arc::new(Ctx {
-        client: factory.client(),
-        recorder: Recorder::new(factory.client(), "rancher.io/local-path_skiff"),
-        claims: factory.store::<PersistentVolumeClaim>(),
-        classes: factory.store::<StorageClass>(),
-        volumes: factory.store::<PersistentVolume>(),
+        storage: crate::pvbinder::Ctx::new(factory, "rancher.io/local-path_skiff"),
         nodes: factory.store::<Node>(),
     });
     let claims = ctx.claims.clone();
@@ -216,13 +212,17 @@ pub fn start(factory: &Factory, _cfg: Arc<crate::Config>) {
         .run(ctx, reconcile);
 }
 
+/// The storage controllers' context plus the nodes (a volume's path lives on one).
 struct Ctx {
-    client: kube::Client,
-    recorder: Recorder,
-    claims: Arc<Store<PersistentVolumeClaim>>,
-    classes: Arc<Store<StorageClass>>,
-    volumes: Arc<Store<PersistentVolume>>,
+    storage: crate::pvbinder::Ctx,
     nodes: Arc<Store<Node>>,
+}
+
+impl std::ops::Deref for Ctx {
+    type Target = crate::pvbinder::Ctx;
+    fn deref(&self) -> &Self::Target {
+        &self.storage
+    }
 }
 
 async fn reconcile(ctx: Arc<Ctx>, key: ObjectKey) -> Result<Action, kube::Error> {

@@ -6,9 +6,10 @@
 //! unreachable or gone) are force-deleted so their controllers replace them.
 
 use crate::controller::{Action, Controller};
-use crate::endpoints::{api_code, pod_ready};
+use crate::endpoints::pod_ready;
 use crate::events::Recorder;
 use crate::informer::{Factory, Store};
+use crate::util::ignore_not_found;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, NodeCondition, ObjectReference, Pod, Taint, Toleration};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -594,20 +595,24 @@ async fn act(
     let name = pod.name_any();
     let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let pp = PatchParams::default();
-    let ignore_gone = |r: Result<(), kube::Error>| match r {
-        Err(e) if api_code(&e) == Some(404) => Ok(()),
-        other => other,
+    let status = |patch: serde_json::Value| {
+        let (api, name, pp) = (&api, &name, &pp);
+        async move { ignore_not_found(api.patch_status(name, pp, &Patch::Strategic(&patch)).await) }
+    };
+    let delete = |grace: Option<u32>| {
+        let (api, name) = (&api, &name);
+        let dp = match grace {
+            Some(g) => DeleteParams::default().grace_period(g),
+            None => DeleteParams::default(),
+        };
+        async move { ignore_not_found(api.delete(name, &dp).await) }
     };
     match action {
         PodAction::MarkNotReady => {
-            let patch = serde_json::json!({"status": {"conditions": [{
+            status(serde_json::json!({"status": {"conditions": [{
                 "type": "Ready", "status": "False", "lastTransitionTime": Time(now),
-            }]}});
-            ignore_gone(
-                api.patch_status(&name, &pp, &Patch::Strategic(&patch))
-                    .await
-                    .map(|_| ()),
-            )?;
+            }]}}))
+            .await?;
             recorder
                 .record(pod, "Warning", "NodeNotReady", "Node is not ready")
                 .await;
@@ -626,37 +631,17 @@ async fn act(
                 "Taint manager: deleting due to NoExecute taint",
                 now,
             );
-            ignore_gone(
-                api.patch_status(&name, &pp, &Patch::Strategic(&patch))
-                    .await
-                    .map(|_| ()),
-            )?;
-            ignore_gone(
-                api.delete(&name, &DeleteParams::default())
-                    .await
-                    .map(|_| ()),
-            )?;
+            status(patch).await?;
+            delete(None).await?;
         }
         PodAction::ForceDelete => {
             tracing::info!(pod = %format!("{ns}/{name}"), "force-deleting a pod terminating on an unreachable node");
-            ignore_gone(
-                api.delete(&name, &DeleteParams::default().grace_period(0))
-                    .await
-                    .map(|_| ()),
-            )?;
+            delete(Some(0)).await?;
         }
         PodAction::DeleteOrphan => {
             let patch = disruption("DeletionByPodGC", "PodGC: node no longer exists", now);
-            ignore_gone(
-                api.patch_status(&name, &pp, &Patch::Strategic(&patch))
-                    .await
-                    .map(|_| ()),
-            )?;
-            ignore_gone(
-                api.delete(&name, &DeleteParams::default().grace_period(0))
-                    .await
-                    .map(|_| ()),
-            )?;
+            status(patch).await?;
+            delete(Some(0)).await?;
         }
     }
     Ok(())

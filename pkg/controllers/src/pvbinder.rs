@@ -351,13 +351,7 @@ pub fn plan_volume(v: &PersistentVolume, claim: Option<&PersistentVolumeClaim>) 
 
 /// Registers the binder on the shared informers and spawns its workers.
 pub fn start(factory: &Factory, _cfg: Arc<crate::Config>) {
-    let ctx = Arc::new(Ctx {
-        client: factory.client(),
-        recorder: Recorder::new(factory.client(), "persistentvolume-controller"),
-        claims: factory.store::<PersistentVolumeClaim>(),
-        volumes: factory.store::<PersistentVolume>(),
-        classes: factory.store::<StorageClass>(),
-    });
+    let ctx = Arc::new(Ctx::new(factory, "persistentvolume-controller"));
     let (vstore, all_c, all_v) = (ctx.volumes.clone(), ctx.claims.clone(), ctx.volumes.clone());
     Controller::new(factory, "persistentvolume-binder")
         .backoff(Duration::from_millis(200), Duration::from_secs(60))
@@ -397,12 +391,26 @@ pub fn start(factory: &Factory, _cfg: Arc<crate::Config>) {
         .run(ctx, reconcile);
 }
 
-struct Ctx {
-    client: kube::Client,
-    recorder: Recorder,
-    claims: Arc<Store<PersistentVolumeClaim>>,
-    volumes: Arc<Store<PersistentVolume>>,
-    classes: Arc<Store<StorageClass>>,
+/// The context of the storage controllers (this binder and the local-path provisioner):
+/// claims, volumes and classes, and events as `component`.
+pub(crate) struct Ctx {
+    pub client: kube::Client,
+    pub recorder: Recorder,
+    pub claims: Arc<Store<PersistentVolumeClaim>>,
+    pub volumes: Arc<Store<PersistentVolume>>,
+    pub classes: Arc<Store<StorageClass>>,
+}
+
+impl Ctx {
+    pub fn new(factory: &Factory, component: &str) -> Self {
+        Ctx {
+            client: factory.client(),
+            recorder: Recorder::new(factory.client(), component),
+            claims: factory.store(),
+            volumes: factory.store(),
+            classes: factory.store(),
+        }
+    }
 }
 
 async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Result<Action, kube::Error> {

@@ -12,7 +12,9 @@ use crate::informer::{Factory, Store};
 use crate::util::history::{self, REVISION_LABEL};
 use crate::util::{is_controlled_by, owner_key, patch_status, podutil, ObjectKey, Workload};
 use crate::{Config, Error};
-use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet, StatefulSetStatus};
+use k8s_openapi::api::apps::v1::{
+    ControllerRevision, StatefulSet, StatefulSetSpec, StatefulSetStatus,
+};
 use k8s_openapi::api::core::v1::{
     PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, PodTemplateSpec, Volume,
 };
@@ -94,27 +96,21 @@ pub fn parent_and_ordinal(pod_name: &str) -> Option<(&str, i32)> {
     Some((parent, ord.parse().ok()?))
 }
 
+/// A field of the spec, if the set has a spec.
+fn spec<T>(set: &StatefulSet, f: impl Fn(&StatefulSetSpec) -> Option<T>) -> Option<T> {
+    set.spec.as_ref().and_then(f)
+}
+
 fn start_ordinal(set: &StatefulSet) -> i32 {
-    set.spec
-        .as_ref()
-        .and_then(|s| s.ordinals.as_ref())
-        .and_then(|o| o.start)
-        .unwrap_or(0)
+    spec(set, |s| s.ordinals.as_ref()?.start).unwrap_or(0)
 }
 
 fn replicas(set: &StatefulSet) -> i32 {
-    set.spec
-        .as_ref()
-        .and_then(|s| s.replicas)
-        .unwrap_or(1)
-        .max(0)
+    spec(set, |s| s.replicas).unwrap_or(1).max(0)
 }
 
 fn min_ready(set: &StatefulSet) -> i32 {
-    set.spec
-        .as_ref()
-        .and_then(|s| s.min_ready_seconds)
-        .unwrap_or(0)
+    spec(set, |s| s.min_ready_seconds).unwrap_or(0)
 }
 
 fn partition(set: &StatefulSet) -> Option<i32> {
@@ -967,6 +963,13 @@ mod tests {
         r
     }
 
+    /// Pods of `web` by (ordinal, revision, ready).
+    fn spods(list: &[(i32, &str, bool)]) -> Vec<Pod> {
+        list.iter()
+            .map(|(o, r, ready)| spod(*o, r, *ready))
+            .collect()
+    }
+
     fn spod(ord: i32, rev: &str, ready: bool) -> Pod {
         let mut p = pod(
             &format!("web-{ord}"),
@@ -1089,11 +1092,7 @@ mod tests {
     #[test]
     fn scale_down_in_reverse_one_at_a_time() {
         let s = set(1, "OrderedReady");
-        let pods = [
-            spod(0, "r1", true),
-            spod(1, "r1", true),
-            spod(2, "r1", true),
-        ];
+        let pods = spods(&[(0, "r1", true), (1, "r1", true), (2, "r1", true)]);
         let p = run_plan(&s, &pods, &[], "r1", "r1");
         assert_eq!(deleted(&p), vec![("web-2".to_string(), "condemned")]);
         // web-2 terminating: wait.
@@ -1127,28 +1126,16 @@ mod tests {
     #[test]
     fn rolling_update_reverse_order_with_partition() {
         let s = set(3, "OrderedReady");
-        let pods = [
-            spod(0, "r1", true),
-            spod(1, "r1", true),
-            spod(2, "r1", true),
-        ];
+        let pods = spods(&[(0, "r1", true), (1, "r1", true), (2, "r1", true)]);
         let p = run_plan(&s, &pods, &[], "r1", "r2");
         assert_eq!(deleted(&p), vec![("web-2".to_string(), "update")]);
         assert_eq!(p.status.current_replicas, Some(2));
         assert_eq!(p.status.update_revision.as_deref(), Some("r2"));
         // web-2 updated but not ready: wait.
-        let pods2 = [
-            spod(0, "r1", true),
-            spod(1, "r1", true),
-            spod(2, "r2", false),
-        ];
+        let pods2 = spods(&[(0, "r1", true), (1, "r1", true), (2, "r2", false)]);
         let p = run_plan(&s, &pods2, &[], "r1", "r2");
         assert!(deleted(&p).is_empty());
-        let pods3 = [
-            spod(0, "r1", true),
-            spod(1, "r1", true),
-            spod(2, "r2", true),
-        ];
+        let pods3 = spods(&[(0, "r1", true), (1, "r1", true), (2, "r2", true)]);
         let p = run_plan(&s, &pods3, &[], "r1", "r2");
         assert_eq!(deleted(&p), vec![("web-1".to_string(), "update")]);
         // Partition 2: only web-2 is updated.
@@ -1178,11 +1165,7 @@ mod tests {
         };
         assert_eq!(pod.metadata.labels.as_ref().unwrap()[REVISION_LABEL], "r1");
         // All updated and ready: the update completes.
-        let done = [
-            spod(0, "r2", true),
-            spod(1, "r2", true),
-            spod(2, "r2", true),
-        ];
+        let done = spods(&[(0, "r2", true), (1, "r2", true), (2, "r2", true)]);
         let p = run_plan(&s, &done, &[], "r1", "r2");
         assert_eq!(p.status.current_revision.as_deref(), Some("r2"));
         assert_eq!(p.status.current_replicas, Some(3));

@@ -9,7 +9,7 @@ pub mod schedule;
 use crate::controller::{Action, Controller};
 use crate::events::Recorder;
 use crate::informer::{Factory, Store};
-use crate::util::{is_controlled_by, ObjectKey};
+use crate::util::{ignore_not_found, is_controlled_by, ObjectKey};
 use crate::{Config, Error};
 use k8s_openapi::api::batch::v1::{CronJob, CronJobStatus, Job};
 use k8s_openapi::api::core::v1::ObjectReference;
@@ -540,18 +540,9 @@ async fn write_status(ctx: &Ctx, cj: &CronJob, status: &CronJobStatus) -> Result
     );
     let mut obj = cj.clone();
     obj.status = Some(status.clone());
-    match api
-        .replace_status(
-            cj.metadata.name.as_deref().unwrap_or(""),
-            &PostParams::default(),
-            &obj,
-        )
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(e) => Err(e.into()),
-    }
+    let name = cj.metadata.name.as_deref().unwrap_or("");
+    ignore_not_found(api.replace_status(name, &PostParams::default(), &obj).await)?;
+    Ok(())
 }
 
 #[cfg(test)]

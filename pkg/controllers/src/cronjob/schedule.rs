@@ -38,21 +38,20 @@ struct Bounds {
     names: &'static [&'static str],
 }
 
-const MINUTES: Bounds = Bounds {
-    min: 0,
-    max: 59,
-    names: &[],
-};
-const HOURS: Bounds = Bounds {
-    min: 0,
-    max: 23,
-    names: &[],
-};
-const DOM: Bounds = Bounds {
-    min: 1,
-    max: 31,
-    names: &[],
-};
+impl Bounds {
+    /// A field without names.
+    const fn numeric(min: u32, max: u32) -> Self {
+        Bounds {
+            min,
+            max,
+            names: &[],
+        }
+    }
+}
+
+const MINUTES: Bounds = Bounds::numeric(0, 59);
+const HOURS: Bounds = Bounds::numeric(0, 23);
+const DOM: Bounds = Bounds::numeric(1, 31);
 const MONTHS: Bounds = Bounds {
     min: 1,
     max: 12,
@@ -389,106 +388,59 @@ mod tests {
             .to_string()
     }
 
+    /// Checks `spec | after | next` lines (no time zone), one assertion a line.
+    fn check(cases: &str) {
+        for line in cases.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            let f: Vec<&str> = line.split(" | ").collect();
+            assert_eq!(next(f[0], None, f[1]), f[2], "{line}");
+        }
+    }
+
     #[test]
     fn basic_fields() {
-        assert_eq!(
-            next("* * * * *", None, "2024-01-01T10:00:00Z"),
-            "2024-01-01T10:01:00Z"
-        );
-        assert_eq!(
-            next("* * * * *", None, "2024-01-01T10:00:30Z"),
-            "2024-01-01T10:01:00Z"
-        );
-        assert_eq!(
-            next("*/15 * * * *", None, "2024-01-01T10:01:00Z"),
-            "2024-01-01T10:15:00Z"
-        );
-        assert_eq!(
-            next("5 4 * * *", None, "2024-01-01T10:00:00Z"),
-            "2024-01-02T04:05:00Z"
-        );
-        assert_eq!(
-            next("0 0 1 jan *", None, "2024-03-01T00:00:00Z"),
-            "2025-01-01T00:00:00Z"
-        );
-        assert_eq!(
-            next("0 9-17/4 * * MON-FRI", None, "2024-01-06T00:00:00Z"),
-            "2024-01-08T09:00:00Z"
-        );
-        assert_eq!(
-            next("30 6,18 * * *", None, "2024-01-01T07:00:00Z"),
-            "2024-01-01T18:30:00Z"
-        );
-        assert_eq!(
-            next("0 0 29 2 *", None, "2024-03-01T00:00:00Z"),
-            "2028-02-29T00:00:00Z"
-        );
-        assert_eq!(
-            next("10/20 * * * *", None, "2024-01-01T10:31:00Z"),
-            "2024-01-01T10:50:00Z"
+        check(
+            "
+            * * * * * | 2024-01-01T10:00:00Z | 2024-01-01T10:01:00Z
+            * * * * * | 2024-01-01T10:00:30Z | 2024-01-01T10:01:00Z
+            */15 * * * * | 2024-01-01T10:01:00Z | 2024-01-01T10:15:00Z
+            5 4 * * * | 2024-01-01T10:00:00Z | 2024-01-02T04:05:00Z
+            0 0 1 jan * | 2024-03-01T00:00:00Z | 2025-01-01T00:00:00Z
+            0 9-17/4 * * MON-FRI | 2024-01-06T00:00:00Z | 2024-01-08T09:00:00Z
+            30 6,18 * * * | 2024-01-01T07:00:00Z | 2024-01-01T18:30:00Z
+            0 0 29 2 * | 2024-03-01T00:00:00Z | 2028-02-29T00:00:00Z
+            10/20 * * * * | 2024-01-01T10:31:00Z | 2024-01-01T10:50:00Z
+            ",
         );
     }
 
     #[test]
     fn day_of_month_and_week_rule() {
-        // Both restricted: either matches (the 13th, or a Friday).
-        assert_eq!(
-            next("0 0 13 * 5", None, "2024-01-01T00:00:00Z"),
-            "2024-01-05T00:00:00Z"
-        );
-        // One is `*`: both must match, so every Friday.
-        assert_eq!(
-            next("0 0 * * 5", None, "2024-01-06T00:00:00Z"),
-            "2024-01-12T00:00:00Z"
-        );
-        // `?` is a star; `*/2` is not.
-        assert_eq!(
-            next("0 0 ? * 5", None, "2024-01-06T00:00:00Z"),
-            "2024-01-12T00:00:00Z"
-        );
-        assert_eq!(
-            next("0 0 */2 * 5", None, "2024-01-06T00:00:00Z"),
-            "2024-01-07T00:00:00Z"
+        // Both restricted: either matches (the 13th, or a Friday). One is `*`: both must
+        // match, so every Friday. `?` is a star; `*/2` is not.
+        check(
+            "
+            0 0 13 * 5 | 2024-01-01T00:00:00Z | 2024-01-05T00:00:00Z
+            0 0 * * 5 | 2024-01-06T00:00:00Z | 2024-01-12T00:00:00Z
+            0 0 ? * 5 | 2024-01-06T00:00:00Z | 2024-01-12T00:00:00Z
+            0 0 */2 * 5 | 2024-01-06T00:00:00Z | 2024-01-07T00:00:00Z
+            ",
         );
     }
 
     #[test]
     fn descriptors_and_every() {
-        assert_eq!(
-            next("@hourly", None, "2024-01-01T10:20:00Z"),
-            "2024-01-01T11:00:00Z"
-        );
-        assert_eq!(
-            next("@daily", None, "2024-01-01T10:20:00Z"),
-            "2024-01-02T00:00:00Z"
-        );
-        assert_eq!(
-            next("@midnight", None, "2024-01-01T10:20:00Z"),
-            "2024-01-02T00:00:00Z"
-        );
-        assert_eq!(
-            next("@weekly", None, "2024-01-01T10:20:00Z"),
-            "2024-01-07T00:00:00Z"
-        );
-        assert_eq!(
-            next("@monthly", None, "2024-01-15T10:20:00Z"),
-            "2024-02-01T00:00:00Z"
-        );
-        assert_eq!(
-            next("@yearly", None, "2024-01-15T10:20:00Z"),
-            "2025-01-01T00:00:00Z"
-        );
-        assert_eq!(
-            next("@annually", None, "2024-01-15T10:20:00Z"),
-            "2025-01-01T00:00:00Z"
-        );
-        assert_eq!(
-            next("@every 1h30m", None, "2024-01-01T10:00:00Z"),
-            "2024-01-01T11:30:00Z"
-        );
-        assert_eq!(
-            next("@every 500ms", None, "2024-01-01T10:00:00Z"),
-            "2024-01-01T10:00:01Z"
+        check(
+            "
+            @hourly | 2024-01-01T10:20:00Z | 2024-01-01T11:00:00Z
+            @daily | 2024-01-01T10:20:00Z | 2024-01-02T00:00:00Z
+            @midnight | 2024-01-01T10:20:00Z | 2024-01-02T00:00:00Z
+            @weekly | 2024-01-01T10:20:00Z | 2024-01-07T00:00:00Z
+            @monthly | 2024-01-15T10:20:00Z | 2024-02-01T00:00:00Z
+            @yearly | 2024-01-15T10:20:00Z | 2025-01-01T00:00:00Z
+            @annually | 2024-01-15T10:20:00Z | 2025-01-01T00:00:00Z
+            @every 1h30m | 2024-01-01T10:00:00Z | 2024-01-01T11:30:00Z
+            @every 500ms | 2024-01-01T10:00:00Z | 2024-01-01T10:00:01Z
+            ",
         );
     }
 
@@ -541,34 +493,21 @@ mod tests {
     #[test]
     fn errors() {
         assert_eq!(parse("", None).unwrap_err(), ScheduleError::Empty);
-        assert!(matches!(
-            parse("* * * *", None),
-            Err(ScheduleError::FieldCount(4, _))
-        ));
-        assert!(matches!(
-            parse("0 0 * * * *", None),
-            Err(ScheduleError::FieldCount(6, _))
-        ));
+        let fields = |spec: &str| match parse(spec, None) {
+            Err(ScheduleError::FieldCount(n, _)) => n,
+            other => panic!("{spec}: {other:?}"),
+        };
+        assert_eq!(fields("* * * *"), 4);
+        assert_eq!(fields("0 0 * * * *"), 6);
         assert!(matches!(
             parse("@fortnightly", None),
             Err(ScheduleError::Descriptor(_))
         ));
-        assert!(parse("60 * * * *", None)
-            .unwrap_err()
-            .to_string()
-            .contains("above maximum"));
-        assert!(parse("* * 0 * *", None)
-            .unwrap_err()
-            .to_string()
-            .contains("below minimum"));
-        assert!(parse("5-1 * * * *", None)
-            .unwrap_err()
-            .to_string()
-            .contains("beyond end"));
-        assert!(parse("*/0 * * * *", None)
-            .unwrap_err()
-            .to_string()
-            .contains("positive"));
+        let err = |spec: &str| parse(spec, None).unwrap_err().to_string();
+        assert!(err("60 * * * *").contains("above maximum"));
+        assert!(err("* * 0 * *").contains("below minimum"));
+        assert!(err("5-1 * * * *").contains("beyond end"));
+        assert!(err("*/0 * * * *").contains("positive"));
         assert!(
             parse("* * * * 7", None).is_err(),
             "robfig's weekdays are 0-6"

@@ -6,14 +6,13 @@
 pub mod pods;
 
 use crate::controller::{Action, Controller};
-use crate::informer::{Change, Factory, Store};
+use crate::informer::{Change, Factory};
 use crate::queue::Queue;
 use crate::util::podutil::{
     is_active, is_available, is_ready, selector_is_empty, selector_matches,
 };
 use crate::util::{
-    api_message, controller_of, controller_ref, is_not_found, key_of, Expectations, ObjectKey,
-    PodControl,
+    api_message, controller_of, controller_ref, is_not_found, key_of, ObjectKey, Workload,
 };
 use futures::future::join_all;
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus};
@@ -204,13 +203,8 @@ pub fn pod_from_template(rs: &ReplicaSet) -> Pod {
     crate::util::pod_control::pod_from_template(rs, &template.unwrap_or_default(), name)
 }
 
-struct Ctx {
-    client: kube::Client,
-    pods: Arc<Store<Pod>>,
-    rss: Arc<Store<ReplicaSet>>,
-    expectations: Expectations,
-    control: PodControl,
-}
+/// The ReplicaSet controller's context: the shared workload context of ReplicaSets.
+type Ctx = Workload<ReplicaSet>;
 
 /// The ReplicaSet key a pod belongs to through its controller reference, if it is a ReplicaSet.
 fn owner_rs_key(pod: &Pod) -> Option<ObjectKey> {
@@ -224,11 +218,11 @@ fn owner_rs_key(pod: &Pod) -> Option<ObjectKey> {
     ))
 }
 
-impl Ctx {
+impl Workload<ReplicaSet> {
     /// The ReplicaSets (keys) whose selector matches an orphan pod.
     fn matching_rs_keys(&self, pod: &Pod) -> Vec<ObjectKey> {
         let ns = pod.metadata.namespace.as_deref().unwrap_or("");
-        self.rss
+        self.objects
             .list(ns)
             .iter()
             .filter(|rs| {
@@ -244,7 +238,7 @@ impl Ctx {
     /// The key of the cached ReplicaSet a pod's controller reference names, if the uid matches.
     fn resolved_owner(&self, pod: &Pod) -> Option<ObjectKey> {
         let key = owner_rs_key(pod)?;
-        let rs = self.rss.get(&key.namespace, &key.name)?;
+        let rs = self.objects.get(&key.namespace, &key.name)?;
         let uid = controller_of(&pod.metadata)?.uid.clone();
         (rs.metadata.uid.as_deref() == Some(uid.as_str())).then_some(key)
     }
@@ -256,7 +250,7 @@ impl Ctx {
                     return self.on_pod(queue, &Change::Deleted(Arc::clone(new)));
                 }
                 if let Some(key) = self.resolved_owner(new) {
-                    self.expectations.creation_observed(&key);
+                    self.exp.creation_observed(&key);
                     queue.add(key);
                 } else if controller_of(&new.metadata).is_none() {
                     for k in self.matching_rs_keys(new) {
@@ -277,7 +271,7 @@ impl Ctx {
                     && old.metadata.deletion_timestamp.is_none()
                 {
                     if let Some(k) = &new_owner {
-                        self.expectations.deletion_observed(k, &pod_key);
+                        self.exp.deletion_observed(k, &pod_key);
                     }
                 }
                 let old_owner = owner_rs_key(old);
@@ -302,7 +296,7 @@ impl Ctx {
             }
             Change::Deleted(pod) => {
                 if let Some(key) = owner_rs_key(pod) {
-                    self.expectations
+                    self.exp
                         .deletion_observed(&key, &key_of(pod.as_ref()).to_string());
                     queue.add(key);
                 }
@@ -314,14 +308,7 @@ impl Ctx {
 /// Registers the ReplicaSet controller's handlers on the shared informers and spawns its
 /// workers (they start once the caches have synced).
 pub fn start(factory: &Factory, _cfg: Arc<crate::Config>) {
-    let client = factory.client();
-    let ctx = Arc::new(Ctx {
-        client: client.clone(),
-        pods: factory.store::<Pod>(),
-        rss: factory.store::<ReplicaSet>(),
-        expectations: Expectations::default(),
-        control: PodControl::new(client, "replicaset-controller"),
-    });
+    let ctx = Arc::new(Workload::new(factory, "replicaset-controller"));
     let c = Arc::clone(&ctx);
     Controller::new(factory, "replicaset")
         .backoff(Duration::from_millis(100), Duration::from_secs(30))
@@ -338,17 +325,17 @@ pub fn start(factory: &Factory, _cfg: Arc<crate::Config>) {
 async fn reconcile(ctx: Arc<Ctx>, key: ObjectKey) -> Result<Action, RsError> {
     let (ns, name) = (key.namespace.as_str(), key.name.as_str());
     let key = &key;
-    let Some(rs) = ctx.rss.get(ns, name) else {
-        ctx.expectations.forget(key);
+    let Some(rs) = ctx.objects.get(ns, name) else {
+        ctx.exp.forget(key);
         return Ok(Action::Done);
     };
     let now = Timestamp::now();
-    let manage = ctx.expectations.satisfied(key) && rs.metadata.deletion_timestamp.is_none();
+    let manage = ctx.exp.satisfied(key) && rs.metadata.deletion_timestamp.is_none();
     let all_pods = ctx.pods.list(ns);
     // Pods of sibling ReplicaSets (same controller), for the crowded-node ranking.
     let siblings: HashSet<String> = match controller_of(&rs.metadata) {
         Some(owner) => ctx
-            .rss
+            .objects
             .list(ns)
             .iter()
             .filter(|o| controller_of(&o.metadata).is_some_and(|c| c.uid == owner.uid))
@@ -424,17 +411,17 @@ async fn reconcile(ctx: Arc<Ctx>, key: ObjectKey) -> Result<Action, RsError> {
 
     let mut manage_error: Option<String> = None;
     if plan.create > 0 {
-        ctx.expectations.expect_creations(key, plan.create);
+        ctx.exp.expect_creations(key, plan.create);
         let pods = vec![pod_from_template(&rs); plan.create];
         let created = ctx.control.create_pods(rs.as_ref(), ns, &pods).await;
         // Creations that failed or never happened will not be observed.
         for _ in 0..created.not_created {
-            ctx.expectations.creation_observed(key);
+            ctx.exp.creation_observed(key);
         }
         manage_error = created.error.as_ref().map(api_message);
     } else if !plan.delete.is_empty() {
         let keys: Vec<String> = plan.delete.iter().map(|n| format!("{ns}/{n}")).collect();
-        ctx.expectations.expect_deletions(key, keys);
+        ctx.exp.expect_deletions(key, keys);
         let rs_ref = rs.as_ref();
         let deletes = plan
             .delete
@@ -443,12 +430,9 @@ async fn reconcile(ctx: Arc<Ctx>, key: ObjectKey) -> Result<Action, RsError> {
         for (n, r) in plan.delete.iter().zip(join_all(deletes).await) {
             match r {
                 Ok(true) => {}
-                Ok(false) => ctx
-                    .expectations
-                    .deletion_observed(key, &format!("{ns}/{n}")),
+                Ok(false) => ctx.exp.deletion_observed(key, &format!("{ns}/{n}")),
                 Err(e) => {
-                    ctx.expectations
-                        .deletion_observed(key, &format!("{ns}/{n}"));
+                    ctx.exp.deletion_observed(key, &format!("{ns}/{n}"));
                     manage_error = Some(api_message(&e));
                 }
             }
