@@ -68,10 +68,26 @@ impl Bed {
     }
 
     fn spawn_agent(&self, index: usize) -> NsProcess {
+        self.spawn_agent_with(index, &[])
+    }
+
+    /// [`Bed::spawn_agent`] with more flags.
+    fn spawn_agent_with(&self, index: usize, extra: &[&str]) -> NsProcess {
         let data = self.data_dir(index).display().to_string();
-        let args = self.agent_args(index, &format!("n{index}"), &self.token, &data);
+        let mut args = self.agent_args(index, &format!("n{index}"), &self.token, &data);
+        args.extend(extra.iter().map(|s| s.to_string()));
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         self.net.spawn_in(index, &format!("agent-n{index}"), &refs)
+    }
+
+    /// Replaces node `index`'s agent (kill -9, as a crash) by one started with `extra` flags.
+    fn restart_agent_with(&self, index: usize, extra: &[&str]) {
+        let mut agents = self.agents.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = agents.get_mut(&index) {
+            old.kill_9();
+        }
+        let new = self.spawn_agent_with(index, extra);
+        agents.insert(index, new);
     }
 
     /// kubectl inside node 1's netns with the admin kubeconfig (or another one).
@@ -832,6 +848,131 @@ fn agent_restart_adopts_running_pods() {
     for l in after.lines() {
         assert!(l.contains("=0=n2"), "RESTARTS not 0: {l}");
     }
+    let _ = b.kubectl(&["delete", "namespace", ns, "--wait=false"]);
+}
+
+/// Polls `kubectl get node NAME -o jsonpath=…` until `f(output)` holds.
+fn wait_node_jsonpath(b: &Bed, node: &str, path: &str, what: &str, f: impl Fn(&str) -> bool) {
+    let start = Instant::now();
+    loop {
+        let out = b.kubectl(&["get", "node", node, "-o", &format!("jsonpath={path}")]);
+        if out.code == 0 && f(&out.stdout) {
+            eprintln!("{node}: {what} after {:?}: {}", start.elapsed(), out.stdout);
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{node}: not {what} within 60 s:\n{out}\n{}",
+            b.logs()
+        );
+        thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Hard eviction: n3's agent restarted with `--kubelet-arg eviction-hard=memory.available<1Ti`
+/// (always crossed on this machine) reports MemoryPressure, gets the memory-pressure taint
+/// from the node lifecycle controller, and evicts a pod bound to it with upstream's status,
+/// message and event; restarted without the flag, the node recovers.
+#[test]
+fn memory_pressure_evicts_pods() {
+    let Some(b) = bed() else { return };
+    let _g = b.agent_restart.write().unwrap_or_else(|e| e.into_inner());
+    let ns = "evict";
+    b.namespace(ns);
+    b.restart_agent_with(3, &["--kubelet-arg", "eviction-hard=memory.available<1Ti"]);
+    wait_node_jsonpath(
+        b,
+        "n3",
+        "{.status.conditions[?(@.type==\"MemoryPressure\")].status} {.spec.taints[*].key}",
+        "under memory pressure and tainted",
+        |s| s.starts_with("True ") && s.contains("node.kubernetes.io/memory-pressure"),
+    );
+    let hog = pod_json(
+        "hog",
+        &format!(
+            r#"{{{GRACE},"nodeName":"n3","tolerations":[{{"key":"node.kubernetes.io/memory-pressure","operator":"Exists","effect":"NoSchedule"}}],"containers":[{{"name":"c","image":"busybox:1.36","command":["sleep","3600"]}}]}}"#
+        ),
+    );
+    let out = b.kubectl_stdin(&["create", "-f", "-", "-n", ns], &hog);
+    assert_eq!(out.stdout, "pod/hog created\n", "{out}");
+    let start = Instant::now();
+    loop {
+        let out = b.kubectl(&[
+            "get",
+            "pod",
+            "hog",
+            "-n",
+            ns,
+            "-o",
+            "jsonpath={.status.phase}/{.status.reason}",
+        ]);
+        if out.stdout == "Failed/Evicted" {
+            eprintln!("hog: evicted after {:?}", start.elapsed());
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "hog not evicted within 60 s:\n{out}\n{}",
+            b.logs()
+        );
+        thread::sleep(Duration::from_millis(250));
+    }
+    let out = b.kubectl(&[
+        "get",
+        "pod",
+        "hog",
+        "-n",
+        ns,
+        "-o",
+        "jsonpath={.status.phase}|{.status.reason}|{.status.message}|{.status.conditions[?(@.type==\"DisruptionTarget\")].reason}",
+    ]);
+    let parts: Vec<&str> = out.stdout.split('|').collect();
+    assert_eq!(parts.len(), 4, "{out}");
+    assert_eq!(parts[0], "Failed", "{out}");
+    assert_eq!(parts[1], "Evicted", "{out}");
+    assert!(
+        parts[2].starts_with(
+            "The node was low on resource: memory. Threshold quantity: 1Ti, available: "
+        ),
+        "{out}"
+    );
+    assert_eq!(parts[3], "TerminationByKubelet", "{out}");
+    let start = Instant::now();
+    loop {
+        let out = b.kubectl(&[
+            "get",
+            "events",
+            "-n",
+            ns,
+            "--field-selector",
+            "involvedObject.name=hog,reason=Evicted",
+            "-o",
+            "jsonpath={.items[*].type}",
+        ]);
+        if out.stdout == "Warning" {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no Evicted event for hog:\n{out}"
+        );
+        thread::sleep(Duration::from_millis(250));
+    }
+    // Its container is stopped and not restarted.
+    thread::sleep(Duration::from_secs(3));
+    let row = wait_pod_row(b, ns, "hog", Duration::from_secs(5), "stopped", |r| {
+        r["READY"] == "0/1" && r["RESTARTS"] == "0"
+    });
+    eprintln!("hog after the eviction: {row:?}");
+
+    b.restart_agent_with(3, &[]);
+    wait_node_jsonpath(
+        b,
+        "n3",
+        "{.status.conditions[?(@.type==\"MemoryPressure\")].status} {.spec.taints[*].key}",
+        "recovered",
+        |s| s.starts_with("False") && !s.contains("memory-pressure"),
+    );
     let _ = b.kubectl(&["delete", "namespace", ns, "--wait=false"]);
 }
 

@@ -7,12 +7,9 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
+use crate::eviction::EvictionThresholds;
 use crate::node::node_condition;
 
-/// Kubelet's default hard eviction threshold `memory.available<100Mi`.
-pub const MEMORY_AVAILABLE_MIN: u64 = 100 << 20;
-/// Kubelet's default hard eviction threshold `nodefs.available<10%`.
-pub const NODEFS_AVAILABLE_MIN_PERCENT: u64 = 10;
 /// PIDPressure when fewer than this share of process ids is free.
 pub const PID_AVAILABLE_MIN_PERCENT: u64 = 10;
 
@@ -93,15 +90,6 @@ impl HostFacts {
         }
     }
 
-    pub fn memory_pressure(&self) -> bool {
-        self.memory_total > 0 && self.memory_available < MEMORY_AVAILABLE_MIN
-    }
-
-    pub fn disk_pressure(&self) -> bool {
-        self.disk_total > 0
-            && self.disk_available * 100 < self.disk_total * NODEFS_AVAILABLE_MIN_PERCENT
-    }
-
     pub fn pid_pressure(&self) -> bool {
         self.pid_max > 0
             && (self.pid_max.saturating_sub(self.processes)) * 100
@@ -110,7 +98,7 @@ impl HostFacts {
 
     /// `(capacity, allocatable)` as the kubelet computes them with no reservations: allocatable
     /// is capacity minus the hard eviction thresholds.
-    pub fn resources(&self, max_pods: u32) -> (Value, Value) {
+    pub fn resources(&self, max_pods: u32, thresholds: &EvictionThresholds) -> (Value, Value) {
         let capacity = json!({
             "cpu": self.cpus.to_string(),
             "memory": format!("{}Ki", self.memory_total / 1024),
@@ -119,8 +107,13 @@ impl HostFacts {
             "hugepages-1Gi": "0",
             "hugepages-2Mi": "0",
         });
-        let mem_alloc = self.memory_total.saturating_sub(MEMORY_AVAILABLE_MIN) / 1024;
-        let disk_alloc = self.disk_total - self.disk_total * NODEFS_AVAILABLE_MIN_PERCENT / 100;
+        let mem_alloc = self
+            .memory_total
+            .saturating_sub(thresholds.memory_available.bytes(self.memory_total))
+            / 1024;
+        let disk_alloc = self
+            .disk_total
+            .saturating_sub(thresholds.nodefs_available.bytes(self.disk_total));
         let allocatable = json!({
             "cpu": self.cpus.to_string(),
             "memory": format!("{mem_alloc}Ki"),
@@ -159,10 +152,12 @@ pub fn runtime_not_ready(status: Option<&k8s_cri::v1::RuntimeStatus>) -> Option<
     (!problems.is_empty()).then(|| problems.join(", "))
 }
 
-/// The four node conditions from a host reading and the runtime's readiness; transition times
-/// carry over from `old_status` while a condition keeps its status.
+/// The four node conditions from a host reading (against the hard eviction thresholds) and
+/// the runtime's readiness; transition times carry over from `old_status` while a condition
+/// keeps its status.
 pub fn conditions(
     facts: &HostFacts,
+    thresholds: &EvictionThresholds,
     not_ready: Option<&str>,
     old_status: &Value,
     now: DateTime<Utc>,
@@ -175,7 +170,7 @@ pub fn conditions(
         }
     };
     let mem = pair(
-        facts.memory_pressure(),
+        thresholds.memory_pressure(facts),
         (
             "KubeletHasInsufficientMemory",
             "kubelet has insufficient memory available",
@@ -186,7 +181,7 @@ pub fn conditions(
         ),
     );
     let disk = pair(
-        facts.disk_pressure(),
+        thresholds.disk_pressure(facts),
         ("KubeletHasDiskPressure", "kubelet has disk pressure"),
         ("KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
     );
@@ -254,19 +249,20 @@ mod tests {
 
     #[test]
     fn pressure_follows_the_eviction_thresholds() {
+        let t = EvictionThresholds::default();
         let mut f = healthy();
-        assert!(!f.memory_pressure() && !f.disk_pressure() && !f.pid_pressure());
+        assert!(!t.memory_pressure(&f) && !t.disk_pressure(&f) && !f.pid_pressure());
         f.memory_available = 99 << 20;
-        assert!(f.memory_pressure());
+        assert!(t.memory_pressure(&f));
         f.disk_available = 9 << 30;
-        assert!(f.disk_pressure());
+        assert!(t.disk_pressure(&f));
         f.processes = f.pid_max - 1000;
         assert!(f.pid_pressure());
     }
 
     #[test]
     fn allocatable_subtracts_eviction_thresholds() {
-        let (cap, alloc) = healthy().resources(110);
+        let (cap, alloc) = healthy().resources(110, &EvictionThresholds::default());
         assert_eq!(cap["cpu"], "2");
         assert_eq!(cap["memory"], format!("{}Ki", 24u64 << 20));
         assert_eq!(alloc["memory"], format!("{}Ki", (24u64 << 20) - 102_400));
@@ -282,7 +278,8 @@ mod tests {
     fn conditions_report_pressure_and_runtime_readiness() {
         let now = Utc::now();
         let mut f = healthy();
-        let c = conditions(&f, None, &Value::Null, now);
+        let t = EvictionThresholds::default();
+        let c = conditions(&f, &t, None, &Value::Null, now);
         let kinds: Vec<_> = c
             .as_array()
             .unwrap()
@@ -298,6 +295,7 @@ mod tests {
         f.memory_available = 0;
         let c2 = conditions(
             &f,
+            &t,
             Some("container runtime network not ready"),
             &json!({"conditions": c}),
             now,

@@ -180,6 +180,8 @@ pub struct NodeJoined {
     pub ca_pem: String,
     /// Whether the bundle was checked against a `K10` token hash.
     pub pinned: bool,
+    /// The kubelet client certificate `client` presents (leaf + client CA).
+    pub client_cert_pem: String,
     /// The kubelet serving certificate (leaf + server CA) and its key.
     pub serving_cert_pem: String,
     pub serving_key_pem: String,
@@ -802,6 +804,7 @@ async fn join_once(
         url: uri.clone(),
         ca_pem: bundle,
         pinned,
+        client_cert_pem: client_cert,
         serving_cert_pem: serving_cert,
         serving_key_pem: serving_key,
         client_ca_pem: client_ca,

@@ -10,9 +10,11 @@
 //! after `skiff.io/sim-run-seconds` (default 0) and goes Succeeded (0) or Failed. A deleted
 //! pod is reported terminated and removed with grace period 0.
 
+pub mod certrenew;
 pub mod cidr;
 pub mod containerd;
 pub mod cri;
+pub mod eviction;
 pub mod host;
 pub mod join;
 pub mod kubelet;

@@ -10,8 +10,12 @@ use chrono::Utc;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::{json, Value};
 
+use tokio::sync::watch;
+
+use crate::certrenew::{self, ClientSwitch, Renewed, ServingCert};
 use crate::containerd::{self, ContainerdOptions, Paths};
 use crate::cri::Cri;
+use crate::eviction::EvictionThresholds;
 use crate::host::{self, HostFacts};
 use crate::node::{self, NodeSpec, SystemInfo, Taint};
 use crate::{join, kubelet, Error};
@@ -30,6 +34,8 @@ pub struct ContainerdAgentConfig {
     pub labels: Vec<(String, String)>,
     pub taints: Vec<Taint>,
     pub max_pods: u32,
+    /// k3s-style `--kubelet-arg key=value`s (`eviction-hard` is implemented).
+    pub kubelet_args: Vec<String>,
     /// registries.yaml (k3s format); absent is fine.
     pub private_registry: PathBuf,
     /// Use this containerd socket instead of starting containerd.
@@ -92,6 +98,7 @@ pub async fn run(cfg: ContainerdAgentConfig) -> Result<(), Error> {
         ));
     }
     let started = std::time::Instant::now();
+    let thresholds = EvictionThresholds::from_kubelet_args(&cfg.kubelet_args)?;
     // containerd does not need the server: start it while the join runs.
     let runtime = {
         let cfg = cfg.clone();
@@ -102,14 +109,14 @@ pub async fn run(cfg: ContainerdAgentConfig) -> Result<(), Error> {
         Some(ip) => ip,
         None => crate::local_ip_towards(&url).await,
     };
-    let joined = join::join_node(&join::NodeIdentityOptions {
+    let identity = join::NodeIdentityOptions {
         server: cfg.server.clone(),
         token: cfg.token.clone(),
         node_name: cfg.node_name.clone(),
         node_ips: vec![IpAddr::V4(ip)],
         data_dir: cfg.data_dir.clone(),
-    })
-    .await?;
+    };
+    let joined = join::join_node(&identity).await?;
     tracing::info!(server = %joined.url, pinned = joined.pinned, node = %cfg.node_name,
         ms = started.elapsed().as_millis() as u64, "joined the server with the node's own certificate");
     let tunnel = tokio::spawn(crate::tunnel::run(crate::tunnel::TunnelConfig {
@@ -119,7 +126,33 @@ pub async fn run(cfg: ContainerdAgentConfig) -> Result<(), Error> {
         key_file: cfg.data_dir.join("agent").join(join::CLIENT_KEY_FILE),
         kubelet_port: cfg.kubelet_port,
     }));
-    let client = joined.client.clone();
+    // Every loop gets a clone of `client`; the renewal task swaps the identity behind it.
+    let (client, client_switch) = ClientSwitch::new(joined.client.clone());
+    // The kubelet serving certificate, current (the kubelet API presents it through a
+    // `certrenew::ServingCertResolver`).
+    let (serving_tx, serving_cert) = watch::channel(ServingCert {
+        cert_pem: joined.serving_cert_pem.clone(),
+        key_pem: joined.serving_key_pem.clone(),
+    });
+    let renewal = tokio::spawn(certrenew::renew_loop(
+        joined.client_cert_pem.clone(),
+        client_switch,
+        serving_tx,
+        move || {
+            let identity = identity.clone();
+            async move {
+                let j = join::join_node(&identity).await?;
+                Ok(Renewed {
+                    client: j.client,
+                    client_cert_pem: j.client_cert_pem,
+                    serving: ServingCert {
+                        cert_pem: j.serving_cert_pem,
+                        key_pem: j.serving_key_pem,
+                    },
+                })
+            }
+        },
+    ));
 
     let runtime = runtime
         .await
@@ -135,20 +168,23 @@ pub async fn run(cfg: ContainerdAgentConfig) -> Result<(), Error> {
     containerd::ensure_pause_image(&cri).await?;
     tracing::info!(runtime = %runtime_version, ms = started.elapsed().as_millis() as u64,
         "container runtime ready");
-    let kubelet_api = crate::kubeletapi::start(
-        crate::kubeletapi::KubeletApiConfig::for_node(
-            &cfg.node_name,
-            cfg.kubelet_port,
-            cfg.pod_log_dir.clone(),
-            &cfg.data_dir.join("agent"),
-            &joined,
-        ),
-        cri.clone(),
-        Some(client.clone()),
-    )
-    .await
-    .map_err(|e| tracing::warn!(error = %e, "kubelet API not started: no logs, exec or stats here"))
-    .ok();
+    let mut api_cfg = crate::kubeletapi::KubeletApiConfig::for_node(
+        &cfg.node_name,
+        cfg.kubelet_port,
+        cfg.pod_log_dir.clone(),
+        &cfg.data_dir.join("agent"),
+        &joined,
+    );
+    // Renewed serving certificates are presented from the next handshake on.
+    api_cfg.cert_resolver = Some(std::sync::Arc::new(certrenew::ServingCertResolver::new(
+        serving_cert,
+    )));
+    let kubelet_api = crate::kubeletapi::start(api_cfg, cri.clone(), Some(client.clone()))
+        .await
+        .map_err(
+            |e| tracing::warn!(error = %e, "kubelet API not started: no logs, exec or stats here"),
+        )
+        .ok();
     let paths = Paths::new(&cfg.data_dir);
     {
         let cri = cri.clone();
@@ -182,6 +218,7 @@ pub async fn run(cfg: ContainerdAgentConfig) -> Result<(), Error> {
         runtime_version,
         kubelet_port: cfg.kubelet_port,
         data_dir: cfg.data_dir.clone(),
+        thresholds: thresholds.clone(),
     };
     reporter.post().await?;
     tracing::info!(node = %spec.name, ms = started.elapsed().as_millis() as u64, "node registered");
@@ -202,11 +239,13 @@ pub async fn run(cfg: ContainerdAgentConfig) -> Result<(), Error> {
         pod_log_dir: cfg.pod_log_dir.clone(),
         cluster_dns: cfg.cluster_dns.clone(),
         cluster_domain: cfg.cluster_domain.clone(),
+        eviction: thresholds,
     };
     let result = kubelet::run(client, cri, kcfg).await;
     if let Some(api) = &kubelet_api {
         api.task.abort();
     }
+    renewal.abort();
     tunnel.abort();
     heartbeat.abort();
     cleanup.abort();
@@ -286,6 +325,7 @@ struct StatusReporter {
     runtime_version: String,
     kubelet_port: u16,
     data_dir: PathBuf,
+    thresholds: EvictionThresholds,
 }
 
 fn read_trimmed(path: &str) -> String {
@@ -309,12 +349,12 @@ impl StatusReporter {
     async fn status(&self, old: &Value) -> Value {
         let facts = HostFacts::read(&self.data_dir);
         let not_ready = self.runtime_not_ready().await;
-        let (capacity, allocatable) = facts.resources(self.spec.max_pods);
+        let (capacity, allocatable) = facts.resources(self.spec.max_pods, &self.thresholds);
         let machine_id = read_trimmed("/etc/machine-id");
         json!({
             "capacity": capacity,
             "allocatable": allocatable,
-            "conditions": host::conditions(&facts, not_ready.as_deref(), old, Utc::now()),
+            "conditions": host::conditions(&facts, &self.thresholds, not_ready.as_deref(), old, Utc::now()),
             "addresses": [
                 {"type": "InternalIP", "address": self.spec.ip.to_string()},
                 {"type": "Hostname", "address": self.spec.name},

@@ -48,6 +48,8 @@ use self::status::{
 };
 use self::volumes::{PreparedVolumes, VolumeContext};
 use crate::cri::Cri;
+use crate::eviction::{self, Candidate, EvictionThresholds, Resource};
+use crate::host::HostFacts;
 use crate::Error;
 
 /// Sandbox and container label with the pod's name.
@@ -65,6 +67,8 @@ const TERMINAL_RESYNC: Duration = Duration::from_secs(300);
 const RELIST: Duration = Duration::from_secs(1);
 /// How often volumes are prepared again (service account tokens, configmaps, secrets).
 const VOLUME_REFRESH: Duration = Duration::from_secs(60);
+/// How often the eviction manager reads the host (upstream's housekeeping interval).
+const EVICTION_CHECK: Duration = Duration::from_secs(10);
 /// The shortest stop grace the kubelet uses.
 const MIN_GRACE: i64 = 2;
 /// Exited instances kept per container (the newest is lastState / `--previous`).
@@ -81,6 +85,8 @@ pub struct KubeletConfig {
     pub pod_log_dir: PathBuf,
     pub cluster_dns: Vec<Ipv4Addr>,
     pub cluster_domain: String,
+    /// Hard eviction thresholds (host readings against them decide evictions).
+    pub eviction: EvictionThresholds,
 }
 
 /// What a pod's worker currently knows of its API object.
@@ -105,6 +111,9 @@ struct Kubelet {
     done: Mutex<HashSet<String>>,
     /// The first complete pod list arrived: CRI pods without a worker are orphans.
     listed: AtomicBool,
+    /// Pods the eviction manager chose, with their status message, until their worker
+    /// reported them Failed/Evicted.
+    evictions: Mutex<HashMap<String, String>>,
 }
 
 /// In-memory state of one pod's worker.
@@ -225,6 +234,7 @@ pub async fn run(client: kube::Client, cri: Cri, cfg: KubeletConfig) -> Result<(
         workers: Mutex::new(HashMap::new()),
         done: Mutex::new(HashSet::new()),
         listed: AtomicBool::new(false),
+        evictions: Mutex::new(HashMap::new()),
     });
     let probes = tokio::spawn({
         let kl = kl.clone();
@@ -235,6 +245,7 @@ pub async fn run(client: kube::Client, cri: Cri, cfg: KubeletConfig) -> Result<(
         }
     });
     let relist = tokio::spawn(kl.clone().relist_loop());
+    let eviction = tokio::spawn(kl.clone().eviction_loop());
 
     let api: Api<Pod> = Api::all(client);
     let wc = watcher::Config::default().fields(&format!("spec.nodeName={}", kl.cfg.node_name));
@@ -268,6 +279,7 @@ pub async fn run(client: kube::Client, cri: Cri, cfg: KubeletConfig) -> Result<(
     }
     probes.abort();
     relist.abort();
+    eviction.abort();
     Err(Error::Runtime(
         "the kubelet's pod watch ended: restart the agent".into(),
     ))
@@ -373,6 +385,141 @@ impl Kubelet {
         lock(&self.done).insert(uid.clone());
         lock(&self.workers).remove(&uid);
         tracing::debug!(uid = %uid, "kubelet: pod worker finished");
+    }
+
+    /// The pods that may be evicted: live (not terminal, not being deleted), not already
+    /// chosen.
+    fn active_pods(&self) -> Vec<Arc<Pod>> {
+        let chosen = lock(&self.evictions).clone();
+        lock(&self.workers)
+            .iter()
+            .filter(|(uid, _)| !chosen.contains_key(*uid))
+            .filter_map(|(_, tx)| match &*tx.borrow() {
+                Slot::Pod(p) => Some(p.clone()),
+                Slot::Gone => None,
+            })
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .filter(|p| {
+                !matches!(
+                    p.status.as_ref().and_then(|s| s.phase.as_deref()),
+                    Some("Succeeded" | "Failed")
+                )
+            })
+            .collect()
+    }
+
+    /// The eviction manager: every [`EVICTION_CHECK`], reads the host against the hard
+    /// thresholds and, when one is crossed, evicts the first pod of upstream's ranking for the
+    /// starved resource — one pod per round, so the next round sees what the last one freed.
+    async fn eviction_loop(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(EVICTION_CHECK).await;
+            let facts = HostFacts::read(&self.cfg.root_dir);
+            if eviction::starved(&facts, &self.cfg.eviction).is_empty() {
+                continue;
+            }
+            if !lock(&self.evictions).is_empty() {
+                // the last eviction is still being carried out
+                continue;
+            }
+            let usage = match runtime::container_usage(&self.cri).await {
+                Ok(u) => u,
+                Err(e) => {
+                    tracing::warn!(error = %e, "eviction: cannot read container stats");
+                    HashMap::new()
+                }
+            };
+            let pods = self.active_pods();
+            let candidates = |resource: Resource| -> Vec<Candidate> {
+                pods.iter()
+                    .map(|p| {
+                        let per = usage.get(&uid_of(p));
+                        Candidate::from_pod(p, resource, |name| {
+                            per.and_then(|m| m.get(name)).map_or(0, |u| match resource {
+                                Resource::Memory => u.memory,
+                                Resource::EphemeralStorage => u.disk,
+                            })
+                        })
+                    })
+                    .collect()
+            };
+            let Some((uid, starved, message)) =
+                eviction::plan(&facts, &self.cfg.eviction, candidates)
+            else {
+                continue;
+            };
+            tracing::warn!(uid = %uid, resource = starved.resource.as_str(),
+                threshold = %starved.threshold, available = starved.available,
+                "eviction: node low on resource, evicting a pod");
+            lock(&self.evictions).insert(uid.clone(), message);
+            self.wake(&uid);
+        }
+    }
+
+    /// Carries out an eviction: kills the containers (no grace, as upstream's hard eviction),
+    /// stops the sandbox, records `Evicted` and reports the pod Failed with reason `Evicted`
+    /// and a `DisruptionTarget` condition. The pod object stays, as upstream leaves it.
+    async fn evict(
+        &self,
+        pod: &Pod,
+        st: &mut PodState,
+        obs: ObservedPod,
+        message: &str,
+    ) -> Result<Next, String> {
+        let uid = uid_of(pod);
+        for c in obs
+            .containers
+            .iter()
+            .filter(|c| c.state == RunState::Running)
+        {
+            runtime::stop_container(&self.cri, &c.id, 0).await?;
+        }
+        for s in obs.sandboxes.iter().filter(|s| s.ready) {
+            runtime::stop_sandbox(&self.cri, &s.id).await?;
+        }
+        self.prober.stop_pod(&uid);
+        st.waiting.clear();
+        let obs = runtime::observe_pod(&self.cri, &uid, &self.cfg.root_dir).await?;
+        let mut base = st
+            .last_status
+            .clone()
+            .or_else(|| {
+                pod.status
+                    .as_ref()
+                    .and_then(|s| serde_json::to_value(s).ok())
+            })
+            .unwrap_or_else(|| serde_json::json!({}));
+        base["phase"] = "Failed".into();
+        base["reason"] = "Evicted".into();
+        base["message"] = message.into();
+        let now = Timestamp::now().to_string();
+        let disruption = serde_json::json!({
+            "type": "DisruptionTarget",
+            "status": "True",
+            "reason": "TerminationByKubelet",
+            "message": message,
+            "lastProbeTime": null,
+            "lastTransitionTime": now,
+        });
+        let mut conds: Vec<serde_json::Value> = base["conditions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|c| c["type"] != "DisruptionTarget")
+            .collect();
+        conds.push(disruption);
+        base["conditions"] = conds.into();
+        st.last_status = Some(base);
+        let status = self.compute_status(pod, &obs, st, false);
+        // Report it even if it equals the base above: the API still has the old phase.
+        st.last_status = None;
+        self.patch_status(pod, st, &status).await?;
+        self.recorder
+            .pod(pod, None, EventType::Warning, "Evicted", message);
+        tracing::info!(pod = %pod_desc(pod), "eviction: pod evicted");
+        lock(&self.evictions).remove(&uid);
+        Ok(Next::After(TERMINAL_RESYNC))
     }
 
     fn pods_api(&self, pod: &Pod) -> Api<Pod> {
@@ -509,6 +656,15 @@ impl Kubelet {
             .or_else(|| pod.status.as_ref().and_then(|s| s.phase.clone()))
             .unwrap_or_default();
         let mut obs = runtime::observe_pod(&self.cri, &uid, &self.cfg.root_dir).await?;
+
+        let evict = lock(&self.evictions).get(&uid).cloned();
+        if let Some(message) = evict {
+            if matches!(phase.as_str(), "Succeeded" | "Failed") {
+                lock(&self.evictions).remove(&uid);
+            } else {
+                return self.evict(pod, st, obs, &message).await;
+            }
+        }
 
         if matches!(phase.as_str(), "Succeeded" | "Failed") {
             // terminal: never restart; the sandbox goes, the containers stay for logs

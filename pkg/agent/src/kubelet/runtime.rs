@@ -120,6 +120,50 @@ fn cut(mut s: String, max: usize) -> String {
     s
 }
 
+/// A running container's use of memory (working set) and disk (writable layer), in bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub memory: u64,
+    pub disk: u64,
+}
+
+/// Per pod uid, per container name: what the runtime's stats say it uses now
+/// (`ListContainerStats`; the eviction manager ranks pods by it).
+pub async fn container_usage(cri: &Cri) -> Result<HashMap<String, HashMap<String, Usage>>, String> {
+    let mut rt = cri.runtime.clone();
+    let stats = rt
+        .list_container_stats(k8s_cri::v1::ListContainerStatsRequest { filter: None })
+        .await
+        .map_err(|s| s.message().to_string())?
+        .into_inner()
+        .stats;
+    let mut out: HashMap<String, HashMap<String, Usage>> = HashMap::new();
+    for st in stats {
+        let Some(attr) = st.attributes else { continue };
+        let Some(uid) = attr.labels.get(LABEL_POD_UID) else {
+            continue;
+        };
+        let name = attr
+            .labels
+            .get(LABEL_CONTAINER_NAME)
+            .cloned()
+            .or_else(|| attr.metadata.map(|m| m.name))
+            .unwrap_or_default();
+        let memory = st
+            .memory
+            .and_then(|m| m.working_set_bytes)
+            .map_or(0, |v| v.value);
+        let disk = st
+            .writable_layer
+            .and_then(|f| f.used_bytes)
+            .map_or(0, |v| v.value);
+        let u = out.entry(uid.clone()).or_default().entry(name).or_default();
+        u.memory += memory;
+        u.disk += disk;
+    }
+    Ok(out)
+}
+
 /// Everything the runtime holds for pod `uid`, with each container's full status and
 /// termination message; sandbox IPs come from PodSandboxStatus of ready sandboxes.
 pub async fn observe_pod(cri: &Cri, uid: &str, root_dir: &Path) -> Result<ObservedPod, String> {
