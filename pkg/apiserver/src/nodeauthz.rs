@@ -224,6 +224,9 @@ fn decide_node(node: &str, attrs: &Attributes) -> NodeDecision {
     match (attrs.subresource.as_str(), attrs.verb.as_str()) {
         // NodeRestriction limits these to the node's own object.
         ("", "create" | "update" | "patch") | ("status", "update" | "patch") => NodeDecision::Allow,
+        // skiff addition: the node's pod network (flannel's role) and service proxy read every
+        // Node (pod CIDRs, flannel annotations, addresses), as k3s's k3s-controller user does.
+        ("", "list" | "watch") if attrs.name.is_empty() => NodeDecision::Allow,
         ("" | "status", "get" | "list" | "watch") => {
             if attrs.name == node {
                 NodeDecision::Allow
@@ -698,6 +701,11 @@ mod tests {
         );
         assert_eq!(
             d(attrs("list", "", "nodes", "", "", ""), &[]),
+            Allow,
+            "the pod network and the service proxy watch every Node"
+        );
+        assert_eq!(
+            d(attrs("list", "", "nodes", "status", "", ""), &[]),
             NoOpinion("node 'n1' cannot read all nodes, only its own Node object".into())
         );
         assert_eq!(
