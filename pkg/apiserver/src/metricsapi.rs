@@ -121,8 +121,11 @@ pub fn usage(prev: &Sample, last: &Sample) -> Option<Usage> {
     })
 }
 
+/// One sample line: name, labels, value, timestamp.
+type Line<'a> = (&'a str, Vec<(String, String)>, f64, Option<i64>);
+
 /// Splits `name{labels} value [timestamp]` into its parts; labels unescaped.
-fn parse_line(line: &str) -> Option<(&str, Vec<(String, String)>, f64, Option<i64>)> {
+fn parse_line(line: &str) -> Option<Line<'_>> {
     let line = line.trim();
     if line.is_empty() || line.starts_with('#') {
         return None;
@@ -251,7 +254,7 @@ pub fn cpu_quantity(nano: u64) -> String {
     let mut v = nano;
     let mut suffix = 0;
     const SUFFIXES: [&str; 4] = ["n", "u", "m", ""];
-    while suffix < 3 && v % 1000 == 0 {
+    while suffix < 3 && v.is_multiple_of(1000) {
         v /= 1000;
         suffix += 1;
     }
@@ -266,7 +269,7 @@ pub fn memory_quantity(bytes: u64) -> String {
     const SUFFIXES: [&str; 7] = ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"];
     let mut v = bytes;
     let mut i = 0;
-    while i < 6 && v % 1024 == 0 {
+    while i < 6 && v.is_multiple_of(1024) {
         v /= 1024;
         i += 1;
     }
