@@ -165,6 +165,17 @@ pub fn bootstrap_cluster_roles() -> Vec<Value> {
             &[(AGGREGATE_TO_VIEW, "true")],
             aggregate_to_view_rules(),
         ),
+        // metrics-server's role (k3s ships it): the metrics.k8s.io API the server serves is
+        // readable by view, edit and admin.
+        cluster_role(
+            "system:aggregated-metrics-reader",
+            &[
+                (AGGREGATE_TO_VIEW, "true"),
+                (AGGREGATE_TO_EDIT, "true"),
+                (AGGREGATE_TO_ADMIN, "true"),
+            ],
+            vec![rule(READ, &["metrics.k8s.io"], &["pods", "nodes"])],
+        ),
         cluster_role(
             "system:discovery",
             &[],

@@ -787,6 +787,7 @@ fn bootstrap_objects_are_well_formed() {
         "system:aggregate-to-admin",
         "system:aggregate-to-edit",
         "system:aggregate-to-view",
+        "system:aggregated-metrics-reader",
         "system:discovery",
         "system:basic-user",
         "system:public-info-viewer",
