@@ -782,19 +782,12 @@ pub(crate) mod tests {
         let subsets = desired_subsets(&svc, &[&a, &b, &c]);
         assert_eq!(subsets.len(), 1);
         let s = &subsets[0];
-        let ips: Vec<&str> = s
-            .addresses
-            .iter()
-            .flatten()
-            .map(|a| a.ip.as_str())
-            .collect();
+        let ips_of = |a: &Option<Vec<EndpointAddress>>| -> Vec<String> {
+            a.iter().flatten().map(|a| a.ip.clone()).collect()
+        };
+        let ips = ips_of(&s.addresses);
         assert_eq!(ips, ["10.42.0.8", "10.42.0.10"]);
-        let nr: Vec<&str> = s
-            .not_ready_addresses
-            .iter()
-            .flatten()
-            .map(|a| a.ip.as_str())
-            .collect();
+        let nr = ips_of(&s.not_ready_addresses);
         assert_eq!(nr, ["10.42.0.9"]);
         let port = &s.ports.as_ref().unwrap()[0];
         assert_eq!(

@@ -6,6 +6,7 @@
 
 use crate::controller::Action as Next;
 use crate::queue::{run_workers, Queue};
+use crate::util::ignore_not_found;
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{
@@ -367,21 +368,17 @@ impl Gc {
     }
 
     async fn patch_refs(&self, item: &Node, refs: Vec<OwnerReference>) -> Result<(), GcError> {
-        let refs = if refs.is_empty() {
-            serde_json::Value::Null
-        } else {
-            json!(refs)
-        };
-        let patch = json!({"metadata": {"ownerReferences": refs, "resourceVersion": item.resource_version}});
-        match self
-            .api(item.kind, &item.namespace)
-            .patch(&item.name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        let refs = crate::util::list_or_null(&refs);
+        let meta = json!({"ownerReferences": refs, "resourceVersion": item.resource_version});
+        self.patch_meta(item, meta).await
+    }
+
+    /// Merge-patches the metadata of `item` (gone meanwhile: nothing to do).
+    async fn patch_meta(&self, item: &Node, meta: serde_json::Value) -> Result<(), GcError> {
+        let api = self.api(item.kind, &item.namespace);
+        let patch = Patch::Merge(json!({ "metadata": meta }));
+        ignore_not_found(api.patch(&item.name, &PatchParams::default(), &patch).await)?;
+        Ok(())
     }
 
     async fn delete(&self, item: &Node, policy: Policy) -> Result<(), GcError> {
@@ -465,22 +462,9 @@ impl Gc {
 
     async fn remove_finalizer(&self, owner: &Node, fin: &str) -> Result<(), GcError> {
         let rest: Vec<&String> = owner.finalizers.iter().filter(|f| *f != fin).collect();
-        let fins = if rest.is_empty() {
-            serde_json::Value::Null
-        } else {
-            json!(rest)
-        };
-        let patch =
-            json!({"metadata": {"finalizers": fins, "resourceVersion": owner.resource_version}});
-        match self
-            .api(owner.kind, &owner.namespace)
-            .patch(&owner.name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        let fins = crate::util::list_or_null(&rest);
+        let meta = json!({"finalizers": fins, "resourceVersion": owner.resource_version});
+        self.patch_meta(owner, meta).await
     }
 
     async fn process_owner(&self, uid: &str) -> Result<(), GcError> {

@@ -65,6 +65,13 @@ pub fn is_finished(job: &Job) -> bool {
         .is_some_and(|s| cond_true(s, "Complete").is_some() || cond_true(s, "Failed").is_some())
 }
 
+/// The terminal condition (`Failed` or `Complete`) an interim one leads to, with its reason
+/// and message.
+fn terminal_after(interim: &JobCondition, type_: &str, now: Timestamp) -> JobCondition {
+    let reason = interim.reason.as_deref().unwrap_or("");
+    new_condition(type_, reason, interim.message.as_deref().unwrap_or(""), now)
+}
+
 fn new_condition(t: &str, reason: &str, message: &str, now: Timestamp) -> JobCondition {
     JobCondition {
         type_: t.into(),
@@ -611,23 +618,13 @@ pub fn plan(job: &Job, pods: &[&Pod], now: Timestamp) -> JobPlan {
         match c.type_.as_str() {
             "FailureTarget" => {
                 st.conditions.get_or_insert_with(Vec::new).push(c.clone());
-                out.terminal = Some(new_condition(
-                    "Failed",
-                    c.reason.as_deref().unwrap_or(""),
-                    c.message.as_deref().unwrap_or(""),
-                    now,
-                ));
+                out.terminal = Some(terminal_after(c, "Failed", now));
             }
             "SuccessCriteriaMet" => {
                 if cond_true(&st, "SuccessCriteriaMet").is_none() {
                     st.conditions.get_or_insert_with(Vec::new).push(c.clone());
                 }
-                out.terminal = Some(new_condition(
-                    "Complete",
-                    c.reason.as_deref().unwrap_or(""),
-                    c.message.as_deref().unwrap_or(""),
-                    now,
-                ));
+                out.terminal = Some(terminal_after(c, "Complete", now));
             }
             _ => out.terminal = Some(c.clone()),
         }
@@ -878,11 +875,7 @@ async fn remove_finalizer(api: &Api<Pod>, name: &str, pod: &Pod) -> Result<(), E
     let rest: Vec<&String> = list.iter().filter(|x| *x != TRACKING_FINALIZER).collect();
     // The resourceVersion makes the merge patch conditional: a concurrent finalizer change
     // is not lost (409, retried on the next sync).
-    let finalizers = if rest.is_empty() {
-        serde_json::Value::Null
-    } else {
-        json!(rest)
-    };
+    let finalizers = crate::util::list_or_null(&rest);
     let patch = json!({"metadata": {
         "finalizers": finalizers,
         "resourceVersion": pod.metadata.resource_version,
@@ -899,6 +892,11 @@ mod tests {
     use k8s_openapi::api::batch::v1::JobSpec;
     use k8s_openapi::api::core::v1::{ContainerStatus, PodSpec, PodTemplateSpec};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    fn condition_types(st: &JobStatus) -> Vec<&str> {
+        let conditions = st.conditions.iter().flatten();
+        conditions.map(|c| c.type_.as_str()).collect()
+    }
 
     fn job(completions: Option<i32>, parallelism: i32, backoff: i32) -> Job {
         Job {
@@ -980,24 +978,13 @@ mod tests {
         j2.status = Some(st);
         let pods = [jpod("b", "Succeeded")];
         let p = plan(&j2, &refs(&pods), ts(1010));
-        let types: Vec<&str> = p
-            .status
-            .conditions
-            .iter()
-            .flatten()
-            .map(|c| c.type_.as_str())
-            .collect();
+        let types = condition_types(&p.status);
         assert_eq!(types, vec!["SuccessCriteriaMet"]);
         let c = &p.status.conditions.as_ref().unwrap()[0];
         assert_eq!(c.reason.as_deref(), Some("CompletionsReached"));
         let st = settle(&j2, &p);
         assert_eq!(st.succeeded, Some(2));
-        let types: Vec<&str> = st
-            .conditions
-            .iter()
-            .flatten()
-            .map(|c| c.type_.as_str())
-            .collect();
+        let types = condition_types(&st);
         assert_eq!(types, vec!["SuccessCriteriaMet", "Complete"]);
         assert!(st.completion_time.is_some());
     }

@@ -89,6 +89,18 @@ impl Totals {
 /// One desired condition: (type, status, reason, message).
 pub type Cond = (String, String, String, String);
 
+/// `<name> <verb> <n> resource instances`, sorted and comma-separated, for the counts above 0
+/// (upstream's condition messages).
+fn counted(counts: &BTreeMap<String, usize>, verb: &str) -> String {
+    let mut parts: Vec<String> = counts
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(k, n)| format!("{k} {verb} {n} resource instances"))
+        .collect();
+    parts.sort();
+    parts.join(", ")
+}
+
 /// The conditions a deletion pass reports (upstream's `namespaceConditionUpdater`).
 pub fn desired_conditions(
     discovery_failure: Option<&str>,
@@ -123,35 +135,17 @@ pub fn desired_conditions(
                 ))
             }
             "NamespaceContentRemaining" if !totals.is_empty() => {
-                let mut parts: Vec<String> = totals
-                    .remaining
-                    .iter()
-                    .filter(|(_, n)| **n > 0)
-                    .map(|(r, n)| format!("{r} has {n} resource instances"))
-                    .collect();
-                parts.sort();
+                let parts = counted(&totals.remaining, "has");
                 Some(bad(
                     t,
                     "SomeResourcesRemain",
-                    format!("Some resources are remaining: {}", parts.join(", ")),
+                    format!("Some resources are remaining: {parts}"),
                 ))
             }
             "NamespaceFinalizersRemaining" if totals.finalizers.values().any(|n| *n > 0) => {
-                let mut parts: Vec<String> = totals
-                    .finalizers
-                    .iter()
-                    .filter(|(_, n)| **n > 0)
-                    .map(|(f, n)| format!("{f} in {n} resource instances"))
-                    .collect();
-                parts.sort();
-                Some(bad(
-                    t,
-                    "SomeFinalizersRemain",
-                    format!(
-                        "Some content in the namespace has finalizers remaining: {}",
-                        parts.join(", ")
-                    ),
-                ))
+                let parts = counted(&totals.finalizers, "in");
+                let msg = "Some content in the namespace has finalizers remaining";
+                Some(bad(t, "SomeFinalizersRemain", format!("{msg}: {parts}")))
             }
             _ => None,
         };

@@ -477,11 +477,7 @@ async fn tick(
         current.is_empty() || current.values().any(|n| ready_status(n) == "True");
     for (name, node) in current.iter_mut() {
         if let Some(taints) = desired_taints(node, evictions_enabled, now) {
-            let value = if taints.is_empty() {
-                serde_json::Value::Null
-            } else {
-                serde_json::json!(taints)
-            };
+            let value = crate::util::list_or_null(&taints);
             let patch = serde_json::json!({"spec": {"taints": value}});
             match node_api
                 .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
@@ -650,12 +646,9 @@ async fn act(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::util::podutil::tests::at as t;
     use k8s_openapi::api::core::v1::{NodeSpec, NodeStatus, PodSpec};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-
-    fn t(s: &str) -> Timestamp {
-        s.parse().unwrap()
-    }
 
     fn node(ready: &str, heartbeat: &str) -> Node {
         Node {

@@ -105,15 +105,7 @@ pub fn refers_to(v: &PersistentVolume, c: &PersistentVolumeClaim) -> bool {
 }
 
 fn reference(c: &PersistentVolumeClaim) -> ObjectReference {
-    ObjectReference {
-        api_version: Some("v1".to_string()),
-        kind: Some("PersistentVolumeClaim".to_string()),
-        namespace: c.metadata.namespace.clone(),
-        name: c.metadata.name.clone(),
-        uid: c.metadata.uid.clone(),
-        resource_version: c.metadata.resource_version.clone(),
-        field_path: None,
-    }
+    crate::util::object_ref(c)
 }
 
 fn storage(q: Option<&BTreeMap<String, Quantity>>) -> Option<f64> {
@@ -452,6 +444,22 @@ async fn apply(
     let claims: Option<Api<PersistentVolumeClaim>> =
         claim.map(|c| Api::namespaced(client.clone(), &c.namespace().unwrap_or_default()));
     let claim_name = claim.map(|c| c.name_any()).unwrap_or_default();
+    // A merge patch of the claim (of its status when `status`); nothing without a claim.
+    let claim_patch = |p: serde_json::Value, status: bool| {
+        let (claims, claim_name, pp) = (&claims, &claim_name, &pp);
+        async move {
+            let Some(api) = claims else {
+                return Ok(());
+            };
+            let p = Patch::Merge(&p);
+            let r = if status {
+                api.patch_status(claim_name, pp, &p).await
+            } else {
+                api.patch(claim_name, pp, &p).await
+            };
+            r.map(|_| ())
+        }
+    };
     for ch in changes {
         let res = match ch {
             Change::BindVolume {
@@ -488,25 +496,11 @@ async fn apply(
                     ann[BOUND_BY_CONTROLLER] = json!("yes");
                 }
                 let p = json!({"metadata": {"annotations": ann}, "spec": {"volumeName": volume}});
-                match &claims {
-                    Some(api) => api
-                        .patch(&claim_name, &pp, &Patch::Merge(&p))
-                        .await
-                        .map(|_| ()),
-                    None => Ok(()),
-                }
+                claim_patch(p, false).await
             }
-            Change::AnnotateClaim(ann) => match &claims {
-                Some(api) => api
-                    .patch(
-                        &claim_name,
-                        &pp,
-                        &Patch::Merge(&json!({"metadata": {"annotations": ann}})),
-                    )
-                    .await
-                    .map(|_| ()),
-                None => Ok(()),
-            },
+            Change::AnnotateClaim(ann) => {
+                claim_patch(json!({"metadata": {"annotations": ann}}), false).await
+            }
             Change::ClaimStatus {
                 phase,
                 capacity,
@@ -519,13 +513,7 @@ async fn apply(
                 if let Some(m) = access_modes {
                     st["accessModes"] = json!(m);
                 }
-                match &claims {
-                    Some(api) => api
-                        .patch_status(&claim_name, &pp, &Patch::Merge(&json!({"status": st})))
-                        .await
-                        .map(|_| ()),
-                    None => Ok(()),
-                }
+                claim_patch(json!({"status": st}), true).await
             }
             Change::ClaimEvent {
                 type_,

@@ -654,6 +654,7 @@ async fn execute(
     let sname = set_name(set);
     let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
     let pvc_api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), ns);
+    let rec = ctx.control.recorder();
     let create_claims = |pod: String, claims: Vec<PersistentVolumeClaim>| {
         let pvc_api = pvc_api.clone();
         async move {
@@ -661,28 +662,15 @@ async fn execute(
                 let cname = c.metadata.name.clone().unwrap_or_default();
                 match pvc_api.create(&PostParams::default(), &c).await {
                     Ok(_) => {
-                        ctx.control
-                            .recorder()
-                            .record(
-                                set,
-                                "Normal",
-                                "SuccessfulCreate",
-                                &format!(
-                                    "create Claim {cname} Pod {pod} in StatefulSet {sname} success"
-                                ),
-                            )
-                            .await
+                        let msg = format!(
+                            "create Claim {cname} Pod {pod} in StatefulSet {sname} success"
+                        );
+                        rec.record(set, "Normal", "SuccessfulCreate", &msg).await
                     }
                     Err(kube::Error::Api(e)) if e.code == 409 => {}
                     Err(e) => {
-                        ctx.control.recorder()
-                            .record(
-                                set,
-                                "Warning",
-                                "FailedCreate",
-                                &format!("create Claim {cname} for Pod {pod} in StatefulSet {sname} failed error: {e}"),
-                            )
-                            .await;
+                        let msg = format!("create Claim {cname} for Pod {pod} in StatefulSet {sname} failed error: {e}");
+                        rec.record(set, "Warning", "FailedCreate", &msg).await;
                         return Err(Error::from(e));
                     }
                 }
@@ -698,29 +686,14 @@ async fn execute(
                 match pod_api.create(&PostParams::default(), pod).await {
                     Ok(_) => {
                         ctx.exp.expect(key, vec![pname.clone()], vec![]);
-                        ctx.control
-                            .recorder()
-                            .record(
-                                set,
-                                "Normal",
-                                "SuccessfulCreate",
-                                &format!("create Pod {pname} in StatefulSet {sname} successful"),
-                            )
-                            .await;
+                        let msg = format!("create Pod {pname} in StatefulSet {sname} successful");
+                        rec.record(set, "Normal", "SuccessfulCreate", &msg).await;
                     }
                     Err(kube::Error::Api(e)) if e.code == 409 => {}
                     Err(e) => {
-                        ctx.control
-                            .recorder()
-                            .record(
-                                set,
-                                "Warning",
-                                "FailedCreate",
-                                &format!(
-                                    "create Pod {pname} in StatefulSet {sname} failed error: {e}"
-                                ),
-                            )
-                            .await;
+                        let msg =
+                            format!("create Pod {pname} in StatefulSet {sname} failed error: {e}");
+                        rec.record(set, "Warning", "FailedCreate", &msg).await;
                         return Err(e.into());
                     }
                 }
@@ -740,15 +713,8 @@ async fn execute(
                     Ok(_) => {
                         tracing::debug!(pod = %name, why, "statefulset deleted pod");
                         ctx.exp.expect(key, vec![], vec![uid.clone()]);
-                        ctx.control
-                            .recorder()
-                            .record(
-                                set,
-                                "Normal",
-                                "SuccessfulDelete",
-                                &format!("delete Pod {name} in StatefulSet {sname} successful"),
-                            )
-                            .await;
+                        let msg = format!("delete Pod {name} in StatefulSet {sname} successful");
+                        rec.record(set, "Normal", "SuccessfulDelete", &msg).await;
                     }
                     Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
                     Err(e) => return Err(e.into()),
@@ -820,11 +786,8 @@ async fn revisions(
     let api: Api<ControllerRevision> = Api::namespaced(ctx.client.clone(), &ns);
     let mut sorted: Vec<&ControllerRevision> = revs.iter().map(|r| r.as_ref()).collect();
     sorted.sort_by_key(|r| r.revision);
-    let collisions = set
-        .status
-        .as_ref()
-        .and_then(|s| s.collision_count)
-        .unwrap_or(0);
+    let status = set.status.as_ref();
+    let collisions = status.and_then(|s| s.collision_count).unwrap_or(0);
     let template = set
         .spec
         .as_ref()
@@ -912,13 +875,7 @@ mod tests {
         let mut claim = PersistentVolumeClaim::default();
         claim.metadata.name = Some("data".into());
         StatefulSet {
-            metadata: ObjectMeta {
-                name: Some("web".into()),
-                namespace: Some("default".into()),
-                uid: Some("set-uid".into()),
-                generation: Some(4),
-                ..Default::default()
-            },
+            metadata: crate::util::podutil::tests::meta("web", "set-uid", 4),
             spec: Some(StatefulSetSpec {
                 replicas: Some(n),
                 pod_management_policy: Some(policy.into()),
@@ -1091,8 +1048,11 @@ mod tests {
 
     #[test]
     fn scale_down_in_reverse_one_at_a_time() {
-        let s = set(1, "OrderedReady");
-        let pods = spods(&[(0, "r1", true), (1, "r1", true), (2, "r1", true)]);
+        let (s, pods) = (
+            set(1, "OrderedReady"),
+            spods(&[(0, "r1", true), (1, "r1", true)]),
+        );
+        let pods = [pods, spods(&[(2, "r1", true)])].concat();
         let p = run_plan(&s, &pods, &[], "r1", "r1");
         assert_eq!(deleted(&p), vec![("web-2".to_string(), "condemned")]);
         // web-2 terminating: wait.

@@ -171,15 +171,7 @@ pub fn finished_condition(job: &Job) -> Option<&str> {
 
 /// A reference to a job for `status.active`.
 pub fn job_ref(job: &Job) -> ObjectReference {
-    ObjectReference {
-        api_version: Some("batch/v1".into()),
-        kind: Some("Job".into()),
-        name: job.metadata.name.clone(),
-        namespace: job.metadata.namespace.clone(),
-        uid: job.metadata.uid.clone(),
-        resource_version: job.metadata.resource_version.clone(),
-        field_path: None,
-    }
+    crate::util::object_ref(job)
 }
 
 /// What one sync of a CronJob should do.
@@ -194,6 +186,19 @@ pub struct CjPlan {
     /// Events: (type, reason, message).
     pub events: Vec<(&'static str, String, String)>,
     pub requeue_after: Option<Duration>,
+}
+
+impl CjPlan {
+    fn event(&mut self, type_: &'static str, reason: &str, message: &str) {
+        self.events
+            .push((type_, reason.to_string(), message.to_string()));
+    }
+
+    /// This plan with a warning and nothing else to do.
+    fn warn(mut self, reason: &str, message: &str) -> Self {
+        self.event("Warning", reason, message);
+        self
+    }
 }
 
 fn remove_active(st: &mut CronJobStatus, uid: Option<&str>) {
@@ -222,18 +227,18 @@ pub fn plan(cj: &CronJob, jobs: &[&Job], missing: &[String], now: Timestamp) -> 
         let found = in_active(&st, uid);
         let fin = finished_condition(j);
         match (found, fin) {
-            (false, None) => out.events.push((
+            (false, None) => out.event(
                 "Warning",
-                "UnexpectedJob".into(),
-                format!("Saw a job that the controller did not create or forgot: {jname}"),
-            )),
+                "UnexpectedJob",
+                &format!("Saw a job that the controller did not create or forgot: {jname}"),
+            ),
             (true, Some(c)) => {
                 remove_active(&mut st, uid);
-                out.events.push((
+                out.event(
                     "Normal",
-                    "SawCompletedJob".into(),
-                    format!("Saw completed job: {jname}, condition: {c}"),
-                ));
+                    "SawCompletedJob",
+                    &format!("Saw completed job: {jname}, condition: {c}"),
+                );
             }
             _ => {}
         }
@@ -253,11 +258,11 @@ pub fn plan(cj: &CronJob, jobs: &[&Job], missing: &[String], now: Timestamp) -> 
             .find(|r| r.name.as_deref() == Some(m.as_str()))
             .and_then(|r| r.uid.clone());
         if uid.is_some() {
-            out.events.push((
+            out.event(
                 "Normal",
-                "MissingJob".into(),
-                format!("Active job went missing: {m}"),
-            ));
+                "MissingJob",
+                &format!("Active job went missing: {m}"),
+            );
             remove_active(&mut st, uid.as_deref());
         }
     }
@@ -293,11 +298,11 @@ pub fn plan(cj: &CronJob, jobs: &[&Job], missing: &[String], now: Timestamp) -> 
         for j in done.into_iter().take(excess) {
             let jname = j.metadata.name.clone().unwrap_or_default();
             remove_active(&mut st, j.metadata.uid.as_deref());
-            out.events.push((
+            out.event(
                 "Normal",
-                "SuccessfulDelete".into(),
-                format!("Deleted job {jname}"),
-            ));
+                "SuccessfulDelete",
+                &format!("Deleted job {jname}"),
+            );
             out.delete.push(jname);
         }
     }
@@ -308,38 +313,28 @@ pub fn plan(cj: &CronJob, jobs: &[&Job], missing: &[String], now: Timestamp) -> 
     let cron = match schedule::parse(&spec.schedule, spec.time_zone.as_deref()) {
         Ok(c) => c,
         Err(schedule::ScheduleError::Location(z)) if spec.time_zone.is_some() => {
-            out.events.push((
-                "Warning",
-                "UnknownTimeZone".into(),
-                format!("invalid timeZone: {z:?}: unknown time zone {z}"),
-            ));
-            return out;
+            return out.warn(
+                "UnknownTimeZone",
+                &format!("invalid timeZone: {z:?}: unknown time zone {z}"),
+            );
         }
         Err(e) => {
-            out.events.push((
-                "Warning",
-                "UnparseableSchedule".into(),
-                format!("unparseable schedule: {:?} : {e}", spec.schedule),
-            ));
-            return out;
+            return out.warn(
+                "UnparseableSchedule",
+                &format!("unparseable schedule: {:?} : {e}", spec.schedule),
+            );
         }
     };
     let scheduled = match most_recent_schedule_time(cj, now, &cron, true) {
         Err(e) => {
-            out.events.push((
-                "Warning",
-                "InvalidSchedule".into(),
-                format!("invalid schedule: {} : {e}", spec.schedule),
-            ));
-            return out;
+            return out.warn(
+                "InvalidSchedule",
+                &format!("invalid schedule: {} : {e}", spec.schedule),
+            );
         }
         Ok((_, t, missed)) => {
             if missed == Missed::Many {
-                out.events.push((
-                    "Warning",
-                    "TooManyMissedTimes".into(),
-                    "too many missed start times. Set or decrease .spec.startingDeadlineSeconds or check clock skew".into(),
-                ));
+                out.event("Warning", "TooManyMissedTimes", "too many missed start times. Set or decrease .spec.startingDeadlineSeconds or check clock skew");
             }
             t
         }
@@ -356,12 +351,10 @@ pub fn plan(cj: &CronJob, jobs: &[&Job], missing: &[String], now: Timestamp) -> 
                 .to_zoned(k8s_openapi::jiff::tz::TimeZone::UTC)
                 .strftime("%a, %d %b %Y %H:%M:%S %z")
                 .to_string();
-            out.events.push((
-                "Warning",
-                "MissSchedule".into(),
-                format!("Missed scheduled time to start a job: {rfc1123z}"),
-            ));
-            return out;
+            return out.warn(
+                "MissSchedule",
+                &format!("Missed scheduled time to start a job: {rfc1123z}"),
+            );
         }
     }
     let jname = job_name(cj, scheduled);
@@ -377,22 +370,17 @@ pub fn plan(cj: &CronJob, jobs: &[&Job], missing: &[String], now: Timestamp) -> 
     let policy = spec.concurrency_policy.as_deref().unwrap_or("Allow");
     let active_now = st.active.as_ref().map_or(0, Vec::len);
     if policy == "Forbid" && active_now > 0 {
-        out.events.push((
+        out.event(
             "Normal",
-            "JobAlreadyActive".into(),
-            "Not starting job because prior execution is running and concurrency policy is Forbid"
-                .into(),
-        ));
+            "JobAlreadyActive",
+            "Not starting job because prior execution is running and concurrency policy is Forbid",
+        );
         return out;
     }
     if policy == "Replace" {
         for r in st.active.iter().flatten() {
             if let Some(n) = &r.name {
-                out.events.push((
-                    "Normal",
-                    "SuccessfulDelete".into(),
-                    format!("Deleted job {n}"),
-                ));
+                out.event("Normal", "SuccessfulDelete", &format!("Deleted job {n}"));
                 out.delete.push(n.clone());
             }
         }
@@ -548,11 +536,8 @@ async fn write_status(ctx: &Ctx, cj: &CronJob, status: &CronJobStatus) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::util::podutil::tests::at;
     use k8s_openapi::api::batch::v1::{CronJobSpec, JobCondition, JobStatus, JobTemplateSpec};
-
-    fn at(s: &str) -> Timestamp {
-        s.parse().unwrap()
-    }
 
     fn cj(schedule: &str, policy: &str) -> CronJob {
         CronJob {

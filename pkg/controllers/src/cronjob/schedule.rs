@@ -375,10 +375,7 @@ impl Cron {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn at(s: &str) -> Timestamp {
-        s.parse().unwrap()
-    }
+    use crate::util::podutil::tests::at;
 
     fn next(spec: &str, tz: Option<&str>, after: &str) -> String {
         parse(spec, tz)

@@ -204,22 +204,14 @@ mod tests {
     #[test]
     fn taints_decide_run_and_continue() {
         let s = daemon_spec();
+        let fit = |should_run, should_continue_running| Fit {
+            should_run,
+            should_continue_running,
+        };
         let ns = node("a", &[], &[("dedicated", "NoSchedule")]);
-        assert_eq!(
-            node_should_run(&s, &ns),
-            Fit {
-                should_run: false,
-                should_continue_running: true
-            }
-        );
+        assert_eq!(node_should_run(&s, &ns), fit(false, true));
         let ne = node("a", &[], &[("dedicated", "NoExecute")]);
-        assert_eq!(
-            node_should_run(&s, &ne),
-            Fit {
-                should_run: false,
-                should_continue_running: false
-            }
-        );
+        assert_eq!(node_should_run(&s, &ne), fit(false, false));
         let mut tol = s.clone();
         tol.tolerations.as_mut().unwrap().push(Toleration {
             key: Some("dedicated".into()),

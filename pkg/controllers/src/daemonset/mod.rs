@@ -652,13 +652,8 @@ async fn construct_history(
     ds: &DaemonSet,
     revs: &[Arc<ControllerRevision>],
 ) -> Result<(String, Vec<Arc<ControllerRevision>>), Error> {
-    let ns = ds.metadata.namespace.clone().unwrap_or_default();
-    let name = ds.metadata.name.clone().unwrap_or_default();
-    let template = ds
-        .spec
-        .as_ref()
-        .map(|s| s.template.clone())
-        .unwrap_or_default();
+    let (ns, name) = (key_of(ds).namespace, key_of(ds).name);
+    let template = ds.spec.clone().unwrap_or_default().template;
     let data = history::template_patch(&template);
     let (cur, old): (Vec<_>, Vec<_>) = revs.iter().cloned().partition(|r| history::holds(r, &data));
     let next = history::max_revision(old.iter().map(|r| r.as_ref())) + 1;
@@ -801,6 +796,16 @@ mod tests {
     }
 
     /// A daemon pod on `node` with revision `hash`, Running and ready since t=100 when `ready`.
+    /// Daemon pods from `name node hash ready(+/-)` entries, comma-separated.
+    fn dpods(list: &str) -> Vec<Pod> {
+        list.split(", ")
+            .map(|e| {
+                let f: Vec<&str> = e.split(' ').collect();
+                dpod(f[0], f[1], f[2], f[3] == "+")
+            })
+            .collect()
+    }
+
     fn dpod(name: &str, node: &str, hash: &str, ready: bool) -> Pod {
         let mut p = pod(
             name,
@@ -872,10 +877,7 @@ mod tests {
     fn removed_and_no_execute_nodes_lose_their_pods() {
         let d = ds(0, 1);
         let nodes = [node("a", Some(("evict", "NoExecute")))];
-        let pods = [
-            dpod("p1", "a", "new", true),
-            dpod("p2", "gone", "new", true),
-        ];
+        let pods = dpods("p1 a new +, p2 gone new +");
         let p = run(&d, &nodes, &pods);
         let names: Vec<&str> = p.delete.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, vec!["p1", "p2"]);
@@ -919,35 +921,19 @@ mod tests {
     fn rolling_update_respects_max_unavailable() {
         let d = ds(0, 1);
         let nodes = [node("a", None), node("b", None), node("c", None)];
-        let pods = [
-            dpod("pa", "a", "old", true),
-            dpod("pb", "b", "old", true),
-            dpod("pc", "c", "old", true),
-        ];
+        let pods = dpods("pa a old +, pb b old +, pc c old +");
         let p = run(&d, &nodes, &pods);
         assert_eq!(p.delete.len(), 1, "one at a time");
         assert_eq!(p.status.updated_number_scheduled, Some(0));
         // With one node already replaced but not ready yet: nothing more.
-        let pods = [
-            dpod("pa2", "a", "new", false),
-            dpod("pb", "b", "old", true),
-            dpod("pc", "c", "old", true),
-        ];
+        let pods = dpods("pa2 a new -, pb b old +, pc c old +");
         assert!(run(&d, &nodes, &pods).delete.is_empty());
         // An unavailable old pod is always replaceable.
-        let pods = [
-            dpod("pa2", "a", "new", true),
-            dpod("pb", "b", "old", false),
-            dpod("pc", "c", "old", true),
-        ];
+        let pods = dpods("pa2 a new +, pb b old -, pc c old +");
         let p = run(&d, &nodes, &pods);
         assert_eq!(p.delete, vec![("pb".into(), "uid-pb".into())]);
         // maxUnavailable 2 of 3 nodes.
-        let pods = [
-            dpod("pa", "a", "old", true),
-            dpod("pb", "b", "old", true),
-            dpod("pc", "c", "old", true),
-        ];
+        let pods = dpods("pa a old +, pb b old +, pc c old +");
         assert_eq!(run(&ds(0, 2), &nodes, &pods).delete.len(), 2);
     }
 
@@ -960,19 +946,11 @@ mod tests {
         assert_eq!(p.create_on, vec!["a".to_string()], "one surge pod");
         assert!(p.delete.is_empty());
         // The surge pod is not ready: wait.
-        let pods = [
-            dpod("pa", "a", "old", true),
-            dpod("pa2", "a", "new", false),
-            dpod("pb", "b", "old", true),
-        ];
+        let pods = dpods("pa a old +, pa2 a new -, pb b old +");
         let p = run(&d, &nodes, &pods);
         assert!(p.create_on.is_empty() && p.delete.is_empty());
         // Ready: the old pod goes, and the next node surges.
-        let pods = [
-            dpod("pa", "a", "old", true),
-            dpod("pa2", "a", "new", true),
-            dpod("pb", "b", "old", true),
-        ];
+        let pods = dpods("pa a old +, pa2 a new +, pb b old +");
         let p = run(&d, &nodes, &pods);
         assert_eq!(p.delete, vec![("pa".into(), "uid-pa".into())]);
     }

@@ -13,7 +13,7 @@ use crate::events::Recorder;
 use crate::informer::{Change, Factory, Store};
 use crate::queue::Queue;
 use crate::util::podutil::{selector_is_empty, selector_matches};
-use crate::util::{controller_of, controller_ref, key_of, ObjectKey};
+use crate::util::{controller_of, controller_ref, selecting, ObjectKey};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus, ReplicaSet, ReplicaSetSpec};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
@@ -27,14 +27,7 @@ use std::time::Duration;
 const WORKERS: usize = 5;
 const RESYNC: Duration = Duration::from_secs(30);
 
-/// Errors of the Deployment controller.
-#[derive(Debug, thiserror::Error)]
-pub enum DeployError {
-    #[error("kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
-    #[error("{0}")]
-    Retry(String),
-}
+use crate::Error;
 
 struct Ctx {
     client: kube::Client,
@@ -52,17 +45,10 @@ impl Ctx {
             }
             return Vec::new();
         }
-        self.deployments
-            .list(ns)
-            .iter()
-            .filter(|d| {
-                d.spec.as_ref().is_some_and(|s| {
-                    !selector_is_empty(&s.selector)
-                        && selector_matches(&s.selector, rs.metadata.labels.as_ref())
-                })
-            })
-            .map(|d| key_of(d.as_ref()))
-            .collect()
+        let labels = rs.metadata.labels.as_ref();
+        selecting(&self.deployments, ns, labels, |d| {
+            Some(&d.spec.as_ref()?.selector)
+        })
     }
 
     fn on_rs(&self, queue: &Queue<ObjectKey>, change: &Change<ReplicaSet>) {
@@ -142,7 +128,7 @@ impl Sync<'_> {
         self.requeue = Some(self.requeue.map_or(d, |r| r.min(d)));
     }
 
-    async fn sync(&mut self, key: &ObjectKey) -> Result<(), DeployError> {
+    async fn sync(&mut self, key: &ObjectKey) -> Result<(), Error> {
         let Some(d) = self.ctx.deployments.get(&key.namespace, &key.name) else {
             return Ok(());
         };
@@ -198,14 +184,10 @@ impl Sync<'_> {
 
     /// Adopts orphan ReplicaSets matching the selector and releases owned ones that stopped
     /// matching; returns the owned ReplicaSets.
-    async fn claim_replicasets(&self, d: &Deployment) -> Result<Vec<ReplicaSet>, DeployError> {
+    async fn claim_replicasets(&self, d: &Deployment) -> Result<Vec<ReplicaSet>, Error> {
         let ns = d.metadata.namespace.clone().unwrap_or_default();
         let uid = d.metadata.uid.clone().unwrap_or_default();
-        let selector = d
-            .spec
-            .as_ref()
-            .map(|s| s.selector.clone())
-            .unwrap_or_default();
+        let selector = d.spec.clone().unwrap_or_default().selector;
         let api: Api<ReplicaSet> = Api::namespaced(self.ctx.client.clone(), &ns);
         let deleting = d.metadata.deletion_timestamp.is_some();
         let mut owned = Vec::new();
@@ -225,11 +207,7 @@ impl Sync<'_> {
                             .into_iter()
                             .filter(|r| r.uid != uid)
                             .collect();
-                        let refs = if refs.is_empty() {
-                            serde_json::Value::Null
-                        } else {
-                            json!(refs)
-                        };
+                        let refs = crate::util::list_or_null(&refs);
                         let patch = json!({"metadata": {"ownerReferences": refs, "resourceVersion": rs.metadata.resource_version}});
                         match api
                             .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
@@ -265,7 +243,7 @@ impl Sync<'_> {
         d: &mut Deployment,
         rss: &mut Vec<ReplicaSet>,
         create: bool,
-    ) -> Result<(Option<usize>, Vec<usize>), DeployError> {
+    ) -> Result<(Option<usize>, Vec<usize>), Error> {
         let new_idx = find_new_rs(d, rss);
         let olds: Vec<usize> = (0..rss.len()).filter(|i| Some(*i) != new_idx).collect();
         let new_revision = max_revision(olds.iter().map(|i| &rss[*i])) + 1;
@@ -374,7 +352,7 @@ impl Sync<'_> {
                 let mut st = d.status.clone().unwrap_or_default();
                 st.collision_count = Some(st.collision_count.unwrap_or(0) + 1);
                 self.write_status(d, st).await?;
-                return Err(DeployError::Retry(format!(
+                return Err(Error::Other(format!(
                     "hash collision for replica set {rs_name:?}: bumped collisionCount"
                 )));
             }
@@ -425,11 +403,7 @@ impl Sync<'_> {
         Ok((Some(rss.len() - 1), olds))
     }
 
-    async fn set_deployment_revision(
-        &self,
-        d: &mut Deployment,
-        rev: &str,
-    ) -> Result<(), DeployError> {
+    async fn set_deployment_revision(&self, d: &mut Deployment, rev: &str) -> Result<(), Error> {
         let cur = d
             .metadata
             .annotations
@@ -456,7 +430,7 @@ impl Sync<'_> {
         &self,
         d: &mut Deployment,
         status: DeploymentStatus,
-    ) -> Result<(), DeployError> {
+    ) -> Result<(), Error> {
         if d.status.as_ref() == Some(&status) {
             return Ok(());
         }
@@ -487,7 +461,7 @@ impl Sync<'_> {
         rs: &mut ReplicaSet,
         new_scale: i32,
         op: &str,
-    ) -> Result<bool, DeployError> {
+    ) -> Result<bool, Error> {
         let old_scale = rs_replicas(rs);
         let mut ann = rs.metadata.annotations.clone().unwrap_or_default();
         let ann_changed =
@@ -537,7 +511,7 @@ impl Sync<'_> {
         rss: &mut [ReplicaSet],
         sizes: &[(String, i32)],
         op: &str,
-    ) -> Result<bool, DeployError> {
+    ) -> Result<bool, Error> {
         let mut any = false;
         for (name, n) in sizes {
             if let Some(rs) = rss
@@ -555,7 +529,7 @@ impl Sync<'_> {
         d: &Deployment,
         rss: &[ReplicaSet],
         olds: &[usize],
-    ) -> Result<(), DeployError> {
+    ) -> Result<(), Error> {
         let olds_ref: Vec<&ReplicaSet> = olds.iter().map(|i| &rss[*i]).collect();
         let api: Api<ReplicaSet> = Api::namespaced(
             self.ctx.client.clone(),
@@ -576,7 +550,7 @@ impl Sync<'_> {
         &mut self,
         d: &mut Deployment,
         rss: &mut Vec<ReplicaSet>,
-    ) -> Result<(), DeployError> {
+    ) -> Result<(), Error> {
         let (new_rs, olds) = self.get_all(d, rss, false).await?;
         let (sizes, op) = {
             let olds_ref: Vec<&ReplicaSet> = olds.iter().map(|i| &rss[*i]).collect();
@@ -589,7 +563,7 @@ impl Sync<'_> {
         self.sync_status(d, rss, (new_rs, &olds), false).await
     }
 
-    async fn check_paused_conditions(&self, d: &mut Deployment) -> Result<(), DeployError> {
+    async fn check_paused_conditions(&self, d: &mut Deployment) -> Result<(), Error> {
         if progress_deadline(d).is_none() {
             return Ok(());
         }
@@ -636,7 +610,7 @@ impl Sync<'_> {
         rss: &[ReplicaSet],
         (new_rs, olds): (Option<usize>, &[usize]),
         rollout: bool,
-    ) -> Result<(), DeployError> {
+    ) -> Result<(), Error> {
         let all: Vec<&ReplicaSet> = olds.iter().chain(new_rs.iter()).map(|i| &rss[*i]).collect();
         let new = new_rs.map(|i| &rss[i]);
         if !rollout {
@@ -657,10 +631,10 @@ impl Sync<'_> {
         &mut self,
         d: &mut Deployment,
         rss: &mut Vec<ReplicaSet>,
-    ) -> Result<(), DeployError> {
+    ) -> Result<(), Error> {
         let (new_rs, olds) = self.get_all(d, rss, true).await?;
         let Some(ni) = new_rs else {
-            return Err(DeployError::Retry("new replica set not created yet".into()));
+            return Err(Error::Other("new replica set not created yet".into()));
         };
         // Scale up, if we can.
         let target = {
@@ -709,7 +683,7 @@ impl Sync<'_> {
         rss: &[ReplicaSet],
         new_rs: Option<usize>,
         olds: &[usize],
-    ) -> Result<bool, DeployError> {
+    ) -> Result<bool, Error> {
         if olds
             .iter()
             .map(|i| rss[*i].status.as_ref().map(|s| s.replicas).unwrap_or(0))
@@ -749,7 +723,7 @@ impl Sync<'_> {
         &mut self,
         d: &mut Deployment,
         rss: &mut Vec<ReplicaSet>,
-    ) -> Result<(), DeployError> {
+    ) -> Result<(), Error> {
         let (mut new_rs, mut olds) = self.get_all(d, rss, false).await?;
         let down: Vec<(String, i32)> = olds
             .iter()

@@ -439,27 +439,22 @@ pub fn scale_plan(
         0
     };
     let to_add = allowed - total;
-    let op = match to_add.cmp(&0) {
-        Ordering::Greater => {
-            // bigger first, newer first on ties
-            all.sort_by(|a, b| {
-                rs_replicas(b)
-                    .cmp(&rs_replicas(a))
-                    .then_with(|| by_creation(b, a))
-            });
-            "up"
-        }
-        Ordering::Less => {
-            // bigger first, older first on ties
-            all.sort_by(|a, b| {
-                rs_replicas(b)
-                    .cmp(&rs_replicas(a))
-                    .then_with(|| by_creation(a, b))
-            });
-            "down"
-        }
-        Ordering::Equal => "",
+    // Scaling up: bigger first, newer first on ties; down: bigger first, older first on ties.
+    let (op, newer_first) = match to_add.cmp(&0) {
+        Ordering::Greater => ("up", true),
+        Ordering::Less => ("down", false),
+        Ordering::Equal => ("", false),
     };
+    if !op.is_empty() {
+        all.sort_by(|a, b| {
+            let tie = if newer_first {
+                by_creation(b, a)
+            } else {
+                by_creation(a, b)
+            };
+            rs_replicas(b).cmp(&rs_replicas(a)).then(tie)
+        });
+    }
     let mut added = 0;
     let mut sizes: Vec<(String, i32)> = Vec::new();
     for rs in &all {
@@ -736,21 +731,20 @@ pub fn rollout_status(
             .is_some_and(|c| c.reason.as_deref() == Some(NEW_RS_AVAILABLE));
     let rs_name = new_rs.and_then(|r| r.metadata.name.clone());
     let dname = d.metadata.name.clone().unwrap_or_default();
+    // `ReplicaSet "x" <what>`, or the Deployment's name before its new ReplicaSet exists.
+    let progress = |what: &str| match &rs_name {
+        Some(r) => format!("ReplicaSet {r:?} {what}"),
+        None => format!("Deployment {dname:?} {what}"),
+    };
     if has_deadline && !complete_before {
         if deployment_complete(d, &status) {
-            let msg = match &rs_name {
-                Some(r) => format!("ReplicaSet {r:?} has successfully progressed."),
-                None => format!("Deployment {dname:?} has successfully progressed."),
-            };
+            let msg = progress("has successfully progressed.");
             set_condition(
                 &mut status,
                 new_condition("Progressing", "True", NEW_RS_AVAILABLE, &msg, now),
             );
         } else if deployment_progressing(d, &status) {
-            let msg = match &rs_name {
-                Some(r) => format!("ReplicaSet {r:?} is progressing."),
-                None => format!("Deployment {dname:?} is progressing."),
-            };
+            let msg = progress("is progressing.");
             let mut c = new_condition("Progressing", "True", RS_UPDATED, &msg, now);
             if let Some(cur) = &current {
                 if cur.status == "True" {
@@ -760,10 +754,7 @@ pub fn rollout_status(
             }
             set_condition(&mut status, c);
         } else if deployment_timed_out(d, &status, now) {
-            let msg = match &rs_name {
-                Some(r) => format!("ReplicaSet {r:?} has timed out progressing."),
-                None => format!("Deployment {dname:?} has timed out progressing."),
-            };
+            let msg = progress("has timed out progressing.");
             set_condition(
                 &mut status,
                 new_condition("Progressing", "False", TIMED_OUT, &msg, now),
@@ -837,13 +828,7 @@ pub(crate) mod tests {
 
     fn deploy(replicas: i32, surge: IntOrString, unavailable: IntOrString) -> Deployment {
         Deployment {
-            metadata: ObjectMeta {
-                name: Some("web".into()),
-                namespace: Some("default".into()),
-                uid: Some("d-uid".into()),
-                generation: Some(1),
-                ..Default::default()
-            },
+            metadata: crate::util::podutil::tests::meta("web", "d-uid", 1),
             spec: Some(DeploymentSpec {
                 replicas: Some(replicas),
                 selector: LabelSelector {

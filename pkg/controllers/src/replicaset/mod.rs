@@ -12,7 +12,8 @@ use crate::util::podutil::{
     is_active, is_available, is_ready, selector_is_empty, selector_matches,
 };
 use crate::util::{
-    api_message, controller_of, controller_ref, is_not_found, key_of, ObjectKey, Workload,
+    api_message, controller_of, controller_ref, is_not_found, key_of, selecting, ObjectKey,
+    Workload,
 };
 use futures::future::join_all;
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus};
@@ -32,23 +33,7 @@ const WORKERS: usize = 5;
 /// Every ReplicaSet is re-synced this often even without events.
 const RESYNC: Duration = Duration::from_secs(30);
 
-/// Errors of the ReplicaSet controller.
-#[derive(Debug, thiserror::Error)]
-pub enum RsError {
-    #[error("kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
-    #[error("{0}")]
-    Manage(String),
-}
-
-impl From<RsError> for crate::Error {
-    fn from(e: RsError) -> Self {
-        match e {
-            RsError::Kube(k) => crate::Error::Kube(k),
-            RsError::Manage(m) => crate::Error::Other(m),
-        }
-    }
-}
+use crate::Error;
 
 /// What one sync of a ReplicaSet should do.
 #[derive(Debug, Default, PartialEq)]
@@ -222,17 +207,10 @@ impl Workload<ReplicaSet> {
     /// The ReplicaSets (keys) whose selector matches an orphan pod.
     fn matching_rs_keys(&self, pod: &Pod) -> Vec<ObjectKey> {
         let ns = pod.metadata.namespace.as_deref().unwrap_or("");
-        self.objects
-            .list(ns)
-            .iter()
-            .filter(|rs| {
-                rs.spec.as_ref().is_some_and(|s| {
-                    !selector_is_empty(&s.selector)
-                        && selector_matches(&s.selector, pod.metadata.labels.as_ref())
-                })
-            })
-            .map(|rs| key_of(rs.as_ref()))
-            .collect()
+        let labels = pod.metadata.labels.as_ref();
+        selecting(&self.objects, ns, labels, |rs| {
+            Some(&rs.spec.as_ref()?.selector)
+        })
     }
 
     /// The key of the cached ReplicaSet a pod's controller reference names, if the uid matches.
@@ -322,7 +300,7 @@ pub fn start(factory: &Factory, _cfg: Arc<crate::Config>) {
 }
 
 /// One sync of ReplicaSet `key`; returns when to look again, if a timer is needed.
-async fn reconcile(ctx: Arc<Ctx>, key: ObjectKey) -> Result<Action, RsError> {
+async fn reconcile(ctx: Arc<Ctx>, key: ObjectKey) -> Result<Action, Error> {
     let (ns, name) = (key.namespace.as_str(), key.name.as_str());
     let key = &key;
     let Some(rs) = ctx.objects.get(ns, name) else {
@@ -387,11 +365,7 @@ async fn reconcile(ctx: Arc<Ctx>, key: ObjectKey) -> Result<Action, RsError> {
             .into_iter()
             .filter(|r| Some(&r.uid) != rs.metadata.uid.as_ref())
             .collect();
-        let refs = if refs.is_empty() {
-            serde_json::Value::Null
-        } else {
-            json!(refs)
-        };
+        let refs = crate::util::list_or_null(&refs);
         let patch = json!({"metadata": {"ownerReferences": refs, "resourceVersion": p.metadata.resource_version}});
         if let Err(e) = pods_api
             .patch(pod_name, &PatchParams::default(), &Patch::Merge(&patch))
@@ -403,7 +377,7 @@ async fn reconcile(ctx: Arc<Ctx>, key: ObjectKey) -> Result<Action, RsError> {
         }
     }
     if !failed_adoptions.is_empty() {
-        return Err(RsError::Manage(format!(
+        return Err(Error::Other(format!(
             "could not adopt {} pods: retrying",
             failed_adoptions.len()
         )));
@@ -474,13 +448,10 @@ async fn reconcile(ctx: Arc<Ctx>, key: ObjectKey) -> Result<Action, RsError> {
         }
     }
     if let Some(msg) = manage_error {
-        return Err(RsError::Manage(msg));
+        return Err(Error::Other(msg));
     }
-    let min_ready = rs
-        .spec
-        .as_ref()
-        .and_then(|s| s.min_ready_seconds)
-        .unwrap_or(0);
+    let spec = rs.spec.as_ref();
+    let min_ready = spec.and_then(|s| s.min_ready_seconds).unwrap_or(0);
     let wait = owned
         .iter()
         .filter_map(|p| pods::recheck_after(p, min_ready, now))
@@ -504,13 +475,7 @@ mod tests {
 
     fn rs(replicas: i32) -> ReplicaSet {
         ReplicaSet {
-            metadata: ObjectMeta {
-                name: Some("web".into()),
-                namespace: Some("default".into()),
-                uid: Some("rs-uid".into()),
-                generation: Some(2),
-                ..Default::default()
-            },
+            metadata: crate::util::podutil::tests::meta("web", "rs-uid", 2),
             spec: Some(ReplicaSetSpec {
                 replicas: Some(replicas),
                 selector: LabelSelector {

@@ -85,11 +85,8 @@ fn newer_first(a: Option<Timestamp>, b: Option<Timestamp>, now: Timestamp) -> Op
 pub fn deletion_order(a: &Pod, rank_a: usize, b: &Pod, rank_b: usize, now: Timestamp) -> Ordering {
     let (na, nb) = (node_name(a), node_name(b));
     if na != nb && (na.is_empty() || nb.is_empty()) {
-        return if na.is_empty() {
-            Ordering::Less
-        } else {
-            Ordering::Greater
-        };
+        // the unassigned one first
+        return (!na.is_empty()).cmp(&!nb.is_empty());
     }
     let (pa, pb) = (phase_ordinal(a), phase_ordinal(b));
     if pa != pb {
@@ -97,11 +94,8 @@ pub fn deletion_order(a: &Pod, rank_a: usize, b: &Pod, rank_b: usize, now: Times
     }
     let (ra, rb) = (is_ready(a), is_ready(b));
     if ra != rb {
-        return if !ra {
-            Ordering::Less
-        } else {
-            Ordering::Greater
-        };
+        // the not ready one first
+        return ra.cmp(&rb);
     }
     let (ca, cb) = (deletion_cost(a), deletion_cost(b));
     if ca != cb {

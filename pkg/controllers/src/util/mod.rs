@@ -14,7 +14,7 @@ pub use expectations::Expectations;
 pub use pod_control::PodControl;
 pub use workload::Workload;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use kube::Resource;
 use std::fmt;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -118,9 +118,45 @@ pub fn controller_ref(api_version: &str, kind: &str, owner: &ObjectMeta) -> Owne
     }
 }
 
+/// The keys of the objects in namespace `ns` whose non-empty label selector selects `labels`
+/// (upstream's lookup of the controllers an orphan could belong to).
+pub fn selecting<K: Resource>(
+    store: &crate::informer::Store<K>,
+    ns: &str,
+    labels: Option<&std::collections::BTreeMap<String, String>>,
+    selector: impl Fn(&K) -> Option<&LabelSelector>,
+) -> Vec<ObjectKey> {
+    let selects = |o: &K| {
+        selector(o)
+            .is_some_and(|s| !podutil::selector_is_empty(s) && podutil::selector_matches(s, labels))
+    };
+    store
+        .list_filter(ns, selects)
+        .iter()
+        .map(|o| key_of(o.as_ref()))
+        .collect()
+}
+
 /// The controller owner reference to `owner`, with its kind's apiVersion and kind.
 pub fn owner_ref<K: Resource<DynamicType = ()>>(owner: &K) -> OwnerReference {
     controller_ref(&K::api_version(&()), &K::kind(&()), owner.meta())
+}
+
+/// A reference to `obj` (apiVersion and kind of its type, namespace, name, uid,
+/// resourceVersion), as `status.active` and `spec.claimRef` carry.
+pub fn object_ref<K: Resource<DynamicType = ()>>(
+    obj: &K,
+) -> k8s_openapi::api::core::v1::ObjectReference {
+    let m = obj.meta();
+    k8s_openapi::api::core::v1::ObjectReference {
+        api_version: Some(K::api_version(&()).to_string()),
+        kind: Some(K::kind(&()).to_string()),
+        namespace: m.namespace.clone(),
+        name: m.name.clone(),
+        uid: m.uid.clone(),
+        resource_version: m.resource_version.clone(),
+        field_path: None,
+    }
 }
 
 /// The metadata of an object `owner` creates from a template's metadata (upstream
@@ -138,6 +174,15 @@ pub fn child_meta<K: Resource<DynamicType = ()>>(
         finalizers: t.finalizers,
         owner_references: Some(vec![owner_ref(owner)]),
         ..Default::default()
+    }
+}
+
+/// A list for a merge patch: `null` (remove the field) when empty.
+pub fn list_or_null<T: serde::Serialize>(items: &[T]) -> serde_json::Value {
+    if items.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::json!(items)
     }
 }
 

@@ -147,8 +147,24 @@ pub(crate) mod tests {
     use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
     use std::collections::BTreeMap;
 
+    /// An RFC 3339 time.
+    pub fn at(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
     pub fn ts(secs: i64) -> Timestamp {
         Timestamp::from_second(secs).unwrap()
+    }
+
+    /// The metadata of a test object `default/<name>` with a uid and a generation.
+    pub fn meta(name: &str, uid: &str, generation: i64) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some("default".into()),
+            uid: Some(uid.into()),
+            generation: Some(generation),
+            ..Default::default()
+        }
     }
 
     /// A label selector requirement (`values` empty: none).
