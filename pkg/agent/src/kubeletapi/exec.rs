@@ -327,8 +327,8 @@ async fn run_in(
             }
         })
     };
-    let out_task = output(out_rx, stdout);
-    let err_task = output(err_rx, if req.tty { None } else { stderr });
+    let mut out_task = output(out_rx, stdout);
+    let mut err_task = output(err_rx, if req.tty { None } else { stderr });
     let in_task = tokio::spawn({
         let mut tasks = tasks.clone();
         let (cid, exec_id) = (cid.clone(), exec_id.to_string());
@@ -369,18 +369,33 @@ async fn run_in(
         }
     });
     let exit = wait.await;
-    // Drain the output the process left in the FIFOs while it keeps flowing.
-    let mut last = moved.load(Ordering::Relaxed);
-    let mut idle = Duration::ZERO;
-    let step = Duration::from_millis(50);
-    while !(out_task.is_finished() && err_task.is_finished()) && idle < DRAIN_IDLE {
-        tokio::time::sleep(step).await;
-        let now = moved.load(Ordering::Relaxed);
-        if now == last {
-            idle += step;
-        } else {
-            idle = Duration::ZERO;
-            last = now;
+    // Drain the output the process left in the FIFOs while it keeps flowing (a background
+    // child holding the FIFOs open must not keep the session alive forever).
+    {
+        let outputs = async {
+            let _ = (&mut out_task).await;
+            let _ = (&mut err_task).await;
+        };
+        tokio::pin!(outputs);
+        let mut last = moved.load(Ordering::Relaxed);
+        let mut idle = Duration::ZERO;
+        let step = Duration::from_millis(100);
+        loop {
+            tokio::select! {
+                _ = &mut outputs => break,
+                _ = tokio::time::sleep(step) => {
+                    let now = moved.load(Ordering::Relaxed);
+                    if now == last {
+                        idle += step;
+                        if idle >= DRAIN_IDLE {
+                            break;
+                        }
+                    } else {
+                        idle = Duration::ZERO;
+                        last = now;
+                    }
+                }
+            }
         }
     }
     out_task.abort();
