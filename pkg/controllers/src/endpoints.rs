@@ -547,14 +547,44 @@ pub(crate) fn rfc3339(t: Timestamp) -> String {
 // The control loop.
 // ---------------------------------------------------------------------------------------------
 
+/// What the Endpoints and EndpointSlice controllers both keep: the Service and Pod caches,
+/// which pods each Service last selected, and the trigger-time tracker.
+pub(crate) struct Selection {
+    pub client: kube::Client,
+    pub services: Arc<Store<Service>>,
+    pub pods: Arc<Store<Pod>>,
+    pub tracker: Mutex<TriggerTimeTracker>,
+    pub members: Membership,
+}
+
+impl Selection {
+    pub fn new(factory: &Factory) -> Self {
+        Selection {
+            client: factory.client(),
+            services: factory.store(),
+            pods: factory.store(),
+            tracker: Mutex::default(),
+            members: Membership::default(),
+        }
+    }
+
+    /// The Services (keys) that select `pod` now or listed it before.
+    pub fn services_for(&self, pod: &Pod) -> Vec<ObjectKey> {
+        services_for_pod(&self.services, &self.members, pod)
+    }
+}
+
 struct Ctx {
-    client: kube::Client,
-    services: Arc<Store<Service>>,
-    pods: Arc<Store<Pod>>,
+    sel: Selection,
     endpoints: Arc<Store<Endpoints>>,
-    tracker: Mutex<TriggerTimeTracker>,
     recorder: Recorder,
-    members: Membership,
+}
+
+impl std::ops::Deref for Ctx {
+    type Target = Selection;
+    fn deref(&self) -> &Selection {
+        &self.sel
+    }
 }
 
 /// Which Services each pod was last seen in (to requeue a Service when a pod stops matching).
@@ -563,15 +593,10 @@ type Membership = Arc<Mutex<HashMap<String, HashSet<String>>>>;
 /// Registers the Endpoints controller's handlers on the shared informers and spawns its
 /// worker (it starts once the caches have synced; failed Services are retried after 1 s).
 pub fn start(factory: &Factory, _cfg: Arc<crate::Config>) {
-    let client = factory.client();
     let ctx = Arc::new(Ctx {
-        recorder: Recorder::new(client.clone(), "endpoint-controller"),
-        client,
-        services: factory.store::<Service>(),
-        pods: factory.store::<Pod>(),
+        sel: Selection::new(factory),
         endpoints: factory.store::<Endpoints>(),
-        tracker: Mutex::new(TriggerTimeTracker::default()),
-        members: Arc::new(Mutex::new(HashMap::new())),
+        recorder: Recorder::new(factory.client(), "endpoint-controller"),
     });
     let c = ctx.clone();
     Controller::new(factory, "endpoints")
@@ -579,7 +604,7 @@ pub fn start(factory: &Factory, _cfg: Arc<crate::Config>) {
         .reconciles::<Service>()
         .watches::<Endpoints, _>(|ch| Some(key_of(ch.object().as_ref())))
         // Pods → the Services that select them now or listed them before.
-        .watches::<Pod, _>(move |ch| services_for_pod(&c.services, &c.members, ch.object()))
+        .watches::<Pod, _>(move |ch| c.services_for(ch.object()))
         .run(ctx, |ctx: Arc<Ctx>, key: ObjectKey| async move {
             reconcile(&ctx, &key.to_string())
                 .await

@@ -372,13 +372,16 @@ pub fn plan(
 type Expectations = HashMap<String, HashMap<String, Option<u64>>>;
 
 struct Ctx {
-    client: kube::Client,
-    services: Arc<Store<Service>>,
-    pods: Arc<Store<Pod>>,
+    sel: crate::endpoints::Selection,
     slices: Arc<Store<EndpointSlice>>,
-    tracker: Mutex<crate::endpoints::TriggerTimeTracker>,
     expected: Mutex<Expectations>,
-    members: Arc<Mutex<HashMap<String, HashSet<String>>>>,
+}
+
+impl std::ops::Deref for Ctx {
+    type Target = crate::endpoints::Selection;
+    fn deref(&self) -> &Self::Target {
+        &self.sel
+    }
 }
 
 /// Whether this controller manages the slice (it watched only such slices before the
@@ -391,13 +394,9 @@ fn managed(s: &EndpointSlice) -> bool {
 /// worker (it starts once the caches have synced).
 pub fn start(factory: &Factory, _cfg: Arc<crate::Config>) {
     let ctx = Arc::new(Ctx {
-        client: factory.client(),
-        services: factory.store::<Service>(),
-        pods: factory.store::<Pod>(),
+        sel: crate::endpoints::Selection::new(factory),
         slices: factory.store::<EndpointSlice>(),
-        tracker: Mutex::new(Default::default()),
         expected: Mutex::new(HashMap::new()),
-        members: Arc::new(Mutex::new(HashMap::new())),
     });
     let c = ctx.clone();
     Controller::new(factory, "endpointslice")
@@ -408,9 +407,7 @@ pub fn start(factory: &Factory, _cfg: Arc<crate::Config>) {
             let svc = s.labels().get(SERVICE_NAME_LABEL).filter(|_| managed(s));
             svc.map(|svc| ObjectKey::new(s.namespace().unwrap_or_default(), svc))
         })
-        .watches::<Pod, _>(move |ch| {
-            crate::endpoints::services_for_pod(&c.services, &c.members, ch.object())
-        })
+        .watches::<Pod, _>(move |ch| c.services_for(ch.object()))
         .run(ctx, |ctx: Arc<Ctx>, key: ObjectKey| async move {
             // `false`: the cache is behind this controller's writes, look again soon.
             let done = reconcile(&ctx, &key.to_string()).await?;

@@ -625,32 +625,21 @@ mod tests {
 
     #[test]
     fn classify_like_upstream() {
+        use Action::{Delete, Nothing, RemoveRefs, UnblockThenDeleteForeground as Unblock};
         use OwnerState::{Absent, Solid, WaitingForDependents as Waiting};
+        use Policy::{Background, Foreground};
         let item = node("p", vec![oref("a", true), oref("b", true)], false, &[]);
         let s = |a: OwnerState, b: OwnerState| vec![("a".to_string(), a), ("b".to_string(), b)];
-        let c = |a, b, deps, blocking| classify(&item, &s(a, b), deps, blocking);
-        assert_eq!(c(Solid, Solid, false, false), Action::Nothing);
-        assert_eq!(
-            c(Solid, Absent, false, false),
-            Action::RemoveRefs(vec!["b".into()])
-        );
-        assert_eq!(
-            c(Absent, Absent, false, false),
-            Action::Delete(Policy::Background)
-        );
-        assert_eq!(
-            c(Waiting, Absent, true, false),
-            Action::Delete(Policy::Foreground)
-        );
-        assert_eq!(
-            c(Waiting, Absent, true, true),
-            Action::UnblockThenDeleteForeground(vec!["a".into()])
-        );
+        let check = |a, b, deps, blocking, want: Action| {
+            assert_eq!(classify(&item, &s(a, b), deps, blocking), want);
+        };
+        check(Solid, Solid, false, false, Nothing);
+        check(Solid, Absent, false, false, RemoveRefs(vec!["b".into()]));
+        check(Absent, Absent, false, false, Delete(Background));
+        check(Waiting, Absent, true, false, Delete(Foreground));
+        check(Waiting, Absent, true, true, Unblock(vec!["a".into()]));
         // no dependents: a plain (background) delete even when the owner waits
-        assert_eq!(
-            c(Waiting, Absent, false, false),
-            Action::Delete(Policy::Background)
-        );
+        check(Waiting, Absent, false, false, Delete(Background));
         let orphaning = node("p", vec![oref("a", true)], false, &[ORPHAN]);
         let absent = [("a".into(), Absent)];
         assert_eq!(
