@@ -92,6 +92,12 @@ struct NodeArgs {
     /// Port of the node's kubelet API (logs, exec, port-forward, stats).
     #[arg(long, default_value_t = 10250)]
     kubelet_port: u16,
+    /// Pod network between nodes: vxlan, host-gw or none (every node of a cluster uses the same).
+    #[arg(long, default_value = "vxlan")]
+    flannel_backend: String,
+    /// Interface the pod network uses (default: the one holding the node IP).
+    #[arg(long)]
+    flannel_iface: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -279,6 +285,10 @@ fn containerd_agent_config(
         containerd_binary: None,
         cluster_dns: vec![cluster_dns],
         cluster_domain: cluster_domain.to_string(),
+        flannel_backend: node.flannel_backend.parse()?,
+        flannel_iface: node.flannel_iface.clone(),
+        // The k3s default; callers set their --cluster-cidr.
+        cluster_cidr: "10.42.0.0/16".into(),
     })
 }
 
@@ -290,7 +300,7 @@ async fn run_agent(args: AgentArgs) -> Result<()> {
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     match args.runtime.as_str() {
         "containerd" => {
-            let cfg = containerd_agent_config(
+            let mut cfg = containerd_agent_config(
                 args.server.clone(),
                 token,
                 data_dir,
@@ -298,6 +308,7 @@ async fn run_agent(args: AgentArgs) -> Result<()> {
                 args.cluster_dns,
                 &args.cluster_domain,
             )?;
+            cfg.cluster_cidr = args.cluster_cidr.clone();
             until_shutdown(skiff_agent::realagent::run(cfg)).await
         }
         "sim" => {
@@ -684,7 +695,7 @@ fn start_own_agent(
     data_dir: PathBuf,
 ) -> Result<()> {
     let local = format!("https://127.0.0.1:{}", server.local_addr.port());
-    let cfg = containerd_agent_config(
+    let mut cfg = containerd_agent_config(
         local,
         server.state.token.clone(),
         data_dir,
@@ -692,6 +703,7 @@ fn start_own_agent(
         args.cluster_dns,
         &args.cluster_domain,
     )?;
+    cfg.cluster_cidr = args.cluster_cidr.clone();
     let node_name = cfg.node_name.clone();
     tokio::spawn(async move {
         if let Err(e) = skiff_agent::realagent::run(cfg).await {

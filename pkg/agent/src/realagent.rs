@@ -48,6 +48,12 @@ pub struct ContainerdAgentConfig {
     pub pod_log_dir: PathBuf,
     /// The kubelet API's port (`--kubelet-port`, default 10250).
     pub kubelet_port: u16,
+    /// `--flannel-backend`: the pod network between nodes (vxlan, host-gw, none).
+    pub flannel_backend: skiff_network::Backend,
+    /// `--flannel-iface`: the interface the pod network uses (default: the node IP's).
+    pub flannel_iface: Option<String>,
+    /// The cluster's pod network (`--cluster-cidr`), where node pod CIDRs come from.
+    pub cluster_cidr: String,
 }
 
 /// How often the node's Lease is renewed (the kubelet's default).
@@ -225,7 +231,8 @@ pub async fn run(cfg: ContainerdAgentConfig) -> Result<(), Error> {
     let heartbeat = tokio::spawn(heartbeats(reporter, uid));
 
     let pod_cidr = wait_for_pod_cidr(&client, &spec.name).await?;
-    containerd::write_cni_config(&paths, &pod_cidr)?;
+    let (cni_network, pod_network) = start_pod_network(&cfg, &client, ip, &pod_cidr).await?;
+    containerd::write_cni_config_with(&paths, &pod_cidr, &cni_network)?;
     tracing::info!(pod_cidr = %pod_cidr, "pod network configured");
 
     let cleanup = tokio::spawn(crate::localpath::run_cleanup(
@@ -249,10 +256,57 @@ pub async fn run(cfg: ContainerdAgentConfig) -> Result<(), Error> {
     tunnel.abort();
     heartbeat.abort();
     cleanup.abort();
+    if let Some(t) = pod_network {
+        t.abort();
+    }
     if let Runtime::Supervised(s) = runtime {
         s.shutdown().await;
     }
     result
+}
+
+/// Starts the pod network between nodes (skiff-network) and says how the CNI bridge fits it.
+async fn start_pod_network(
+    cfg: &ContainerdAgentConfig,
+    client: &kube::Client,
+    ip: Ipv4Addr,
+    pod_cidr: &str,
+) -> Result<(containerd::CniNetwork, Option<tokio::task::JoinHandle<()>>), Error> {
+    if cfg.flannel_backend == skiff_network::Backend::None {
+        return Ok((containerd::CniNetwork::default(), None));
+    }
+    let parse = |what: &str, s: &str| {
+        s.parse::<skiff_network::Net>().map_err(|e| {
+            Error::Config(format!("{what} {s:?}: {e}: use an IPv4 network such as 10.42.0.0/16"))
+        })
+    };
+    let net_cfg = skiff_network::NetworkConfig {
+        node_name: cfg.node_name.clone(),
+        node_ip: ip,
+        backend: cfg.flannel_backend,
+        iface: cfg.flannel_iface.clone(),
+        cluster_cidr: parse("--cluster-cidr", &cfg.cluster_cidr)?,
+        pod_cidr: parse("the node's pod CIDR", pod_cidr)?,
+    };
+    let mtu = match skiff_network::pod_mtu_for(&net_cfg).await {
+        Ok(m) => Some(m),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot size the pod MTU; pods get the default");
+            None
+        }
+    };
+    let cni = containerd::CniNetwork {
+        mtu,
+        cluster_cidr: Some(net_cfg.cluster_cidr.trunc().to_string()),
+        ip_masq: false,
+    };
+    let client = client.clone();
+    let task = tokio::spawn(async move {
+        if let Err(e) = skiff_network::run(client, net_cfg).await {
+            tracing::error!(error = %e, "the pod network stopped: pods cannot reach other nodes");
+        }
+    });
+    Ok((cni, Some(task)))
 }
 
 /// Creates the Node (no pod CIDR: the server's IPAM assigns one) or updates its labels.

@@ -17,7 +17,10 @@ mod live_tests;
 
 use std::path::{Path, PathBuf};
 
-pub use cni::{cni_conflist, write_cni_config, CNI_BRIDGE, CNI_CONFLIST};
+pub use cni::{
+    cni_conflist, cni_conflist_with, write_cni_config, write_cni_config_with, CniNetwork, CNI_BRIDGE,
+    CNI_CONFLIST,
+};
 pub use config::{containerd_config, detect_systemd_cgroup, ConfigInputs};
 pub use import::{
     ensure_pause_image, import_archive, import_dir, list_images, normalize_image_name, ImageRow,
