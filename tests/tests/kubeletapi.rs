@@ -527,7 +527,49 @@ fn exec_runs_commands_with_exit_codes_and_stdin() {
         ]);
         assert_eq!((out.code, out.stdout.as_str()), (0, "out\n"), "{out}");
         assert_eq!(out.stderr, "err\n", "{out}");
+        // The same over SPDY/3.1, kubectl's fallback (and what older clients speak).
+        let spdy = |args: &[&str], stdin: Option<&str>| {
+            let mut c = b.kubectl_cmd(args);
+            c.env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false");
+            run_command(c, stdin.map(str::as_bytes), COMMAND_TIMEOUT)
+        };
+        let out = spdy(
+            &[
+                "exec", "-n", NS, &p, "-c", "main", "--", "sh", "-c", "exit 3",
+            ],
+            None,
+        );
+        assert_eq!(out.code, 3, "{out}");
+        let out = spdy(
+            &["exec", "-i", "-n", NS, &p, "-c", "main", "--", "cat"],
+            Some("over spdy\n"),
+        );
+        assert_eq!((out.code, out.stdout.as_str()), (0, "over spdy\n"), "{out}");
     }
+}
+
+#[test]
+fn nodes_proxy_reaches_the_kubelet() {
+    let Some(b) = bed() else { return };
+    let _g = b.tunnel.read().unwrap_or_else(|e| e.into_inner());
+    for node in [2, WALLED] {
+        let out = b.kubectl(&[
+            "get",
+            "--raw",
+            &format!("/api/v1/nodes/n{node}/proxy/healthz"),
+        ]);
+        assert_eq!((out.code, out.stdout.as_str()), (0, "ok"), "{out}");
+        let out = b.kubectl(&[
+            "get",
+            "--raw",
+            &format!("/api/v1/nodes/n{node}/proxy/metrics/resource"),
+        ]);
+        assert_eq!(out.code, 0, "{out}");
+        assert!(out.stdout.contains("node_cpu_usage_seconds_total"), "{out}");
+    }
+    let out = b.kubectl(&["get", "--raw", "/api/v1/nodes/n2:10251/proxy/healthz"]);
+    assert_ne!(out.code, 0, "{out}");
+    assert!(out.stderr.contains("only the kubelet port"), "{out}");
 }
 
 /// `tmux` on its own socket inside node 1's netns.
@@ -714,6 +756,28 @@ fn port_forward_answers_http_on_loopback() {
         assert_eq!(out.stdout, format!("{p}\n"), "{out}");
         pf.kill_group();
     }
+    // Plain SPDY (kubectl's fallback when WebSockets are off).
+    let mut c = b.kubectl_cmd(&["port-forward", "-n", NS, "pod/web-n3", "18082:80"]);
+    c.env("KUBECTL_PORT_FORWARD_WEBSOCKETS", "false");
+    let mut pf = b.net.spawn_cmd(c, "pf-spdy");
+    let start = Instant::now();
+    loop {
+        let out = b.net.run_in(
+            1,
+            &["curl", "-s", "--max-time", "5", "http://127.0.0.1:18082/"],
+        );
+        if out.code == 0 && out.stdout == "web-n3\n" {
+            break;
+        }
+        assert!(
+            pf.exit_code().is_none() && start.elapsed() < Duration::from_secs(20),
+            "port-forward over SPDY: {out}\n{}\n{}",
+            pf.log(),
+            b.logs()
+        );
+        thread::sleep(Duration::from_millis(300));
+    }
+    pf.kill_group();
 }
 
 /// `(name, cpu millicores, memory MiB)` rows of `kubectl top`.
@@ -850,4 +914,99 @@ fn a_lost_tunnel_gives_a_503_naming_the_node_then_recovers() {
         "{}",
         tail(&agent_log, 40)
     );
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Not part of the suite (`cargo test -p skiff-e2e --test kubeletapi -- --ignored`): exec
+/// round trips, log throughput and the server's memory per `logs -f`, all through node 3's
+/// tunnel; prints the numbers.
+#[test]
+#[ignore]
+fn bench_exec_logs_and_follow_memory_through_the_tunnel() {
+    let Some(b) = bed() else { return };
+    let _g = b.tunnel.read().unwrap_or_else(|e| e.into_inner());
+    let p = format!("two-n{WALLED}");
+    let mut times = Vec::new();
+    for _ in 0..21 {
+        let t = Instant::now();
+        let out = b.kubectl(&["exec", "-n", NS, &p, "-c", "main", "--", "true"]);
+        assert_eq!(out.code, 0, "{out}");
+        times.push(t.elapsed());
+    }
+    times.sort();
+    eprintln!(
+        "BENCH exec round trip (kubectl exec -- true, tunnel): p50 {:?}, p90 {:?}",
+        times[10], times[18]
+    );
+    const BYTES: u64 = 64_000_000;
+    b.apply(&pod(
+        "biglog",
+        WALLED,
+        serde_json::json!([sh(
+            "c",
+            BUSYBOX,
+            &format!(
+                "busybox yes 0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz \
+                 | busybox head -c {BYTES}; exec sleep 3600"
+            )
+        )]),
+    ));
+    b.wait_pod("biglog");
+    let mut best = 0.0f64;
+    let start = Instant::now();
+    loop {
+        let t = Instant::now();
+        let out = b.kubectl(&["logs", "-n", NS, "biglog"]);
+        let secs = t.elapsed().as_secs_f64();
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        if out.stdout.len() as u64 == BYTES {
+            let mbs = BYTES as f64 / 1e6 / secs;
+            best = best.max(mbs);
+            eprintln!(
+                "BENCH kubectl logs {BYTES} bytes through the tunnel: {secs:.2}s = {mbs:.1} MB/s"
+            );
+            if best > 0.0 && start.elapsed() > Duration::from_secs(5) {
+                break;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "log never complete"
+        );
+        thread::sleep(Duration::from_millis(500));
+    }
+    let server_pid = b._server.pid;
+    let before = rss_kib(server_pid);
+    let mut follows = Vec::new();
+    for i in 0..100 {
+        follows.push(b.net.spawn_cmd(
+            b.kubectl_cmd(&["logs", "-n", NS, &p, "-c", "main", "-f", "--tail", "1"]),
+            &format!("bench-follow-{i}"),
+        ));
+    }
+    let start = Instant::now();
+    while follows.iter().any(|f| !f.log().contains("tick ")) {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "not all 100 followers got lines"
+        );
+        thread::sleep(Duration::from_millis(500));
+    }
+    thread::sleep(Duration::from_secs(3));
+    let during = rss_kib(server_pid);
+    eprintln!(
+        "BENCH server RSS: {before} KiB before, {during} KiB with 100 logs -f ({} KiB more)",
+        during.saturating_sub(before)
+    );
+    for mut f in follows {
+        f.kill_group();
+    }
 }
