@@ -118,8 +118,19 @@ where
     }
     let (closed_tx, closed_rx) = watch::channel(false);
     let (sink, stream) = ws.split();
-    let reader = tokio::spawn(read_loop(stream, codec, inputs));
-    tokio::spawn(write_loop(sink, codec, out_rx, closed_tx, reader));
+    let (reader_done_tx, reader_done_rx) = watch::channel(false);
+    let reader = tokio::spawn(async move {
+        read_loop(stream, codec, inputs).await;
+        let _ = reader_done_tx.send(true);
+    });
+    tokio::spawn(write_loop(
+        sink,
+        codec,
+        out_rx,
+        closed_tx,
+        reader.abort_handle(),
+        reader_done_rx,
+    ));
     WsSession {
         out: out_tx,
         closed: closed_rx,
@@ -135,7 +146,12 @@ where
         let bytes: Bytes = match msg {
             Ok(Message::Binary(b)) => b,
             Ok(Message::Text(t)) => Bytes::copy_from_slice(t.as_bytes()),
-            Ok(Message::Close(_)) => break,
+            Ok(Message::Close(_)) => {
+                // Keep polling so the close reply gets flushed; the stream ends after it.
+                inputs.channels.clear();
+                inputs.resize = None;
+                continue;
+            }
             Ok(_) => continue,
             Err(e) => {
                 debug!(error = %e, "websocket: read ended");
@@ -180,12 +196,22 @@ async fn write_loop<S>(
     codec: Codec,
     mut out_rx: mpsc::Receiver<Out>,
     closed: watch::Sender<bool>,
-    reader: tokio::task::JoinHandle<()>,
+    reader: tokio::task::AbortHandle,
+    mut reader_done: watch::Receiver<bool>,
 ) where
     S: futures::Sink<Message, Error = tokio_tungstenite::tungstenite::Error> + Unpin,
 {
     loop {
-        match out_rx.recv().await.unwrap_or(Out::Close) {
+        let item = tokio::select! {
+            biased;
+            o = out_rx.recv() => o.unwrap_or(Out::Close),
+            _ = async { let _ = reader_done.wait_for(|d| *d).await; } => {
+                // The client closed or dropped the connection: stop, so stream writers fail.
+                debug!("websocket: client connection ended");
+                break;
+            }
+        };
+        match item {
             Out::Data { id, data } => {
                 let ch = u8::try_from(id).unwrap_or(u8::MAX);
                 let res = if out_rx.is_empty() {
@@ -206,9 +232,11 @@ async fn write_loop<S>(
                 let _ = sink.send(Message::Close(Some(frame))).await;
                 let _ = closed.send(true);
                 // The reader sees the client's close reply; then both halves drop.
-                let abort = reader.abort_handle();
-                if tokio::time::timeout(CLOSE_GRACE, reader).await.is_err() {
-                    abort.abort();
+                let timed_out = tokio::time::timeout(CLOSE_GRACE, reader_done.wait_for(|d| *d))
+                    .await
+                    .is_err();
+                if timed_out {
+                    reader.abort();
                 }
                 let _ = sink.close().await;
                 return;
@@ -218,6 +246,7 @@ async fn write_loop<S>(
         }
     }
     let _ = closed.send(true);
+    let _ = sink.close().await;
     reader.abort();
 }
 

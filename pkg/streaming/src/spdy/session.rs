@@ -293,6 +293,12 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             biased;
             Some(c) = ctl_rx.recv() => c,
             o = out_rx.recv() => o.unwrap_or(Out::Close),
+            _ = async { let _ = reader_done.wait_for(|d| *d).await; } => {
+                // The client hung up (or broke the protocol): nothing more can be delivered, so
+                // stop now and let every stream writer fail instead of waiting.
+                debug!("spdy: client connection ended");
+                break;
+            }
         };
         let frame = match item {
             Out::Data { id, data } => {
