@@ -101,6 +101,15 @@ async fn route(mut req: http::Request<Body>) -> http::Response<Full<Bytes>> {
                     };
                     while let Some(fs) = session.next().await {
                         tokio::spawn(async move {
+                            if fs.port == 81 {
+                                // what the agent reports when nothing listens in the pod
+                                drop(fs.data);
+                                let _ = fs
+                                    .error
+                                    .send("dial tcp4 127.0.0.1:81: connect: connection refused")
+                                    .await;
+                                return;
+                            }
                             let (mut r, mut w) = fs.data.into_split();
                             let _ = w.write_all(format!("{}:", fs.port).as_bytes()).await;
                             let _ = tokio::io::copy(&mut r, &mut w).await;
@@ -286,4 +295,51 @@ async fn kubectl_port_forward_tunnel() {
 #[tokio::test]
 async fn kubectl_port_forward_spdy() {
     port_forward_roundtrip(false).await;
+}
+
+/// The error text reaches kubectl, which reports it for that connection.
+async fn port_forward_error(websockets: bool) {
+    let f = fake().await;
+    let mut child = f
+        .kubectl(websockets)
+        .args(["port-forward", "pod/p", ":81"])
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let local: SocketAddr = line.split_whitespace().nth(2).unwrap().parse().unwrap();
+    let mut conn = TcpStream::connect(local).await.unwrap();
+    let mut buf = Vec::new();
+    // kubectl closes the local connection once the pod side is done
+    let _ = tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut buf)).await;
+    assert!(buf.is_empty());
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    while !seen.contains("connection refused") {
+        match tokio::time::timeout(Duration::from_secs(10), stderr.next_line()).await {
+            Ok(Ok(Some(l))) => seen.push_str(&l),
+            _ => break,
+        }
+    }
+    let _ = child.kill().await;
+    assert!(seen.contains("an error occurred forwarding"), "{seen}");
+    assert!(
+        seen.contains("-> 81: dial tcp4 127.0.0.1:81: connect: connection refused"),
+        "{seen}"
+    );
+    let _ = std::fs::remove_dir_all(&f.dir);
+}
+
+#[tokio::test]
+async fn kubectl_port_forward_error_tunnel() {
+    port_forward_error(true).await;
+}
+
+#[tokio::test]
+async fn kubectl_port_forward_error_spdy() {
+    port_forward_error(false).await;
 }
