@@ -98,6 +98,9 @@ struct NodeArgs {
     /// Interface the pod network uses (default: the one holding the node IP).
     #[arg(long)]
     flannel_iface: Option<String>,
+    /// Do not run the service proxy (ClusterIP/NodePort/LoadBalancer rules) on this node.
+    #[arg(long)]
+    disable_kube_proxy: bool,
 }
 
 #[derive(Args, Debug)]
@@ -289,6 +292,7 @@ fn containerd_agent_config(
         flannel_iface: node.flannel_iface.clone(),
         // The k3s default; callers set their --cluster-cidr.
         cluster_cidr: "10.42.0.0/16".into(),
+        kube_proxy: !node.disable_kube_proxy,
     })
 }
 

@@ -54,6 +54,8 @@ pub struct ContainerdAgentConfig {
     pub flannel_iface: Option<String>,
     /// The cluster's pod network (`--cluster-cidr`), where node pod CIDRs come from.
     pub cluster_cidr: String,
+    /// Run the service proxy (skiff-proxy); `--disable-kube-proxy` turns it off.
+    pub kube_proxy: bool,
 }
 
 /// How often the node's Lease is renewed (the kubelet's default).
@@ -239,6 +241,9 @@ pub async fn run(cfg: ContainerdAgentConfig) -> Result<(), Error> {
         client.clone(),
         spec.name.clone(),
     ));
+    let service_proxy = cfg
+        .kube_proxy
+        .then(|| start_service_proxy(&client, &spec.name, &cfg.cluster_cidr));
     let kcfg = kubelet::KubeletConfig {
         node_name: spec.name.clone(),
         node_ip: ip,
@@ -259,10 +264,31 @@ pub async fn run(cfg: ContainerdAgentConfig) -> Result<(), Error> {
     if let Some(t) = pod_network {
         t.abort();
     }
+    if let Some(t) = service_proxy {
+        t.abort();
+    }
     if let Runtime::Supervised(s) = runtime {
         s.shutdown().await;
     }
     result
+}
+
+/// Starts the service proxy (skiff-proxy); restarted a second after it ever stops.
+fn start_service_proxy(
+    client: &kube::Client,
+    node: &str,
+    cluster_cidr: &str,
+) -> tokio::task::JoinHandle<()> {
+    let client = client.clone();
+    let pcfg = skiff_proxy::ProxyConfig::new(node, cluster_cidr);
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = skiff_proxy::run(client.clone(), pcfg.clone()).await {
+                tracing::error!(error = %e, "the service proxy stopped: Services do not reach pods from this node");
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    })
 }
 
 /// Starts the pod network between nodes (skiff-network) and says how the CNI bridge fits it.
