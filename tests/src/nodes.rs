@@ -39,6 +39,9 @@ impl Cluster {
         let _ = std::fs::create_dir_all(&data);
         let args = vec![
             "agent".to_string(),
+            // Like the server: keep a host-wide /etc/skiff/config.yaml out of the test.
+            "--config".to_string(),
+            self.dir().join("no-config.yaml").display().to_string(),
             "--runtime".to_string(),
             "sim".to_string(),
             "--server".to_string(),
