@@ -39,6 +39,17 @@
 //!   then the connection is closed cleanly. Dropping everything without a status also closes it.
 //! - [`PortForwardSession::next`] must be polled in a loop; drop each [`ForwardStream`]'s data
 //!   stream when the pod side is done, and use its [`ErrorSender`] for a failure text.
+//! - When the client hangs up, inputs reach EOF and writes fail with `BrokenPipe`, so copy loops
+//!   end on their own.
+//! - SPDY exec/attach resolves once the client opened its streams (1 error + one per requested
+//!   std stream + resize with tty on v3/v4); after 30 s it fails with
+//!   [`StreamError::StreamTimeout`] and the connection is closed.
+//! - Not implemented: the kubelet's 4 h idle timeout on streaming connections.
+//!
+//! Tests: unit tests per module, an in-process loopback suite (hand-written WebSocket and SPDY
+//! clients) and `kubectl_tests`, which drives the real kubectl against a fake apiserver on
+//! 127.0.0.1 (exec over WebSocket v5 and SPDY, port-forward over the SPDY-in-WebSocket tunnel
+//! and SPDY).
 
 mod error;
 #[cfg(test)]
