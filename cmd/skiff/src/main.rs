@@ -495,6 +495,9 @@ struct ServerArgs {
     /// Do not run the controllers (replicaset, deployment, gc, endpoints, …).
     #[arg(long)]
     disable_controller_manager: bool,
+    /// Packaged components not to run, comma-separated or repeated: servicelb, dns.
+    #[arg(long = "disable", value_delimiter = ',')]
+    disable: Vec<String>,
     /// How long a node may miss heartbeats before it is marked NotReady/Unknown, e.g. 40s.
     #[arg(long, default_value = "40s")]
     node_monitor_grace_period: String,
@@ -672,6 +675,7 @@ async fn start_control_loops(
             node_monitor_grace_period: parse_duration(&args.node_monitor_grace_period)?,
             ca_pem: pki.server_ca_pem().to_string(),
             cluster_cidr: args.cluster_cidr.clone(),
+            service_lb: !args.disable.iter().any(|d| d.trim() == "servicelb"),
             ..Default::default()
         };
         skiff_controllers::spawn_all(client, std::sync::Arc::new(cfg));

@@ -21,6 +21,7 @@ pub mod pvbinder;
 pub mod queue;
 pub mod replicaset;
 pub mod serviceaccount;
+pub mod servicelb;
 pub mod statefulset;
 pub mod util;
 
@@ -53,6 +54,8 @@ pub struct Config {
     pub cluster_cidr: String,
     /// The prefix length of each node's pod CIDR (`--node-cidr-mask-size`).
     pub node_cidr_mask_size: u8,
+    /// Publish LoadBalancer Services on the nodes' addresses (`--disable servicelb` turns it off).
+    pub service_lb: bool,
 }
 
 impl Default for Config {
@@ -64,6 +67,7 @@ impl Default for Config {
             allocate_node_cidrs: true,
             cluster_cidr: "10.42.0.0/16".to_string(),
             node_cidr_mask_size: 24,
+            service_lb: true,
         }
     }
 }
@@ -104,6 +108,7 @@ pub fn spawn_all(client: kube::Client, cfg: std::sync::Arc<Config>) {
     namespace::start(&factory, cfg.clone());
     nodelifecycle::start(&factory, cfg.clone());
     serviceaccount::start(&factory, cfg.clone());
+    servicelb::start(&factory, cfg.clone());
     nodeipam::start(&factory, cfg.clone());
     pvbinder::start(&factory, cfg.clone());
     disruption::start(&factory, cfg.clone());
