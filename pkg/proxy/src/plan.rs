@@ -62,9 +62,11 @@ fn base_chains() -> Vec<(&'static str, Option<&'static str>, Vec<String>)> {
                 format!("{new} jump service-endpoints-check"),
             ],
         ),
+        // Before DNAT and before routing: a pod's connection to a Service without endpoints
+        // is refused even when the node has no route for the service range.
         (
-            "filter-forward",
-            Some("type filter hook forward priority -110"),
+            "filter-prerouting",
+            Some("type filter hook prerouting priority -110"),
             vec![format!("{new} jump service-endpoints-check")],
         ),
         (
@@ -660,11 +662,6 @@ fn plan_service(
             if rs.service_ips.contains_key(&k) {
                 continue;
             }
-            if etp_local && local_eps.is_empty() {
-                rs.no_endpoint_services
-                    .entry(k.clone())
-                    .or_insert("drop".into());
-            }
             rs.service_ips.insert(k, format!("goto {ext_chain}"));
         }
         if let Some(k) = np_key {
@@ -891,7 +888,11 @@ mod tests {
                 ("10.42.1.2", "n2", true, false),
             ],
         );
-        let rs = run(std::slice::from_ref(&s), &[sl], &[node("n1", "192.0.2.1", json!({}))]);
+        let rs = run(
+            std::slice::from_ref(&s),
+            &[sl],
+            &[node("n1", "192.0.2.1", json!({}))],
+        );
         let ext = rs.service_nodeports["tcp . 30080"].trim_start_matches("goto ");
         let rules = &rs.chains[ext];
         assert!(rules[0].starts_with("ip saddr 10.42.0.0/16 goto service-"));

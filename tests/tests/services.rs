@@ -1,0 +1,514 @@
+//! End-to-end: Services through skiff's service proxy and ServiceLB — the seeds' first two
+//! steps. A `skiff server` (node netns 1) and two `skiff agent`s (2, 3) of a [`TestNet`] on the
+//! VXLAN pod network: `kubectl create deployment pagweb --image=nginx:1.27`, scale 3, expose as
+//! NodePort → 60 requests from a node netns to `<node IP>:<nodePort>` reach all 3 pods; the
+//! ClusterIP answers from a pod; `kubectl delete pod` during a request loop → no failed request
+//! once its endpoint is gone; a Service without endpoints refuses at once; a LoadBalancer
+//! Service gets the nodes' addresses as EXTERNAL-IP and spreads requests to `<node>:8080`.
+//!
+//! Needs root and the Debian packages named in `skiff_e2e::netns::TOOLS`; `SKIFF_E2E_NODES=0`
+//! skips it with a loud message.
+
+use skiff_e2e::images::{self, ImageSpec};
+use skiff_e2e::netns::{self, node_ip, NsProcess, TestNet, REGISTRY};
+use skiff_e2e::*;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::thread;
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "services-secret";
+/// Time for 3 nodes to be Ready, and for pods to run (images pulled through the mirror).
+const READY: Duration = Duration::from_secs(120);
+/// Time for a Service to carry traffic once its pods run.
+const CONVERGE: Duration = Duration::from_secs(45);
+/// How long after its endpoint left the EndpointSlice a deleted pod may still get a request
+/// (the proxy's debounce plus one nft transaction).
+const PROGRAMMING: Duration = Duration::from_secs(1);
+
+struct Cluster {
+    net: TestNet,
+    _registry: NsProcess,
+    procs: Vec<NsProcess>,
+    kubeconfig: PathBuf,
+}
+
+impl Cluster {
+    fn kubectl_cmd(&self, args: &[&str]) -> Command {
+        let mut all = vec!["kubectl"];
+        all.extend_from_slice(args);
+        let mut c = self.net.command_in(1, &all);
+        c.env("KUBECONFIG", &self.kubeconfig)
+            .env("KUBECACHEDIR", self.net.dir().join("kcache"))
+            .env("HOME", self.net.dir().join("home"));
+        c
+    }
+
+    fn kubectl(&self, args: &[&str]) -> Output {
+        self.net.run(self.kubectl_cmd(args), COMMAND_TIMEOUT)
+    }
+
+    fn logs(&self) -> String {
+        let mut s = String::new();
+        for name in ["server", "agent-n2", "agent-n3"] {
+            let text = std::fs::read_to_string(self.net.dir().join(format!("{name}.log")))
+                .unwrap_or_default();
+            s.push_str(&format!("--- {name} log tail ---\n{}\n", tail(&text, 30)));
+        }
+        s
+    }
+
+    /// `kubectl exec POD -- wget -qO- URL`, bounded (busybox's `wget -T` is unusable here).
+    fn wget_in_pod(&self, pod: &str, url: &str) -> Output {
+        let c = self.kubectl_cmd(&["exec", pod, "--", "wget", "-qO-", url]);
+        self.net.run(c, Duration::from_secs(8))
+    }
+
+    /// `busybox wget -qO- URL` from node `node`'s netns.
+    fn wget_from_node(&self, node: usize, url: &str) -> Output {
+        self.net
+            .run_in(node, &["timeout", "5", "busybox", "wget", "-qO-", url])
+    }
+
+    fn jsonpath(&self, what: &[&str], path: &str) -> String {
+        let mut args = vec!["get"];
+        args.extend_from_slice(what);
+        let p = format!("jsonpath={path}");
+        args.extend_from_slice(&["-o", &p]);
+        self.kubectl(&args).stdout
+    }
+}
+
+fn skiff() -> String {
+    skiff_bin().display().to_string()
+}
+
+/// A server and two agents on the VXLAN pod network.
+fn start_cluster() -> Cluster {
+    assert!(
+        skiff_bin().is_file(),
+        "skiff binary {} not found: build it first with `cargo build -p skiff`",
+        skiff_bin().display()
+    );
+    let t0 = Instant::now();
+    let net = TestNet::create(3).unwrap_or_else(|e| panic!("{e}"));
+    let registry = net.start_registry().unwrap_or_else(|e| panic!("{e}"));
+    net.push_images(&[ImageSpec::nginx()])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let registries = net.dir().join("registries.yaml");
+    std::fs::write(
+        &registries,
+        images::registries_yaml(&format!("http://{REGISTRY}")),
+    )
+    .unwrap();
+    for sub in ["n1", "n2", "n3", "home", "kcache"] {
+        std::fs::create_dir_all(net.dir().join(sub)).unwrap();
+    }
+    let kubeconfig = net.dir().join("kubeconfig");
+    let dir = |n: &str| net.dir().join(n).display().to_string();
+    let server_args = [
+        skiff(),
+        "server".into(),
+        "--config".into(),
+        dir("no-config.yaml"),
+        "--data-dir".into(),
+        dir("n1"),
+        "--node-name".into(),
+        "n1".into(),
+        "--node-ip".into(),
+        node_ip(1),
+        "--private-registry".into(),
+        registries.display().to_string(),
+        "--write-kubeconfig".into(),
+        kubeconfig.display().to_string(),
+        "--token".into(),
+        TOKEN.into(),
+    ];
+    let refs: Vec<&str> = server_args.iter().map(String::as_str).collect();
+    let mut procs = vec![net.spawn_in(1, "server", &refs)];
+    wait_for(Duration::from_secs(30), "the server's readyz", || {
+        if procs[0].exit_code().is_some() {
+            panic!("skiff server exited:\n{}", tail(&procs[0].log(), 40));
+        }
+        let out = net.run_in(
+            1,
+            &[
+                "curl",
+                "-sk",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "2",
+                "https://127.0.0.1:6443/readyz",
+            ],
+        );
+        (kubeconfig.is_file() && out.stdout.trim() == "200").then_some(())
+    });
+    for i in [2usize, 3] {
+        let args = [
+            skiff(),
+            "agent".into(),
+            "--config".into(),
+            dir("no-config.yaml"),
+            "--server".into(),
+            format!("https://{}:6443", node_ip(1)),
+            "--token".into(),
+            TOKEN.into(),
+            "--node-name".into(),
+            format!("n{i}"),
+            "--node-ip".into(),
+            node_ip(i),
+            "--data-dir".into(),
+            dir(&format!("n{i}")),
+            "--private-registry".into(),
+            registries.display().to_string(),
+        ];
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        procs.push(net.spawn_in(i, &format!("agent-n{i}"), &refs));
+    }
+    let c = Cluster {
+        net,
+        _registry: registry,
+        procs,
+        kubeconfig,
+    };
+    let start = Instant::now();
+    loop {
+        let out = c.kubectl(&[
+            "get",
+            "nodes",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}",
+        ]);
+        if out.stdout.lines().filter(|l| l.ends_with("=True")).count() == 3 {
+            break;
+        }
+        assert!(
+            start.elapsed() < READY,
+            "3 nodes not Ready within {READY:?}:\n{out}\n{}",
+            c.logs()
+        );
+        thread::sleep(Duration::from_millis(250));
+    }
+    eprintln!("services: 3 nodes Ready in {:?}", t0.elapsed());
+    c
+}
+
+/// The Running and Ready pods of `app=pagweb`: name → (IP, node), once there are `n`.
+fn wait_pagweb(c: &Cluster, n: usize) -> BTreeMap<String, (String, String)> {
+    let path = "{range .items[*]}{.metadata.name} {.status.podIP} {.spec.nodeName} {.status.phase} {.status.conditions[?(@.type==\"Ready\")].status} {.metadata.deletionTimestamp}{\"\\n\"}{end}";
+    let start = Instant::now();
+    loop {
+        let out = c.kubectl(&[
+            "get",
+            "pods",
+            "-l",
+            "app=pagweb",
+            "-o",
+            &format!("jsonpath={path}"),
+        ]);
+        let rows: BTreeMap<String, (String, String)> = out
+            .stdout
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f.len() == 5 && f[3] == "Running" && f[4] == "True")
+                    .then(|| (f[0].to_string(), (f[1].to_string(), f[2].to_string())))
+            })
+            .collect();
+        if rows.len() == n && out.stdout.lines().count() == n {
+            return rows;
+        }
+        assert!(
+            start.elapsed() < READY,
+            "{n} pagweb pods not Running and Ready within {READY:?}:\n{out}\n{}",
+            c.logs()
+        );
+        thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// `count` requests from node `from` to `url`: the answers (pod names) seen, with counts.
+fn spread(c: &Cluster, from: usize, url: &str, count: usize) -> BTreeMap<String, usize> {
+    let mut seen = BTreeMap::new();
+    for i in 0..count {
+        let out = c.wget_from_node(from, url);
+        assert_eq!(
+            out.code,
+            0,
+            "request {i} to {url} from n{from} failed: {out}\n{}",
+            c.logs()
+        );
+        *seen.entry(out.stdout.trim().to_string()).or_insert(0) += 1;
+    }
+    seen
+}
+
+/// Polls until a request from node `from` to `url` answers with a pagweb pod name.
+fn until_served(c: &Cluster, from: usize, url: &str) {
+    let start = Instant::now();
+    loop {
+        let out = c.wget_from_node(from, url);
+        if out.code == 0 && out.stdout.starts_with("pagweb-") {
+            eprintln!("{url} from n{from}: served after {:?}", start.elapsed());
+            return;
+        }
+        assert!(
+            start.elapsed() < CONVERGE,
+            "{url} from n{from} not served within {CONVERGE:?}; last: {out}\n{}",
+            c.logs()
+        );
+        thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn check_seeds(c: &Cluster) {
+    // The first seed.
+    let out = c.kubectl(&["create", "deployment", "pagweb", "--image=nginx:1.27"]);
+    assert_eq!(out.stdout, "deployment.apps/pagweb created\n", "{out}");
+    let out = c.kubectl(&["scale", "deployment", "pagweb", "--replicas=3"]);
+    assert_eq!(out.stdout, "deployment.apps/pagweb scaled\n", "{out}");
+    let pods = wait_pagweb(c, 3);
+    eprintln!("pagweb pods: {pods:?}");
+    let out = c.kubectl(&[
+        "expose",
+        "deployment",
+        "pagweb",
+        "--port=80",
+        "--type=NodePort",
+    ]);
+    assert_eq!(out.stdout, "service/pagweb exposed\n", "{out}");
+    let node_port = c.jsonpath(&["svc", "pagweb"], "{.spec.ports[0].nodePort}");
+    let cluster_ip = c.jsonpath(&["svc", "pagweb"], "{.spec.clusterIP}");
+    assert!(
+        node_port.parse::<u16>().is_ok_and(|p| p >= 30000),
+        "{node_port}"
+    );
+    let url = format!("http://{}:{node_port}/", node_ip(1));
+    until_served(c, 1, &url);
+    let seen = spread(c, 1, &url, 60);
+    let names: BTreeSet<&String> = seen.keys().collect();
+    let want: BTreeSet<&String> = pods.keys().collect();
+    assert_eq!(
+        names, want,
+        "60 requests to {url} reach every pod: {seen:?}"
+    );
+    eprintln!("NodePort {url}: {seen:?}");
+    // Another node's address serves the same node port.
+    let url3 = format!("http://{}:{node_port}/", node_ip(3));
+    until_served(c, 1, &url3);
+
+    // ClusterIP from a pod (every pod, so one of them also reaches itself: hairpin).
+    for pod in pods.keys() {
+        let start = Instant::now();
+        loop {
+            let out = c.wget_in_pod(pod, &format!("http://{cluster_ip}/"));
+            if out.code == 0 && pods.contains_key(out.stdout.trim()) {
+                break;
+            }
+            assert!(
+                start.elapsed() < CONVERGE,
+                "ClusterIP {cluster_ip} from {pod}: {out}\n{}",
+                c.logs()
+            );
+            thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    // `kubectl delete pod` during a request loop: no failure once its endpoint is gone.
+    let victim = pods.keys().next().unwrap().clone();
+    let victim_ip = pods[&victim].0.clone();
+    let results: Mutex<Vec<(Instant, Output)>> = Mutex::new(Vec::new());
+    let stop = AtomicBool::new(false);
+    let mut gone_at = None;
+    thread::scope(|s| {
+        s.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                let out = c.wget_from_node(1, &url);
+                results.lock().unwrap().push((Instant::now(), out));
+            }
+        });
+        thread::sleep(Duration::from_secs(2));
+        let out = c.kubectl(&["delete", "pod", &victim, "--wait=false"]);
+        assert_eq!(out.stdout, format!("pod \"{victim}\" deleted\n"), "{out}");
+        // Its endpoint leaves rotation (ready=false, terminating) in the EndpointSlice.
+        let path =
+            "{range .items[*].endpoints[*]}{.addresses[0]} {.conditions.ready}{\"\\n\"}{end}";
+        let start = Instant::now();
+        loop {
+            let eps = c.jsonpath(
+                &["endpointslices", "-l", "kubernetes.io/service-name=pagweb"],
+                path,
+            );
+            if !eps.lines().any(|l| l == format!("{victim_ip} true")) {
+                gone_at = Some(Instant::now());
+                break;
+            }
+            assert!(
+                start.elapsed() < CONVERGE,
+                "{victim} still a ready endpoint: {eps}"
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+        wait_pagweb(c, 3);
+        thread::sleep(Duration::from_secs(3));
+        stop.store(true, Ordering::Relaxed);
+    });
+    let gone_at = gone_at.unwrap();
+    let results = results.into_inner().unwrap();
+    let after: Vec<&(Instant, Output)> = results
+        .iter()
+        .filter(|(t, _)| *t > gone_at + PROGRAMMING)
+        .collect();
+    assert!(
+        after.len() >= 5,
+        "too few requests after the endpoint went: {}",
+        after.len()
+    );
+    for (_, out) in &after {
+        assert_eq!(
+            out.code, 0,
+            "a request failed after {victim}'s endpoint was gone: {out}"
+        );
+        assert_ne!(
+            out.stdout.trim(),
+            victim,
+            "{victim} still served after its endpoint was gone"
+        );
+    }
+    eprintln!(
+        "delete during requests: {} requests, {} after the endpoint was gone, all served",
+        results.len(),
+        after.len()
+    );
+
+    // A Service without endpoints refuses at once instead of hanging.
+    let out = c.kubectl(&["create", "service", "clusterip", "nothing", "--tcp=80:80"]);
+    assert_eq!(out.stdout, "service/nothing created\n", "{out}");
+    let nothing_ip = c.jsonpath(&["svc", "nothing"], "{.spec.clusterIP}");
+    let pod = wait_pagweb(c, 3).into_keys().next().unwrap();
+    let start = Instant::now();
+    loop {
+        let t = Instant::now();
+        let out = c.wget_in_pod(&pod, &format!("http://{nothing_ip}/"));
+        if out.code != 0 && out.stderr.contains("refused") {
+            assert!(t.elapsed() < Duration::from_secs(4), "slow refusal: {out}");
+            break;
+        }
+        assert!(
+            start.elapsed() < CONVERGE,
+            "no refusal from {nothing_ip}: {out}"
+        );
+        thread::sleep(Duration::from_millis(250));
+    }
+
+    // The second seed: a LoadBalancer on every node's address.
+    let out = c.kubectl(&[
+        "expose",
+        "deployment",
+        "pagweb",
+        "--type=LoadBalancer",
+        "--port=8080",
+        "--target-port",
+        "80",
+        "--name=pagweb-load-balancer",
+    ]);
+    assert_eq!(
+        out.stdout, "service/pagweb-load-balancer exposed\n",
+        "{out}"
+    );
+    let want_ips = format!("{},{},{}", node_ip(1), node_ip(2), node_ip(3));
+    let start = Instant::now();
+    loop {
+        let out = c.kubectl(&["get", "svc", "pagweb-load-balancer"]);
+        let rows = parse_table(&out.stdout);
+        if rows.len() == 2 && rows[1].get(3) == Some(&want_ips) {
+            assert_eq!(
+                rows[0][..5],
+                ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)"]
+            );
+            assert_eq!(rows[1][1], "LoadBalancer");
+            assert!(rows[1][4].starts_with("8080:3"), "{out}");
+            break;
+        }
+        assert!(
+            start.elapsed() < CONVERGE,
+            "EXTERNAL-IP is not {want_ips}: {out}\n{}",
+            c.logs()
+        );
+        thread::sleep(Duration::from_millis(250));
+    }
+    let pods = wait_pagweb(c, 3);
+    let lb_url = format!("http://{}:8080/", node_ip(2));
+    until_served(c, 1, &lb_url);
+    let seen = spread(c, 1, &lb_url, 45);
+    let names: BTreeSet<&String> = seen.keys().collect();
+    let want: BTreeSet<&String> = pods.keys().collect();
+    assert_eq!(
+        names, want,
+        "45 requests to {lb_url} spread over every pod: {seen:?}"
+    );
+    eprintln!("LoadBalancer {lb_url}: {seen:?}");
+
+    // A second LoadBalancer on the same port stays pending, saying why.
+    let out = c.kubectl(&[
+        "expose",
+        "deployment",
+        "pagweb",
+        "--type=LoadBalancer",
+        "--port=8080",
+        "--target-port",
+        "80",
+        "--name=pagweb-second",
+    ]);
+    assert_eq!(out.stdout, "service/pagweb-second exposed\n", "{out}");
+    wait_for(CONVERGE, "the PortInUse event", || {
+        let ev = c.kubectl(&[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=pagweb-second,reason=PortInUse",
+            "-o",
+            "jsonpath={.items[*].message}",
+        ]);
+        ev.stdout
+            .contains("default/pagweb-load-balancer")
+            .then_some(())
+    });
+    let rows = parse_table(&c.kubectl(&["get", "svc", "pagweb-second"]).stdout);
+    assert_eq!(rows[1][3], "<pending>", "{rows:?}");
+
+    // The proxy's table is there, and kept its own name.
+    let nft = c
+        .net
+        .run_in(2, &["nft", "list", "table", "ip", "skiff-proxy"]);
+    assert_eq!(nft.code, 0, "{nft}");
+    assert!(nft.stdout.contains("numgen random mod 3"), "{nft}");
+    for p in &c.procs {
+        assert!(
+            !p.log().contains("service rules not applied"),
+            "{}",
+            c.logs()
+        );
+    }
+}
+
+#[test]
+fn services_balance_node_port_cluster_ip_and_load_balancer() {
+    if !netns::bed_enabled() {
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n*** skiff-e2e services tests SKIPPED: SKIFF_E2E_NODES=0 (they need root and the \
+             packages `bash .ci/run` installs) ***\n"
+        );
+        return;
+    }
+    let c = start_cluster();
+    check_seeds(&c);
+}
