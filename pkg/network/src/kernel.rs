@@ -6,7 +6,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use futures::TryStreamExt;
 use ipnet::Ipv4Net;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
-use rtnetlink::packet_route::link::{InfoData, InfoVxlan, LinkAttribute, LinkInfo, LinkMessage};
+use rtnetlink::packet_route::link::{
+    InfoData, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+};
 use rtnetlink::packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
 };
@@ -184,7 +186,16 @@ impl Kernel {
                 .flatten()
                 .collect();
             if wanted.iter().all(|w| info.contains(w)) {
-                index = Some(link.header.index);
+                let same_mac = link
+                    .attributes
+                    .iter()
+                    .any(|a| matches!(a, LinkAttribute::Address(m) if m[..] == mac[..]));
+                let same_mtu = link
+                    .attributes
+                    .iter()
+                    .any(|a| matches!(a, LinkAttribute::Mtu(m) if *m == mtu));
+                let up = link.header.flags.contains(LinkFlags::Up);
+                index = Some((link.header.index, same_mac && same_mtu && up));
             } else {
                 tracing::info!(
                     device = name,
@@ -199,7 +210,10 @@ impl Kernel {
             }
         }
         let index = match index {
-            Some(i) => {
+            // Setting a MAC, even the same one, flushes the device's ARP entries: touch the
+            // device only when something differs.
+            Some((i, true)) => i,
+            Some((i, false)) => {
                 self.h
                     .link()
                     .set(
@@ -236,8 +250,11 @@ impl Kernel {
         };
         // Exactly `<pod network>/32` on the device.
         let want = pod_cidr.network();
+        let mut have = false;
         for (i, ip, len) in self.ipv4_addresses().await? {
-            if i == index && !(ip == want && len == 32) {
+            if i == index && ip == want && len == 32 {
+                have = true;
+            } else if i == index {
                 let mut msgs = self
                     .h
                     .address()
@@ -254,6 +271,9 @@ impl Kernel {
                         .map_err(nl("remove a stale address"))?;
                 }
             }
+        }
+        if have {
+            return Ok(index);
         }
         self.h
             .address()
@@ -466,6 +486,10 @@ impl Kernel {
 fn neigh_ip(n: &NeighbourMessage) -> Option<Ipv4Addr> {
     n.attributes.iter().find_map(|a| match a {
         NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)) => Some(*ip),
+        // AF_BRIDGE (FDB) messages carry NDA_DST undecoded.
+        NeighbourAttribute::Destination(NeighbourAddress::Other(b)) if b.len() == 4 => {
+            Some(Ipv4Addr::new(b[0], b[1], b[2], b[3]))
+        }
         _ => None,
     })
 }
@@ -479,4 +503,164 @@ fn neigh_mac(n: &NeighbourMessage) -> Option<Mac> {
         }
         _ => None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{desired, diff, vtep_mac, Lease};
+    use std::process::Command;
+
+    const LIVE: &str = "SKIFF_NETWORK_LIVE_NETNS";
+
+    fn sh(script: &str) -> String {
+        let out = Command::new("sh").arg("-c").arg(script).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Re-runs itself in a fresh network namespace (`unshare -n`, root only) and programs a
+    /// VXLAN device, ARP, FDB and routes for two fake remote nodes there, then removes one.
+    #[test]
+    fn vxlan_state_round_trips_through_the_kernel() {
+        if std::env::var_os(LIVE).is_none() {
+            let exe = std::env::current_exe().unwrap();
+            let out = Command::new("unshare")
+                .arg("-n")
+                .arg(&exe)
+                .args([
+                    "--exact",
+                    "kernel::tests::vxlan_state_round_trips_through_the_kernel",
+                ])
+                .args(["--nocapture", "--test-threads=1"])
+                .env(LIVE, "1")
+                .output()
+                .unwrap();
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            if !out.status.success() && text.contains("unshare failed") {
+                eprintln!("*** SKIPPED: needs root for a network namespace: {text}");
+                return;
+            }
+            assert!(out.status.success(), "{text}");
+            assert!(text.contains("1 passed"), "{text}");
+            return;
+        }
+        // No dummy driver on every kernel: a veth pair stands in for the node's interface.
+        sh("ip link add name eth9 mtu 1500 type veth peer name eth9p && ip addr add 192.0.2.1/24 dev eth9 && ip link set eth9p up && ip link set eth9 up && ip link set lo up");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let k = Kernel::connect().unwrap();
+            let ext = k
+                .external(None, "192.0.2.1".parse().unwrap())
+                .await
+                .unwrap();
+            assert_eq!((ext.name.as_str(), ext.mtu), ("eth9", 1500));
+            let mac = vtep_mac("n1");
+            let own: Ipv4Net = "10.42.0.0/24".parse().unwrap();
+            let vx = k.ensure_vxlan(&ext, &mac, own).await.unwrap();
+            // Idempotent: the same device again.
+            assert_eq!(k.ensure_vxlan(&ext, &mac, own).await.unwrap(), vx);
+            let link = sh("ip -d link show flannel.1");
+            for want in [
+                "mtu 1450",
+                "vxlan id 1 ",
+                "local 192.0.2.1",
+                "dev eth9",
+                "dstport 8472",
+                "nolearning",
+            ] {
+                assert!(link.contains(want), "{want:?} in {link}");
+            }
+            assert!(link.contains(&plan::format_mac(&mac)), "{link}");
+            assert!(sh("ip addr show flannel.1").contains("inet 10.42.0.0/32"));
+
+            let cluster: Ipv4Net = "10.42.0.0/16".parse().unwrap();
+            let lease = |n: &str, c: &str, ip: &str| Lease {
+                node: n.into(),
+                pod_cidr: c.parse().unwrap(),
+                public_ip: ip.parse().unwrap(),
+                backend: "vxlan".into(),
+                vtep_mac: Some(vtep_mac(n)),
+            };
+            let leases = [
+                lease("n2", "10.42.1.0/24", "192.0.2.2"),
+                lease("n3", "10.42.2.0/24", "192.0.2.3"),
+            ];
+            let (want, _) = desired("n1", Backend::Vxlan, cluster, &leases);
+            let cur = k.state(Some(vx), ext.index, cluster, own).await.unwrap();
+            for op in diff(&want, &cur) {
+                k.apply(&op, Backend::Vxlan, Some(vx), ext.index)
+                    .await
+                    .unwrap();
+            }
+            let cur = k.state(Some(vx), ext.index, cluster, own).await.unwrap();
+            assert_eq!(cur, want);
+            // The periodic re-assert of the device keeps the entries (a MAC write would flush
+            // the ARP ones).
+            k.ensure_vxlan(&ext, &mac, own).await.unwrap();
+            assert_eq!(
+                k.state(Some(vx), ext.index, cluster, own).await.unwrap(),
+                want
+            );
+            let routes = sh("ip route show root 10.42.0.0/16");
+            assert!(
+                routes.contains("10.42.1.0/24 via 10.42.1.0 dev flannel.1 proto static onlink"),
+                "{routes}"
+            );
+            let fdb = sh("bridge fdb show dev flannel.1");
+            assert!(
+                fdb.contains(&format!(
+                    "{} dst 192.0.2.2 self permanent",
+                    plan::format_mac(&vtep_mac("n2"))
+                )),
+                "{fdb}"
+            );
+
+            // n3 leaves: its three entries go, n2's stay.
+            let (want2, _) = desired("n1", Backend::Vxlan, cluster, &leases[..1]);
+            let ops = diff(&want2, &cur);
+            assert_eq!(ops.len(), 3, "{ops:?}");
+            for op in ops {
+                k.apply(&op, Backend::Vxlan, Some(vx), ext.index)
+                    .await
+                    .unwrap();
+            }
+            assert_eq!(
+                k.state(Some(vx), ext.index, cluster, own).await.unwrap(),
+                want2
+            );
+
+            // host-gw takes over: the device goes, the route is re-pointed at the node IP.
+            k.remove_vxlan().await.unwrap();
+            let (gw, _) = desired(
+                "n1",
+                Backend::HostGw,
+                cluster,
+                &[Lease {
+                    backend: "host-gw".into(),
+                    ..leases[0].clone()
+                }],
+            );
+            let cur = k.state(None, ext.index, cluster, own).await.unwrap();
+            for op in diff(&gw, &cur) {
+                k.apply(&op, Backend::HostGw, None, ext.index)
+                    .await
+                    .unwrap();
+            }
+            assert_eq!(k.state(None, ext.index, cluster, own).await.unwrap(), gw);
+            assert!(sh("ip route show root 10.42.0.0/16")
+                .contains("10.42.1.0/24 via 192.0.2.2 dev eth9"));
+        });
+    }
 }

@@ -160,15 +160,16 @@ async fn run_once(client: &kube::Client, cfg: &NetworkConfig) -> Result<(), Erro
             ev = events.next() => {
                 match ev {
                     Some(Ok(_)) => {}
-                    Some(Err(e)) => tracing::debug!(error = %e, "node watch error (retried)"),
+                    Some(Err(e)) => tracing::warn!(error = %e, "node watch failed (retried)"),
                     None => return Err(Error::Api("the node watch ended".into())),
                 }
                 false
             }
             _ = tick.tick() => true,
         };
-        if reader.wait_until_ready().await.is_err() {
-            return Err(Error::Api("the node cache was dropped".into()));
+        if reader.state().is_empty() {
+            // Not listed yet (this node itself is always there once it is).
+            continue;
         }
         let leases: Vec<Lease> = reader
             .state()

@@ -1,0 +1,356 @@
+//! End-to-end: the pod network between nodes. A `skiff server` (node netns 1) and two `skiff
+//! agent`s (2, 3) of a [`TestNet`], once with the default VXLAN backend and once with
+//! `--flannel-backend host-gw`: a web pod on each agent node answers the other pod (`kubectl
+//! exec … wget`) and a node that runs neither, with its own name.
+//!
+//! Needs root and the Debian packages named in `skiff_e2e::netns::TOOLS`; `SKIFF_E2E_NODES=0`
+//! skips it with a loud message.
+
+use skiff_e2e::images::{self, ImageSpec};
+use skiff_e2e::netns::{self, node_ip, NsProcess, TestNet, REGISTRY};
+use skiff_e2e::*;
+use std::path::PathBuf;
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "podnet-secret";
+/// Time for 3 nodes to be Ready, and for the pods to run (images pulled through the mirror).
+const READY: Duration = Duration::from_secs(120);
+/// Time for the pod network to carry a request once both pods run.
+const CONVERGE: Duration = Duration::from_secs(45);
+
+struct Cluster {
+    net: TestNet,
+    _registry: NsProcess,
+    procs: Vec<NsProcess>,
+    kubeconfig: PathBuf,
+}
+
+impl Cluster {
+    fn kubectl_cmd(&self, args: &[&str]) -> Command {
+        let mut all = vec!["kubectl"];
+        all.extend_from_slice(args);
+        let mut c = self.net.command_in(1, &all);
+        c.env("KUBECONFIG", &self.kubeconfig)
+            .env("KUBECACHEDIR", self.net.dir().join("kcache"))
+            .env("HOME", self.net.dir().join("home"));
+        c
+    }
+
+    fn kubectl(&self, args: &[&str]) -> Output {
+        self.net.run(self.kubectl_cmd(args), COMMAND_TIMEOUT)
+    }
+
+    fn kubectl_stdin(&self, args: &[&str], stdin: &str) -> Output {
+        run_command(
+            self.kubectl_cmd(args),
+            Some(stdin.as_bytes()),
+            COMMAND_TIMEOUT,
+        )
+    }
+
+    fn logs(&self) -> String {
+        let mut s = String::new();
+        for name in ["server", "agent-n2", "agent-n3"] {
+            let text = std::fs::read_to_string(self.net.dir().join(format!("{name}.log")))
+                .unwrap_or_default();
+            s.push_str(&format!("--- {name} log tail ---\n{}\n", tail(&text, 30)));
+        }
+        s
+    }
+
+    /// `kubectl exec POD -- wget -qO- URL`, bounded (busybox's `wget -T` is unusable here).
+    fn wget_in_pod(&self, pod: &str, url: &str) -> Output {
+        let c = self.kubectl_cmd(&["exec", pod, "--", "wget", "-qO-", url]);
+        self.net.run(c, Duration::from_secs(8))
+    }
+
+    /// `busybox wget -qO- URL` from node `node`'s netns.
+    fn wget_from_node(&self, node: usize, url: &str) -> Output {
+        self.net
+            .run_in(node, &["timeout", "5", "busybox", "wget", "-qO-", url])
+    }
+}
+
+fn skiff() -> String {
+    skiff_bin().display().to_string()
+}
+
+/// A server and two agents, every node with `--flannel-backend backend`.
+fn start_cluster(backend: &str) -> Cluster {
+    assert!(
+        skiff_bin().is_file(),
+        "skiff binary {} not found: build it first with `cargo build -p skiff`",
+        skiff_bin().display()
+    );
+    let t0 = Instant::now();
+    let net = TestNet::create(3).unwrap_or_else(|e| panic!("{e}"));
+    let registry = net.start_registry().unwrap_or_else(|e| panic!("{e}"));
+    net.push_images(&[ImageSpec::nginx()])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let registries = net.dir().join("registries.yaml");
+    std::fs::write(
+        &registries,
+        images::registries_yaml(&format!("http://{REGISTRY}")),
+    )
+    .unwrap();
+    for sub in ["n1", "n2", "n3", "home", "kcache"] {
+        std::fs::create_dir_all(net.dir().join(sub)).unwrap();
+    }
+    let kubeconfig = net.dir().join("kubeconfig");
+    let dir = |n: &str| net.dir().join(n).display().to_string();
+    let server_args = [
+        skiff(),
+        "server".into(),
+        "--config".into(),
+        dir("no-config.yaml"),
+        "--data-dir".into(),
+        dir("n1"),
+        "--node-name".into(),
+        "n1".into(),
+        "--node-ip".into(),
+        node_ip(1),
+        "--private-registry".into(),
+        registries.display().to_string(),
+        "--write-kubeconfig".into(),
+        kubeconfig.display().to_string(),
+        "--token".into(),
+        TOKEN.into(),
+        "--flannel-backend".into(),
+        backend.into(),
+    ];
+    let refs: Vec<&str> = server_args.iter().map(String::as_str).collect();
+    let mut procs = vec![net.spawn_in(1, "server", &refs)];
+    wait_for(Duration::from_secs(30), "the server's readyz", || {
+        if procs[0].exit_code().is_some() {
+            panic!("skiff server exited:\n{}", tail(&procs[0].log(), 40));
+        }
+        let out = net.run_in(
+            1,
+            &[
+                "curl",
+                "-sk",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "2",
+                "https://127.0.0.1:6443/readyz",
+            ],
+        );
+        (kubeconfig.is_file() && out.stdout.trim() == "200").then_some(())
+    });
+    for i in [2usize, 3] {
+        let args = [
+            skiff(),
+            "agent".into(),
+            "--config".into(),
+            dir("no-config.yaml"),
+            "--server".into(),
+            format!("https://{}:6443", node_ip(1)),
+            "--token".into(),
+            TOKEN.into(),
+            "--node-name".into(),
+            format!("n{i}"),
+            "--node-ip".into(),
+            node_ip(i),
+            "--data-dir".into(),
+            dir(&format!("n{i}")),
+            "--private-registry".into(),
+            registries.display().to_string(),
+            "--flannel-backend".into(),
+            backend.into(),
+        ];
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        procs.push(net.spawn_in(i, &format!("agent-n{i}"), &refs));
+    }
+    let c = Cluster {
+        net,
+        _registry: registry,
+        procs,
+        kubeconfig,
+    };
+    let start = Instant::now();
+    loop {
+        let out = c.kubectl(&[
+            "get",
+            "nodes",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}",
+        ]);
+        if out.stdout.lines().filter(|l| l.ends_with("=True")).count() == 3 {
+            break;
+        }
+        assert!(
+            start.elapsed() < READY,
+            "3 nodes not Ready within {READY:?}:\n{out}\n{}",
+            c.logs()
+        );
+        thread::sleep(Duration::from_millis(250));
+    }
+    eprintln!("{backend}: 3 nodes Ready in {:?}", t0.elapsed());
+    c
+}
+
+fn web_pod(name: &str, node: &str) -> String {
+    format!(
+        r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"{name}","labels":{{"app":"podnet"}}}},
+        "spec":{{"nodeName":"{node}","terminationGracePeriodSeconds":1,
+        "containers":[{{"name":"web","image":"nginx:1.27"}}]}}}}"#
+    )
+}
+
+/// name → IP of the two web pods once both run.
+fn wait_pods(c: &Cluster) -> Vec<PodRow> {
+    let start = Instant::now();
+    loop {
+        let out = c.kubectl(&["get", "pods", "-l", "app=podnet", "-o", POD_ROWS_JSONPATH]);
+        let rows = parse_pod_rows(&out.stdout);
+        if rows.len() == 2
+            && rows
+                .iter()
+                .all(|p| p.phase == "Running" && !p.ip.is_empty())
+        {
+            return rows;
+        }
+        assert!(
+            start.elapsed() < READY,
+            "web pods not Running within {READY:?}:\n{out}\n{}",
+            c.logs()
+        );
+        thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Polls `f` until its output is `want` (the network may need a resync to converge).
+fn until_answer(c: &Cluster, what: &str, want: &str, f: impl Fn() -> Output) {
+    let start = Instant::now();
+    loop {
+        let out = f();
+        if out.stdout == want {
+            eprintln!("{what}: answered in {:?}", start.elapsed());
+            return;
+        }
+        assert!(
+            start.elapsed() < CONVERGE,
+            "{what}: no {want:?} within {CONVERGE:?}; last: {out}\n{}",
+            c.logs()
+        );
+        thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn node_annotation(c: &Cluster, node: &str, key: &str) -> String {
+    let path = format!("jsonpath={{.metadata.annotations.flannel\\.alpha\\.coreos\\.com/{key}}}");
+    c.kubectl(&["get", "node", node, "-o", &path]).stdout
+}
+
+fn check_backend(backend: &str) {
+    let c = start_cluster(backend);
+    for (name, node) in [("web-a", "n2"), ("web-b", "n3")] {
+        let out = c.kubectl_stdin(&["apply", "-f", "-"], &web_pod(name, node));
+        assert_eq!(out.stdout, format!("pod/{name} created\n"), "{out}");
+    }
+    let pods = wait_pods(&c);
+    let ip = |name: &str| {
+        pods.iter()
+            .find(|p| p.name == name)
+            .map(|p| p.ip.clone())
+            .unwrap_or_else(|| panic!("no {name} in {pods:?}"))
+    };
+    let (a, b) = (ip("web-a"), ip("web-b"));
+    eprintln!("{backend}: web-a {a} on n2, web-b {b} on n3");
+    assert!(
+        a.starts_with("10.42.") && b.starts_with("10.42."),
+        "{pods:?}"
+    );
+
+    // Every node published flannel's annotations.
+    for (i, node) in ["n1", "n2", "n3"].iter().enumerate() {
+        assert_eq!(node_annotation(&c, node, "backend-type"), backend);
+        assert_eq!(node_annotation(&c, node, "kube-subnet-manager"), "true");
+        assert_eq!(node_annotation(&c, node, "public-ip"), node_ip(i + 1));
+    }
+
+    until_answer(
+        &c,
+        &format!("{backend}: web-a → web-b"),
+        "web-b\n",
+        || c.wget_in_pod("web-a", &format!("http://{b}/")),
+    );
+    until_answer(
+        &c,
+        &format!("{backend}: web-b → web-a"),
+        "web-a\n",
+        || c.wget_in_pod("web-b", &format!("http://{a}/")),
+    );
+    // A node with neither pod reaches both (host → remote pod is masqueraded).
+    until_answer(
+        &c,
+        &format!("{backend}: node n1 → web-a"),
+        "web-a\n",
+        || c.wget_from_node(1, &format!("http://{a}/")),
+    );
+    until_answer(
+        &c,
+        &format!("{backend}: node n2 → web-b"),
+        "web-b\n",
+        || c.wget_from_node(2, &format!("http://{b}/")),
+    );
+
+    // The kernel side: the nftables table, and the VXLAN device or plain routes.
+    let nft = c
+        .net
+        .run_in(2, &["nft", "list", "table", "inet", "skiff-flannel"]);
+    assert_eq!(nft.code, 0, "{nft}");
+    assert!(nft.stdout.contains("masquerade"), "{nft}");
+    let routes = c
+        .net
+        .run_in(2, &["ip", "route", "show", "root", "10.42.0.0/16"]);
+    let link = c.net.run_in(2, &["ip", "-d", "link", "show", "flannel.1"]);
+    let b_gw = format!("{}.0", b.rsplit_once('.').unwrap().0);
+    if backend == "vxlan" {
+        assert!(link.stdout.contains("vxlan id 1 "), "{link}");
+        assert!(link.stdout.contains("dstport 8472"), "{link}");
+        assert!(link.stdout.contains("mtu 1450"), "{link}");
+        assert!(link.stdout.contains("nolearning"), "{link}");
+        assert!(
+            routes
+                .stdout
+                .contains(&format!("{b_gw}/24 via {b_gw} dev flannel.1 proto static onlink")),
+            "{routes}"
+        );
+    } else {
+        assert_ne!(link.code, 0, "no flannel.1 under host-gw: {link}");
+        assert!(
+            routes
+                .stdout
+                .contains(&format!("{b_gw}/24 via {} dev eth0", node_ip(3))),
+            "{routes}"
+        );
+    }
+    let ip_fwd = c.net.run_in(2, &["cat", "/proc/sys/net/ipv4/ip_forward"]);
+    assert_eq!(ip_fwd.stdout.trim(), "1");
+    for p in &c.procs {
+        assert!(!p.log().contains("pod network failed"), "{}", c.logs());
+    }
+    eprintln!("{backend}: checked");
+}
+
+#[test]
+fn pods_reach_each_other_across_nodes_over_vxlan_and_host_gw() {
+    if !netns::bed_enabled() {
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n*** skiff-e2e podnet tests SKIPPED: SKIFF_E2E_NODES=0 (they need root and the \
+             packages `bash .ci/run` installs) ***\n"
+        );
+        return;
+    }
+    // One cluster after the other: six skiff processes at a time are enough for 2 cores.
+    check_backend("vxlan");
+    check_backend("host-gw");
+}
