@@ -317,9 +317,9 @@ fn check_backend(backend: &str) {
         assert!(link.stdout.contains("mtu 1450"), "{link}");
         assert!(link.stdout.contains("nolearning"), "{link}");
         assert!(
-            routes
-                .stdout
-                .contains(&format!("{b_gw}/24 via {b_gw} dev flannel.1 proto static onlink")),
+            routes.stdout.contains(&format!(
+                "{b_gw}/24 via {b_gw} dev flannel.1 proto static onlink"
+            )),
             "{routes}"
         );
     } else {
