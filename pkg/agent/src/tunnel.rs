@@ -208,7 +208,10 @@ async fn dial_local(mux: Mux, id: u64, port: u16, kubelet_port: u16) {
         return;
     }
     let mut tcp = tcp;
-    if let Err(e) = tokio::io::copy_bidirectional(&mut tcp, &mut conn).await {
+    // Frame-sized copies: tokio's default 8 KiB would cut the stream into small frames.
+    let size = skiff_tunnel::CHUNK;
+    if let Err(e) = tokio::io::copy_bidirectional_with_sizes(&mut tcp, &mut conn, size, size).await
+    {
         tracing::debug!(error = %e, "tunnel connection ended with an error");
     }
 }

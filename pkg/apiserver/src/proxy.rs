@@ -118,7 +118,7 @@ pub async fn forward(
         };
         let mut a = TokioIo::new(client_io);
         let mut b = TokioIo::new(kubelet_io);
-        match tokio::io::copy_bidirectional(&mut a, &mut b).await {
+        match tokio::io::copy_bidirectional_with_sizes(&mut a, &mut b, 32 * 1024, 32 * 1024).await {
             Ok((up, down)) => tracing::debug!(%node, up, down, "stream proxy finished"),
             Err(e) => tracing::debug!(%node, error = %e, "stream proxy ended with an error"),
         }

@@ -156,18 +156,24 @@ impl Mux {
         let g = guard.clone();
         tokio::spawn(async move {
             let _g = g;
-            let mut buf = vec![0u8; CHUNK];
+            // Small while the connection is quiet (an idle `logs -f` costs little), doubled up
+            // to CHUNK while reads fill it.
+            let mut buf = vec![0u8; 4096];
             loop {
                 let n = match r.read(&mut buf).await {
                     Ok(0) | Err(_) => break,
                     Ok(n) => n,
                 };
+                let full = n == buf.len();
                 match send_credit.acquire_many(n as u32).await {
                     Ok(p) => p.forget(),
                     // Reset by the peer or the session closed: nothing more to say.
                     Err(_) => return,
                 }
                 let data = Bytes::copy_from_slice(&buf[..n]);
+                if full && buf.len() < CHUNK {
+                    buf.resize(buf.len() * 2, 0);
+                }
                 if out.send(Frame::Data { conn_id, data }).await.is_err() {
                     return;
                 }
