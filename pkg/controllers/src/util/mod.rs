@@ -240,10 +240,22 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
         })
 }
 
+/// Poisons `m` (a thread panics while holding it), for tests of the recovery.
+#[cfg(test)]
+pub(crate) fn poison<T: Send>(m: &Mutex<T>) {
+    std::thread::scope(|s| {
+        let held = s.spawn(|| {
+            let _guard = m.lock();
+            panic!("poisoned on purpose");
+        });
+        assert!(held.join().is_err());
+    });
+    assert!(m.is_poisoned());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     #[test]
     fn keys_print_and_parse() {
@@ -277,14 +289,8 @@ mod tests {
 
     #[test]
     fn lock_recovers_a_poisoned_mutex() {
-        let m = Arc::new(Mutex::new(vec![1]));
-        let m2 = m.clone();
-        let _ = std::thread::spawn(move || {
-            let _g = m2.lock().unwrap();
-            panic!("poison it");
-        })
-        .join();
-        assert!(m.is_poisoned());
+        let m = Mutex::new(vec![1]);
+        poison(&m);
         lock(&m).push(2);
         assert_eq!(*lock(&m), vec![1, 2]);
     }
