@@ -241,12 +241,33 @@ fn spread(c: &Cluster, from: usize, url: &str, count: usize) -> BTreeMap<String,
         assert_eq!(
             out.code,
             0,
-            "request {i} to {url} from n{from} failed: {out}\n{}",
+            "request {i} to {url} from n{from} failed: {out}\n{}\n{}",
+            diagnose(c, from),
             c.logs()
         );
         *seen.entry(out.stdout.trim().to_string()).or_insert(0) += 1;
     }
     seen
+}
+
+/// What a failed request needs to be understood: each pod straight from `from`, the node's
+/// nftables ruleset and conntrack entries.
+fn diagnose(c: &Cluster, from: usize) -> String {
+    let mut s = String::new();
+    let ips = c.jsonpath(&["pods", "-l", "app=pagweb"], "{.items[*].status.podIP}");
+    for ip in ips.split_whitespace() {
+        let out = c.wget_from_node(from, &format!("http://{ip}/"));
+        s.push_str(&format!("direct {ip}: code {} {}", out.code, out.stdout));
+    }
+    for args in [
+        &["nft", "list", "ruleset"][..],
+        &["conntrack", "-L"][..],
+        &["ip", "route"][..],
+    ] {
+        let out = c.net.run_in(from, args);
+        s.push_str(&format!("--- {args:?} ---\n{}{}\n", out.stdout, out.stderr));
+    }
+    s
 }
 
 /// Polls until a request from node `from` to `url` answers with a pagweb pod name.
