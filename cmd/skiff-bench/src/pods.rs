@@ -473,9 +473,37 @@ async fn teardown_node(socket: &Path, data_dir: &Path) {
         .status();
 }
 
-/// Runs every phase inside the namespace.
+/// Runs every phase inside the namespace. Each phase's containerd and its pods are torn down
+/// whether the phase succeeded or not (a failed run leaves no shims behind).
 pub async fn run(skiff_bin: &Path, tmp: &Path, s: &PodSettings) -> Result<PodReport> {
     let mut report = PodReport::default();
+    let agent_dir = tmp.join("agent");
+    let a = agent_phase(skiff_bin, tmp, s, &mut report).await;
+    teardown_node(
+        &skiff_agent::containerd::Paths::new(&agent_dir).socket,
+        &agent_dir,
+    )
+    .await;
+    a?;
+    let both_dir = tmp.join("server-agent");
+    let b = server_with_agent_phase(skiff_bin, tmp, s, &mut report).await;
+    teardown_node(
+        &skiff_agent::containerd::Paths::new(&both_dir).socket,
+        &both_dir,
+    )
+    .await;
+    b?;
+    Ok(report)
+}
+
+/// Phase A: `skiff server --disable-agent` and `skiff agent` beside it: node Ready time, pod
+/// start against the raw CRI floor, idle memory of each process.
+async fn agent_phase(
+    skiff_bin: &Path,
+    tmp: &Path,
+    s: &PodSettings,
+    report: &mut PodReport,
+) -> Result<()> {
     let names = |group: &str, n: usize| (0..n).map(|i| format!("{group}-{i}")).collect::<Vec<_>>();
     let arg = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<String>>();
     let idle = Duration::from_secs_f64(s.idle_s);
@@ -561,10 +589,19 @@ pub async fn run(skiff_bin: &Path, tmp: &Path, s: &PodSettings) -> Result<PodRep
         .and_then(procs::rss_kib)
         .unwrap_or(0);
     agent.kill();
-    teardown_node(&socket, &agent_dir).await;
     server.kill();
+    Ok(())
+}
 
-    // Phase B: `skiff server` with its own agent.
+/// Phase B: `skiff server` with its own agent: node Ready time and idle memory.
+async fn server_with_agent_phase(
+    skiff_bin: &Path,
+    tmp: &Path,
+    s: &PodSettings,
+    report: &mut PodReport,
+) -> Result<()> {
+    let arg = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<String>>();
+    let idle = Duration::from_secs_f64(s.idle_s);
     let both_dir = tmp.join("server-agent");
     let both_log = tmp.join("server-agent.log");
     let kc2 = both_dir.join("kubeconfig.yaml");
@@ -592,12 +629,7 @@ pub async fn run(skiff_bin: &Path, tmp: &Path, s: &PodSettings) -> Result<PodRep
     both.check_alive()?;
     report.server_with_agent_idle_rss_kib = procs::rss_kib(both.pid()).unwrap_or(0);
     both.kill();
-    teardown_node(
-        &skiff_agent::containerd::Paths::new(&both_dir).socket,
-        &both_dir,
-    )
-    .await;
-    Ok(report)
+    Ok(())
 }
 
 #[cfg(test)]
