@@ -35,11 +35,6 @@ pub const MAX_CAPACITY: usize = 1000;
 // Shared helpers of the infrastructure controllers.
 // ---------------------------------------------------------------------------------------------
 
-/// Splits `namespace/name`.
-pub(crate) fn split_key(key: &str) -> (&str, &str) {
-    key.split_once('/').unwrap_or(("", key))
-}
-
 /// The HTTP status code of an API error, if the error came from the server.
 pub(crate) fn api_code(e: &kube::Error) -> Option<u16> {
     match e {
@@ -629,7 +624,7 @@ pub(crate) fn services_for_pod(
     if let Ok(m) = members.lock() {
         keys.extend(
             m.iter()
-                .filter(|(k, pods)| split_key(k).0 == ns && pods.contains(&name))
+                .filter(|(k, pods)| ObjectKey::parse(k).namespace == ns && pods.contains(&name))
                 .map(|(k, _)| ObjectKey::parse(k)),
         );
     }
@@ -638,7 +633,8 @@ pub(crate) fn services_for_pod(
 
 async fn reconcile(ctx: &Ctx, key: &str) -> Result<(), kube::Error> {
     let members = &ctx.members;
-    let (ns, name) = split_key(key);
+    let parsed = ObjectKey::parse(key);
+    let (ns, name) = (parsed.namespace.as_str(), parsed.name.as_str());
     let svc = ctx.services.get(ns, name);
     let current = ctx.endpoints.get(ns, name);
     let all_pods = ctx.pods.list(ns);

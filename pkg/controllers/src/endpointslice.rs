@@ -7,7 +7,7 @@ use crate::controller::{Action, Controller};
 use crate::endpoints::{
     address_hostname, api_code, find_port, pod_ips, pod_node_name, pod_ready, pod_ref,
     port_protocol, rfc3339, selected_pods, service_ip_set, service_is_ipv6,
-    should_pod_be_in_endpoints, split_key, PortKey, HEADLESS_LABEL, LAST_CHANGE_TRIGGER_TIME,
+    should_pod_be_in_endpoints, PortKey, HEADLESS_LABEL, LAST_CHANGE_TRIGGER_TIME,
 };
 use crate::informer::{Factory, Store};
 use crate::util::ObjectKey;
@@ -452,7 +452,8 @@ fn expect(ctx: &Ctx, key: &str, name: String, rv: Option<u64>) {
 /// Returns `Ok(false)` when the cache is behind and the key should be retried shortly.
 async fn reconcile(ctx: &Ctx, key: &str) -> Result<bool, kube::Error> {
     let members = &ctx.members;
-    let (ns, name) = split_key(key);
+    let parsed = ObjectKey::parse(key);
+    let (ns, name) = (parsed.namespace.as_str(), parsed.name.as_str());
     let svc = ctx.services.get(ns, name);
     let labelled: Vec<Arc<EndpointSlice>> = ctx.slices.list_filter(ns, |s| {
         managed(s) && s.labels().get(SERVICE_NAME_LABEL).map(String::as_str) == Some(name)

@@ -403,34 +403,10 @@ impl Factory {
     }
 }
 
-/// `namespace/name` of an object.
-pub fn key_of<K: Resource>(obj: &K) -> String {
-    format!(
-        "{}/{}",
-        obj.meta().namespace.as_deref().unwrap_or(""),
-        obj.meta().name.as_deref().unwrap_or("")
-    )
-}
-
-/// Splits a `namespace/name` key.
-pub fn split_key(key: &str) -> (&str, &str) {
-    key.split_once('/').unwrap_or(("", key))
-}
-
-/// The controller ownerReference of an object, if any.
-pub fn controller_of<K: Resource>(
-    obj: &K,
-) -> Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference> {
-    obj.meta()
-        .owner_references
-        .as_ref()?
-        .iter()
-        .find(|r| r.controller == Some(true))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::util::key_of;
     use k8s_openapi::api::core::v1::Pod;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectMeta};
 

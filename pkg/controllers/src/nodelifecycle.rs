@@ -541,7 +541,8 @@ async fn tick(
         }
     }
     for key in state.scheduled.difference(&still_scheduled) {
-        let (ns, name) = crate::endpoints::split_key(key);
+        let parsed = crate::util::ObjectKey::parse(key);
+        let (ns, name) = (parsed.namespace.as_str(), parsed.name.as_str());
         if let Some(p) = pods.get(ns, name) {
             if p.metadata.deletion_timestamp.is_none() {
                 taint_recorder
