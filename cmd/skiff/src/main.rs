@@ -101,6 +101,10 @@ struct NodeArgs {
     /// Do not run the service proxy (ClusterIP/NodePort/LoadBalancer rules) on this node.
     #[arg(long)]
     disable_kube_proxy: bool,
+    /// The node's resolvers: cluster DNS forwards names outside the cluster to them
+    /// (loopback nameservers are skipped).
+    #[arg(long, default_value = "/etc/resolv.conf")]
+    resolv_conf: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -293,6 +297,9 @@ fn containerd_agent_config(
         // The k3s default; callers set their --cluster-cidr.
         cluster_cidr: "10.42.0.0/16".into(),
         kube_proxy: !node.disable_kube_proxy,
+        // Agents serve cluster DNS; the server's own agent follows its `--disable dns`.
+        dns: true,
+        resolv_conf: node.resolv_conf.clone(),
     })
 }
 
@@ -591,6 +598,7 @@ async fn run_server(args: ServerArgs) -> Result<()> {
         cluster_cidr: args.cluster_cidr.clone(),
         cluster_dns: args.cluster_dns,
         cluster_domain: args.cluster_domain.clone(),
+        dns_service: !dns_disabled(&args.disable),
         node_port_range: (lo, hi),
         // The node IP is an address agents reach the server on, as in k3s.
         tls_sans: args
@@ -695,6 +703,14 @@ async fn start_control_loops(
     Ok(())
 }
 
+/// `--disable dns` (k3s calls it `coredns`; both are accepted): no kube-dns Service and no
+/// cluster DNS on the server's own node.
+fn dns_disabled(disable: &[String]) -> bool {
+    disable
+        .iter()
+        .any(|d| matches!(d.trim(), "dns" | "coredns"))
+}
+
 /// The server's own agent, in this process, joining over loopback like any agent; its node gets
 /// the control-plane role label from the server.
 fn start_own_agent(
@@ -712,6 +728,7 @@ fn start_own_agent(
         &args.cluster_domain,
     )?;
     cfg.cluster_cidr = args.cluster_cidr.clone();
+    cfg.dns = !dns_disabled(&args.disable);
     let node_name = cfg.node_name.clone();
     tokio::spawn(async move {
         if let Err(e) = skiff_agent::realagent::run(cfg).await {

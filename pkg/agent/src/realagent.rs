@@ -56,6 +56,11 @@ pub struct ContainerdAgentConfig {
     pub cluster_cidr: String,
     /// Run the service proxy (skiff-proxy); `--disable-kube-proxy` turns it off.
     pub kube_proxy: bool,
+    /// Serve cluster DNS on this node (skiff-dns, on `cluster_dns[0]`); the server's
+    /// `--disable dns` turns it off for its own node.
+    pub dns: bool,
+    /// `--resolv-conf`: the node's resolvers, where names outside the cluster go.
+    pub resolv_conf: PathBuf,
 }
 
 /// How often the node's Lease is renewed (the kubelet's default).
@@ -244,6 +249,10 @@ pub async fn run(cfg: ContainerdAgentConfig) -> Result<(), Error> {
     let service_proxy = cfg
         .kube_proxy
         .then(|| start_service_proxy(&client, &spec.name, &cfg.cluster_cidr));
+    let cluster_dns = match (cfg.dns, cfg.cluster_dns.first()) {
+        (true, Some(ip)) => Some(start_cluster_dns(&client, &cfg, *ip)),
+        _ => None,
+    };
     let kcfg = kubelet::KubeletConfig {
         node_name: spec.name.clone(),
         node_ip: ip,
@@ -267,10 +276,31 @@ pub async fn run(cfg: ContainerdAgentConfig) -> Result<(), Error> {
     if let Some(t) = service_proxy {
         t.abort();
     }
+    if let Some(t) = cluster_dns {
+        t.abort();
+    }
     if let Runtime::Supervised(s) = runtime {
         s.shutdown().await;
     }
     result
+}
+
+/// Starts the node-local cluster DNS server (skiff-dns); restarted a second after it ever stops.
+fn start_cluster_dns(
+    client: &kube::Client,
+    cfg: &ContainerdAgentConfig,
+    address: Ipv4Addr,
+) -> tokio::task::JoinHandle<()> {
+    let client = client.clone();
+    let dcfg = skiff_dns::DnsConfig::new(address, &cfg.cluster_domain, cfg.resolv_conf.clone());
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = skiff_dns::run(client.clone(), dcfg.clone()).await {
+                tracing::error!(error = %e, "cluster DNS stopped: pods on this node cannot resolve names");
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    })
 }
 
 /// Starts the service proxy (skiff-proxy); restarted a second after it ever stops.

@@ -133,7 +133,44 @@ pub async fn run(st: &Arc<AppState>) -> ApiResult<()> {
         }),
     )
     .await?;
+    if st.cfg.dns_service {
+        // The address is held back at start so no other Service takes it; kube-dns gets it.
+        let svc = registry::find("", "v1", "services");
+        if let Some(res) = svc {
+            if let Err(e) = rest::get_object(st, res, Some("kube-system"), "kube-dns").await {
+                if e.code == 404 {
+                    st.ips.lock().release(st.cfg.cluster_dns);
+                }
+            }
+        }
+        ensure(
+            st,
+            "services",
+            "",
+            Some("kube-system"),
+            kube_dns_service(&st.cfg),
+        )
+        .await?;
+    }
     Ok(())
+}
+
+/// `kube-system/kube-dns` as k3s ships it (labels, ports dns/dns-tcp, `--cluster-dns`), without
+/// a selector: every node serves the address itself (skiff-dns), so the annotation tells the
+/// service proxy to leave it alone.
+fn kube_dns_service(cfg: &crate::state::ServerConfig) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "kube-dns", "namespace": "kube-system",
+            "labels": {"k8s-app": "kube-dns", "kubernetes.io/cluster-service": "true",
+                "kubernetes.io/name": "CoreDNS"},
+            "annotations": {"skiff.io/node-local-dns": "true"}},
+        "spec": {"type": "ClusterIP", "clusterIP": cfg.cluster_dns.to_string(),
+            "ports": [
+                {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+                {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53}],
+            "sessionAffinity": "None"}
+    })
 }
 
 fn advertise(st: &AppState) -> String {
