@@ -286,6 +286,14 @@ fn check_backend(backend: &str) {
         "web-a\n",
         || c.wget_in_pod("web-b", &format!("http://{a}/")),
     );
+    // Pod → pod is never NATed: web-b's node saw web-a's own address as the source.
+    let ct = c
+        .net
+        .run_in(3, &["conntrack", "-L", "-p", "tcp", "-s", &a, "-d", &b]);
+    assert!(
+        ct.stdout.contains(&format!("src={a} dst={b}")),
+        "no connection from web-a's own IP on n3: {ct}"
+    );
     // A node with neither pod reaches both (host → remote pod is masqueraded).
     until_answer(
         &c,
