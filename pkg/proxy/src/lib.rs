@@ -27,6 +27,9 @@ pub enum Error {
     WatchStopped(&'static str),
 }
 
+/// How often the proxy checks that its table is still there (rebuilt when it is not).
+pub const CHECK: Duration = Duration::from_secs(30);
+
 /// Settings of the proxy on one node.
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
@@ -103,8 +106,20 @@ pub async fn run(client: kube::Client, cfg: ProxyConfig) -> Result<(), Error> {
     let me = ObjectRef::<Node>::new(&cfg.node_name);
     let mut applied: Option<plan::Ruleset> = None;
     wake.notify_one();
+    let mut check = tokio::time::interval(CHECK);
+    check.tick().await;
     loop {
-        wake.notified().await;
+        tokio::select! {
+            _ = wake.notified() => {}
+            _ = check.tick() => {
+                if applied.is_some() && !nft::table_present().await {
+                    tracing::warn!("the service proxy's table is gone; rebuilding it");
+                    applied = None;
+                } else {
+                    continue;
+                }
+            }
+        }
         tokio::time::sleep(cfg.debounce).await;
         let (svcs, sls, all_nodes) = (services.state(), slices.state(), nodes.state());
         let own = nodes.get(&me);

@@ -40,6 +40,18 @@ pub async fn apply(script: &str) -> Result<(), Error> {
     }
 }
 
+/// Whether the table is still there (someone may have flushed the ruleset): its small
+/// `services` chain lists.
+pub async fn table_present() -> bool {
+    tokio::process::Command::new("nft")
+        .args(["list", "chain", "ip", crate::plan::TABLE, "services"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await
+        .is_ok_and(|s| s.success())
+}
+
 /// Deletes the UDP conntrack entries whose replies come from `ip:port` (an endpoint that
 /// went away), so clients are not stuck on it. "Nothing to delete" is no error.
 pub async fn flush_udp(ip: Ipv4Addr, port: u16) -> Result<(), Error> {

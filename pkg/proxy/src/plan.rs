@@ -161,13 +161,90 @@ impl Ruleset {
     /// One `nft -f` transaction that makes the table exactly this plan. `previous` is the plan
     /// last applied (its chains and sets that are gone get deleted); `None` rebuilds the table
     /// from nothing (first sync, or after a failure), which also clears leftovers of an earlier
-    /// run. Affinity sets that stay keep their entries.
+    /// run. An update touches only what changed (chains rewritten only when their rules
+    /// differ, map elements diffed), so affinity sets that stay keep their entries and a sync
+    /// costs in proportion to the change, not to the number of Services.
     pub fn render(&self, previous: Option<&Ruleset>) -> String {
         let t = format!("ip {TABLE}");
         let mut s = String::new();
-        if previous.is_none() {
-            let _ = writeln!(s, "add table {t}\ndelete table {t}");
+        let Some(prev) = previous else {
+            return self.render_full();
+        };
+        // Only what changed: new sets and chains, changed chains rewritten, map elements
+        // diffed, then what is gone deleted (after every reference to it is).
+        for (name, timeout) in &self.affinity_sets {
+            if !prev.affinity_sets.contains_key(name) {
+                let _ = writeln!(s, "add set {t} {name} {{ type ipv4_addr ; flags dynamic,timeout ; timeout {timeout}s ; }}");
+            }
         }
+        for name in self.chains.keys() {
+            if !prev.chains.contains_key(name) {
+                let _ = writeln!(s, "add chain {t} {name}");
+            }
+        }
+        for (name, _) in MAPS {
+            let (old, new) = (prev.map(name), self.map(name));
+            let gone: Vec<&String> = old
+                .iter()
+                .filter(|(k, v)| new.get(*k) != Some(*v))
+                .map(|(k, _)| k)
+                .collect();
+            if !gone.is_empty() {
+                let keys: Vec<&str> = gone.iter().map(|k| k.as_str()).collect();
+                let _ = writeln!(s, "delete element {t} {name} {{ {} }}", keys.join(", "));
+            }
+        }
+        let stale: Vec<&String> = prev
+            .chains
+            .keys()
+            .filter(|c| !self.chains.contains_key(*c))
+            .collect();
+        for (name, rules) in &self.chains {
+            if prev.chains.get(name).is_some_and(|r| r != rules) {
+                let _ = writeln!(s, "flush chain {t} {name}");
+            }
+        }
+        for c in &stale {
+            let _ = writeln!(s, "flush chain {t} {c}");
+        }
+        for (name, rules) in &self.chains {
+            if prev.chains.get(name) != Some(rules) {
+                for r in rules {
+                    let _ = writeln!(s, "add rule {t} {name} {r}");
+                }
+            }
+        }
+        for (name, _) in MAPS {
+            let (old, new) = (prev.map(name), self.map(name));
+            let added: Vec<String> = new
+                .iter()
+                .filter(|(k, v)| old.get(*k) != Some(*v))
+                .map(|(k, v)| format!("{k} : {v}"))
+                .collect();
+            if !added.is_empty() {
+                let _ = writeln!(s, "add element {t} {name} {{ {} }}", added.join(", "));
+            }
+        }
+        // Jumping chains before the endpoint chains they jump to.
+        for c in stale.iter().filter(|c| !c.starts_with("endpoint-")) {
+            let _ = writeln!(s, "delete chain {t} {c}");
+        }
+        for c in stale.iter().filter(|c| c.starts_with("endpoint-")) {
+            let _ = writeln!(s, "delete chain {t} {c}");
+        }
+        for set in prev.affinity_sets.keys() {
+            if !self.affinity_sets.contains_key(set) {
+                let _ = writeln!(s, "delete set {t} {set}");
+            }
+        }
+        s
+    }
+
+    /// The whole table from nothing (whatever an earlier run left is deleted first).
+    fn render_full(&self) -> String {
+        let t = format!("ip {TABLE}");
+        let mut s = String::new();
+        let _ = writeln!(s, "add table {t}\ndelete table {t}");
         let _ = writeln!(
             s,
             "add table {t} {{ comment \"rules for skiff's service proxy\" ; }}"
@@ -195,15 +272,6 @@ impl Ruleset {
         for name in self.chains.keys() {
             let _ = writeln!(s, "add chain {t} {name}");
         }
-        for (name, _) in MAPS {
-            let _ = writeln!(s, "flush map {t} {name}");
-        }
-        for (name, _, _) in &base {
-            let _ = writeln!(s, "flush chain {t} {name}");
-        }
-        for name in self.chains.keys() {
-            let _ = writeln!(s, "flush chain {t} {name}");
-        }
         for (name, _, rules) in &base {
             for r in rules {
                 let _ = writeln!(s, "add rule {t} {name} {r}");
@@ -221,26 +289,6 @@ impl Ruleset {
             }
             let list: Vec<String> = elems.iter().map(|(k, v)| format!("{k} : {v}")).collect();
             let _ = writeln!(s, "add element {t} {name} {{ {} }}", list.join(", "));
-        }
-        if let Some(prev) = previous {
-            // Rules referencing stale chains were flushed above, so they can go now; chains
-            // are deleted endpoint chains last (service chains jump to them).
-            let stale: Vec<&String> = prev
-                .chains
-                .keys()
-                .filter(|c| !self.chains.contains_key(*c))
-                .collect();
-            for c in stale.iter().filter(|c| !c.starts_with("endpoint-")) {
-                let _ = writeln!(s, "delete chain {t} {c}");
-            }
-            for c in stale.iter().filter(|c| c.starts_with("endpoint-")) {
-                let _ = writeln!(s, "delete chain {t} {c}");
-            }
-            for set in prev.affinity_sets.keys() {
-                if !self.affinity_sets.contains_key(set) {
-                    let _ = writeln!(s, "delete set {t} {set}");
-                }
-            }
         }
         s
     }
@@ -1087,6 +1135,63 @@ mod tests {
         assert!(deleted[0].contains("__10.42.0.3/8080"));
     }
 
+    #[test]
+    fn an_update_touches_only_what_changed() {
+        let web = svc(
+            "web",
+            json!({"clusterIP": "10.43.0.5", "ports": [http_port(json!({}))]}),
+        );
+        let api = svc(
+            "api",
+            json!({"clusterIP": "10.43.0.6", "ports": [http_port(json!({}))]}),
+        );
+        let svcs = [web, api];
+        let before = run(
+            &svcs,
+            &[
+                slice("web", &[("10.42.0.2", "n1", true, false)]),
+                slice("api", &[("10.42.0.7", "n1", true, false)]),
+            ],
+            &[],
+        );
+        assert_eq!(
+            before.render(Some(&before)),
+            "",
+            "nothing changed, nothing to do"
+        );
+        let after = run(
+            &svcs,
+            &[
+                slice(
+                    "web",
+                    &[
+                        ("10.42.0.2", "n1", true, false),
+                        ("10.42.0.3", "n1", true, false),
+                    ],
+                ),
+                slice("api", &[("10.42.0.7", "n1", true, false)]),
+            ],
+            &[],
+        );
+        let inc = after.render(Some(&before));
+        assert!(
+            !inc.contains("default/api/"),
+            "the other Service is untouched: {inc}"
+        );
+        assert!(
+            !inc.contains("element"),
+            "the ClusterIP keeps its chain: {inc}"
+        );
+        assert_eq!(
+            inc.lines().filter(|l| l.starts_with("flush chain")).count(),
+            1,
+            "{inc}"
+        );
+        assert!(
+            inc.contains("add chain ip skiff-proxy endpoint-") && inc.contains("__10.42.0.3/8080")
+        );
+    }
+
     /// The rendered text is accepted by the real nft (in a throwaway network namespace), both
     /// as a rebuild and as an incremental update. Needs root, `nft` and `unshare`.
     #[test]
@@ -1138,12 +1243,20 @@ mod tests {
             ],
             &[node("n1", "192.0.2.1", json!({}))],
         );
-        let second = run(
-            &svcs,
-            &[slice("web", &[("10.42.1.2", "n2", true, false)]), udp],
-            &[node("n1", "192.0.2.1", json!({}))],
+        let sl2 = [slice("web", &[("10.42.1.2", "n2", true, false)]), udp];
+        let second = run(&svcs, &sl2, &[node("n1", "192.0.2.1", json!({}))]);
+        // Third: the UDP Service switches to internalTrafficPolicy Cluster (a map element
+        // changes its verdict) and the endpoint-less Service goes away.
+        let mut svcs3 = svcs.to_vec();
+        svcs3.pop();
+        svcs3[1].spec.as_mut().unwrap().internal_traffic_policy = Some("Cluster".into());
+        let third = run(&svcs3, &sl2, &[node("n1", "192.0.2.1", json!({}))]);
+        let script = format!(
+            "{}\n{}\n{}",
+            first.render(None),
+            second.render(Some(&first)),
+            third.render(Some(&second))
         );
-        let script = format!("{}\n{}", first.render(None), second.render(Some(&first)));
         let mut child = std::process::Command::new("unshare")
             .args([
                 "--net",
@@ -1176,5 +1289,11 @@ mod tests {
             "stale endpoint gone: {listing}"
         );
         assert!(listing.contains("dnat to 10.42.0.9:8080"), "{listing}");
+        assert!(
+            listing.contains("10.43.0.6 . udp . 53 : goto service-"),
+            "{listing}"
+        );
+        assert!(!listing.contains("10.43.0.7"), "{listing}");
+        assert!(!listing.contains("local-1c"), "{listing}");
     }
 }
