@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 mod config;
+mod multicall;
+mod notify;
 
 // mimalloc instead of glibc malloc: the control plane allocates and frees many small JSON values
 // across tokio worker threads, where glibc's arenas spent ~40% of server CPU (perf, 3,000-pod
@@ -40,6 +42,10 @@ struct Cli {
     /// Log filter (tracing EnvFilter syntax), e.g. info or skiff_apiserver=debug.
     #[arg(long, global = true, env = "SKIFF_LOG", default_value = "info")]
     log: String,
+    /// Log line format: text (coloured only on a terminal) or json (one object per line).
+    #[arg(long, global = true, env = "SKIFF_LOG_FORMAT", default_value = "text",
+          value_parser = ["text", "json"])]
+    log_format: String,
     #[command(subcommand)]
     cmd: Command,
 }
@@ -644,6 +650,7 @@ async fn run_server(args: ServerArgs) -> Result<()> {
         ready_ms = started.elapsed().as_millis() as u64,
         "skiff server is ready"
     );
+    notify::ready();
     start_control_loops(&server, &url, &args).await?;
     if !args.disable_agent {
         start_own_agent(&server, &args, data_dir.clone())?;
@@ -804,14 +811,43 @@ fn main() -> Result<()> {
     // backed by 2 MiB pages, which costs ~20 MiB of idle RSS and buys nothing at our sizes.
     // Best effort: a kernel without the prctl just keeps THP.
     let _ = rustix::thread::disable_transparent_huge_pages(true);
-    let cli = parse_cli(std::env::args_os().collect());
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&cli.log)
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some((tool, args)) = multicall::dispatch(&argv) {
+        let data_dir = std::env::var_os("SKIFF_DATA_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(default_data_dir);
+        let err = multicall::run(tool, args, data_dir);
+        eprintln!("{err:#}");
+        std::process::exit(1);
+    }
+    let cli = parse_cli(argv);
+    {
+        use tracing_subscriber::layer::{Layer, SubscriberExt};
+        use tracing_subscriber::util::SubscriberInitExt;
+        let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        // Colours only on a terminal: files and the journal get plain lines.
+        let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let lines: Box<dyn Layer<tracing_subscriber::Registry> + Send + Sync> =
+            if cli.log_format == "json" {
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr)
+                    .boxed()
+            } else {
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(ansi)
+                    .with_writer(std::io::stderr)
+                    .boxed()
+            };
+        // The agent's READY=1 follows its "node registered" line, whatever --log filters out.
+        let registered = tracing_subscriber::filter::Targets::new()
+            .with_target("skiff_agent", tracing::Level::INFO);
+        tracing_subscriber::registry()
+            .with(lines.with_filter(filter))
+            .with(notify::AgentReadyLayer.with_filter(registered))
+            .init();
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
