@@ -806,6 +806,39 @@ fn parse_cli(argv: Vec<std::ffi::OsString>) -> Cli {
     Cli::parse_from(argv)
 }
 
+/// mimalloc's arena commit setting, read from the environment when the allocator starts.
+#[cfg(feature = "mimalloc")]
+const MI_EAGER_COMMIT: &str = "MIMALLOC_ARENA_EAGER_COMMIT";
+
+/// `skiff agent` runs with mimalloc committing arena memory as it is used instead of eagerly
+/// (about 3 MiB less idle RSS, BENCHMARKS.md). mimalloc reads its options before `main`, and
+/// setting them in code needs `unsafe` FFI, so the agent re-executes itself once with the
+/// variable set (same pid); a user's own setting is kept, and a failed exec just continues.
+#[cfg(feature = "mimalloc")]
+fn agent_allocator_settings() {
+    use std::os::unix::process::CommandExt;
+    if std::env::var_os(MI_EAGER_COMMIT).is_some() {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let mut args = std::env::args_os();
+    let arg0 = args.next().unwrap_or_else(|| exe.clone().into_os_string());
+    let err = std::process::Command::new(&exe)
+        .arg0(arg0)
+        .args(args)
+        .env(MI_EAGER_COMMIT, "0")
+        .exec();
+    eprintln!(
+        "skiff: could not re-execute {} with {MI_EAGER_COMMIT}=0 ({err}); continuing",
+        exe.display()
+    );
+}
+
+#[cfg(not(feature = "mimalloc"))]
+fn agent_allocator_settings() {}
+
 fn main() -> Result<()> {
     // No transparent huge pages for mimalloc's arenas: with THP every touched arena region is
     // backed by 2 MiB pages, which costs ~20 MiB of idle RSS and buys nothing at our sizes.
@@ -821,6 +854,9 @@ fn main() -> Result<()> {
         std::process::exit(1);
     }
     let cli = parse_cli(argv);
+    if matches!(cli.cmd, Command::Agent(_)) {
+        agent_allocator_settings();
+    }
     {
         use tracing_subscriber::layer::{Layer, SubscriberExt};
         use tracing_subscriber::util::SubscriberInitExt;
@@ -848,7 +884,13 @@ fn main() -> Result<()> {
             .with(notify::AgentReadyLayer.with_filter(registered))
             .init();
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if matches!(cli.cmd, Command::Agent(_)) {
+        // The agent waits on the API, containerd and the network: one worker thread keeps up
+        // (pod start p99 unchanged in BENCHMARKS.md) and saves a thread and its allocator heap.
+        rt.worker_threads(1);
+    }
+    let rt = rt
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
