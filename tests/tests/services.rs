@@ -476,6 +476,28 @@ fn check_seeds(c: &Cluster) {
     );
     eprintln!("LoadBalancer {lb_url}: {seen:?}");
 
+    // sessionAffinity ClientIP: one client keeps reaching one pod.
+    let out = c.kubectl(&[
+        "expose",
+        "deployment",
+        "pagweb",
+        "--name=pagweb-sticky",
+        "--type=NodePort",
+        "--port=81",
+        "--target-port=80",
+        "--session-affinity=ClientIP",
+    ]);
+    assert_eq!(out.stdout, "service/pagweb-sticky exposed\n", "{out}");
+    let sticky_port = c.jsonpath(&["svc", "pagweb-sticky"], "{.spec.ports[0].nodePort}");
+    let sticky_url = format!("http://{}:{sticky_port}/", node_ip(1));
+    until_served(c, 1, &sticky_url);
+    let seen = spread(c, 1, &sticky_url, 20);
+    assert_eq!(
+        seen.len(),
+        1,
+        "20 requests from one client reach one pod: {seen:?}"
+    );
+
     // A second LoadBalancer on the same port stays pending, saying why.
     let out = c.kubectl(&[
         "expose",
