@@ -60,10 +60,21 @@ impl Cluster {
         s
     }
 
-    /// `kubectl exec POD -- wget -qO- URL`, bounded (busybox's `wget -T` is unusable here).
+    /// `kubectl exec POD -- wget -qO- URL`, bounded by busybox's `timeout` (its `wget -T` is
+    /// unusable here).
     fn wget_in_pod(&self, pod: &str, url: &str) -> Output {
-        let c = self.kubectl_cmd(&["exec", pod, "--", "wget", "-qO-", url]);
-        self.net.run(c, Duration::from_secs(8))
+        let c = self.kubectl_cmd(&[
+            "exec",
+            pod,
+            "--",
+            images::BUSYBOX,
+            "timeout",
+            "5",
+            "wget",
+            "-qO-",
+            url,
+        ]);
+        self.net.run(c, COMMAND_TIMEOUT)
     }
 
     /// `busybox wget -qO- URL` from node `node`'s netns.

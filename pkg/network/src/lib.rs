@@ -150,15 +150,16 @@ async fn run_once(client: &kube::Client, cfg: &NetworkConfig) -> Result<(), Erro
     let (reader, writer) = reflector::store::<Node>();
     let mut events = reflector(writer, watcher(nodes, watcher::Config::default()))
         .default_backoff()
-        .touched_objects()
         .boxed();
     let mut tick = tokio::time::interval(RESYNC);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_skipped = Vec::new();
+    let mut last_leases: Option<Vec<Lease>> = None;
     loop {
         let periodic = tokio::select! {
             ev = events.next() => {
                 match ev {
+                    // Init pages fill the store only at InitDone: reconcile on every event.
                     Some(Ok(_)) => {}
                     Some(Err(e)) => tracing::warn!(error = %e, "node watch failed (retried)"),
                     None => return Err(Error::Api("the node watch ended".into())),
@@ -171,11 +172,16 @@ async fn run_once(client: &kube::Client, cfg: &NetworkConfig) -> Result<(), Erro
             // Not listed yet (this node itself is always there once it is).
             continue;
         }
-        let leases: Vec<Lease> = reader
+        let mut leases: Vec<Lease> = reader
             .state()
             .iter()
             .filter_map(|n| plan::lease_of(n))
             .collect();
+        leases.sort_by(|a, b| a.node.cmp(&b.node));
+        // Node heartbeats change nothing here: only lease changes (and the resync) reconcile.
+        if !periodic && last_leases.as_ref() == Some(&leases) {
+            continue;
+        }
         let (want, skipped) = plan::desired(&cfg.node_name, cfg.backend, cfg.cluster_cidr, &leases);
         if skipped != last_skipped {
             for (node, why) in &skipped {
@@ -194,14 +200,17 @@ async fn run_once(client: &kube::Client, cfg: &NetworkConfig) -> Result<(), Erro
             .state(vxlan, ext.index, cfg.cluster_cidr, cfg.pod_cidr)
             .await?;
         let ops = plan::diff(&want, &current);
+        let mut failed = false;
         for op in &ops {
             match k.apply(op, cfg.backend, vxlan, ext.index).await {
                 Ok(()) => tracing::info!(?op, "pod network changed"),
                 Err(e) => {
+                    failed = true;
                     tracing::warn!(?op, error = %e, "pod network change failed (retried on the next resync)")
                 }
             }
         }
+        last_leases = (!failed).then_some(leases);
     }
 }
 
