@@ -860,8 +860,14 @@ fn main() -> Result<()> {
     {
         use tracing_subscriber::layer::{Layer, SubscriberExt};
         use tracing_subscriber::util::SubscriberInitExt;
-        let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
+        let mut filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        // hickory-server (cluster DNS) logs every request at info: unless asked for, warnings only.
+        if !cli.log.contains("hickory") {
+            if let Ok(d) = "hickory_server=warn".parse() {
+                filter = filter.add_directive(d);
+            }
+        }
         // Colours only on a terminal: files and the journal get plain lines.
         let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
         let lines: Box<dyn Layer<tracing_subscriber::Registry> + Send + Sync> =

@@ -7,6 +7,8 @@ use std::net::{IpAddr, Ipv4Addr};
 
 /// -ENODEV, as netlink reports a missing link.
 const ENODEV: i32 = -19;
+/// -EOPNOTSUPP: the kernel lacks the link type (no dummy driver).
+const EOPNOTSUPP: i32 = -95;
 
 fn nl(what: &'static str) -> impl Fn(rtnetlink::Error) -> Error {
     move |e| Error::Netlink(format!("{what}: {e}"))
@@ -18,25 +20,40 @@ pub async fn ensure(name: &str, addr: Ipv4Addr) -> Result<(), Error> {
         .map_err(|e| Error::Netlink(format!("open a netlink socket: {e}")))?;
     let conn = tokio::spawn(conn);
     let result = async {
-        let find = || async {
-            let mut s = h.link().get().match_name(name.to_string()).execute();
-            match s.try_next().await {
-                Ok(l) => Ok(l),
-                Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == ENODEV => Ok(None),
-                Err(e) => Err(Error::Netlink(format!("look up link {name}: {e}"))),
+        let find = |name: String| {
+            let h = h.clone();
+            async move {
+                let mut s = h.link().get().match_name(name.clone()).execute();
+                match s.try_next().await {
+                    Ok(l) => Ok(l),
+                    Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == ENODEV => Ok(None),
+                    Err(e) => Err(Error::Netlink(format!("look up link {name}: {e}"))),
+                }
             }
         };
-        let link = match find().await? {
+        let link = match find(name.to_string()).await? {
             Some(l) => l,
             None => {
-                h.link()
+                let added = h
+                    .link()
                     .add(LinkDummy::new(name).up().build())
                     .execute()
-                    .await
-                    .map_err(nl("create the cluster DNS interface"))?;
-                find().await?.ok_or_else(|| {
-                    Error::Netlink(format!("{name} vanished after it was created"))
-                })?
+                    .await;
+                let on = match added {
+                    Ok(()) => name,
+                    // Kernels without the dummy driver: loopback delivers the address locally
+                    // just as well (pods still reach it through their gateway).
+                    Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == EOPNOTSUPP => {
+                        tracing::info!(
+                            "this kernel has no dummy interfaces: the cluster DNS address goes on lo"
+                        );
+                        "lo"
+                    }
+                    Err(e) => return Err(nl("create the cluster DNS interface")(e)),
+                };
+                find(on.to_string())
+                    .await?
+                    .ok_or_else(|| Error::Netlink(format!("{on} vanished after it was created")))?
             }
         };
         let index = link.header.index;
