@@ -164,10 +164,23 @@ impl RequestHandler for Handler {
                     Rcode::NxDomain => ResponseCode::NXDomain,
                     Rcode::ServFail => ResponseCode::ServFail,
                 });
-                let answers: Vec<Record> = answers
+                let mut records: Vec<Record> = answers
                     .iter()
                     .map(|(n, d)| self.record(&qname, &lower, n, d))
                     .collect();
+                // An ExternalName alias out of the zone: its target's addresses from upstream,
+                // as CoreDNS answers (the CNAME alone when upstream cannot say).
+                if let [(_, Data::Cname(target))] = answers.as_slice() {
+                    let wants_address = matches!(q.query_type(), RecordType::A | RecordType::AAAA);
+                    let in_zone = target == &self.zone.domain
+                        || target.ends_with(&format!(".{}", self.zone.domain));
+                    if wants_address && !in_zone {
+                        if let Ok(reply) = self.fwd.ask(&fqdn(target), q.query_type()).await {
+                            records.extend(reply.answers().iter().cloned());
+                        }
+                    }
+                }
+                let answers = records;
                 let additionals: Vec<Record> = additionals
                     .iter()
                     .map(|(n, d)| self.record(&qname, &lower, n, d))
@@ -263,6 +276,7 @@ mod tests {
     use super::*;
     use hickory_proto::op::{Message, Query};
     use serde_json::json;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     async fn ask(server: SocketAddr, name: &str, t: RecordType) -> Message {
         let mut q = Message::new();
@@ -310,7 +324,11 @@ mod tests {
             "metadata": {"name": "mongo", "namespace": "default"},
             "spec": {"clusterIP": "10.43.0.20"}}))
         .unwrap();
-        zone.set(Table::build("cluster.local", [&svc], []));
+        let ext: k8s_openapi::api::core::v1::Service = serde_json::from_value(json!({
+            "metadata": {"name": "ext", "namespace": "default"},
+            "spec": {"type": "ExternalName", "externalName": "db.example.org"}}))
+        .unwrap();
+        zone.set(Table::build("cluster.local", [&svc, &ext], []));
         let fwd = Arc::new(Forwarder::new(vec![upstream().await]));
         let server = serve("127.0.0.1:0".parse().unwrap(), zone, fwd)
             .await
@@ -348,6 +366,40 @@ mod tests {
         assert_eq!(
             r.answers()[0].data(),
             &RData::A("192.0.2.7".parse().unwrap())
+        );
+
+        // ExternalName out of the zone: the CNAME, then the target's address from upstream.
+        let r = ask(addr, "ext.default.svc.cluster.local.", RecordType::A).await;
+        let data: Vec<&RData> = r.answers().iter().map(|a| a.data()).collect();
+        assert_eq!(
+            data,
+            [
+                &RData::CNAME(CNAME(Name::from_ascii("db.example.org.").unwrap())),
+                &RData::A("192.0.2.7".parse().unwrap())
+            ]
+        );
+
+        // TCP (length-prefixed) answers the same.
+        let mut q = Message::new();
+        q.set_id(9).add_query(Query::query(
+            Name::from_ascii("mongo.default.svc.cluster.local.").unwrap(),
+            RecordType::A,
+        ));
+        let bytes = q.to_vec().unwrap();
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(&(bytes.len() as u16).to_be_bytes())
+            .await
+            .unwrap();
+        s.write_all(&bytes).await.unwrap();
+        let mut l = [0u8; 2];
+        s.read_exact(&mut l).await.unwrap();
+        let mut buf = vec![0u8; u16::from_be_bytes(l).into()];
+        s.read_exact(&mut buf).await.unwrap();
+        let r = Message::from_vec(&buf).unwrap();
+        assert_eq!(r.id(), 9);
+        assert_eq!(
+            r.answers()[0].data(),
+            &RData::A("10.43.0.20".parse().unwrap())
         );
     }
 
