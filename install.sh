@@ -196,7 +196,8 @@ get_binary() {
     elif is_true "${INSTALL_SKIFF_SKIP_DOWNLOAD:-}" || [ "${INSTALL_SKIFF_SKIP_DOWNLOAD:-}" = binary ]; then
         [ -x "$SKIFF" ] || fatal "INSTALL_SKIFF_SKIP_DOWNLOAD is set but $SKIFF is missing: put the binary there first"
         NEW_BIN=$SKIFF
-    elif [ -f "$SRC_DIR/cmd/skiff/Cargo.toml" ]; then
+    elif [ -f "$SRC_DIR/cmd/skiff/Cargo.toml" ] && [ -z "${INSTALL_SKIFF_DOWNLOAD_URL:-}" ] && [ -z "${INSTALL_SKIFF_VERSION:-}" ]; then
+        # From a source checkout (unless a release is asked for): build it.
         command -v cargo >/dev/null 2>&1 || fatal "running from a source checkout needs cargo (https://rustup.rs) to build skiff"
         info "building skiff from $SRC_DIR (cargo build --release -p skiff)"
         (cd "$SRC_DIR" && cargo build --release -p skiff) || fatal "cargo build failed: see the output above"
@@ -229,7 +230,7 @@ check_join() {
         tok=$(cat "$SKIFF_TOKEN_FILE") || fatal "cannot read SKIFF_TOKEN_FILE=$SKIFF_TOKEN_FILE"
     fi
     ca=$(mktemp)
-    if ! curl -ksf --max-time 10 -o "$ca" "$SKIFF_URL/cacerts"; then
+    if ! curl -ksf --connect-timeout 5 --max-time 10 -o "$ca" "$SKIFF_URL/cacerts"; then
         rm -f "$ca"
         fatal "cannot reach the server at $SKIFF_URL: check SKIFF_URL, that 'skiff server' runs there and that port is open"
     fi
