@@ -406,6 +406,46 @@ fn install_sh_sets_up_a_server_and_an_agent_and_removes_them() {
         );
     }
 
+    // Different settings restart the agent once; the same new settings again restart nothing.
+    let labelled = format!("{agent_exec} --node-label installed=again");
+    let changed_env = [
+        ("SKIFF_URL", url.as_str()),
+        ("SKIFF_TOKEN", token.as_str()),
+        ("INSTALL_SKIFF_EXEC", labelled.as_str()),
+    ];
+    let out = install(&net, 2, &r2, &changed_env);
+    assert!(
+        out.code == 0 && out.stdout.contains("settings changed"),
+        "agent install with a new flag:\n{out}\n{}",
+        logs(&[&r2])
+    );
+    let restarted = r2.pids("skiff-agent");
+    assert_ne!(restarted, after.1, "new settings did not restart the agent");
+    let out = install(&net, 2, &r2, &changed_env);
+    assert!(
+        out.code == 0 && out.stdout.contains("nothing to restart"),
+        "agent re-install with the new flag:\n{out}"
+    );
+    assert_eq!(
+        r2.pids("skiff-agent"),
+        restarted,
+        "the same new settings restarted again"
+    );
+    wait_for(READY, "the restarted agent's node label", || {
+        let out = kubectl(
+            &net,
+            &r1,
+            &[
+                "get",
+                "node",
+                "n2",
+                "-o",
+                "jsonpath={.metadata.labels.installed}",
+            ],
+        );
+        (out.stdout.trim() == "again").then_some(())
+    });
+
     // killall: no process, mount, link or nftables table of skiff stays.
     for (i, r) in [(1, &r1), (2, &r2)] {
         let out = net.run_in(i, &["sh", &r.s("bin/skiff-killall.sh")]);

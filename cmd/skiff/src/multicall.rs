@@ -163,7 +163,11 @@ pub fn run(tool: Tool, args: Vec<OsString>, data_dir: PathBuf) -> anyhow::Error 
         .args(args)
         .envs(plan.env)
         .exec();
-    anyhow::anyhow!("skiff {}: cannot run {}: {err}", tool.name(), plan.program.display())
+    anyhow::anyhow!(
+        "skiff {}: cannot run {}: {err}",
+        tool.name(),
+        plan.program.display()
+    )
 }
 
 #[cfg(test)]

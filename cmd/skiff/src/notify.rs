@@ -95,7 +95,10 @@ mod tests {
     fn socket_targets() {
         assert_eq!(target(None), None);
         assert_eq!(target(Some("")), None);
-        assert_eq!(target(Some("/run/systemd/notify")), Some((false, "/run/systemd/notify")));
+        assert_eq!(
+            target(Some("/run/systemd/notify")),
+            Some((false, "/run/systemd/notify"))
+        );
         assert_eq!(target(Some("@sd-notify")), Some((true, "sd-notify")));
     }
 
@@ -106,6 +109,31 @@ mod tests {
         let rx = UnixDatagram::bind(&path).unwrap();
         send(false, path.to_str().unwrap(), b"READY=1\n").unwrap();
         let mut buf = [0u8; 64];
+        let n = rx.recv(&mut buf).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(&buf[..n], b"READY=1\n");
+    }
+
+    #[test]
+    fn the_agent_is_ready_once_its_node_is_registered() {
+        use tracing_subscriber::layer::SubscriberExt;
+        let path = std::env::temp_dir().join(format!("skiff-notify-layer-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let rx = UnixDatagram::bind(&path).unwrap();
+        rx.set_nonblocking(true).unwrap();
+        // Only this test reads NOTIFY_SOCKET (the other test sends to its own path directly).
+        std::env::set_var("NOTIFY_SOCKET", &path);
+        let subscriber = tracing_subscriber::registry().with(AgentReadyLayer);
+        let mut buf = [0u8; 64];
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(target: "skiff_agent::realagent", "pod network configured");
+            tracing::info!(target: "other", "node registered");
+            assert!(
+                rx.recv(&mut buf).is_err(),
+                "READY=1 before the node was registered"
+            );
+            tracing::info!(target: "skiff_agent::realagent", node = "n1", "node registered");
+        });
         let n = rx.recv(&mut buf).unwrap();
         std::fs::remove_file(&path).unwrap();
         assert_eq!(&buf[..n], b"READY=1\n");
