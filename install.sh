@@ -292,16 +292,14 @@ create_symlinks() {
         if [ -L "$link" ] && [ "$(readlink "$link")" = "$SKIFF" ]; then
             continue
         fi
+        # As k3s: only where the command is not on PATH yet (force: always). The link runs the
+        # real tool with skiff's settings (admin kubeconfig, skiff's containerd socket); with
+        # the tool elsewhere on PATH, `skiff $cmd` does the same without shadowing it.
         if [ "${INSTALL_SKIFF_SYMLINK:-}" = force ] || { [ ! -e "$link" ] && ! command -v "$cmd" >/dev/null 2>&1; }; then
             info "symlink $link -> $SKIFF"
             ln -sf "$SKIFF" "$link"
-        elif [ ! -e "$link" ]; then
-            # The real tool is on PATH elsewhere: `skiff $cmd` and this link run it with skiff's
-            # settings (admin kubeconfig, skiff's containerd socket).
-            info "symlink $link -> $SKIFF (runs $(command -v "$cmd") with skiff's settings)"
-            ln -sf "$SKIFF" "$link"
         else
-            info "skipping $link: it already exists"
+            info "skipping the $cmd symlink: $cmd is already on PATH (use 'skiff $cmd')"
         fi
     done
 }

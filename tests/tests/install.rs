@@ -79,6 +79,8 @@ fn install(net: &TestNet, i: usize, root: &Root, env: &[(&str, &str)]) -> Output
     }
     cmd.env("INSTALL_SKIFF_BINARY", skiff_bin())
         .env("INSTALL_SKIFF_SKIP_PACKAGES", "true")
+        // kubectl is on PATH here (/usr/bin): link anyway, to drive the cluster through it.
+        .env("INSTALL_SKIFF_SYMLINK", "force")
         .env("INSTALL_SKIFF_BIN_DIR", root.p("bin"))
         .env("INSTALL_SKIFF_SYSTEMD_DIR", root.p("systemd"))
         .env("INSTALL_SKIFF_DATA_DIR", root.p("data"))

@@ -87,7 +87,11 @@ pub fn plan(tool: Tool, facts: &Facts<'_>) -> Result<Plan> {
     let mut env = Vec::new();
     match tool {
         Tool::Kubectl => {
-            if (facts.env)("KUBECONFIG").is_none() {
+            // As k3s: the user's own KUBECONFIG or ~/.kube/config wins over the admin one.
+            let own = (facts.env)("HOME")
+                .map(|h| PathBuf::from(h).join(".kube").join("config"))
+                .is_some_and(|p| (facts.exists)(&p));
+            if (facts.env)("KUBECONFIG").is_none() && !own {
                 let candidates: Vec<PathBuf> = (facts.env)("SKIFF_KUBECONFIG_OUTPUT")
                     .map(PathBuf::from)
                     .into_iter()
@@ -209,6 +213,15 @@ mod tests {
 
         let env = |k: &str| (k == "KUBECONFIG").then(|| OsString::from("/mine"));
         let facts = Facts { env: &env, ..facts };
+        assert!(plan(Tool::Kubectl, &facts).unwrap().env.is_empty());
+
+        let env = |k: &str| (k == "HOME").then(|| OsString::from("/home/u"));
+        let exists = |p: &Path| p == Path::new("/home/u/.kube/config");
+        let facts = Facts {
+            env: &env,
+            exists: &exists,
+            ..facts
+        };
         assert!(plan(Tool::Kubectl, &facts).unwrap().env.is_empty());
     }
 
