@@ -424,3 +424,68 @@ mod tests {
         assert_eq!(r.answers().len(), 1);
     }
 }
+
+/// `cargo test -p skiff-dns --release --lib -- --ignored --nocapture dns_latency`: query
+/// latency over UDP against a zone of 2,000 Services (one client, sequential questions).
+#[cfg(test)]
+mod bench {
+    use super::*;
+    use hickory_proto::op::{Message, Query};
+    use std::time::Instant;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "a benchmark: run it on purpose"]
+    async fn dns_latency() {
+        let services: Vec<k8s_openapi::api::core::v1::Service> = (0..2000)
+            .map(|i| {
+                serde_json::from_value(serde_json::json!({
+                    "metadata": {"name": format!("svc-{i}"), "namespace": format!("ns-{}", i % 50)},
+                    "spec": {"clusterIP": format!("10.43.{}.{}", 1 + i / 250, 1 + i % 250),
+                        "ports": [{"name": "http", "port": 80}]}}))
+                .unwrap()
+            })
+            .collect();
+        let started = Instant::now();
+        let table = Table::build("cluster.local", &services, []);
+        let build = started.elapsed();
+        let zone = Zone::new("cluster.local", 5);
+        zone.set(table);
+        let server = serve(
+            "127.0.0.1:0".parse().unwrap(),
+            zone,
+            Arc::new(Forwarder::new(vec![])),
+        )
+        .await
+        .unwrap();
+        let addr = server.addr;
+        tokio::spawn(server.done());
+        let s = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        s.connect(addr).await.unwrap();
+        let mut buf = vec![0; 4096];
+        let mut times = Vec::new();
+        for i in 0..20_000u32 {
+            let name = format!("svc-{}.ns-{}.svc.cluster.local.", i % 2000, (i % 2000) % 50);
+            let mut q = Message::new();
+            q.set_id(i as u16).add_query(Query::query(
+                Name::from_ascii(&name).unwrap(),
+                RecordType::A,
+            ));
+            let bytes = q.to_vec().unwrap();
+            let t = Instant::now();
+            s.send(&bytes).await.unwrap();
+            let n = s.recv(&mut buf).await.unwrap();
+            times.push(t.elapsed());
+            let r = Message::from_vec(&buf[..n]).unwrap();
+            assert_eq!(r.answers().len(), 1, "{name}");
+        }
+        times.sort();
+        let pct = |p: f64| times[((times.len() as f64 * p) as usize).min(times.len() - 1)];
+        println!(
+            "dns_latency: table of 2000 Services built in {build:?}; 20000 A queries: p50 {:?} p99 {:?} max {:?}",
+            pct(0.50),
+            pct(0.99),
+            times[times.len() - 1]
+        );
+        assert!(pct(0.99) < Duration::from_millis(50), "p99 {:?}", pct(0.99));
+    }
+}
