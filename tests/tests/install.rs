@@ -500,3 +500,105 @@ fn install_sh_is_shellcheck_clean() {
         "shellcheck install.sh (install Debian's shellcheck if it is missing):\n{out}"
     );
 }
+
+/// Where systemd is the init: install.sh drives `systemctl` (a recording stand-in here) —
+/// enable and restart on the first run, nothing on a re-run with the same settings, one
+/// restart when they change — and writes a unit with the k3s service settings.
+#[test]
+fn install_sh_with_systemd_restarts_only_on_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Root {
+        dir: dir.path().to_path_buf(),
+    };
+    let fake = root.p("fakebin");
+    std::fs::create_dir_all(&fake).unwrap();
+    let calls = root.p("systemctl.calls");
+    // `is-active` answers from a marker the fake `restart` leaves.
+    let script = format!(
+        "#!/bin/sh\necho \"$*\" >>'{calls}'\ncase \"$1\" in\n  restart) touch '{active}' ;;\n  is-active) [ -f '{active}' ] ;;\nesac\n",
+        calls = calls.display(),
+        active = root.p("active").display()
+    );
+    let systemctl = fake.join("systemctl");
+    std::fs::write(&systemctl, script).unwrap();
+    std::fs::set_permissions(
+        &systemctl,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        fake.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let run = |exec: &str| {
+        let mut c = Command::new("sh");
+        c.arg(install_sh())
+            .env_remove("SKIFF_URL")
+            .env_remove("SKIFF_TOKEN")
+            .env("PATH", &path)
+            .env("INSTALL_SKIFF_INIT", "systemd")
+            .env("INSTALL_SKIFF_BINARY", skiff_bin())
+            .env("INSTALL_SKIFF_SKIP_PACKAGES", "true")
+            .env("INSTALL_SKIFF_SYMLINK", "skip")
+            .env("INSTALL_SKIFF_EXEC", exec)
+            .env("INSTALL_SKIFF_BIN_DIR", root.p("bin"))
+            .env("INSTALL_SKIFF_SYSTEMD_DIR", root.p("systemd"))
+            .env("INSTALL_SKIFF_DATA_DIR", root.p("data"))
+            .env("INSTALL_SKIFF_CONFIG_DIR", root.p("config"))
+            .env("INSTALL_SKIFF_LOG_FILE", root.p("log/skiff.log"))
+            .env("INSTALL_SKIFF_PID_FILE", root.p("run/skiff.pid"));
+        let out = run_command(c, None, COMMAND_TIMEOUT);
+        assert!(out.code == 0, "install.sh (systemd):\n{out}");
+        let log = std::fs::read_to_string(&calls).unwrap_or_default();
+        std::fs::remove_file(&calls).ok();
+        log
+    };
+    if !Path::new("/usr/bin/containerd").exists() {
+        eprintln!(
+            "SKIPPED install_sh_with_systemd_restarts_only_on_change: containerd is not installed"
+        );
+        return;
+    }
+    let first = run("server --disable-agent");
+    assert!(
+        first.contains("enable skiff") && first.contains("restart skiff"),
+        "first run: {first}"
+    );
+    let again = run("server --disable-agent");
+    assert!(
+        !again.contains("restart"),
+        "same settings restarted: {again}"
+    );
+    let changed = run("server --disable-agent --tls-san skiff.example");
+    assert_eq!(
+        changed.matches("restart skiff").count(),
+        1,
+        "new settings: {changed}"
+    );
+    let unit = std::fs::read_to_string(root.p("systemd/skiff.service")).unwrap();
+    for line in [
+        "Type=notify",
+        "KillMode=process",
+        "Delegate=yes",
+        "Restart=always",
+        "LimitNOFILE=1048576",
+        "TasksMax=infinity",
+        "ExecStartPre=-/sbin/modprobe br_netfilter",
+        "ExecStartPre=-/sbin/modprobe overlay",
+    ] {
+        assert!(
+            unit.lines().any(|l| l == line),
+            "unit lacks {line}:\n{unit}"
+        );
+    }
+    let env_line = format!("EnvironmentFile=-{}", root.s("systemd/skiff.service.env"));
+    assert!(unit.contains(&env_line), "unit lacks {env_line}:\n{unit}");
+    assert!(
+        unit.contains(&format!(
+            "ExecStart={} server --data-dir",
+            root.s("bin/skiff")
+        )) && unit.contains("--tls-san skiff.example"),
+        "ExecStart:\n{unit}"
+    );
+}
