@@ -365,6 +365,32 @@ fn install_sh_sets_up_a_server_and_an_agent_and_removes_them() {
         "skiff kubectl get nodes:\n{out}"
     );
 
+    // The admin kubeconfig copied to another host with `server:` set to the server's address
+    // works with the stock kubectl (the serving certificate covers the node IP).
+    let admin = std::fs::read_to_string(r1.p("config/skiff.yaml")).unwrap();
+    assert!(
+        admin.contains("https://127.0.0.1:6443"),
+        "admin kubeconfig:\n{admin}"
+    );
+    let copied = net.dir().join("copied-kubeconfig");
+    std::fs::write(
+        &copied,
+        admin.replace(
+            "https://127.0.0.1:6443",
+            &format!("https://{}:6443", node_ip(1)),
+        ),
+    )
+    .unwrap();
+    let mut cmd = net.command_in(2, &["kubectl", "get", "nodes", "-o", "name"]);
+    cmd.env("KUBECONFIG", &copied)
+        .env("HOME", net.dir().join("home"));
+    let out = net.run(cmd, COMMAND_TIMEOUT);
+    assert!(
+        out.code == 0 && out.stdout.contains("node/n1"),
+        "stock kubectl on node 2 with the copied kubeconfig:\n{out}"
+    );
+    std::fs::remove_file(&copied).unwrap();
+
     // The written units pass systemd-analyze verify.
     for unit in [
         r1.p("systemd/skiff.service"),
