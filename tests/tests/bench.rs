@@ -29,12 +29,19 @@ fn bench_smoke_runs_every_phase() {
     let text = std::fs::read_to_string(&json).expect("the bench wrote its JSON report");
     let r: serde_json::Value = serde_json::from_str(&text).expect("the report is JSON");
     let s = &r["skiff"];
-    assert!(r["errors"].as_array().is_some_and(|e| e.is_empty()), "{out}");
+    assert!(
+        r["errors"].as_array().is_some_and(|e| e.is_empty()),
+        "{out}"
+    );
     assert_eq!(r["skipped"], serde_json::json!(["etcd (--smoke)"]), "{out}");
     assert!(s["cold_start_median_ms"].as_f64().is_some(), "{out}");
     assert!(s["warm_restart_median_ms"].as_f64().is_some(), "{out}");
     let creates = s["creates"].as_array().expect("creates");
-    assert_eq!(creates.len(), 2, "one create phase per level (1, 4):\n{out}");
+    assert_eq!(
+        creates.len(),
+        2,
+        "one create phase per level (1, 4):\n{out}"
+    );
     for c in creates {
         assert!(c["ops"].as_u64().unwrap_or(0) > 0, "no creates: {c}\n{out}");
         assert_eq!(c["errors"], 0, "failed creates: {c}\n{out}");
@@ -46,7 +53,11 @@ fn bench_smoke_runs_every_phase() {
     assert_eq!(w["events_received"], w["events_expected"], "{out}");
     assert_eq!(s["acked_missing_after_kill9"], 0, "{out}");
     assert!(s["acked_creates"].as_u64().unwrap_or(0) > 0, "{out}");
-    assert_eq!(r["sqlite"]["group"].as_array().map(Vec::len), Some(2), "{out}");
+    assert_eq!(
+        r["sqlite"]["group"].as_array().map(Vec::len),
+        Some(2),
+        "{out}"
+    );
     // Every child and temp dir is gone: only the report is left in --tmp-dir.
     let left: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()

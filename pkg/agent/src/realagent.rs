@@ -333,7 +333,9 @@ async fn start_pod_network(
     }
     let parse = |what: &str, s: &str| {
         s.parse::<skiff_network::Net>().map_err(|e| {
-            Error::Config(format!("{what} {s:?}: {e}: use an IPv4 network such as 10.42.0.0/16"))
+            Error::Config(format!(
+                "{what} {s:?}: {e}: use an IPv4 network such as 10.42.0.0/16"
+            ))
         })
     };
     let net_cfg = skiff_network::NetworkConfig {

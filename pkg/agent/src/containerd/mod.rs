@@ -18,8 +18,8 @@ mod live_tests;
 use std::path::{Path, PathBuf};
 
 pub use cni::{
-    cni_conflist, cni_conflist_with, write_cni_config, write_cni_config_with, CniNetwork, CNI_BRIDGE,
-    CNI_CONFLIST,
+    cni_conflist, cni_conflist_with, write_cni_config, write_cni_config_with, CniNetwork,
+    CNI_BRIDGE, CNI_CONFLIST,
 };
 pub use config::{containerd_config, detect_systemd_cgroup, ConfigInputs};
 pub use import::{
