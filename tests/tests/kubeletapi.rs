@@ -4,7 +4,7 @@
 //! the kubelet port (nftables), so only its tunnel reaches it. Driven by the stock kubectl
 //! inside node 1's netns.
 //!
-//! Needs root and the packages `bash .ci/run` installs (plus tmux); `SKIFF_E2E_NODES=0`
+//! Needs root and the packages `bash .ci/run` installs (tmux among them); `SKIFF_E2E_NODES=0`
 //! skips these tests with a loud message.
 
 use skiff_e2e::images::{self, ImageSpec};
