@@ -488,9 +488,9 @@ struct ServerArgs {
     /// Service network CIDR.
     #[arg(long, default_value = "10.43.0.0/16")]
     service_cidr: String,
-    /// Cluster DNS service address.
-    #[arg(long, default_value = "10.43.0.10")]
-    cluster_dns: Ipv4Addr,
+    /// Cluster DNS service address (default: the tenth address of --service-cidr, 10.43.0.10).
+    #[arg(long)]
+    cluster_dns: Option<Ipv4Addr>,
     /// Cluster domain.
     #[arg(long, default_value = "cluster.local")]
     cluster_domain: String,
@@ -602,7 +602,7 @@ async fn run_server(args: ServerArgs) -> Result<()> {
         advertise_address: args.advertise_address,
         service_cidr: args.service_cidr.clone(),
         cluster_cidr: args.cluster_cidr.clone(),
-        cluster_dns: args.cluster_dns,
+        cluster_dns: cluster_dns_of(&args)?,
         cluster_domain: args.cluster_domain.clone(),
         dns_service: !dns_disabled(&args.disable),
         node_port_range: (lo, hi),
@@ -731,7 +731,7 @@ fn start_own_agent(
         server.state.token.clone(),
         data_dir,
         &args.node,
-        args.cluster_dns,
+        cluster_dns_of(args)?,
         &args.cluster_domain,
     )?;
     cfg.cluster_cidr = args.cluster_cidr.clone();
@@ -1112,5 +1112,50 @@ mod tests {
     fn other_subcommands_ignore_the_config_file() {
         let cli = parse_with(&["skiff", "token", "-d", "/tmp/x"]).unwrap();
         assert!(matches!(cli.cmd, Command::Token(_)));
+    }
+}
+
+/// `--cluster-dns`, else the tenth address of the (first) `--service-cidr`, as k3s picks it.
+fn cluster_dns_of(args: &ServerArgs) -> Result<Ipv4Addr> {
+    if let Some(ip) = args.cluster_dns {
+        return Ok(ip);
+    }
+    tenth_address(&args.service_cidr)
+}
+
+/// The tenth address of the first IPv4 network in a `--service-cidr` value.
+fn tenth_address(service_cidr: &str) -> Result<Ipv4Addr> {
+    let first = service_cidr.split(',').next().unwrap_or("").trim();
+    let (addr, len) = first.split_once('/').unwrap_or((first, "32"));
+    let ip: Ipv4Addr = addr.parse().with_context(|| {
+        format!("--service-cidr {service_cidr:?} is not an IPv4 network: use e.g. 10.43.0.0/16")
+    })?;
+    let len: u32 = len.parse().ok().filter(|l| *l <= 30).with_context(|| {
+        format!("--service-cidr {service_cidr:?} needs a prefix length up to /30")
+    })?;
+    let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+    Ok(Ipv4Addr::from((u32::from(ip) & mask) + 10))
+}
+
+#[cfg(test)]
+mod cluster_dns_tests {
+    use super::tenth_address;
+
+    #[test]
+    fn the_default_dns_address_is_the_tenth_of_the_service_network() {
+        assert_eq!(
+            tenth_address("10.43.0.0/16").unwrap().to_string(),
+            "10.43.0.10"
+        );
+        assert_eq!(
+            tenth_address("10.45.0.0/16").unwrap().to_string(),
+            "10.45.0.10"
+        );
+        assert_eq!(
+            tenth_address("10.96.3.7/12").unwrap().to_string(),
+            "10.96.0.10"
+        );
+        assert!(tenth_address("fd00::/108").is_err());
+        assert!(tenth_address("10.0.0.0/31").is_err());
     }
 }
