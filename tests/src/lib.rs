@@ -10,10 +10,11 @@
 //! command with a timeout), `kubectl` (the kubectl runner and exact-output assertions), `http`
 //! (curl requests), `waits` (polling for pods and nodes), `nodes` (hollow and sim agent
 //! processes), `tables` (kubectl table parsing and normalising), `objects` (JSON scrubbing, pod
-//! rows); `images` and `netns` for the multi-node tests. Everything is re-exported here, so tests
+//! rows); `images`, `netns` and `multinode` (a server and agents on containerd in node netns) for the multi-node tests. Everything is re-exported here, so tests
 //! `use skiff_e2e::*`.
 
 pub mod images;
+pub mod multinode;
 pub mod netns;
 
 mod cluster;

@@ -9,11 +9,10 @@
 //! Needs root and the Debian packages named in `skiff_e2e::netns::TOOLS`; `SKIFF_E2E_NODES=0`
 //! skips it with a loud message.
 
-use skiff_e2e::images::{self, ImageSpec};
-use skiff_e2e::netns::{self, node_ip, NsProcess, TestNet, REGISTRY};
+use skiff_e2e::images::ImageSpec;
+use skiff_e2e::multinode::{MultiNode, MultiNodeSpec};
+use skiff_e2e::netns::{self, node_ip};
 use skiff_e2e::*;
-use std::path::PathBuf;
-use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -25,178 +24,43 @@ const CONVERGE: Duration = Duration::from_secs(45);
 /// The cluster DNS address (`--cluster-dns` default).
 const CLUSTER_DNS: &str = "10.43.0.10";
 
-struct Cluster {
-    net: TestNet,
-    _registry: NsProcess,
-    procs: Vec<NsProcess>,
-    kubeconfig: PathBuf,
+struct Cluster(MultiNode);
+
+impl std::ops::Deref for Cluster {
+    type Target = MultiNode;
+    fn deref(&self) -> &MultiNode {
+        &self.0
+    }
 }
 
 impl Cluster {
-    fn kubectl_cmd(&self, args: &[&str]) -> Command {
-        let mut all = vec!["kubectl"];
-        all.extend_from_slice(args);
-        let mut c = self.net.command_in(1, &all);
-        c.env("KUBECONFIG", &self.kubeconfig)
-            .env("KUBECACHEDIR", self.net.dir().join("kcache"))
-            .env("HOME", self.net.dir().join("home"));
-        c
-    }
-
-    fn kubectl(&self, args: &[&str]) -> Output {
-        self.net.run(self.kubectl_cmd(args), COMMAND_TIMEOUT)
-    }
-
-    fn logs(&self) -> String {
-        let mut s = String::new();
-        for name in ["server", "agent-n2"] {
-            let text = std::fs::read_to_string(self.net.dir().join(format!("{name}.log")))
-                .unwrap_or_default();
-            s.push_str(&format!("--- {name} log tail ---\n{}\n", tail(&text, 30)));
-        }
-        s
-    }
-
     /// `kubectl exec POD -- ARGS`, bounded.
     fn exec(&self, pod: &str, args: &[&str], timeout: Duration) -> Output {
         let mut all = vec!["exec", pod, "--"];
         all.extend_from_slice(args);
         self.net.run(self.kubectl_cmd(&all), timeout)
     }
-
-    fn jsonpath(&self, what: &[&str], path: &str) -> String {
-        let mut args = vec!["get"];
-        args.extend_from_slice(what);
-        let p = format!("jsonpath={path}");
-        args.extend_from_slice(&["-o", &p]);
-        self.kubectl(&args).stdout
-    }
-}
-
-fn skiff() -> String {
-    skiff_bin().display().to_string()
 }
 
 /// A server and one agent; both send names outside the cluster to `resolv.conf`, whose
 /// nameserver (node 2's address, where nothing listens on 53) never answers.
 fn start_cluster() -> Cluster {
-    assert!(
-        skiff_bin().is_file(),
-        "skiff binary {} not found: build it first with `cargo build -p skiff`",
-        skiff_bin().display()
-    );
-    let t0 = Instant::now();
-    let net = TestNet::create(2).unwrap_or_else(|e| panic!("{e}"));
-    let registry = net.start_registry().unwrap_or_else(|e| panic!("{e}"));
-    net.push_images(&[ImageSpec::busybox()])
-        .unwrap_or_else(|e| panic!("{e}"));
-    let registries = net.dir().join("registries.yaml");
-    std::fs::write(
-        &registries,
-        images::registries_yaml(&format!("http://{REGISTRY}")),
-    )
-    .unwrap();
-    let resolv = net.dir().join("resolv.conf");
-    std::fs::write(
-        &resolv,
-        format!("nameserver 127.0.0.53\nnameserver {}\n", node_ip(2)),
-    )
-    .unwrap();
-    for sub in ["n1", "n2", "home", "kcache"] {
-        std::fs::create_dir_all(net.dir().join(sub)).unwrap();
-    }
-    let kubeconfig = net.dir().join("kubeconfig");
-    let dir = |n: &str| net.dir().join(n).display().to_string();
-    let server_args = [
-        skiff(),
-        "server".into(),
-        "--config".into(),
-        dir("no-config.yaml"),
-        "--data-dir".into(),
-        dir("n1"),
-        "--node-name".into(),
-        "n1".into(),
-        "--node-ip".into(),
-        node_ip(1),
-        "--private-registry".into(),
-        registries.display().to_string(),
-        "--resolv-conf".into(),
-        resolv.display().to_string(),
-        "--write-kubeconfig".into(),
-        kubeconfig.display().to_string(),
-        "--token".into(),
-        TOKEN.into(),
-    ];
-    let refs: Vec<&str> = server_args.iter().map(String::as_str).collect();
-    let mut procs = vec![net.spawn_in(1, "server", &refs)];
-    wait_for(Duration::from_secs(30), "the server's readyz", || {
-        if procs[0].exit_code().is_some() {
-            panic!("skiff server exited:\n{}", tail(&procs[0].log(), 40));
-        }
-        let out = net.run_in(
-            1,
-            &[
-                "curl",
-                "-sk",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                "--max-time",
-                "2",
-                "https://127.0.0.1:6443/readyz",
-            ],
-        );
-        (kubeconfig.is_file() && out.stdout.trim() == "200").then_some(())
-    });
-    let args = [
-        skiff(),
-        "agent".into(),
-        "--config".into(),
-        dir("no-config.yaml"),
-        "--server".into(),
-        format!("https://{}:6443", node_ip(1)),
-        "--token".into(),
-        TOKEN.into(),
-        "--node-name".into(),
-        "n2".into(),
-        "--node-ip".into(),
-        node_ip(2),
-        "--data-dir".into(),
-        dir("n2"),
-        "--private-registry".into(),
-        registries.display().to_string(),
-        "--resolv-conf".into(),
-        resolv.display().to_string(),
-    ];
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    procs.push(net.spawn_in(2, "agent-n2", &refs));
-    let c = Cluster {
-        net,
-        _registry: registry,
-        procs,
-        kubeconfig,
+    let spec = MultiNodeSpec {
+        nodes: 2,
+        token: TOKEN,
+        images: &[ImageSpec::busybox()],
+        ready: READY,
+        label: "dns",
     };
-    let start = Instant::now();
-    loop {
-        let out = c.kubectl(&[
-            "get",
-            "nodes",
-            "-o",
-            "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}",
-        ]);
-        if out.stdout.lines().filter(|l| l.ends_with("=True")).count() == 2 {
-            break;
-        }
-        assert!(
-            start.elapsed() < READY,
-            "2 nodes not Ready within {READY:?}:\n{out}\n{}",
-            c.logs()
-        );
-        thread::sleep(Duration::from_millis(250));
-    }
-    eprintln!("dns: 2 nodes Ready in {:?}", t0.elapsed());
-    c
+    Cluster(MultiNode::start(&spec, |net| {
+        let resolv = net.dir().join("resolv.conf");
+        std::fs::write(
+            &resolv,
+            format!("nameserver 127.0.0.53\nnameserver {}\n", node_ip(2)),
+        )
+        .unwrap();
+        vec!["--resolv-conf".into(), resolv.display().to_string()]
+    }))
 }
 
 fn manifest() -> String {
