@@ -60,6 +60,7 @@ impl Cluster {
     }
 
     fn boot(config_yaml: Option<&str>, extra: &[&str]) -> Result<Cluster, String> {
+        crate::arm_watchdog();
         let bin = skiff_bin();
         if !bin.is_file() {
             return Err(format!(

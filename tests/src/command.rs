@@ -3,10 +3,36 @@
 
 use std::fmt;
 use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
+
+/// How long one test binary may run (`SKIFF_E2E_BINARY_TIMEOUT` seconds overrides) before
+/// the watchdog ends it, so a stuck test fails the run instead of eating CI's whole budget.
+pub const BINARY_TIMEOUT: Duration = Duration::from_secs(20 * 60);
+
+/// Starts, once per test binary, a thread that exits the process with code 101 (a test
+/// failure) after [`BINARY_TIMEOUT`]. The test networks' reapers clean up on that exit.
+pub fn arm_watchdog() {
+    static ARMED: std::sync::Once = std::sync::Once::new();
+    ARMED.call_once(|| {
+        let limit = std::env::var("SKIFF_E2E_BINARY_TIMEOUT")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .map(Duration::from_secs)
+            .unwrap_or(BINARY_TIMEOUT);
+        thread::spawn(move || {
+            thread::sleep(limit);
+            eprintln!(
+                "skiff-e2e watchdog: this test binary ran longer than {limit:?}; a test is stuck. \
+                 Exiting so the run fails instead of hanging."
+            );
+            std::process::exit(101);
+        });
+    });
+}
 
 /// How long one kubectl or curl invocation may run before the harness kills it.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
@@ -97,7 +123,10 @@ pub fn run_command(mut cmd: Command, stdin: Option<&[u8]>, timeout: Duration) ->
         Stdio::null()
     })
     .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
+    .stderr(Stdio::piped())
+    // Its own process group, so a timeout kills whatever it started too (a grandchild that
+    // kept the pipes open would block the readers below forever).
+    .process_group(0);
     let start = Instant::now();
     let mut child = cmd
         .spawn()
@@ -111,22 +140,18 @@ pub fn run_command(mut cmd: Command, stdin: Option<&[u8]>, timeout: Duration) ->
     }
     let mut out = child.stdout.take().expect("piped stdout");
     let mut err = child.stderr.take().expect("piped stderr");
-    let out_t = thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = out.read_to_end(&mut b);
-        b
-    });
-    let err_t = thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = err.read_to_end(&mut b);
-        b
-    });
+    let out_t = reader(move |b| out.read_to_end(b));
+    let err_t = reader(move |b| err.read_to_end(b));
     let mut timed_out = false;
     let status = loop {
         if let Some(s) = child.try_wait().expect("wait for child") {
             break s;
         }
         if start.elapsed() > timeout {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .stderr(Stdio::null())
+                .status();
             let _ = child.kill();
             timed_out = true;
             break child.wait().expect("wait for killed child");
@@ -135,13 +160,32 @@ pub fn run_command(mut cmd: Command, stdin: Option<&[u8]>, timeout: Duration) ->
     };
     let output = Output {
         args,
-        stdout: String::from_utf8_lossy(&out_t.join().unwrap_or_default()).into_owned(),
-        stderr: String::from_utf8_lossy(&err_t.join().unwrap_or_default()).into_owned(),
+        stdout: String::from_utf8_lossy(&collect(&out_t)).into_owned(),
+        stderr: String::from_utf8_lossy(&collect(&err_t)).into_owned(),
         code: status.code().unwrap_or(-1),
         elapsed: start.elapsed(),
     };
     assert!(!timed_out, "command timed out after {timeout:?}:\n{output}");
     output
+}
+
+/// Reads a pipe to its end on a thread; the bytes arrive on the returned channel.
+fn reader(
+    mut read: impl FnMut(&mut Vec<u8>) -> std::io::Result<usize> + Send + 'static,
+) -> std::sync::mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = read(&mut b);
+        let _ = tx.send(b);
+    });
+    rx
+}
+
+/// What a [`reader`] read, waiting at most 10 s after the process ended (a process that
+/// escaped the group kill may still hold the pipe: its output is then cut, not waited for).
+fn collect(rx: &std::sync::mpsc::Receiver<Vec<u8>>) -> Vec<u8> {
+    rx.recv_timeout(Duration::from_secs(10)).unwrap_or_default()
 }
 
 /// The last `n` lines of `s`.

@@ -3,7 +3,7 @@
 //! e2e files (pod network, Services, DNS) share, with the kubectl runner they drive it with.
 
 use crate::images::{self, ImageSpec};
-use crate::netns::{node_ip, NsProcess, TestNet, REGISTRY};
+use crate::netns::{node_ip, NsProcess, TestNet, REGISTRY, TEST_KUBELET_ARGS};
 use crate::{skiff_bin, tail, wait_for, Output, COMMAND_TIMEOUT};
 use std::path::PathBuf;
 use std::process::Command;
@@ -76,6 +76,8 @@ impl MultiNode {
             node_ip(1),
             "--private-registry".into(),
             registries.display().to_string(),
+            TEST_KUBELET_ARGS[0].into(),
+            TEST_KUBELET_ARGS[1].into(),
             "--write-kubeconfig".into(),
             kubeconfig.display().to_string(),
             "--token".into(),
@@ -122,6 +124,8 @@ impl MultiNode {
                 dir(&format!("n{i}")),
                 "--private-registry".into(),
                 registries.display().to_string(),
+                TEST_KUBELET_ARGS[0].into(),
+                TEST_KUBELET_ARGS[1].into(),
             ];
             args.extend(extra.iter().cloned());
             let refs: Vec<&str> = args.iter().map(String::as_str).collect();

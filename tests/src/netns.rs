@@ -41,6 +41,10 @@ pub const REGISTRY: &str = "192.0.2.254:5000";
 pub const SWITCH: usize = 0;
 /// Prefix of every namespace and temp dir this module creates.
 pub const PREFIX: &str = "skiffe2e-";
+/// Flags every real node of the tests gets: the nodes share the host's disk, whose free space
+/// the tests do not control, so only the memory threshold is kept (as upstream, naming one
+/// signal sets the others to zero); without this a host disk under 10% free evicts every pod.
+pub const TEST_KUBELET_ARGS: &[&str] = &["--kubelet-arg", "eviction-hard=memory.available<100Mi"];
 /// Paths that get a private tmpfs in every namespace's mount namespace.
 pub const PRIVATE_MOUNTS: &[&str] = &["/run", "/etc/cni", "/var/lib/cni"];
 
@@ -276,6 +280,7 @@ impl TestNet {
     /// what to install (see [`check_prerequisites`]).
     pub fn create(nodes: usize) -> Result<TestNet, String> {
         assert!((1..=253).contains(&nodes), "1 to 253 nodes");
+        crate::arm_watchdog();
         check_prerequisites()?;
         sweep_stale();
         let name = format!(

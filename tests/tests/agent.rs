@@ -6,7 +6,7 @@
 //! installs them); `SKIFF_E2E_NODES=0` skips these tests with a loud message.
 
 use skiff_e2e::images::{self, ImageSpec};
-use skiff_e2e::netns::{self, node_ip, NsProcess, TestNet, REGISTRY, SWITCH};
+use skiff_e2e::netns::{self, node_ip, NsProcess, TestNet, REGISTRY, SWITCH, TEST_KUBELET_ARGS};
 use skiff_e2e::*;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -64,6 +64,8 @@ impl Bed {
             data.into(),
             "--private-registry".into(),
             self.registries.display().to_string(),
+            TEST_KUBELET_ARGS[0].into(),
+            TEST_KUBELET_ARGS[1].into(),
         ]
     }
 
@@ -279,6 +281,8 @@ fn build_bed() -> Result<Bed, String> {
         node_ip(1),
         "--private-registry".into(),
         registries.display().to_string(),
+        TEST_KUBELET_ARGS[0].into(),
+        TEST_KUBELET_ARGS[1].into(),
         "--write-kubeconfig".into(),
         kubeconfig.display().to_string(),
         "--write-kubeconfig-mode".into(),

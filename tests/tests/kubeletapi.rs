@@ -8,7 +8,7 @@
 //! skips these tests with a loud message.
 
 use skiff_e2e::images::{self, ImageSpec};
-use skiff_e2e::netns::{self, node_ip, NsProcess, TestNet, REGISTRY};
+use skiff_e2e::netns::{self, node_ip, NsProcess, TestNet, REGISTRY, TEST_KUBELET_ARGS};
 use skiff_e2e::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -199,6 +199,8 @@ fn build_bed() -> Result<Bed, String> {
         node_ip(1),
         "--private-registry".into(),
         registries.display().to_string(),
+        TEST_KUBELET_ARGS[0].into(),
+        TEST_KUBELET_ARGS[1].into(),
         "--write-kubeconfig".into(),
         kubeconfig.display().to_string(),
         "--write-kubeconfig-mode".into(),
@@ -262,6 +264,8 @@ fn build_bed() -> Result<Bed, String> {
             data,
             "--private-registry".into(),
             registries.display().to_string(),
+            TEST_KUBELET_ARGS[0].into(),
+            TEST_KUBELET_ARGS[1].into(),
         ];
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         agents.insert(i, net.spawn_in(i, &format!("agent-n{i}"), &refs));

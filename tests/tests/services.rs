@@ -212,6 +212,9 @@ fn check_seeds(c: &Cluster) {
     let stop = AtomicBool::new(false);
     let mut gone_at = None;
     thread::scope(|s| {
+        // Set on every way out of this scope: a panic below must stop the request loop, or
+        // the scope would wait for it forever.
+        let _stop_on_exit = StopOnDrop(&stop);
         s.spawn(|| {
             while !stop.load(Ordering::Relaxed) {
                 let out = c.wget_from_node(1, &url);
@@ -418,4 +421,13 @@ fn services_balance_node_port_cluster_ip_and_load_balancer() {
     }
     let c = start_cluster();
     check_seeds(&c);
+}
+
+/// Sets its flag when dropped, also while unwinding.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }

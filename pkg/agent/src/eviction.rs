@@ -82,10 +82,14 @@ fn parse_value(signal: &str, v: &str) -> Result<ThresholdValue, Error> {
 }
 
 impl EvictionThresholds {
-    /// Parses an `eviction-hard` value (`memory.available<100Mi,nodefs.available<10%`); the
-    /// signals it names replace the defaults, the others keep them.
+    /// Parses an `eviction-hard` value (`memory.available<100Mi,nodefs.available<10%`). As
+    /// upstream's kubelet (without `mergeDefaultEvictionSettings`), the value replaces the
+    /// default set: a signal it does not name is set to zero, i.e. never crossed.
     pub fn parse_hard(spec: &str) -> Result<EvictionThresholds, Error> {
-        let mut t = EvictionThresholds::default();
+        let mut t = EvictionThresholds {
+            memory_available: ThresholdValue::Quantity(0, "0".into()),
+            nodefs_available: ThresholdValue::Quantity(0, "0".into()),
+        };
         for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (signal, value) = part.split_once('<').ok_or_else(|| {
                 Error::Config(format!(
@@ -354,9 +358,17 @@ mod tests {
             ThresholdValue::Quantity(1 << 30, "1Gi".into())
         );
         assert_eq!(t.nodefs_available, ThresholdValue::Percent(5.0));
-        // Unnamed signals keep the defaults.
+        // As upstream, a signal the value does not name is zero: never crossed.
         let t = EvictionThresholds::parse_hard("memory.available<500Mi").unwrap();
-        assert_eq!(t.nodefs_available, ThresholdValue::Percent(10.0));
+        assert_eq!(t.nodefs_available.bytes(1 << 40), 0);
+        let mut full = HostFacts {
+            disk_total: 100 << 30,
+            disk_available: 0,
+            ..facts()
+        };
+        assert!(!t.disk_pressure(&full));
+        full.disk_available = 5 << 30;
+        assert!(EvictionThresholds::default().disk_pressure(&full));
         assert!(EvictionThresholds::parse_hard("memory.available>1Gi").is_err());
         assert!(EvictionThresholds::parse_hard("memory.available<lots").is_err());
         assert!(EvictionThresholds::parse_hard("cpu.available<1").is_err());
