@@ -918,6 +918,51 @@ fn a_lost_tunnel_gives_a_503_naming_the_node_then_recovers() {
         "{}",
         tail(&agent_log, 40)
     );
+
+    // A node that goes silent (packets dropped, no reset: power or network lost): the
+    // server's HTTP/2 pings go unanswered, it drops the tunnel, and requests for the node
+    // then fail at once instead of each waiting for a dial timeout.
+    for rule in [
+        "add rule inet t9 out tcp dport 6443 drop",
+        "add chain inet t9 in { type filter hook input priority 0; }",
+        "add rule inet t9 in tcp sport 6443 drop",
+    ] {
+        let mut args = vec!["nft"];
+        args.extend(rule.split(' '));
+        let out = b.net.run_in(WALLED, &args);
+        assert_eq!(out.code, 0, "{out}");
+    }
+    let silent = Instant::now();
+    let out = loop {
+        let out = b.kubectl(&["logs", "-n", NS, &p, "-c", "side"]);
+        if out.code != 0 && out.elapsed < Duration::from_secs(2) {
+            break out;
+        }
+        assert!(
+            silent.elapsed() < Duration::from_secs(60),
+            "requests for a silent node still wait: {out}\n{}",
+            b.logs()
+        );
+        thread::sleep(Duration::from_millis(500));
+    };
+    eprintln!(
+        "silent node: requests fail fast after {:?}: {}",
+        silent.elapsed(),
+        out.stderr.trim()
+    );
+    assert!(out.stderr.contains(&format!("node \"n{WALLED}\"")), "{out}");
+    for chain in ["out", "in"] {
+        let out = b
+            .net
+            .run_in(WALLED, &["nft", "flush", "chain", "inet", "t9", chain]);
+        assert_eq!(out.code, 0, "{out}");
+    }
+    logs_until(
+        b,
+        &[&p, "-c", "side"],
+        "logs after the silent node is back",
+        |o| o.code == 0 && o.stdout == "side-hello\n",
+    );
 }
 
 fn rss_kib(pid: u32) -> u64 {

@@ -9,8 +9,13 @@ use hyper::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
+
+/// How often the server pings an idle HTTP/2 client, and how long it waits for the answer.
+const HTTP2_PING_INTERVAL: Duration = Duration::from_secs(15);
+const HTTP2_PING_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Accepts connections until the listener fails.
 pub async fn serve(st: Arc<AppState>, listener: TcpListener, tls: Arc<rustls::ServerConfig>) {
@@ -47,7 +52,15 @@ pub async fn serve(st: Arc<AppState>, listener: TcpListener, tls: Arc<rustls::Se
                 let st = st.clone();
                 async move { Ok::<_, Infallible>(handlers::handle(st, req.map(Body::new)).await) }
             });
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            // HTTP/2 PINGs find a peer that vanished without closing (a node that lost power or
+            // its network): its agent tunnel and watches end within 25 s instead of when TCP
+            // gives up, so requests for that node answer 503 at once.
+            builder
+                .http2()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .keep_alive_interval(Some(HTTP2_PING_INTERVAL))
+                .keep_alive_timeout(HTTP2_PING_TIMEOUT);
             if let Err(e) = builder
                 .serve_connection_with_upgrades(TokioIo::new(tls), svc)
                 .await
