@@ -694,6 +694,19 @@ async fn start_control_loops(
             ..Default::default()
         };
         skiff_controllers::spawn_all(client, std::sync::Arc::new(cfg));
+        // Auto-deploying manifests apply whatever the files hold, so (as k3s's admin client)
+        // as a member of system:masters.
+        let (cert, key) = pki.issue_client_cert("system:skiff-deploy", &["system:masters"])?;
+        let kc = skiff_pki::render_kubeconfig(url, pki.server_ca_pem(), &cert, &key)?;
+        let client = skiff_controllers::client_from_kubeconfig_yaml(&kc).await?;
+        let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
+        skiff_controllers::deploy::spawn(
+            client,
+            skiff_controllers::deploy::Settings {
+                dir: data_dir.join("server").join("manifests"),
+                disabled: args.disable.clone(),
+            },
+        );
     }
     if !args.disable_scheduler {
         let kc = client_for("system:kube-scheduler")?;

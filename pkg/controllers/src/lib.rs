@@ -5,6 +5,7 @@
 pub mod controller;
 pub mod cronjob;
 pub mod daemonset;
+pub mod deploy;
 pub mod deployment;
 pub mod disruption;
 pub mod endpoints;
