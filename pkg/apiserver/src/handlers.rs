@@ -96,6 +96,12 @@ async fn handle_inner(
     if authz::is_public(&path) && method == Method::GET {
         return public(&st, &path, &q);
     }
+    // Bootstrap tokens (`skiff token create`) live in Secrets: checked only when nothing else
+    // authenticated the request; an invalid one is a 401 that says why.
+    let user = match user {
+        Some(u) => Some(u),
+        None => crate::bootstraptoken::authenticate(&st, auth_header).await?,
+    };
     let Some(user) = user else {
         return Err(ApiError::unauthorized());
     };

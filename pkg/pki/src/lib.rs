@@ -26,7 +26,10 @@ pub use error::PkiError;
 pub use jwt::SERVICE_ACCOUNT_ISSUER;
 pub use kubeconfig::{render_kubeconfig, write_kubeconfig};
 pub use nodepass::{hash_node_password, verify_node_password};
-pub use token::{ca_hash, load_or_create_token, parse_token, ParsedToken};
+pub use token::{
+    ca_hash, generate_bootstrap_token, load_or_create_token, parse_bootstrap_token, parse_token,
+    ParsedToken,
+};
 
 #[cfg(test)]
 mod tests {

@@ -21,14 +21,46 @@ pub struct ParsedToken {
 }
 
 impl ParsedToken {
-    /// The token in its full `K10<hash>::<user>:<password>` form, or the bare password
-    /// when there is no CA hash.
+    /// The token in its full `K10<hash>::<user>:<password>` form (`K10<hash>::<id>.<secret>`
+    /// for a bootstrap token), or the bare password when there is no CA hash.
     pub fn to_token_string(&self) -> String {
         match &self.ca_hash {
+            Some(hash) if self.username.is_empty() => format!("{PREFIX}{hash}::{}", self.password),
             Some(hash) => format!("{PREFIX}{hash}::{}:{}", self.username, self.password),
             None => self.password.clone(),
         }
     }
+
+    /// The `(id, secret)` of a bootstrap token (`<id>.<secret>` as the password).
+    pub fn bootstrap(&self) -> Option<(&str, &str)> {
+        parse_bootstrap_token(&self.password)
+    }
+}
+
+/// Splits a bootstrap token `<id>.<secret>` (`[a-z0-9]{6}.[a-z0-9]{16}`, the format kubeadm
+/// and k3s use) into its id and secret; `None` for anything else.
+pub fn parse_bootstrap_token(s: &str) -> Option<(&str, &str)> {
+    let (id, secret) = s.split_once('.')?;
+    let ok = |p: &str, n: usize| {
+        p.len() == n
+            && p.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    };
+    (ok(id, 6) && ok(secret, 16)).then_some((id, secret))
+}
+
+/// A new random bootstrap token `<id>.<secret>`.
+pub fn generate_bootstrap_token() -> String {
+    use rand::Rng;
+    const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::thread_rng();
+    let mut pick = |n: usize| -> String {
+        (0..n)
+            .map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char)
+            .collect()
+    };
+    let id = pick(6);
+    format!("{id}.{}", pick(16))
 }
 
 /// SHA-256 (lower-case hex) of the exact CA bundle bytes.
@@ -63,9 +95,19 @@ pub fn parse_token(s: &str) -> Result<ParsedToken, PkiError> {
             "the CA hash after K10 must be 64 hex digits".into(),
         ));
     }
-    let (username, password) = creds
-        .split_once(':')
-        .ok_or_else(|| PkiError::InvalidToken("expected <user>:<password> after '::'".into()))?;
+    if !creds.contains(':') && parse_bootstrap_token(creds).is_some() {
+        // A bootstrap token (`skiff token create`): no user, the whole of it is the credential.
+        return Ok(ParsedToken {
+            ca_hash: Some(hash.to_ascii_lowercase()),
+            username: String::new(),
+            password: creds.to_string(),
+        });
+    }
+    let (username, password) = creds.split_once(':').ok_or_else(|| {
+        PkiError::InvalidToken(
+            "expected <user>:<password> or a bootstrap token <id>.<secret> after '::'".into(),
+        )
+    })?;
     if username.is_empty() || password.is_empty() {
         return Err(PkiError::InvalidToken(
             "the user and password must not be empty".into(),
@@ -203,6 +245,46 @@ mod tests {
         assert!(parse_token(&format!("K10{h}::server")).is_err());
         assert!(parse_token(&format!("K10{h}::server:")).is_err());
         assert!(parse_token("pass word").is_err());
+    }
+
+    #[test]
+    fn bootstrap_tokens_parse_full_and_bare() {
+        let h = ca_hash(CA);
+        let t = parse_token(&format!("K10{h}::abcdef.0123456789abcdef")).unwrap();
+        assert_eq!(t.ca_hash.as_deref(), Some(h.as_str()));
+        assert_eq!(t.username, "");
+        assert_eq!(t.bootstrap(), Some(("abcdef", "0123456789abcdef")));
+        assert_eq!(
+            t.to_token_string(),
+            format!("K10{h}::abcdef.0123456789abcdef")
+        );
+        let bare = parse_token("abcdef.0123456789abcdef").unwrap();
+        assert_eq!(bare.ca_hash, None);
+        assert_eq!(bare.bootstrap(), Some(("abcdef", "0123456789abcdef")));
+        // Not the bootstrap format: upper case, wrong lengths, a user part.
+        assert!(parse_token(&format!("K10{h}::ABCDEF.0123456789abcdef")).is_err());
+        assert!(parse_token(&format!("K10{h}::abcde.0123456789abcdef")).is_err());
+        assert_eq!(
+            parse_token(&format!("K10{h}::server:abcdef.0123456789abcdef"))
+                .unwrap()
+                .bootstrap(),
+            Some(("abcdef", "0123456789abcdef"))
+        );
+        assert_eq!(parse_token("server-password").unwrap().bootstrap(), None);
+    }
+
+    #[test]
+    fn generated_bootstrap_tokens_have_the_format_and_differ() {
+        let a = generate_bootstrap_token();
+        let b = generate_bootstrap_token();
+        assert!(parse_bootstrap_token(&a).is_some(), "{a}");
+        assert_ne!(a, b);
+        assert_eq!(
+            parse_bootstrap_token("abcdef.0123456789abcdeg"),
+            Some(("abcdef", "0123456789abcdeg"))
+        );
+        assert_eq!(parse_bootstrap_token("abcdef0123456789abcdef"), None);
+        assert_eq!(parse_bootstrap_token("abc-ef.0123456789abcdef"), None);
     }
 
     #[test]
