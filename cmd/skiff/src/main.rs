@@ -306,6 +306,8 @@ fn containerd_agent_config(
         // Agents serve cluster DNS; the server's own agent follows its `--disable dns`.
         dns: true,
         resolv_conf: node.resolv_conf.clone(),
+        // Agents run the ingress; it listens only while the server's `skiff` IngressClass exists.
+        ingress: true,
     })
 }
 
@@ -509,6 +511,7 @@ struct ServerArgs {
     #[arg(long)]
     disable_controller_manager: bool,
     /// Packaged components not to run, comma-separated or repeated: servicelb, dns.
+    /// (`ingress`, or k3s's `traefik`: no built-in ingress on 80/443.)
     #[arg(long = "disable", value_delimiter = ',')]
     disable: Vec<String>,
     /// How long a node may miss heartbeats before it is marked NotReady/Unknown, e.g. 40s.
@@ -605,6 +608,7 @@ async fn run_server(args: ServerArgs) -> Result<()> {
         cluster_dns: cluster_dns_of(&args)?,
         cluster_domain: args.cluster_domain.clone(),
         dns_service: !dns_disabled(&args.disable),
+        ingress_class: !ingress_disabled(&args.disable),
         node_port_range: (lo, hi),
         // The node IP is an address agents reach the server on, as in k3s.
         tls_sans: args
@@ -691,6 +695,7 @@ async fn start_control_loops(
             ca_pem: pki.server_ca_pem().to_string(),
             cluster_cidr: args.cluster_cidr.clone(),
             service_lb: !args.disable.iter().any(|d| d.trim() == "servicelb"),
+            ingress: !ingress_disabled(&args.disable),
             ..Default::default()
         };
         skiff_controllers::spawn_all(client, std::sync::Arc::new(cfg));
@@ -731,6 +736,14 @@ fn dns_disabled(disable: &[String]) -> bool {
         .any(|d| matches!(d.trim(), "dns" | "coredns"))
 }
 
+/// `--disable ingress` (k3s calls it `traefik`; both are accepted): no `skiff` IngressClass,
+/// no ingress status, and no ingress proxy on any node (agents listen only while the class exists).
+fn ingress_disabled(disable: &[String]) -> bool {
+    disable
+        .iter()
+        .any(|d| matches!(d.trim(), "ingress" | "traefik"))
+}
+
 /// The server's own agent, in this process, joining over loopback like any agent; its node gets
 /// the control-plane role label from the server.
 fn start_own_agent(
@@ -749,6 +762,7 @@ fn start_own_agent(
     )?;
     cfg.cluster_cidr = args.cluster_cidr.clone();
     cfg.dns = !dns_disabled(&args.disable);
+    cfg.ingress = !ingress_disabled(&args.disable);
     let node_name = cfg.node_name.clone();
     tokio::spawn(async move {
         if let Err(e) = skiff_agent::realagent::run(cfg).await {

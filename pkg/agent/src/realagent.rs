@@ -61,6 +61,9 @@ pub struct ContainerdAgentConfig {
     pub dns: bool,
     /// `--resolv-conf`: the node's resolvers, where names outside the cluster go.
     pub resolv_conf: PathBuf,
+    /// Run the ingress proxy on ports 80/443 (skiff-ingress); the server's `--disable ingress`
+    /// turns it off for its own node (and, with no `skiff` IngressClass, on every node).
+    pub ingress: bool,
 }
 
 /// How often the node's Lease is renewed (the kubelet's default).
@@ -253,6 +256,7 @@ pub async fn run(cfg: ContainerdAgentConfig) -> Result<(), Error> {
         (true, Some(ip)) => Some(start_cluster_dns(&client, &cfg, *ip)),
         _ => None,
     };
+    let ingress = cfg.ingress.then(|| start_ingress(&client, &spec.name));
     let kcfg = kubelet::KubeletConfig {
         node_name: spec.name.clone(),
         node_ip: ip,
@@ -279,6 +283,9 @@ pub async fn run(cfg: ContainerdAgentConfig) -> Result<(), Error> {
     if let Some(t) = cluster_dns {
         t.abort();
     }
+    if let Some(t) = ingress {
+        t.abort();
+    }
     if let Runtime::Supervised(s) = runtime {
         s.shutdown().await;
     }
@@ -297,6 +304,20 @@ fn start_cluster_dns(
         loop {
             if let Err(e) = skiff_dns::run(client.clone(), dcfg.clone()).await {
                 tracing::error!(error = %e, "cluster DNS stopped: pods on this node cannot resolve names");
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    })
+}
+
+/// Starts the ingress proxy (skiff-ingress); restarted a second after it ever stops.
+fn start_ingress(client: &kube::Client, node: &str) -> tokio::task::JoinHandle<()> {
+    let client = client.clone();
+    let icfg = skiff_ingress::IngressConfig::new(node);
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = skiff_ingress::run(client.clone(), icfg.clone()).await {
+                tracing::error!(error = %e, "the ingress stopped: Ingresses are not served on this node");
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }

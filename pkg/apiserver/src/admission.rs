@@ -57,6 +57,9 @@ pub async fn mutate_create(st: &AppState, res: &ResourceInfo, obj: &mut Value) -
     if is(res, "", "PersistentVolumeClaim") {
         default_storage_class(st, obj).await?;
     }
+    if is(res, "networking.k8s.io", "Ingress") {
+        default_ingress_class(st, obj).await?;
+    }
     if is(res, "batch", "Job") {
         let uid = meta_str(obj, "uid").unwrap_or("").to_string();
         skiff_api::defaults::job_selector_and_labels(obj, &uid);
@@ -147,6 +150,53 @@ pub fn default_class_name(classes: &[Value]) -> Option<String> {
     let created = |c: &Value| meta_str(c, "creationTimestamp").unwrap_or("").to_string();
     let mut defaults: Vec<&Value> = classes.iter().filter(is_default).collect();
     // Newest first (RFC 3339 UTC timestamps sort as text), then by name.
+    defaults.sort_by(|a, b| created(b).cmp(&created(a)).then(name(a).cmp(name(b))));
+    defaults.first().map(|c| name(c).to_string())
+}
+
+/// The DefaultIngressClass admission plugin: an Ingress created without `ingressClassName`
+/// (and without the legacy `kubernetes.io/ingress.class` annotation) gets the class annotated
+/// `ingressclass.kubernetes.io/is-default-class: "true"` (the newest when several are).
+async fn default_ingress_class(st: &AppState, obj: &mut Value) -> ApiResult<()> {
+    let named = obj
+        .pointer("/spec/ingressClassName")
+        .is_some_and(|v| !v.is_null())
+        || obj
+            .pointer("/metadata/annotations/kubernetes.io~1ingress.class")
+            .is_some();
+    if named {
+        return Ok(());
+    }
+    let Some(res) = skiff_api::registry::find("networking.k8s.io", "v1", "ingressclasses") else {
+        return Ok(());
+    };
+    let list = st
+        .store
+        .list(&res.key_prefix(), Default::default())
+        .await
+        .map_err(|e| ApiError::internal(format!("listing ingress classes: {e}")))?;
+    let classes: Vec<Value> = list
+        .kvs
+        .iter()
+        .filter_map(|kv| serde_json::from_slice(&kv.value).ok())
+        .collect();
+    if let Some(name) = default_ingress_class_name(&classes) {
+        if let Some(spec) = obj.get_mut("spec").and_then(|s| s.as_object_mut()) {
+            spec.insert("ingressClassName".into(), Value::String(name));
+        }
+    }
+    Ok(())
+}
+
+/// The default class among IngressClasses (pure part of [`default_ingress_class`]).
+pub fn default_ingress_class_name(classes: &[Value]) -> Option<String> {
+    let is_default = |c: &&Value| {
+        c.pointer("/metadata/annotations/ingressclass.kubernetes.io~1is-default-class")
+            .and_then(|v| v.as_str())
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    };
+    let created = |c: &Value| meta_str(c, "creationTimestamp").unwrap_or("").to_string();
+    let mut defaults: Vec<&Value> = classes.iter().filter(is_default).collect();
     defaults.sort_by(|a, b| created(b).cmp(&created(a)).then(name(a).cmp(name(b))));
     defaults.first().map(|c| name(c).to_string())
 }
@@ -641,6 +691,30 @@ mod tests {
             {"name": "a", "image": "x"},
             {"name": "b", "image": "x", "volumeMounts": [{"name": "mine", "mountPath": TOKEN_MOUNT_PATH}]}
         ]}})
+    }
+
+    #[test]
+    fn default_ingress_class_is_the_newest_marked_one() {
+        let class = |n: &str, created: &str, default: Option<&str>| {
+            let mut c = json!({"metadata": {"name": n, "creationTimestamp": created},
+                "spec": {"controller": "x"}});
+            if let Some(d) = default {
+                c["metadata"]["annotations"] =
+                    json!({"ingressclass.kubernetes.io/is-default-class": d});
+            }
+            c
+        };
+        assert_eq!(default_ingress_class_name(&[]), None);
+        let classes = [
+            class("skiff", "2024-01-01T00:00:00Z", Some("true")),
+            class("nginx", "2024-02-01T00:00:00Z", None),
+        ];
+        assert_eq!(default_ingress_class_name(&classes).as_deref(), Some("skiff"));
+        let two = [
+            class("skiff", "2024-01-01T00:00:00Z", Some("true")),
+            class("newer", "2024-03-01T00:00:00Z", Some("TRUE")),
+        ];
+        assert_eq!(default_ingress_class_name(&two).as_deref(), Some("newer"));
     }
 
     #[test]

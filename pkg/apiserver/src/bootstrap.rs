@@ -152,7 +152,21 @@ pub async fn run(st: &Arc<AppState>) -> ApiResult<()> {
         )
         .await?;
     }
+    if st.cfg.ingress_class {
+        ensure(st, "ingressclasses", "networking.k8s.io", None, ingress_class()).await?;
+    }
     Ok(())
+}
+
+/// The IngressClass every node's ingress proxy (skiff-ingress) serves, marked as the default
+/// class so admission fills it into Ingresses created without one (k3s ships `traefik` so).
+fn ingress_class() -> Value {
+    json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
+        "metadata": {"name": "skiff",
+            "annotations": {"ingressclass.kubernetes.io/is-default-class": "true"}},
+        "spec": {"controller": "skiff.io/ingress-controller"}
+    })
 }
 
 /// `kube-system/kube-dns` as k3s ships it (labels, ports dns/dns-tcp, `--cluster-dns`), without

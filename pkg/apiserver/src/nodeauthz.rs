@@ -139,6 +139,14 @@ pub fn decide(
                 } else {
                     RefKind::ConfigMap
                 };
+                // skiff addition: every node's ingress proxy reads the TLS Secrets that
+                // Ingresses name (Traefik's service account reads all Secrets in k3s).
+                if kind == RefKind::Secret
+                    && verb == "get"
+                    && graph.ingress_references(&attrs.namespace, &attrs.name)
+                {
+                    return NodeDecision::Allow;
+                }
                 return related(kind);
             }
             ("", "persistentvolumeclaims") => {
@@ -615,6 +623,25 @@ mod tests {
             groups: vec!["system:nodes".into()],
         };
         assert_eq!(node_identity(&token_user), None);
+    }
+
+    #[test]
+    fn ingress_tls_secrets_are_readable_by_every_node() {
+        use NodeDecision::*;
+        let mut g = graph();
+        g.put_ingress(&json!({"metadata": {"namespace": "web", "name": "site"},
+            "spec": {"tls": [{"hosts": ["a.com"], "secretName": "a-tls"}]}}));
+        let get = |g: &NodeGraph, name: &str| {
+            decide(&node_user("n2"), "n2", &attrs("get", "", "secrets", "", "web", name), &[], g)
+        };
+        assert_eq!(get(&g, "a-tls"), Allow);
+        assert_eq!(get(&g, "other"), no_relationship("n2"));
+        assert_eq!(
+            decide(&node_user("n2"), "n2", &attrs("list", "", "secrets", "", "web", ""), &[], &g),
+            no("No Object name found")
+        );
+        g.remove_ingress("web", "site");
+        assert_eq!(get(&g, "a-tls"), no_relationship("n2"));
     }
 
     #[test]

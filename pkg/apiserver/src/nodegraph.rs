@@ -37,6 +37,8 @@ pub struct NodeGraph {
     reach: HashMap<String, HashMap<(RefKind, String, String), usize>>,
     /// (namespace, pvc) → bound PV name
     pvc_volume: HashMap<(String, String), String>,
+    /// (namespace, ingress) → the TLS Secrets it names (every node's ingress proxy reads them)
+    ingress_tls: HashMap<(String, String), BTreeSet<String>>,
 }
 
 /// The objects a pod spec references: volumes (secret, configMap, PVC, projected sources),
@@ -195,8 +197,40 @@ impl NodeGraph {
         })
     }
 
+    /// Records the TLS Secrets an Ingress names (`spec.tls[].secretName`).
+    pub fn put_ingress(&mut self, ing: &Value) {
+        let key = ns_name(ing);
+        let secrets: BTreeSet<String> = ing["spec"]["tls"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t["secretName"].as_str())
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
+        if secrets.is_empty() {
+            self.ingress_tls.remove(&key);
+        } else {
+            self.ingress_tls.insert(key, secrets);
+        }
+    }
+
+    pub fn remove_ingress(&mut self, ns: &str, name: &str) {
+        self.ingress_tls.remove(&(ns.to_string(), name.to_string()));
+    }
+
+    /// Whether an Ingress in `ns` names the Secret `name` as a TLS secret.
+    pub fn ingress_references(&self, ns: &str, name: &str) -> bool {
+        self.ingress_tls
+            .iter()
+            .any(|((ins, _), s)| ins == ns && s.contains(name))
+    }
+
+    /// Forgets pods and what they reach (PVC bindings and Ingresses have their own watches).
     fn clear(&mut self) {
+        let ingress_tls = std::mem::take(&mut self.ingress_tls);
         *self = NodeGraph::default();
+        self.ingress_tls = ingress_tls;
     }
 }
 
@@ -211,8 +245,60 @@ pub async fn run_graph_watch(st: Arc<AppState>) {
     };
     tokio::join!(
         follow(st.clone(), pods.key_prefix(), true),
-        follow(st, pvcs.key_prefix(), false)
+        follow(st.clone(), pvcs.key_prefix(), false),
+        follow_ingresses(st)
     );
+}
+
+/// Keeps the Ingresses' TLS Secret names in the graph.
+async fn follow_ingresses(st: Arc<AppState>) {
+    let Some(res) = registry::find("networking.k8s.io", "v1", "ingresses") else {
+        return tracing::error!("node graph: ingresses not registered");
+    };
+    let prefix = res.key_prefix();
+    loop {
+        let list = match st.store.list(&prefix, Default::default()).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, %prefix, "node graph: list failed, retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        {
+            let mut g = st.node_graph.write();
+            g.ingress_tls.clear();
+            for kv in &list.kvs {
+                if let Ok(v) = from_kv(kv) {
+                    g.put_ingress(&v);
+                }
+            }
+        }
+        let mut w = match st.store.watch(&prefix, list.revision) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(error = %e, %prefix, "node graph: watch failed, relisting");
+                continue;
+            }
+        };
+        while let Some(ev) = w.recv().await {
+            let Ok(ev) = ev else { break };
+            let mut g = st.node_graph.write();
+            match ev.kind {
+                skiff_store::EventType::Put => {
+                    if let Ok(v) = from_kv(&ev.kv) {
+                        g.put_ingress(&v);
+                    }
+                }
+                skiff_store::EventType::Delete => {
+                    let rest = ev.kv.key.strip_prefix(&prefix).unwrap_or("");
+                    if let Some((ns, name)) = rest.split_once('/') {
+                        g.remove_ingress(ns, name);
+                    }
+                }
+            }
+        }
+    }
 }
 
 async fn follow(st: Arc<AppState>, prefix: String, is_pod: bool) {

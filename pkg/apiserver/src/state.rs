@@ -24,6 +24,8 @@ pub struct ServerConfig {
     pub cluster_domain: String,
     /// Create the cluster DNS Service `kube-system/kube-dns` (off with `--disable dns`).
     pub dns_service: bool,
+    /// Create the default IngressClass `skiff` (off with `--disable ingress`).
+    pub ingress_class: bool,
     pub node_port_range: (u16, u16),
     pub tls_sans: Vec<String>,
     pub event_ttl: Duration,
@@ -49,6 +51,7 @@ impl Default for ServerConfig {
             cluster_dns: Ipv4Addr::new(10, 43, 0, 10),
             cluster_domain: "cluster.local".into(),
             dns_service: true,
+            ingress_class: true,
             node_port_range: (30000, 32767),
             tls_sans: vec![],
             event_ttl: Duration::from_secs(3600),

@@ -13,6 +13,7 @@ pub mod endpointslice;
 pub mod events;
 pub mod gc;
 pub mod informer;
+pub mod ingressstatus;
 pub mod job;
 pub mod localpath;
 pub mod namespace;
@@ -57,6 +58,8 @@ pub struct Config {
     pub node_cidr_mask_size: u8,
     /// Publish LoadBalancer Services on the nodes' addresses (`--disable servicelb` turns it off).
     pub service_lb: bool,
+    /// Publish the nodes' addresses in served Ingresses' status (`--disable ingress` turns it off).
+    pub ingress: bool,
 }
 
 impl Default for Config {
@@ -69,6 +72,7 @@ impl Default for Config {
             cluster_cidr: "10.42.0.0/16".to_string(),
             node_cidr_mask_size: 24,
             service_lb: true,
+            ingress: true,
         }
     }
 }
@@ -110,6 +114,7 @@ pub fn spawn_all(client: kube::Client, cfg: std::sync::Arc<Config>) {
     nodelifecycle::start(&factory, cfg.clone());
     serviceaccount::start(&factory, cfg.clone());
     servicelb::start(&factory, cfg.clone());
+    ingressstatus::start(&factory, cfg.clone());
     nodeipam::start(&factory, cfg.clone());
     pvbinder::start(&factory, cfg.clone());
     disruption::start(&factory, cfg.clone());

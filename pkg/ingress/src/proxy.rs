@@ -1,0 +1,409 @@
+//! The HTTP side of the ingress: accepts connections on 80 (plain) and 443 (TLS), serves
+//! HTTP/1.1 (keep-alive, upgrades) and HTTP/2, routes each request through the current
+//! [`RoutingTable`] and forwards it to a ready endpoint over a pooled HTTP/1.1 client, with
+//! X-Forwarded-* headers; upgraded connections (websockets) are spliced byte for byte.
+
+use crate::route::{normalize_host, Backend, RoutingTable};
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode, Version};
+use http_body_util::{combinators::BoxBody, BodyExt, Empty, Full};
+use hyper::body::{Body, Incoming};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
+
+/// Headers that describe one hop and are never forwarded (RFC 9110 §7.6.1).
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Incoming forwarding headers, dropped (the client is not trusted) before ours are set.
+const FORWARDED: &[&str] = &[
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "x-forwarded-proto",
+    "x-forwarded-server",
+    "x-real-ip",
+    "forwarded",
+];
+
+/// Connect attempts (to different endpoints) for a request without a body.
+const CONNECT_ATTEMPTS: usize = 3;
+
+/// What every connection handler shares.
+pub struct Shared {
+    pub table: RwLock<Arc<RoutingTable>>,
+    client: Client<HttpConnector, ProxyBody>,
+    /// This node's name, sent as X-Forwarded-Server.
+    node: HeaderValue,
+}
+
+impl Shared {
+    pub fn new(node: &str) -> Arc<Shared> {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(64)
+            .build(connector);
+        Arc::new(Shared {
+            table: RwLock::new(Arc::new(RoutingTable::default())),
+            client,
+            node: HeaderValue::from_str(node).unwrap_or(HeaderValue::from_static("skiff")),
+        })
+    }
+
+    pub fn set_table(&self, t: RoutingTable) {
+        match self.table.write() {
+            Ok(mut g) => *g = Arc::new(t),
+            Err(p) => *p.into_inner() = Arc::new(t),
+        }
+    }
+
+    fn table(&self) -> Arc<RoutingTable> {
+        match self.table.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<ProxyBody> {
+    let mut r = Response::new(
+        Full::new(Bytes::from_static(body.as_bytes()))
+            .map_err(|n| match n {})
+            .boxed(),
+    );
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+fn empty() -> ProxyBody {
+    Empty::new().map_err(|n| match n {}).boxed()
+}
+
+/// Whether the request asks to switch protocols (`Connection: upgrade` + `Upgrade`).
+fn wants_upgrade(h: &HeaderMap) -> bool {
+    h.contains_key(header::UPGRADE)
+        && h.get_all(header::CONNECTION).iter().any(|v| {
+            v.to_str().is_ok_and(|s| {
+                s.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+            })
+        })
+}
+
+/// Removes hop-by-hop headers, including those the Connection header names.
+fn strip_hop_by_hop(h: &mut HeaderMap) {
+    let named: Vec<HeaderName> = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|s| s.split(',').map(|t| t.trim().to_ascii_lowercase()))
+        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+        .collect();
+    for n in named {
+        h.remove(n);
+    }
+    for n in HOP_BY_HOP {
+        h.remove(*n);
+    }
+}
+
+/// The request's host: the Host header, else the URI authority (HTTP/2).
+fn request_host(req: &Request<Incoming>) -> String {
+    req.headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| req.uri().authority().map(|a| a.to_string()))
+        .unwrap_or_default()
+}
+
+/// Sets the forwarding headers on a request going to a backend.
+fn forwarding_headers(
+    h: &mut HeaderMap,
+    client: SocketAddr,
+    host: &str,
+    tls: bool,
+    upgrade: bool,
+    node: &HeaderValue,
+) {
+    for n in FORWARDED {
+        h.remove(*n);
+    }
+    let ip = client.ip().to_string();
+    let proto = match (tls, upgrade) {
+        (false, false) => "http",
+        (true, false) => "https",
+        (false, true) => "ws",
+        (true, true) => "wss",
+    };
+    let port = host
+        .rsplit_once(':')
+        .filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit()) && !p.is_empty())
+        .map(|(_, p)| p.to_string())
+        .unwrap_or_else(|| if tls { "443".into() } else { "80".into() });
+    let set = |h: &mut HeaderMap, name: &'static str, v: &str| {
+        if let Ok(v) = HeaderValue::from_str(v) {
+            h.insert(name, v);
+        }
+    };
+    set(h, "x-forwarded-for", &ip);
+    set(h, "x-real-ip", &ip);
+    set(h, "x-forwarded-proto", proto);
+    set(h, "x-forwarded-host", host);
+    set(h, "x-forwarded-port", &port);
+    h.insert("x-forwarded-server", node.clone());
+}
+
+/// Serves one request.
+pub async fn handle(
+    shared: Arc<Shared>,
+    client: SocketAddr,
+    tls: bool,
+    mut req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, std::convert::Infallible> {
+    let host = request_host(&req);
+    let table = shared.table();
+    let Some(backend) = table
+        .route(&normalize_host(&host), req.uri().path())
+        .cloned()
+    else {
+        return Ok(text(StatusCode::NOT_FOUND, "404 page not found\n"));
+    };
+    if backend.endpoints.is_empty() {
+        tracing::debug!(service = %backend.service, namespace = %backend.namespace, "no ready endpoint");
+        return Ok(text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no available server\n",
+        ));
+    }
+    let upgrade = wants_upgrade(req.headers());
+    let upgrade_proto = upgrade
+        .then(|| req.headers().get(header::UPGRADE).cloned())
+        .flatten();
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+
+    let (mut parts, body) = req.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    if let Some(p) = upgrade_proto {
+        parts.headers.insert(header::UPGRADE, p);
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+    forwarding_headers(
+        &mut parts.headers,
+        client,
+        &host,
+        tls,
+        upgrade,
+        &shared.node,
+    );
+    if !parts.headers.contains_key(header::HOST) {
+        if let Ok(v) = HeaderValue::from_str(&host) {
+            parts.headers.insert(header::HOST, v);
+        }
+    }
+    parts.version = Version::HTTP_11;
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
+
+    // Without a body the request can go to another endpoint when a connect fails (a pod that
+    // just went away); with one it is sent once.
+    let retryable = body.is_end_stream() && !upgrade;
+    let mut body = Some(body.boxed());
+    let attempts = if retryable {
+        CONNECT_ATTEMPTS.min(backend.endpoints.len())
+    } else {
+        1
+    };
+    let mut last_err = None;
+    for _ in 0..attempts {
+        let Some(ep) = backend.pick() else { break };
+        let uri = match format!("http://{ep}{path_and_query}").parse::<http::Uri>() {
+            Ok(u) => u,
+            Err(_) => return Ok(text(StatusCode::BAD_REQUEST, "bad request path\n")),
+        };
+        let mut out = Request::from_parts(parts.clone(), body.take().unwrap_or_else(empty));
+        *out.uri_mut() = uri;
+        match shared.client.request(out).await {
+            Ok(resp) => return Ok(respond(resp, client_upgrade, &backend)),
+            Err(e) if e.is_connect() && retryable => {
+                tracing::debug!(endpoint = %ep, error = %e, "endpoint refused; trying the next one");
+                last_err = Some(e);
+            }
+            Err(e) => {
+                last_err = Some(e);
+                break;
+            }
+        }
+    }
+    if let Some(e) = last_err {
+        tracing::warn!(service = %backend.service, namespace = %backend.namespace, error = %e, "backend request failed");
+    }
+    Ok(text(StatusCode::BAD_GATEWAY, "Bad Gateway\n"))
+}
+
+/// The backend's answer, passed on; a 101 splices the two upgraded connections.
+fn respond(
+    mut resp: Response<Incoming>,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    backend: &Arc<Backend>,
+) -> Response<ProxyBody> {
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        if let Some(client_up) = client_upgrade {
+            let backend_up = hyper::upgrade::on(&mut resp);
+            let svc = backend.service.clone();
+            tokio::spawn(async move {
+                match tokio::try_join!(client_up, backend_up) {
+                    Ok((c, b)) => {
+                        let (mut c, mut b) = (TokioIo::new(c), TokioIo::new(b));
+                        if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut b).await {
+                            tracing::debug!(service = %svc, error = %e, "upgraded connection ended");
+                        }
+                    }
+                    Err(e) => tracing::debug!(service = %svc, error = %e, "upgrade failed"),
+                }
+            });
+            let (parts, body) = resp.into_parts();
+            return Response::from_parts(parts, body.boxed());
+        }
+    }
+    let (mut parts, body) = resp.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    Response::from_parts(parts, body.boxed())
+}
+
+/// Serves connections accepted on `listener` until the task is dropped; `tls` wraps each
+/// connection in the acceptor first.
+pub async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "ingress accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let is_tls = tls.is_some();
+            let svc =
+                hyper::service::service_fn(move |req| handle(shared.clone(), peer, is_tls, req));
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let res = match tls {
+                None => {
+                    builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                        .await
+                }
+                Some(acceptor) => {
+                    let stream = match tokio::time::timeout(
+                        Duration::from_secs(10),
+                        acceptor.accept(stream),
+                    )
+                    .await
+                    {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            return tracing::debug!(%peer, error = %e, "TLS handshake failed")
+                        }
+                        Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+                    };
+                    builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                        .await
+                }
+            };
+            if let Err(e) = res {
+                tracing::debug!(%peer, error = %e, "ingress connection ended with an error");
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_and_forwarding_headers() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "connection",
+            HeaderValue::from_static("keep-alive, x-private"),
+        );
+        h.insert("x-private", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
+        h.insert("accept", HeaderValue::from_static("*/*"));
+        assert!(!wants_upgrade(&h));
+        strip_hop_by_hop(&mut h);
+        let node = HeaderValue::from_static("n1");
+        forwarding_headers(
+            &mut h,
+            "192.0.2.9:5555".parse().unwrap(),
+            "www.a.com",
+            false,
+            false,
+            &node,
+        );
+        let get = |n: &str| h.get(n).map(|v| v.to_str().unwrap().to_string());
+        assert_eq!(get("x-private"), None);
+        assert_eq!(get("keep-alive"), None);
+        assert_eq!(get("accept").as_deref(), Some("*/*"));
+        assert_eq!(get("x-forwarded-for").as_deref(), Some("192.0.2.9"));
+        assert_eq!(get("x-forwarded-proto").as_deref(), Some("http"));
+        assert_eq!(get("x-forwarded-host").as_deref(), Some("www.a.com"));
+        assert_eq!(get("x-forwarded-port").as_deref(), Some("80"));
+        assert_eq!(get("x-forwarded-server").as_deref(), Some("n1"));
+
+        let mut ws = HeaderMap::new();
+        ws.insert("connection", HeaderValue::from_static("Upgrade"));
+        ws.insert("upgrade", HeaderValue::from_static("websocket"));
+        assert!(wants_upgrade(&ws));
+        forwarding_headers(
+            &mut ws,
+            "192.0.2.9:1".parse().unwrap(),
+            "a.com:8443",
+            true,
+            true,
+            &node,
+        );
+        assert_eq!(ws.get("x-forwarded-proto").unwrap(), "wss");
+        assert_eq!(ws.get("x-forwarded-port").unwrap(), "8443");
+    }
+}
