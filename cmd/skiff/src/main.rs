@@ -526,6 +526,10 @@ struct ServerArgs {
     /// Toleration seconds added to pods for the unreachable taint.
     #[arg(long, default_value_t = 300)]
     default_unreachable_toleration_seconds: i64,
+    /// Where the cluster state lives: empty (SQLite under the data dir), `sqlite://PATH`, or
+    /// `postgres://USER:PASSWORD@HOST:PORT/DATABASE` (a database several servers may share).
+    #[arg(long, env = "SKIFF_DATASTORE_ENDPOINT", default_value = "")]
+    datastore_endpoint: String,
 }
 
 fn is_root() -> bool {
@@ -621,6 +625,7 @@ async fn run_server(args: ServerArgs) -> Result<()> {
         token,
         default_not_ready_toleration_seconds: args.default_not_ready_toleration_seconds,
         default_unreachable_toleration_seconds: args.default_unreachable_toleration_seconds,
+        datastore_endpoint: args.datastore_endpoint.clone(),
         build: build_info(),
         ..Default::default()
     };

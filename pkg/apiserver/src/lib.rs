@@ -93,13 +93,15 @@ pub async fn start(cfg: ServerConfig) -> Result<Server, StartError> {
     let token =
         skiff_pki::load_or_create_token(&server_dir, pki.server_ca_pem(), cfg.token.as_deref())?;
     let token_password = skiff_pki::parse_token(&token)?.password;
-    let store = skiff_store::Store::open(
+    let store = skiff_store::Store::open_endpoint(
+        &cfg.datastore_endpoint,
         &server_dir.join("db").join("state.db"),
         skiff_store::Options {
             compact_interval: cfg.compact_interval,
             ..Default::default()
         },
-    )?;
+    )
+    .await?;
     let ips = IpAllocator::new(&cfg.service_cidr).map_err(StartError::Config)?;
     let (lo, hi) = cfg.node_port_range;
     if lo == 0 || lo > hi {

@@ -35,6 +35,9 @@ pub struct ServerConfig {
     pub default_unreachable_toleration_seconds: i64,
     /// How often the store compacts.
     pub compact_interval: Duration,
+    /// `--datastore-endpoint`: empty or `sqlite://PATH` for SQLite (default
+    /// `<data>/server/db/state.db`), `postgres://…` for a PostgreSQL database.
+    pub datastore_endpoint: String,
     /// The build facts `/version` reports.
     pub build: crate::version::BuildInfo,
 }
@@ -59,6 +62,7 @@ impl Default for ServerConfig {
             default_not_ready_toleration_seconds: 300,
             default_unreachable_toleration_seconds: 300,
             compact_interval: Duration::from_secs(30),
+            datastore_endpoint: String::new(),
             build: crate::version::BuildInfo::default(),
         }
     }

@@ -296,14 +296,30 @@ pub(crate) fn count(conn: &mut Connection, range: &KeyRange) -> Result<i64, Stor
 /// Turns a `kv` row (id, name, created, deleted, create_revision, prev_revision, value,
 /// old_value) into the event it recorded.
 fn event_from_row(r: &Row<'_>) -> rusqlite::Result<Event> {
-    let id: i64 = r.get(0)?;
-    let key: String = r.get(1)?;
-    let created: bool = r.get(2)?;
-    let deleted: bool = r.get(3)?;
-    let create_revision: i64 = r.get(4)?;
-    let prev_revision: i64 = r.get(5)?;
-    let value = blob(r, 6)?;
-    let old_value: Option<Vec<u8>> = r.get(7)?;
+    Ok(build_event(
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        blob(r, 6)?,
+        r.get(7)?,
+    ))
+}
+
+/// The event a log row records (the row's columns, as both engines store them).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn build_event(
+    id: i64,
+    key: String,
+    created: bool,
+    deleted: bool,
+    create_revision: i64,
+    prev_revision: i64,
+    value: Arc<[u8]>,
+    old_value: Option<Vec<u8>>,
+) -> Event {
     let kv = KeyValue {
         key: key.clone(),
         value: value.clone(),
@@ -329,7 +345,7 @@ fn event_from_row(r: &Row<'_>) -> rusqlite::Result<Event> {
         });
         (EventType::Put, prev)
     };
-    Ok(Event { kind, kv, prev })
+    Event { kind, kv, prev }
 }
 
 /// Up to `limit` events under `range` with revision > `after`, in revision order, read in one

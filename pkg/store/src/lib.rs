@@ -1,13 +1,20 @@
-//! skiff's revisioned key-value log with watch (kine-style), on SQLite in WAL mode.
+//! skiff's revisioned key-value log with watch (kine-style), on SQLite in WAL mode or on a
+//! PostgreSQL database shared by several servers.
 //!
-//! Every write appends one row to the `kv` table; the row id is the global revision (the
-//! Kubernetes `resourceVersion`). One writer thread owns the write connection and commits
-//! everything queued in one transaction (group commit, one fsync); reads use a small pool of
-//! read-only connections; watchers replay history from SQLite and then follow an in-process
-//! broadcast that the writer publishes after each commit. A background task compacts
-//! superseded rows and keeps the database file bounded.
+//! Every write appends one row to the log; the row id is the global revision (the
+//! Kubernetes `resourceVersion`). SQLite: one writer thread owns the write connection and
+//! commits everything queued in one transaction (group commit, one fsync); reads use a small
+//! pool of read-only connections; watchers replay history from SQLite and then follow an
+//! in-process broadcast that the writer publishes after each commit. PostgreSQL (`pg.rs`):
+//! the same log and group commit, revisions from a counter row every write transaction
+//! locks, and the broadcast fed by LISTEN/NOTIFY plus catch-up reads by revision, so watchers
+//! see every server's writes. A background task compacts superseded rows.
+//! [`Store::open_endpoint`] picks the engine from a k3s-style `--datastore-endpoint`.
 
 mod db;
+mod engine;
+mod pg;
+pub mod pgcluster;
 mod watch;
 mod writer;
 
@@ -24,6 +31,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 pub use watch::Watcher;
 
 use db::{KeyRange, ReadPool};
+use engine::Engine;
 use writer::{Request, WriteOp, WriteOutcome};
 
 /// How many events the in-process broadcast keeps for live watchers; a watcher that falls
@@ -94,6 +102,58 @@ impl Event {
     }
 }
 
+/// What the store's broadcast carries to this process's watchers.
+#[derive(Clone, Debug)]
+pub(crate) enum Feed {
+    /// The next committed event, in revision order.
+    Event(Event),
+    /// The broadcast skipped events (they were compacted before this process read them):
+    /// watchers re-read from the engine.
+    Resync,
+}
+
+/// Where the data lives, from a k3s-style `--datastore-endpoint`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Datastore {
+    /// A SQLite file (the default: empty endpoint, or `sqlite://PATH`).
+    Sqlite(PathBuf),
+    /// A PostgreSQL database (`postgres://…` or `postgresql://…`), kept as written.
+    Postgres(String),
+}
+
+impl Datastore {
+    /// Reads `--datastore-endpoint`: empty means SQLite at `default_sqlite`; `sqlite://PATH`
+    /// (query parameters ignored, empty path = the default), `postgres://` and
+    /// `postgresql://` URLs; etcd (`http(s)://`) and unknown schemes are refused with what to
+    /// use instead.
+    pub fn parse(endpoint: &str, default_sqlite: &Path) -> Result<Datastore, StoreError> {
+        let endpoint = endpoint.trim();
+        if endpoint.is_empty() {
+            return Ok(Datastore::Sqlite(default_sqlite.to_path_buf()));
+        }
+        if let Some(rest) = endpoint.strip_prefix("sqlite://") {
+            let path = rest.split('?').next().unwrap_or("");
+            return Ok(Datastore::Sqlite(if path.is_empty() {
+                default_sqlite.to_path_buf()
+            } else {
+                PathBuf::from(path)
+            }));
+        }
+        if endpoint.starts_with("postgres://") || endpoint.starts_with("postgresql://") {
+            return Ok(Datastore::Postgres(endpoint.to_owned()));
+        }
+        if endpoint.starts_with("http://") || endpoint.starts_with("https://") {
+            return Err(StoreError::Endpoint(
+                "etcd datastores are not supported yet; use postgres://USER:PASSWORD@HOST:PORT/DATABASE or leave --datastore-endpoint empty for SQLite".into(),
+            ));
+        }
+        let scheme = endpoint.split("://").next().unwrap_or(endpoint);
+        Err(StoreError::Endpoint(format!(
+            "unknown datastore scheme {scheme:?}; use sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DATABASE"
+        )))
+    }
+}
+
 /// Paging and point-in-time options of [`Store::list`].
 #[derive(Clone, Debug, Default)]
 pub struct ListOptions {
@@ -143,6 +203,14 @@ pub enum StoreError {
     },
     #[error("the store is closed; restart the server")]
     Closed,
+    #[error("invalid --datastore-endpoint: {0}")]
+    Endpoint(String),
+    #[error("cannot reach the datastore at {endpoint}: {reason}; check --datastore-endpoint and that the database server is running and reachable")]
+    Unreachable { endpoint: String, reason: String },
+    #[error("the datastore at {endpoint} refused the credentials: {reason}; check the user and password in --datastore-endpoint")]
+    Credentials { endpoint: String, reason: String },
+    #[error("postgres: {0}; check the database server's log")]
+    Postgres(String),
     #[error("sqlite: {0}; check the database file and free disk space")]
     Sqlite(#[from] rusqlite::Error),
     #[error("io: {0}; check the data directory's permissions and free disk space")]
@@ -151,7 +219,7 @@ pub enum StoreError {
 
 /// State shared by the store handle, the writer thread and the watchers.
 pub(crate) struct Core {
-    pub(crate) pool: ReadPool,
+    pub(crate) engine: Engine,
     pub(crate) current_rev: AtomicI64,
     pub(crate) compact_rev: AtomicI64,
     /// How many write transactions the writer has committed (for group-commit checks).
@@ -161,9 +229,17 @@ pub(crate) struct Core {
 struct Inner {
     core: Arc<Core>,
     requests: mpsc::Sender<Request>,
-    events: broadcast::Sender<Event>,
-    path: PathBuf,
+    events: broadcast::Sender<Feed>,
+    location: Location,
     compactor: parking_lot::Mutex<Option<tokio::task::AbortHandle>>,
+    /// The PostgreSQL listener task.
+    listener: Option<tokio::task::AbortHandle>,
+}
+
+enum Location {
+    Sqlite(PathBuf),
+    /// The endpoint without its password.
+    Postgres(String),
 }
 
 impl Drop for Inner {
@@ -171,11 +247,14 @@ impl Drop for Inner {
         if let Some(handle) = self.compactor.lock().take() {
             handle.abort();
         }
+        if let Some(handle) = self.listener.take() {
+            handle.abort();
+        }
     }
 }
 
-/// A revisioned key-value store on one SQLite file. Cheap to clone; all clones share one
-/// writer thread. The writer stops when the last clone is dropped.
+/// A revisioned key-value store on one SQLite file or a PostgreSQL database. Cheap to clone;
+/// all clones share one writer. The writer stops when the last clone is dropped.
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<Inner>,
@@ -183,8 +262,12 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let location = match &self.inner.location {
+            Location::Sqlite(path) => path.display().to_string(),
+            Location::Postgres(endpoint) => endpoint.clone(),
+        };
         f.debug_struct("Store")
-            .field("path", &self.inner.path)
+            .field("location", &location)
             .field("current_revision", &self.current_revision())
             .field("compact_revision", &self.compact_revision())
             .finish()
@@ -192,6 +275,58 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
+    /// Opens the datastore `endpoint` names (see [`Datastore::parse`]); SQLite at
+    /// `default_sqlite` when it is empty. Must be called inside a tokio runtime.
+    pub async fn open_endpoint(
+        endpoint: &str,
+        default_sqlite: &Path,
+        opts: Options,
+    ) -> Result<Store, StoreError> {
+        match Datastore::parse(endpoint, default_sqlite)? {
+            Datastore::Sqlite(path) => Self::open(&path, opts),
+            Datastore::Postgres(url) => Self::open_postgres(&url, opts).await,
+        }
+    }
+
+    /// Connects to the PostgreSQL database at `url` (`postgres://USER:PASSWORD@HOST:PORT/DB`),
+    /// creates the schema if missing and starts the write and listen tasks. Fails with
+    /// `Unreachable` or `Credentials` when the database cannot be used. Must be called
+    /// inside a tokio runtime.
+    pub async fn open_postgres(url: &str, opts: Options) -> Result<Store, StoreError> {
+        let pg = Arc::new(pg::Pg::open(url, opts.read_connections.max(1) + 2).await?);
+        let (current, compact) = pg.load_revisions().await?;
+        let shown = pg.display.clone();
+        let core = Arc::new(Core {
+            engine: Engine::Postgres(pg.clone()),
+            current_rev: AtomicI64::new(current),
+            compact_rev: AtomicI64::new(compact),
+            commits: AtomicU64::new(0),
+        });
+        let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        let (requests, rx) = mpsc::channel(REQUEST_QUEUE);
+        tokio::spawn(pg::run_writer(pg.clone(), core.clone(), rx));
+        let listener = tokio::spawn(pg::run_listener(pg, core.clone(), events.clone(), current));
+        tracing::info!(endpoint = %shown, revision = current, "datastore: postgres");
+        let inner = Arc::new(Inner {
+            core,
+            requests,
+            events,
+            location: Location::Postgres(shown),
+            compactor: parking_lot::Mutex::new(None),
+            listener: Some(listener.abort_handle()),
+        });
+        if !opts.compact_interval.is_zero() {
+            let task = tokio::spawn(compactor(
+                Arc::downgrade(&inner),
+                opts.compact_interval,
+                opts.compact_keep_revisions.max(0),
+                opts.compact_keep_for,
+            ));
+            *inner.compactor.lock() = Some(task.abort_handle());
+        }
+        Ok(Store { inner })
+    }
+
     /// Opens (or creates) the database at `path`, creating parent directories. Must be called
     /// inside a tokio runtime when background compaction is on.
     pub fn open(path: &Path, opts: Options) -> Result<Store, StoreError> {
@@ -221,7 +356,7 @@ impl Store {
         let (current, compact, progress) = db::load_revisions(&conn)?;
         let pool = ReadPool::open(path, opts.read_connections.max(1))?;
         let core = Arc::new(Core {
-            pool,
+            engine: Engine::Sqlite(pool),
             current_rev: AtomicI64::new(current),
             compact_rev: AtomicI64::new(compact),
             commits: AtomicU64::new(0),
@@ -241,8 +376,9 @@ impl Store {
             core,
             requests,
             events,
-            path: path.to_path_buf(),
+            location: Location::Sqlite(path.to_path_buf()),
             compactor: parking_lot::Mutex::new(None),
+            listener: None,
         });
         if let Some(rt) = runtime {
             let task = rt.spawn(compactor(
@@ -258,22 +394,28 @@ impl Store {
 
     /// The latest live value of `key`, or `None`.
     pub async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
-        let key = key.to_owned();
-        self.inner
-            .core
-            .pool
-            .run(move |conn| db::get(conn, &key))
-            .await
+        self.inner.core.engine.get(key).await
     }
 
     /// The live keys under `prefix`, sorted by key, at `opts.revision` (0 = latest).
     pub async fn list(&self, prefix: &str, opts: ListOptions) -> Result<ListResult, StoreError> {
-        let current = self.current_revision();
+        let mut current = self.current_revision();
         let revision = if opts.revision <= 0 {
             current
         } else {
             opts.revision
         };
+        if revision > current {
+            // Another server may have written it: ask the engine before refusing.
+            if let Some(shared) = self.inner.core.engine.shared_revision().await? {
+                current = self
+                    .inner
+                    .core
+                    .current_rev
+                    .fetch_max(shared, Ordering::SeqCst)
+                    .max(shared);
+            }
+        }
         if revision > current {
             return Err(StoreError::FutureRevision {
                 requested: revision,
@@ -287,22 +429,21 @@ impl Store {
                 requested: revision,
             });
         }
-        let range = KeyRange::prefix(prefix);
         self.inner
             .core
-            .pool
-            .run(move |conn| db::list(conn, &range, revision, opts.start_after, opts.limit))
+            .engine
+            .list(
+                KeyRange::prefix(prefix),
+                revision,
+                opts.start_after,
+                opts.limit,
+            )
             .await
     }
 
     /// How many live keys are under `prefix`.
     pub async fn count(&self, prefix: &str) -> Result<i64, StoreError> {
-        let range = KeyRange::prefix(prefix);
-        self.inner
-            .core
-            .pool
-            .run(move |conn| db::count(conn, &range))
-            .await
+        self.inner.core.engine.count(KeyRange::prefix(prefix)).await
     }
 
     /// Creates `key`; fails with `AlreadyExists` when it is live. Returns the new revision.
@@ -396,7 +537,8 @@ impl Store {
     }
 
     /// Removes history at or below `revision` (rows superseded by a newer row of the same key,
-    /// and tombstones), then checkpoints the WAL and returns free pages to the file system.
+    /// and tombstones); on SQLite then checkpoints the WAL and returns free pages to the file
+    /// system.
     /// A revision at or below the compact revision is a no-op.
     pub async fn compact(&self, revision: i64) -> Result<(), StoreError> {
         let current = self.current_revision();
@@ -418,9 +560,20 @@ impl Store {
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// The path of the SQLite database file.
-    pub fn db_path(&self) -> &Path {
-        &self.inner.path
+    /// The path of the SQLite database file (`None` on PostgreSQL).
+    pub fn db_path(&self) -> Option<&Path> {
+        match &self.inner.location {
+            Location::Sqlite(path) => Some(path),
+            Location::Postgres(_) => None,
+        }
+    }
+
+    /// Which engine serves this store: `sqlite` or `postgres`.
+    pub fn engine_name(&self) -> &'static str {
+        match self.inner.location {
+            Location::Sqlite(_) => "sqlite",
+            Location::Postgres(_) => "postgres",
+        }
     }
 }
 

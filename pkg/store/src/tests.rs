@@ -25,7 +25,7 @@ fn file_size(path: &Path) -> u64 {
 
 /// Size of the database file plus its WAL.
 fn db_and_wal(store: &Store) -> u64 {
-    let db = store.db_path();
+    let db = store.db_path().unwrap();
     let mut wal = db.as_os_str().to_owned();
     wal.push("-wal");
     file_size(db) + file_size(Path::new(&wal))
@@ -471,7 +471,7 @@ async fn compaction_removes_history_and_refuses_old_revisions() {
     assert_eq!(e.prev.unwrap().value.to_vec(), b"a2".to_vec());
 
     // Only the latest row of each live key at the compact revision, plus newer rows, remain.
-    let rows: i64 = rusqlite::Connection::open(store.db_path())
+    let rows: i64 = rusqlite::Connection::open(store.db_path().unwrap())
         .unwrap()
         .query_row("SELECT COUNT(*) FROM kv", [], |r| r.get(0))
         .unwrap();
@@ -593,10 +593,10 @@ async fn background_compaction_keeps_the_file_bounded() {
     println!(
         "{UPDATES} updates over 5 keys in {elapsed:?} ({:.0}/s); db+wal after each 10k: {samples:?}; max {max_size} B, final {final_size} B (db {} B)",
         UPDATES as f64 / elapsed.as_secs_f64(),
-        file_size(store.db_path())
+        file_size(store.db_path().unwrap())
     );
     assert!(store.compact_revision() > 0);
-    let conn = rusqlite::Connection::open(store.db_path()).unwrap();
+    let conn = rusqlite::Connection::open(store.db_path().unwrap()).unwrap();
     let auto_vacuum: i64 = conn
         .query_row("PRAGMA auto_vacuum", [], |r| r.get(0))
         .unwrap();
@@ -787,7 +787,7 @@ async fn reads_are_not_blocked_behind_a_held_write_lock() {
     let store = open(dir.path());
     store.create("/a", b"1".to_vec()).await.unwrap();
     // Another connection holds SQLite's write lock, so the writer thread has to wait.
-    let blocker = rusqlite::Connection::open(store.db_path()).unwrap();
+    let blocker = rusqlite::Connection::open(store.db_path().unwrap()).unwrap();
     blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
     let pending = {
         let store = store.clone();

@@ -1,13 +1,14 @@
-//! Watchers: replay history from SQLite, then follow the writer's broadcast, without gaps or
-//! duplicates; a watcher that falls behind the broadcast re-reads what it missed from SQLite.
+//! Watchers: replay history from the engine, then follow the store's broadcast (the SQLite
+//! writer's, or the PostgreSQL listener's), without gaps or duplicates; a watcher that falls
+//! behind the broadcast (or is told to resync) re-reads what it missed from the engine.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
-use crate::db::{self, KeyRange};
-use crate::{Core, Event, StoreError};
+use crate::db::KeyRange;
+use crate::{Core, Event, Feed, StoreError};
 
 /// How many rows one history read returns.
 const REPLAY_CHUNK: usize = 1000;
@@ -19,7 +20,7 @@ pub struct Watcher {
     /// The revision of the last event delivered (or the starting revision).
     last: i64,
     buf: VecDeque<Event>,
-    rx: broadcast::Receiver<Event>,
+    rx: broadcast::Receiver<Feed>,
     /// Whether history is caught up and events come from the broadcast.
     live: bool,
     done: bool,
@@ -40,7 +41,7 @@ impl Watcher {
         core: Arc<Core>,
         range: KeyRange,
         after: i64,
-        rx: broadcast::Receiver<Event>,
+        rx: broadcast::Receiver<Feed>,
         live: bool,
     ) -> Watcher {
         Watcher {
@@ -73,13 +74,15 @@ impl Watcher {
             }
             if self.live {
                 match self.rx.recv().await {
-                    Ok(event) => {
+                    Ok(Feed::Event(event)) => {
                         if event.revision() > self.last && self.range.contains(&event.kv.key) {
                             self.buf.push_back(event);
                         }
                     }
+                    // The broadcast skipped events: re-read from the engine.
+                    Ok(Feed::Resync) => self.live = false,
                     Err(broadcast::error::RecvError::Lagged(_)) => {
-                        // Subscribe afresh first, then re-read the missed part from SQLite.
+                        // Subscribe afresh first, then re-read the missed part from the engine.
                         self.rx = self.rx.resubscribe();
                         self.live = false;
                     }
@@ -91,11 +94,7 @@ impl Watcher {
             } else {
                 let range = self.range.clone();
                 let after = self.last;
-                let read = self
-                    .core
-                    .pool
-                    .run(move |conn| db::history(conn, &range, after, REPLAY_CHUNK))
-                    .await;
+                let read = self.core.engine.history(range, after, REPLAY_CHUNK).await;
                 match read {
                     Ok(events) => {
                         // A short read saw everything committed before it; everything after

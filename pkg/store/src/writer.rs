@@ -9,7 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::db::{COMPACT_KEY, PROGRESS_KEY};
-use crate::{Core, Event, EventType, KeyValue, StoreError};
+use crate::{Core, Event, EventType, Feed, KeyValue, StoreError};
 
 /// The most writes committed in one transaction.
 const MAX_BATCH: usize = 1024;
@@ -57,7 +57,7 @@ struct CompactJob {
 struct Writer {
     conn: Connection,
     core: Arc<Core>,
-    events: broadcast::Sender<Event>,
+    events: broadcast::Sender<Feed>,
     /// The last committed revision.
     revision: i64,
     /// The compact revision stored in the database.
@@ -70,7 +70,7 @@ struct Writer {
 pub(crate) fn spawn(
     conn: Connection,
     core: Arc<Core>,
-    events: broadcast::Sender<Event>,
+    events: broadcast::Sender<Feed>,
     rx: mpsc::Receiver<Request>,
     revision: i64,
     compact: i64,
@@ -177,7 +177,7 @@ impl Writer {
         self.core.commits.fetch_add(1, Ordering::Relaxed);
         for event in events {
             // No receivers is fine: nobody is watching.
-            let _ = self.events.send(event);
+            let _ = self.events.send(Feed::Event(event));
         }
         for ((_, reply), result) in writes.into_iter().zip(results) {
             let _ = reply.send(result);
