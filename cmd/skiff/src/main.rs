@@ -107,6 +107,10 @@ struct NodeArgs {
     /// Do not run the service proxy (ClusterIP/NodePort/LoadBalancer rules) on this node.
     #[arg(long)]
     disable_kube_proxy: bool,
+    /// Do not enforce NetworkPolicies for this node's pods (k3s's flag; the server's
+    /// `--disable network-policy` also turns it off for the server's own node).
+    #[arg(long)]
+    disable_network_policy: bool,
     /// The node's resolvers: cluster DNS forwards names outside the cluster to them
     /// (loopback nameservers are skipped).
     #[arg(long, default_value = "/etc/resolv.conf")]
@@ -306,6 +310,7 @@ fn containerd_agent_config(
         // Agents serve cluster DNS; the server's own agent follows its `--disable dns`.
         dns: true,
         resolv_conf: node.resolv_conf.clone(),
+        network_policy: !node.disable_network_policy,
         // Agents run the ingress; it listens only while the server's `skiff` IngressClass exists.
         ingress: true,
     })
@@ -510,7 +515,8 @@ struct ServerArgs {
     /// Do not run the controllers (replicaset, deployment, gc, endpoints, …).
     #[arg(long)]
     disable_controller_manager: bool,
-    /// Packaged components not to run, comma-separated or repeated: servicelb, dns.
+    /// Packaged components not to run, comma-separated or repeated: servicelb, dns,
+    /// network-policy.
     /// (`ingress`, or k3s's `traefik`: no built-in ingress on 80/443.)
     #[arg(long = "disable", value_delimiter = ',')]
     disable: Vec<String>,
@@ -768,6 +774,9 @@ fn start_own_agent(
     cfg.cluster_cidr = args.cluster_cidr.clone();
     cfg.dns = !dns_disabled(&args.disable);
     cfg.ingress = !ingress_disabled(&args.disable);
+    if args.disable.iter().any(|d| d.trim() == "network-policy") {
+        cfg.network_policy = false;
+    }
     let node_name = cfg.node_name.clone();
     tokio::spawn(async move {
         if let Err(e) = skiff_agent::realagent::run(cfg).await {

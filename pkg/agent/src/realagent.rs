@@ -64,6 +64,9 @@ pub struct ContainerdAgentConfig {
     /// Run the ingress proxy on ports 80/443 (skiff-ingress); the server's `--disable ingress`
     /// turns it off for its own node (and, with no `skiff` IngressClass, on every node).
     pub ingress: bool,
+    /// Enforce NetworkPolicies for this node's pods (skiff-netpol); the server's `--disable
+    /// network-policy` and `--disable-network-policy` turn it off.
+    pub network_policy: bool,
 }
 
 /// How often the node's Lease is renewed (the kubelet's default).
@@ -252,6 +255,7 @@ pub async fn run(cfg: ContainerdAgentConfig) -> Result<(), Error> {
     let service_proxy = cfg
         .kube_proxy
         .then(|| start_service_proxy(&client, &spec.name, &cfg.cluster_cidr));
+    let network_policy = start_network_policy(&client, &spec.name, cfg.network_policy);
     let cluster_dns = match (cfg.dns, cfg.cluster_dns.first()) {
         (true, Some(ip)) => Some(start_cluster_dns(&client, &cfg, *ip)),
         _ => None,
@@ -280,6 +284,7 @@ pub async fn run(cfg: ContainerdAgentConfig) -> Result<(), Error> {
     if let Some(t) = service_proxy {
         t.abort();
     }
+    network_policy.abort();
     if let Some(t) = cluster_dns {
         t.abort();
     }
@@ -304,6 +309,31 @@ fn start_cluster_dns(
         loop {
             if let Err(e) = skiff_dns::run(client.clone(), dcfg.clone()).await {
                 tracing::error!(error = %e, "cluster DNS stopped: pods on this node cannot resolve names");
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    })
+}
+
+/// Starts NetworkPolicy enforcement (skiff-netpol), restarted a second after it ever stops;
+/// when it is switched off, removes a table an earlier run left (no pod stays isolated).
+fn start_network_policy(
+    client: &kube::Client,
+    node: &str,
+    enabled: bool,
+) -> tokio::task::JoinHandle<()> {
+    let client = client.clone();
+    let ncfg = skiff_netpol::NetpolConfig::new(node);
+    tokio::spawn(async move {
+        if !enabled {
+            if let Err(e) = skiff_netpol::nft::remove_table().await {
+                tracing::warn!(error = %e, "cannot remove the network policy table");
+            }
+            return;
+        }
+        loop {
+            if let Err(e) = skiff_netpol::run(client.clone(), ncfg.clone()).await {
+                tracing::error!(error = %e, "network policy enforcement stopped: this node's pods are not isolated");
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }

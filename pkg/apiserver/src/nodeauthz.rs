@@ -287,7 +287,10 @@ fn decide_pod(
                     no_relationship(node)
                 }
             } else {
-                no("can only list/watch pods with spec.nodeName field selector")
+                // skiff addition: the node's NetworkPolicy enforcement needs every pod's IP,
+                // labels and ports (policy peers live on any node), as kube-router reads them
+                // with k3s's k3s-controller identity on every k3s node.
+                NodeDecision::Allow
             }
         }
         // NodeRestriction: mirror pods only, and only its own pods.
@@ -748,10 +751,8 @@ mod tests {
             d(attrs("delete", "", "nodes", "", "", "n1"), &[]),
             NoOpinion(String::new())
         );
-        assert_eq!(
-            d(attrs("list", "", "pods", "", "", ""), &[]),
-            NoOpinion("can only list/watch pods with spec.nodeName field selector".into())
-        );
+        // skiff addition: every pod, for the node's NetworkPolicy enforcement.
+        assert_eq!(d(attrs("list", "", "pods", "", "", ""), &[]), Allow);
         assert_eq!(
             d(
                 attrs("watch", "", "pods", "", "", ""),
@@ -764,7 +765,7 @@ mod tests {
                 attrs("watch", "", "pods", "", "", ""),
                 &[("spec.nodeName", "n2")]
             ),
-            NoOpinion("can only list/watch pods with spec.nodeName field selector".into())
+            Allow
         );
         assert_eq!(
             d(attrs("get", "", "pods", "", "default", "web"), &[]),

@@ -547,6 +547,10 @@ fn node_rules() -> Vec<Value> {
         // skiff: the agent's service proxy.
         rule(&["list", "watch"], &[CORE], &["endpoints"]),
         rule(&["list", "watch"], &[DISCOVERY], &["endpointslices"]),
+        // skiff: the agent's NetworkPolicy enforcement (kube-router's reads in k3s; every pod
+        // is read through the Node authorizer's skiff addition).
+        rule(&["list", "watch"], &[NETWORKING], &["networkpolicies"]),
+        rule(&["list", "watch"], &[CORE], &["namespaces"]),
     ]
 }
 
