@@ -38,6 +38,7 @@ pub fn apply_defaults(res: &ResourceInfo, obj: &mut Value) {
         ("apps", "DaemonSet") => default_daemon_set(obj),
         ("apps", "StatefulSet") => default_stateful_set(obj),
         ("batch", "Job") => default_job(obj),
+        ("autoscaling", "HorizontalPodAutoscaler") => crate::hpa::apply_defaults(res.version, obj),
         ("batch", "CronJob") => default_cron_job(obj),
         ("discovery.k8s.io", "EndpointSlice") => default_endpoint_slice(obj),
         ("networking.k8s.io", "NetworkPolicy") => default_network_policy(obj),

@@ -4,6 +4,7 @@
 pub mod crd;
 pub mod defaults;
 pub mod discovery;
+pub mod hpa;
 pub mod matchers;
 pub mod openapi;
 pub mod patch;

@@ -497,6 +497,31 @@ pub static RESOURCES: &[ResourceInfo] = &[
         &["create"],
         &[]
     ),
+    // autoscaling/v2 (stored and preferred) and autoscaling/v1: one HorizontalPodAutoscaler
+    res!(
+        "autoscaling",
+        "v2",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        "horizontalpodautoscaler",
+        true,
+        &["hpa"],
+        ALL,
+        RW_VERBS,
+        &[sub("status", STATUS_SAME_KIND, GET_PATCH_UPDATE)]
+    ),
+    res!(
+        "autoscaling",
+        "v1",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        "horizontalpodautoscaler",
+        true,
+        &["hpa"],
+        ALL,
+        RW_VERBS,
+        &[sub("status", STATUS_SAME_KIND, GET_PATCH_UPDATE)]
+    ),
     // batch/v1
     res!(
         "batch",

@@ -15,6 +15,11 @@ const EVENT_FIELDS: &[(&str, &str)] = &[
     ("count", "deprecatedCount"),
 ];
 
+/// `autoscaling/v1` HorizontalPodAutoscalers are stored as `autoscaling/v2` (`skiff_api::hpa`).
+fn is_hpa_v1(res: &ResourceInfo) -> bool {
+    res.group == "autoscaling" && res.version == "v1" && res.plural == "horizontalpodautoscalers"
+}
+
 fn is_events_v1(res: &ResourceInfo) -> bool {
     res.group == "events.k8s.io" && res.plural == "events"
 }
@@ -47,6 +52,8 @@ fn rename(obj: Value, to_events_v1: bool, api_version: &str) -> Value {
 pub fn from_storage(res: &ResourceInfo, obj: Value) -> Value {
     if is_events_v1(res) {
         rename(obj, true, "events.k8s.io/v1")
+    } else if is_hpa_v1(res) {
+        skiff_api::hpa::v2_to_v1(&obj)
     } else {
         obj
     }
@@ -54,13 +61,15 @@ pub fn from_storage(res: &ResourceInfo, obj: Value) -> Value {
 
 /// True when `res` is served exactly as stored (no conversion on read).
 pub fn is_identity(res: &ResourceInfo) -> bool {
-    !is_events_v1(res)
+    !is_events_v1(res) && !is_hpa_v1(res)
 }
 
 /// The object of resource `res` in its stored shape.
 pub fn to_storage(res: &ResourceInfo, obj: &Value) -> Value {
     if is_events_v1(res) {
         rename(obj.clone(), false, "v1")
+    } else if is_hpa_v1(res) {
+        skiff_api::hpa::v1_to_v2(obj)
     } else {
         obj.clone()
     }
@@ -83,6 +92,14 @@ mod tests {
         assert_eq!(ev["deprecatedCount"], 2);
         assert_eq!(to_storage(res, &ev), core);
         let pods = skiff_api::registry::find("", "v1", "pods").unwrap();
+        let hpa_v1 = skiff_api::registry::find("autoscaling", "v1", "horizontalpodautoscalers").unwrap();
+        let v1 = json!({"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "h"}, "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "d"},
+            "minReplicas": 1, "maxReplicas": 3, "targetCPUUtilizationPercentage": 50}});
+        let stored = to_storage(hpa_v1, &v1);
+        assert_eq!(stored["apiVersion"], "autoscaling/v2");
+        assert_eq!(from_storage(hpa_v1, stored), v1);
+        assert!(!is_identity(hpa_v1));
         assert_eq!(from_storage(pods, core.clone()), core);
     }
 }

@@ -12,6 +12,7 @@ pub mod endpoints;
 pub mod endpointslice;
 pub mod events;
 pub mod gc;
+pub mod hpa;
 pub mod informer;
 pub mod ingressstatus;
 pub mod job;
@@ -118,6 +119,7 @@ pub fn spawn_all(client: kube::Client, cfg: std::sync::Arc<Config>) {
     nodeipam::start(&factory, cfg.clone());
     pvbinder::start(&factory, cfg.clone());
     disruption::start(&factory, cfg.clone());
+    hpa::start(&factory, cfg.clone());
     localpath::start(&factory, cfg.clone());
     // The garbage collector keeps its own metadata-only watches (it sees many kinds generically
     // and keeps a small graph node per object, no object); restarted if it ever returns.

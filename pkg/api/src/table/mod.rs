@@ -90,6 +90,7 @@ fn printer_kind(group: &str, kind: &str) -> Option<&'static str> {
         ("apps", "ControllerRevision") => "ControllerRevision",
         ("batch", "Job") => "Job",
         ("batch", "CronJob") => "CronJob",
+        ("autoscaling", "HorizontalPodAutoscaler") => "HorizontalPodAutoscaler",
         ("policy", "PodDisruptionBudget") => "PodDisruptionBudget",
         ("networking.k8s.io", "Ingress") => "Ingress",
         ("networking.k8s.io", "IngressClass") => "IngressClass",
@@ -127,6 +128,15 @@ pub fn columns(group: &str, kind: &str) -> Vec<Column> {
             c("Containers", "string", "Names of each container in the template."),
             c("Images", "string", "Images referenced by each container in the template."),
             c("Pod Labels", "string", "The labels for the pod template."),
+        ],
+        "HorizontalPodAutoscaler" => vec![
+            NAME,
+            c("Reference", "string", "reference to scaled resource; horizontal pod autoscaler will learn the current resource consumption and will set the desired number of pods by using its Scale subresource."),
+            c("Targets", "string", "metrics contains the specifications for which to use to calculate the desired replica count (the maximum replica count across all metrics will be used)."),
+            c("MinPods", "string", "minReplicas is the lower limit for the number of replicas to which the autoscaler can scale down."),
+            c("MaxPods", "integer", "maxReplicas is the upper limit for the number of replicas to which the autoscaler can scale up. It cannot be less that minReplicas."),
+            c("Replicas", "integer", "currentReplicas is current number of replicas of pods managed by this autoscaler, as last seen by the autoscaler."),
+            AGE,
         ],
         "PodDisruptionBudget" => vec![
             NAME,
@@ -367,6 +377,32 @@ pub fn cells(group: &str, kind: &str, obj: &Value, now: DateTime<Utc>) -> Vec<Va
                 json!(names),
                 json!(images),
                 json!(format_labels(map_at(obj, "template.metadata.labels"))),
+            ]
+        }
+        "HorizontalPodAutoscaler" => {
+            // The printer reads the v2 shape; a v1 object is converted first.
+            let v2;
+            let obj = if obj["apiVersion"] == "autoscaling/v1" {
+                v2 = crate::hpa::v1_to_v2(obj);
+                &v2
+            } else {
+                obj
+            };
+            let target = &obj["spec"]["scaleTargetRef"];
+            vec![
+                json!(name(obj)),
+                json!(format!(
+                    "{}/{}",
+                    target["kind"].as_str().unwrap_or_default(),
+                    target["name"].as_str().unwrap_or_default()
+                )),
+                json!(crate::hpa::format_targets(obj)),
+                json!(obj["spec"]["minReplicas"]
+                    .as_i64()
+                    .map_or("<unset>".to_string(), |n| n.to_string())),
+                json!(int(obj, "spec.maxReplicas")),
+                json!(int(obj, "status.currentReplicas")),
+                json!(age(obj, now)),
             ]
         }
         "PodDisruptionBudget" => vec![
