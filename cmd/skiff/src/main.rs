@@ -6,9 +6,13 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod certcmd;
+mod checkconfig;
+mod completion;
 mod config;
 mod multicall;
 mod notify;
+mod tokencmd;
 
 // mimalloc instead of glibc malloc: the control plane allocates and frees many small JSON values
 // across tokio worker threads, where glibc's arenas spent ~40% of server CPU (perf, 3,000-pod
@@ -54,14 +58,21 @@ struct Cli {
 enum Command {
     /// Run the control plane (API server on an embedded SQLite store).
     Server(Box<ServerArgs>),
-    /// Print the node token of a server data dir.
-    Token(TokenArgs),
+    /// The node token of a server data dir; bootstrap tokens (create, list, delete, generate);
+    /// rotate the server token.
+    Token(tokencmd::TokenArgs),
     /// Run a node agent that joins a server and runs its pods on containerd.
     Agent(Box<AgentArgs>),
     /// Container images on this node's containerd: import archives, list.
     Images(ImagesArgs),
     /// Run many simulated ("hollow") nodes in one process, for scale tests.
     Hollow(HollowArgs),
+    /// Check this host for what skiff needs (kernel, cgroups, containerd, runc, CNI, nftables).
+    CheckConfig,
+    /// Certificates of the data dir: check their expiry, rotate the leaf certificates.
+    Certificate(certcmd::CertificateArgs),
+    /// Shell completion script for bash or zsh (`-i` installs it).
+    Completion(completion::CompletionArgs),
 }
 
 /// Where `--private-registry` points unless told otherwise.
@@ -447,13 +458,6 @@ async fn run_hollow(args: HollowArgs) -> Result<()> {
             Ok(())
         }
     }
-}
-
-#[derive(Args, Debug)]
-struct TokenArgs {
-    /// Data directory of the server.
-    #[arg(short = 'd', long)]
-    data_dir: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -946,18 +950,10 @@ fn main() -> Result<()> {
         Command::Agent(args) => rt.block_on(run_agent(*args)),
         Command::Images(args) => rt.block_on(run_images(args)),
         Command::Hollow(args) => rt.block_on(run_hollow(args)),
-        Command::Token(t) => {
-            let dir = t.data_dir.unwrap_or_else(default_data_dir);
-            let p = dir.join("server").join("token");
-            let tok = std::fs::read_to_string(&p).with_context(|| {
-                format!(
-                    "cannot read {}: is a server using this data dir?",
-                    p.display()
-                )
-            })?;
-            println!("{}", tok.trim());
-            Ok(())
-        }
+        Command::Token(t) => rt.block_on(tokencmd::run(t, default_data_dir())),
+        Command::CheckConfig => checkconfig::run(),
+        Command::Certificate(c) => certcmd::run(c, default_data_dir()),
+        Command::Completion(c) => completion::run(c, <Cli as clap::CommandFactory>::command()),
     }
 }
 
