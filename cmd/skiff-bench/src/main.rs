@@ -7,6 +7,7 @@ mod etcd;
 mod http;
 mod load;
 mod pods;
+mod postgres;
 mod procs;
 mod report;
 mod skiff;
@@ -18,7 +19,7 @@ use clap::Parser;
 use error::{BenchError, Result};
 use hyper::Method;
 use load::Limits;
-use report::{EtcdReport, Report, Settings, SkiffReport, SqliteReport};
+use report::{EtcdReport, PostgresReport, Report, Settings, SkiffReport, SqliteReport};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -83,6 +84,10 @@ struct Args {
     /// Skip the SQLite phases.
     #[arg(long)]
     skip_sqlite: bool,
+    /// Skip the PostgreSQL phases (skiff with `--datastore-endpoint postgres://…` and raw
+    /// inserts; a throwaway cluster from Debian's postgresql).
+    #[arg(long)]
+    skip_postgres: bool,
     /// Parent directory of the temporary data dirs (default: the system temp dir).
     #[arg(long)]
     tmp_dir: Option<PathBuf>,
@@ -323,6 +328,7 @@ async fn run(args: &Args) -> Result<Report> {
         skiff: SkiffReport::default(),
         etcd: EtcdReport::default(),
         sqlite: SqliteReport::default(),
+        postgres: PostgresReport::default(),
         targets: vec![],
         errors: vec![],
         skipped: vec![],
@@ -379,6 +385,29 @@ async fn run(args: &Args) -> Result<Report> {
             Err(e) => {
                 report.errors.push(format!("etcd: {e}"));
                 None
+            }
+        }
+    };
+
+    // 2b. PostgreSQL: skiff serving from it, and its raw inserts.
+    let (pg, mut pg_server) = if args.skip_postgres {
+        report.skipped.push("postgres (--skip-postgres)".into());
+        (None, None)
+    } else {
+        eprintln!("skiff-bench: postgres (throwaway cluster)");
+        match postgres::start().await {
+            Ok(pg) => {
+                report.postgres.version = Some(pg.version.clone());
+                let sv = if server.is_some() {
+                    pg_server(&skiff_bin, &skiff_dir, &pg.skiff_url, &mut report).await
+                } else {
+                    None
+                };
+                (Some(pg), sv)
+            }
+            Err(e) => {
+                report.errors.push(format!("postgres: {e}"));
+                (None, None)
             }
         }
     };
@@ -455,8 +484,52 @@ async fn run(args: &Args) -> Result<Report> {
                 }
                 let _ = std::fs::remove_file(&db);
             }
+            if let Some(sv) = pg_server.as_mut() {
+                eprintln!(
+                    "skiff-bench: round {}: skiff on postgres creates, {c} clients",
+                    round + 1
+                );
+                let pid = sv.skiff.child.pid();
+                match skiff::create_load(&sv.target, round, c, limits, pid).await {
+                    Ok(mut r) => {
+                        r.round = round;
+                        report.postgres.skiff_creates.push(r);
+                    }
+                    Err(e) => report.errors.push(format!(
+                        "skiff on postgres creates at {c} clients (round {}): {e}",
+                        round + 1
+                    )),
+                }
+                if let Err(e) = sv.skiff.child.check_alive() {
+                    report.errors.push(format!(
+                        "skiff on postgres died during the create load: {e}"
+                    ));
+                    pg_server = None;
+                }
+            }
+            if let Some(pg) = &pg {
+                eprintln!(
+                    "skiff-bench: round {}: postgres inserts, {c} clients",
+                    round + 1
+                );
+                match postgres::insert_load(pg, round, c, limits, value_bytes.clone()).await {
+                    Ok(mut r) => {
+                        r.round = round;
+                        report.postgres.inserts.push(r);
+                    }
+                    Err(e) => report.errors.push(format!(
+                        "postgres inserts at {c} clients (round {}): {e}",
+                        round + 1
+                    )),
+                }
+            }
         }
     }
+    if let Some(sv) = pg_server {
+        report.postgres.skiff_rss_after_load_kib = procs::rss_kib(sv.skiff.child.pid());
+        drop(sv);
+    }
+    drop(pg);
     if let Some(e) = etcd {
         report.etcd.rss_after_load_kib = procs::rss_kib(e.child.pid());
         drop(e);
@@ -533,6 +606,34 @@ async fn start_phases(args: &Args, bin: &Path, dir: &Path, report: &mut Report) 
     s.warm_restart_ms = warm.iter().map(|d| ms(*d)).collect();
     s.warm_restart_median_ms = stats::median_ms(&warm);
     true
+}
+
+/// Starts a skiff server on the PostgreSQL database `url` and creates what pods need.
+async fn pg_server(bin: &Path, dir: &Path, url: &str, report: &mut Report) -> Option<Server> {
+    let data = dir.join("on-postgres");
+    let extra = ["--datastore-endpoint".to_string(), url.to_string()];
+    let started = match mkdir(&data) {
+        Ok(()) => skiff::start_with(bin, &data, &dir.join("on-postgres.log"), &extra).await,
+        Err(e) => Err(e),
+    };
+    let setup = async {
+        let sk = started?;
+        let target = sk.admin()?;
+        let mut c = http::Conn::connect(&target).await?;
+        skiff::create_default_service_account(&mut c, "default").await?;
+        Ok::<_, BenchError>(Server {
+            skiff: sk,
+            target,
+            data,
+        })
+    };
+    match setup.await {
+        Ok(sv) => Some(sv),
+        Err(e) => {
+            report.errors.push(format!("skiff on postgres: {e}"));
+            None
+        }
+    }
 }
 
 /// Starts the server that takes the load, reads its idle RSS and creates the probe pod.

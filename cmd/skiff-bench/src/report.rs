@@ -65,6 +65,17 @@ pub struct SqliteReport {
     pub group: Vec<LoadResult>,
 }
 
+/// Figures for the PostgreSQL engine: skiff serving from it and its raw inserts.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct PostgresReport {
+    pub version: Option<String>,
+    /// Pod creates on a skiff server started with `--datastore-endpoint postgres://…`.
+    pub skiff_creates: Vec<LoadResult>,
+    /// Raw INSERTs, one commit each, one connection per client.
+    pub inserts: Vec<LoadResult>,
+    pub skiff_rss_after_load_kib: Option<u64>,
+}
+
 /// One full run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -78,6 +89,7 @@ pub struct Report {
     pub skiff: SkiffReport,
     pub etcd: EtcdReport,
     pub sqlite: SqliteReport,
+    pub postgres: PostgresReport,
     pub targets: Vec<Verdict>,
     /// Phases that failed (the run then exits non-zero).
     pub errors: Vec<String>,
@@ -371,6 +383,12 @@ impl Report {
                 if let Some(r) = pick(&self.sqlite.group) {
                     row(&mut o, "SQLite, group commit", &r);
                 }
+                if let Some(r) = pick(&self.postgres.skiff_creates) {
+                    row(&mut o, "skiff on PostgreSQL, pod create (HTTPS)", &r);
+                }
+                if let Some(r) = pick(&self.postgres.inserts) {
+                    row(&mut o, "PostgreSQL insert, 1 commit each", &r);
+                }
             }
         }
 
@@ -421,6 +439,33 @@ impl Report {
                 f(ratio(sk, single))
             );
         }
+        if let Some(v) = &self.postgres.version {
+            let pg = &self.postgres;
+            let _ = writeln!(o, "\n### Storage engines (throughput)\n");
+            let _ = writeln!(
+                o,
+                "| clients | skiff on PostgreSQL/raw PostgreSQL inserts | skiff on PostgreSQL/skiff on SQLite |"
+            );
+            let _ = writeln!(o, "|---|---|---|");
+            for &c in &self.settings.levels {
+                let on_pg = at_level(&pg.skiff_creates, c);
+                let f = |x: Option<f64>| {
+                    x.map(|v| format!("{v:.2}x"))
+                        .unwrap_or_else(|| "not measured".into())
+                };
+                let _ = writeln!(
+                    o,
+                    "| {c} | {} | {} |",
+                    f(ratio(on_pg, at_level(&pg.inserts, c))),
+                    f(ratio(on_pg, at_level(&s.creates, c)))
+                );
+            }
+            let _ = writeln!(
+                o,
+                "\nPostgreSQL {v} (throwaway cluster, default settings: fsync and synchronous_commit on); skiff-on-PostgreSQL RSS after the load: {}",
+                mib(pg.skiff_rss_after_load_kib)
+            );
+        }
         if let Some(v) = &self.etcd.version {
             let _ = writeln!(
                 o,
@@ -448,6 +493,8 @@ impl Report {
             .creates
             .iter()
             .chain(&self.etcd.puts)
+            .chain(&self.postgres.skiff_creates)
+            .chain(&self.postgres.inserts)
             .filter_map(|r| {
                 r.first_error
                     .as_ref()
@@ -488,6 +535,7 @@ mod tests {
             skiff: SkiffReport::default(),
             etcd: EtcdReport::default(),
             sqlite: SqliteReport::default(),
+            postgres: PostgresReport::default(),
             targets: vec![],
             errors: vec![],
             skipped: vec![],

@@ -41,9 +41,19 @@ impl Skiff {
 /// Starts `skiff server` on `data_dir` (fresh or existing) and times it to `/readyz` OK,
 /// polling every 2 ms.
 pub async fn start(bin: &Path, data_dir: &Path, log: &Path) -> Result<Skiff> {
+    start_with(bin, data_dir, log, &[]).await
+}
+
+/// [`start`] with extra server flags (e.g. `--datastore-endpoint`).
+pub async fn start_with(
+    bin: &Path,
+    data_dir: &Path,
+    log: &Path,
+    extra: &[String],
+) -> Result<Skiff> {
     let port = free_port()?;
     let kubeconfig = data_dir.join("kubeconfig");
-    let args: Vec<String> = vec![
+    let mut args: Vec<String> = vec![
         "server".into(),
         // Keep a host-wide /etc/skiff/config.yaml out of the measurement.
         "--config".into(),
@@ -62,6 +72,7 @@ pub async fn start(bin: &Path, data_dir: &Path, log: &Path) -> Result<Skiff> {
         "--disable-controller-manager".into(),
         "--disable-scheduler".into(),
     ];
+    args.extend(extra.iter().cloned());
     // A kubeconfig from an earlier run would look "written" at once and name an old port.
     let _ = std::fs::remove_file(&kubeconfig);
     let probe = Target::Tls(SocketAddr::from(([127, 0, 0, 1], port)), insecure_tls()?);
