@@ -65,16 +65,25 @@ pub static METRICS_RESOURCES: &[ResourceInfo] = &[
     },
 ];
 
-/// The registry's resources of a group-version plus the metrics ones.
+/// The registry's resources of a group-version plus the metrics ones and `extra` (the
+/// served versions of CustomResourceDefinitions, in the order discovery lists them).
 fn served_of<'a>(
     group: &'a str,
     version: &'a str,
+    extra: &'a [&'static ResourceInfo],
 ) -> impl Iterator<Item = &'static ResourceInfo> + 'a {
-    registry::resources_of(group, version).chain(
-        METRICS_RESOURCES
-            .iter()
-            .filter(move |r| r.group == group && r.version == version),
-    )
+    registry::resources_of(group, version)
+        .chain(
+            METRICS_RESOURCES
+                .iter()
+                .filter(move |r| r.group == group && r.version == version),
+        )
+        .chain(
+            extra
+                .iter()
+                .copied()
+                .filter(move |r| r.group == group && r.version == version),
+        )
 }
 
 fn gvk(group: &str, version: &str, kind: &str) -> Value {
@@ -124,21 +133,28 @@ fn resource_discovery(r: &ResourceInfo) -> Value {
     Value::Object(m)
 }
 
-fn version_discovery(group: &str, version: &str) -> Value {
-    let resources: Vec<Value> = served_of(group, version).map(resource_discovery).collect();
+fn version_discovery(group: &str, version: &str, extra: &[&'static ResourceInfo]) -> Value {
+    let resources: Vec<Value> = served_of(group, version, extra)
+        .map(resource_discovery)
+        .collect();
     json!({ "version": version, "resources": resources, "freshness": "Current" })
 }
 
 /// Named groups (not core) with their versions, in registry order.
-fn named_groups() -> Vec<(&'static str, Vec<&'static str>)> {
+fn named_groups(extra: &[&'static ResourceInfo]) -> Vec<(&'static str, Vec<&'static str>)> {
     let mut out: Vec<(&'static str, Vec<&'static str>)> = Vec::new();
     let metrics = METRICS_RESOURCES.first().map(|r| (r.group, r.version));
-    for (g, v) in registry::groups().into_iter().chain(metrics) {
+    let custom = extra.iter().map(|r| (r.group, r.version));
+    for (g, v) in registry::groups().into_iter().chain(metrics).chain(custom) {
         if g.is_empty() {
             continue;
         }
         match out.iter_mut().find(|(name, _)| *name == g) {
-            Some((_, versions)) => versions.push(v),
+            Some((_, versions)) => {
+                if !versions.contains(&v) {
+                    versions.push(v)
+                }
+            }
             None => out.push((g, vec![v])),
         }
     }
@@ -166,7 +182,7 @@ fn discovery_list(items: Vec<Value>) -> Value {
 pub fn aggregated_core() -> Value {
     let versions: Vec<Value> = core_versions()
         .into_iter()
-        .map(|v| version_discovery("", v))
+        .map(|v| version_discovery("", v, &[]))
         .collect();
     discovery_list(vec![json!({
         "metadata": { "creationTimestamp": null },
@@ -176,12 +192,17 @@ pub fn aggregated_core() -> Value {
 
 /// `GET /apis` with the aggregated Accept: every named group.
 pub fn aggregated_apis() -> Value {
-    let items = named_groups()
+    aggregated_apis_with(&[])
+}
+
+/// [`aggregated_apis`] plus the resources of CustomResourceDefinitions.
+pub fn aggregated_apis_with(extra: &[&'static ResourceInfo]) -> Value {
+    let items = named_groups(extra)
         .into_iter()
         .map(|(g, versions)| {
             let versions: Vec<Value> = versions
                 .into_iter()
-                .map(|v| version_discovery(g, v))
+                .map(|v| version_discovery(g, v, extra))
                 .collect();
             json!({
                 "metadata": { "name": g, "creationTimestamp": null },
@@ -219,7 +240,12 @@ fn group_body(group: &str, versions: &[&str]) -> Map<String, Value> {
 
 /// Legacy `GET /apis`: `APIGroupList` of every named group.
 pub fn api_group_list() -> Value {
-    let groups: Vec<Value> = named_groups()
+    api_group_list_with(&[])
+}
+
+/// [`api_group_list`] plus the groups of CustomResourceDefinitions.
+pub fn api_group_list_with(extra: &[&'static ResourceInfo]) -> Value {
+    let groups: Vec<Value> = named_groups(extra)
         .into_iter()
         .map(|(g, versions)| Value::Object(group_body(g, &versions)))
         .collect();
@@ -228,7 +254,12 @@ pub fn api_group_list() -> Value {
 
 /// Legacy `GET /apis/<group>`: `APIGroup`, or `None` for an unknown group.
 pub fn api_group(group: &str) -> Option<Value> {
-    let (_, versions) = named_groups().into_iter().find(|(g, _)| *g == group)?;
+    api_group_with(group, &[])
+}
+
+/// [`api_group`] that also knows the groups of CustomResourceDefinitions.
+pub fn api_group_with(group: &str, extra: &[&'static ResourceInfo]) -> Option<Value> {
+    let (_, versions) = named_groups(extra).into_iter().find(|(g, _)| *g == group)?;
     let mut m = Map::new();
     m.insert("kind".into(), "APIGroup".into());
     m.insert("apiVersion".into(), "v1".into());
@@ -277,8 +308,17 @@ fn legacy_subresource(r: &ResourceInfo, s: &Subresource) -> Value {
 /// subresource entries (`pods/status`, `deployments/scale`, …); `None` when the group-version
 /// is not served.
 pub fn api_resource_list(group: &str, version: &str) -> Option<Value> {
+    api_resource_list_with(group, version, &[])
+}
+
+/// [`api_resource_list`] that also serves the group-versions of CustomResourceDefinitions.
+pub fn api_resource_list_with(
+    group: &str,
+    version: &str,
+    extra: &[&'static ResourceInfo],
+) -> Option<Value> {
     let mut resources = Vec::new();
-    for r in served_of(group, version) {
+    for r in served_of(group, version, extra) {
         resources.push(legacy_resource(r));
         for s in r.subresources {
             resources.push(legacy_subresource(r, s));

@@ -237,6 +237,7 @@ kind_table! {
     "" "v1" "Secret" => api::core::v1::Secret;
     "" "v1" "ServiceAccount" => api::core::v1::ServiceAccount;
     "" "v1" "Service" => api::core::v1::Service;
+    "apiextensions.k8s.io" "v1" "CustomResourceDefinition" => k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
     "apps" "v1" "ControllerRevision" => api::apps::v1::ControllerRevision;
     "apps" "v1" "DaemonSet" => api::apps::v1::DaemonSet;
     "apps" "v1" "Deployment" => api::apps::v1::Deployment;
@@ -938,6 +939,17 @@ fn resource_paths(ctx: &PathCtx, r: &ResourceInfo, paths: &mut Map<String, Value
     let Some(def) = kind_schema_name(gvk.0, gvk.1, gvk.2) else {
         return;
     };
+    resource_paths_as(ctx, r, gvk, def, paths);
+}
+
+/// [`resource_paths`] with the kind and its definition name given (custom resources).
+fn resource_paths_as(
+    ctx: &PathCtx,
+    r: &ResourceInfo,
+    gvk: Gvk,
+    def: String,
+    paths: &mut Map<String, Value>,
+) {
     let list_def = format!("{def}List");
     let prefix = if r.group.is_empty() {
         format!("/api/{}", r.version)
@@ -1289,6 +1301,91 @@ pub fn build_v3_document(
     }))
 }
 
+/// The definition name upstream gives a custom kind: the reversed group, then version and
+/// kind (`stable.example.com` `v1` `CronTab` → `com.example.stable.v1.CronTab`).
+pub fn custom_definition_name(group: &str, version: &str, kind: &str) -> String {
+    let rev: Vec<&str> = group.split('.').rev().collect();
+    format!("{}.{version}.{kind}", rev.join("."))
+}
+
+/// Builds the OpenAPI 3.0 document of a custom resource group-version: each resource's
+/// operations (JSON, merge and apply patches — no strategic merge for custom resources) and
+/// each kind's schema from its CRD (`apiVersion`, `kind` and `metadata` as upstream publishes
+/// them), plus the meta types the operations reference. A kind without a schema preserves
+/// unknown fields.
+pub fn build_custom_v3_document(
+    group: &str,
+    version: &str,
+    kinds: &[(&'static ResourceInfo, Option<Value>)],
+) -> Value {
+    let ctx = PathCtx::new(Flavor::V3, false, group, version);
+    let mut gen = Flavor::V3.generator();
+    gen.subschema_for::<meta::ObjectMeta>();
+    gen.subschema_for::<meta::ListMeta>();
+    gen.subschema_for::<meta::DeleteOptions>();
+    gen.subschema_for::<meta::Status>();
+    gen.subschema_for::<meta::Patch>();
+    if kinds.iter().any(|(r, _)| r.subresource("scale").is_some()) {
+        gen.subschema_for::<api::autoscaling::v1::Scale>();
+    }
+    let mut defs = gen.take_definitions(true);
+    let mut paths = Map::new();
+    for (r, schema) in kinds {
+        let gvk: Gvk = (r.group, r.version, r.kind);
+        let def = custom_definition_name(r.group, r.version, r.kind);
+        resource_paths_as(&ctx, r, gvk, def.clone(), &mut paths);
+        let mut s = schema.clone().filter(|s| s.is_object()).unwrap_or_else(
+            || json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
+        );
+        if let Some(o) = s.as_object_mut() {
+            let props = o.entry("properties").or_insert_with(|| json!({}));
+            if let Some(p) = props.as_object_mut() {
+                p.insert("apiVersion".into(), json!({
+                    "description": "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources",
+                    "type": "string",
+                }));
+                p.insert("kind".into(), json!({
+                    "description": "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
+                    "type": "string",
+                }));
+                p.insert("metadata".into(), json!({
+                    "allOf": [Flavor::V3.ref_to("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta")],
+                    "description": "Standard object's metadata. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
+                }));
+            }
+            o.insert(
+                "x-kubernetes-group-version-kind".into(),
+                json!([gvk_ext(r.group, r.version, r.kind)]),
+            );
+        }
+        defs.insert(def.clone(), s);
+        defs.insert(format!("{def}List"), list_schema(Flavor::V3, &def, gvk));
+    }
+    if let Some(Value::Object(o)) = defs.get_mut(DELETE_OPTIONS) {
+        o.insert(
+            "x-kubernetes-group-version-kind".into(),
+            json!([gvk_ext(group, version, "DeleteOptions")]),
+        );
+    }
+    defs.sort_keys();
+    json!({
+        "openapi": "3.0.0",
+        "info": { "title": "Kubernetes CRD Swagger", "version": "v0.1.0" },
+        "paths": paths,
+        "components": {
+            "schemas": defs,
+            "securitySchemes": {
+                "BearerToken": {
+                    "type": "apiKey",
+                    "description": "Bearer Token authentication",
+                    "name": "authorization",
+                    "in": "header",
+                },
+            },
+        },
+    })
+}
+
 /// Builds (uncached) the Swagger 2.0 document of every served resource.
 pub fn build_v2_document(patch_meta: Option<PatchMetaProvider>) -> Value {
     let resources: Vec<&'static ResourceInfo> = registry::RESOURCES.iter().collect();
@@ -1612,6 +1709,41 @@ mod tests {
             .as_object()
             .unwrap()
             .contains_key("/api/v1/namespaces/{namespace}/pods/{name}"));
+    }
+
+    #[test]
+    fn custom_document_has_the_kind_schema_and_a_patch_with_field_validation() {
+        static CT: ResourceInfo = ResourceInfo {
+            group: "stable.example.com",
+            version: "v1",
+            kind: "CronTab",
+            plural: "crontabs",
+            singular: "crontab",
+            namespaced: true,
+            short_names: &["ct"],
+            categories: &[],
+            verbs: registry::RW_VERBS,
+            subresources: &[],
+        };
+        let schema = json!({"type": "object", "properties": {"spec": {"type": "object",
+            "properties": {"cronSpec": {"type": "string"}}}}});
+        let doc = build_custom_v3_document("stable.example.com", "v1", &[(&CT, Some(schema))]);
+        let def = &doc["components"]["schemas"]["com.example.stable.v1.CronTab"];
+        assert_eq!(
+            def["properties"]["spec"]["properties"]["cronSpec"]["type"],
+            "string"
+        );
+        assert_eq!(def["x-kubernetes-group-version-kind"][0]["kind"], "CronTab");
+        assert!(doc["components"]["schemas"]["com.example.stable.v1.CronTabList"].is_object());
+        let patch = &doc["paths"]
+            ["/apis/stable.example.com/v1/namespaces/{namespace}/crontabs/{name}"]["patch"];
+        assert_eq!(patch["x-kubernetes-group-version-kind"]["kind"], "CronTab");
+        assert!(param_names(patch).contains(&"fieldValidation"));
+        assert!(patch["requestBody"]["content"]
+            .get("application/strategic-merge-patch+json")
+            .is_none());
+        let defs = doc["components"]["schemas"].as_object().unwrap();
+        assert_refs_resolve(&doc, "#/components/schemas/", defs);
     }
 
     #[test]

@@ -685,6 +685,19 @@ pub static RESOURCES: &[ResourceInfo] = &[
         RW_VERBS,
         &[]
     ),
+    // apiextensions.k8s.io/v1
+    res!(
+        "apiextensions.k8s.io",
+        "v1",
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        "customresourcedefinition",
+        false,
+        &["crd", "crds"],
+        &["api-extensions"],
+        RW_VERBS,
+        &[sub("status", STATUS_SAME_KIND, GET_PATCH_UPDATE)]
+    ),
     // scheduling.k8s.io/v1
     res!(
         "scheduling.k8s.io",
@@ -733,6 +746,16 @@ pub fn resources_of<'a>(
     RESOURCES
         .iter()
         .filter(move |r| r.group == group && r.version == version)
+}
+
+/// True for the resources of the static table (and the metrics ones); false for the
+/// resources the server builds at run time from CustomResourceDefinitions.
+pub fn is_builtin(res: &ResourceInfo) -> bool {
+    let p = res as *const ResourceInfo;
+    RESOURCES.as_ptr_range().contains(&p)
+        || crate::discovery::METRICS_RESOURCES
+            .as_ptr_range()
+            .contains(&p)
 }
 
 /// Looks a resource up by the URL's group, version and plural.

@@ -50,7 +50,9 @@ fn rename(obj: Value, to_events_v1: bool, api_version: &str) -> Value {
 
 /// The stored object as the resource `res` serves it.
 pub fn from_storage(res: &ResourceInfo, obj: Value) -> Value {
-    if is_events_v1(res) {
+    if crate::crd::is_custom(res) {
+        crate::crd::served_shape(res, obj)
+    } else if is_events_v1(res) {
         rename(obj, true, "events.k8s.io/v1")
     } else if is_hpa_v1(res) {
         skiff_api::hpa::v2_to_v1(&obj)
@@ -61,6 +63,10 @@ pub fn from_storage(res: &ResourceInfo, obj: Value) -> Value {
 
 /// True when `res` is served exactly as stored (no conversion on read).
 pub fn is_identity(res: &ResourceInfo) -> bool {
+    if crate::crd::is_custom(res) {
+        // Custom objects are stored in the version they were written in.
+        return crate::crd::custom(res).is_some_and(|c| c.only_version);
+    }
     !is_events_v1(res) && !is_hpa_v1(res)
 }
 
@@ -92,7 +98,8 @@ mod tests {
         assert_eq!(ev["deprecatedCount"], 2);
         assert_eq!(to_storage(res, &ev), core);
         let pods = skiff_api::registry::find("", "v1", "pods").unwrap();
-        let hpa_v1 = skiff_api::registry::find("autoscaling", "v1", "horizontalpodautoscalers").unwrap();
+        let hpa_v1 =
+            skiff_api::registry::find("autoscaling", "v1", "horizontalpodautoscalers").unwrap();
         let v1 = json!({"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler",
             "metadata": {"name": "h"}, "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "d"},
             "minReplicas": 1, "maxReplicas": 3, "targetCPUUtilizationPercentage": 50}});

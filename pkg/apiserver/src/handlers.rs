@@ -124,7 +124,7 @@ async fn handle_inner(
         return r;
     }
 
-    let target = match request::parse_path(&path) {
+    let target = match request::parse_path_with(&path, |g, v, p| st.crds.find(g, v, p)) {
         Some(t) => Some(t?),
         None => None,
     };
@@ -151,7 +151,24 @@ async fn handle_inner(
     };
     let body = read_body(body).await?;
     let scoped = user.clone();
-    crate::nodeauthz::scope(scoped, resource(st, method, target, q, headers, body, user)).await
+    // CRD writes refresh the served custom resources before answering; deprecated custom
+    // versions answer with upstream's Warning header.
+    let crd_write = crate::crd::is_crd(target.res) && method != Method::GET;
+    let warning = crate::crd::custom(target.res).and_then(|c| c.warning.clone());
+    let st2 = st.clone();
+    let mut r =
+        crate::nodeauthz::scope(scoped, resource(st, method, target, q, headers, body, user)).await;
+    if crd_write {
+        crate::crd::sync(&st2).await;
+    }
+    if let (Some(w), Ok(resp)) = (warning, r.as_mut()) {
+        if let Ok(h) =
+            axum::http::HeaderValue::from_str(&format!("299 - {}", skiff_api::text::go_quote(&w)))
+        {
+            resp.headers_mut().insert("warning", h);
+        }
+    }
+    r
 }
 
 /// `Impersonate-User` / `Impersonate-Group` / `Impersonate-Uid` (kubectl --as, --as-group),
@@ -401,15 +418,24 @@ fn non_resource(
             ))
         }
         "/apis" => {
+            let custom = st.crds.resources();
             if aggregated_wanted(headers) {
-                return Ok(aggregated_response(&skiff_api::discovery::aggregated_apis()));
+                return Ok(aggregated_response(
+                    &skiff_api::discovery::aggregated_apis_with(&custom),
+                ));
             }
-            Ok(json_response(200, &skiff_api::discovery::api_group_list()))
+            Ok(json_response(
+                200,
+                &skiff_api::discovery::api_group_list_with(&custom),
+            ))
         }
         "/api/v1" => skiff_api::discovery::api_resource_list("", "v1")
             .map(|v| json_response(200, &v))
             .ok_or_else(ApiError::path_not_found),
-        "/openapi/v3" => Ok(json_response(200, &crate::openapi::index())),
+        "/openapi/v3" => Ok(json_response(
+            200,
+            &crate::crd::openapi_index(st, crate::openapi::index()),
+        )),
         "/metrics" => Response::builder()
             .status(200)
             .header("content-type", crate::metrics::CONTENT_TYPE)
@@ -434,20 +460,24 @@ fn non_resource(
         }
         _ => {
             if let Some(rest) = trimmed.strip_prefix("/openapi/v3/") {
+                if let Some(r) = crate::crd::openapi_response(st, rest, q) {
+                    return Ok(r);
+                }
                 return crate::openapi::v3_response(rest, q, headers);
             }
             if let Some(rest) = trimmed.strip_prefix("/apis/") {
                 let parts: Vec<&str> = rest.split('/').collect();
                 match parts.as_slice() {
                     [g] => {
-                        return skiff_api::discovery::api_group(g)
+                        return skiff_api::discovery::api_group_with(g, &st.crds.resources())
                             .map(|v| json_response(200, &v))
                             .ok_or_else(ApiError::path_not_found)
                     }
                     [g, v] => {
-                        return skiff_api::discovery::api_resource_list(g, v)
+                        let custom = st.crds.resources();
+                        return skiff_api::discovery::api_resource_list_with(g, v, &custom)
                             .map(|v| json_response(200, &v))
-                            .ok_or_else(ApiError::path_not_found)
+                            .ok_or_else(ApiError::path_not_found);
                     }
                     _ => {}
                 }

@@ -7,6 +7,7 @@ pub mod authz;
 pub mod bootstrap;
 pub mod bootstraptoken;
 pub mod convert;
+pub mod crd;
 pub mod error;
 pub mod handlers;
 pub mod kubelet;
@@ -130,6 +131,7 @@ pub async fn start(cfg: ServerConfig) -> Result<Server, StartError> {
         watch_lines: Default::default(),
         node_graph: Default::default(),
         kubelets: Default::default(),
+        crds: Default::default(),
     });
     // Release the reserved addresses the kubernetes service will claim for itself.
     {
@@ -146,6 +148,7 @@ pub async fn start(cfg: ServerConfig) -> Result<Server, StartError> {
     tokio::spawn(server::serve(state.clone(), listener, tls));
     tokio::spawn(authz::run_policy_watch(state.clone()));
     tokio::spawn(nodegraph::run_graph_watch(state.clone()));
+    tokio::spawn(crd::run_crd_watch(state.clone()));
     bootstrap::run(&state)
         .await
         .map_err(|e| StartError::Bootstrap(e.message))?;

@@ -49,6 +49,15 @@ pub fn object_key(res: &ResourceInfo, namespace: Option<&str>, name: &str) -> St
 /// Parses `/api/v1/...` or `/apis/<g>/<v>/...` into a target. `None` when the path is not a
 /// resource path at all.
 pub fn parse_path(path: &str) -> Option<ApiResult<Target>> {
+    parse_path_with(path, |_, _, _| None)
+}
+
+/// [`parse_path`] that also resolves the resources `custom` knows (group, version, plural →
+/// the resources of CustomResourceDefinitions).
+pub fn parse_path_with(
+    path: &str,
+    custom: impl Fn(&str, &str, &str) -> Option<&'static ResourceInfo>,
+) -> Option<ApiResult<Target>> {
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     let (group, version, rest) = match segs.as_slice() {
         ["api", v, rest @ ..] if !rest.is_empty() => ("", *v, rest),
@@ -71,10 +80,11 @@ pub fn parse_path(path: &str) -> Option<ApiResult<Target>> {
         rest.drain(0..2);
     }
     let plural = rest.first().copied()?;
-    let res = match registry::find(group, version, plural) {
-        Some(r) => r,
-        None => return Some(Err(ApiError::path_not_found())),
-    };
+    let res =
+        match registry::find(group, version, plural).or_else(|| custom(group, version, plural)) {
+            Some(r) => r,
+            None => return Some(Err(ApiError::path_not_found())),
+        };
     // /api/v1/namespaces/<name>[/status] addresses the namespace object itself.
     let name = rest.get(1).map(|s| s.to_string());
     let subresource = rest.get(2).map(|s| s.to_string());

@@ -90,4 +90,6 @@ pub struct AppState {
     pub node_graph: RwLock<crate::nodegraph::NodeGraph>,
     /// Agent tunnels, the kubelet client and the resource-metrics samples.
     pub kubelets: crate::kubelet::Kubelets,
+    /// The resources served from CustomResourceDefinitions.
+    pub crds: crate::crd::Registry,
 }

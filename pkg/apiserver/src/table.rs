@@ -34,7 +34,10 @@ pub fn row(
     beta: bool,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Value {
-    let cells = skiff_api::table::cells(res.group, res.kind, obj, now);
+    let cells = match crate::crd::custom(res) {
+        Some(c) => skiff_api::crd::columns::cells(&c.columns, obj, now),
+        None => skiff_api::table::cells(res.group, res.kind, obj, now),
+    };
     let mut r = json!({ "cells": cells });
     match include {
         IncludeObject::None => {}
@@ -65,7 +68,10 @@ pub fn to_table(
     headers: bool,
 ) -> Value {
     let now = chrono::Utc::now();
-    let cols: Vec<Value> = if headers {
+    let custom = crate::crd::custom(res);
+    let cols: Vec<Value> = if let (true, Some(c)) = (headers, &custom) {
+        skiff_api::crd::columns::table_columns(&c.columns)
+    } else if headers {
         skiff_api::table::columns(res.group, res.kind)
             .into_iter()
             .map(|c| serde_json::to_value(c).unwrap_or(Value::Null))

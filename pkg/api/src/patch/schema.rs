@@ -564,6 +564,7 @@ static ATOMIC_STRUCTS: &[&str] = &[
 #[rustfmt::skip]
 static ROOTS: &[(&str, &str, &[&str])] = &[
     ("", "io.k8s.api.core.v1.", &["Binding", "ConfigMap", "Endpoints", "Event", "LimitRange", "Namespace", "Node", "PersistentVolumeClaim", "PersistentVolume", "Pod", "PodTemplate", "ReplicationController", "ResourceQuota", "Secret", "ServiceAccount", "Service"]),
+    ("apiextensions.k8s.io", "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.", &["CustomResourceDefinition"]),
     ("apps", "io.k8s.api.apps.v1.", &["ControllerRevision", "DaemonSet", "Deployment", "ReplicaSet", "StatefulSet"]),
     ("authentication.k8s.io", "io.k8s.api.authentication.v1.", &["SelfSubjectReview", "TokenReview"]),
     ("authorization.k8s.io", "io.k8s.api.authorization.v1.", &["SelfSubjectAccessReview", "SubjectAccessReview"]),

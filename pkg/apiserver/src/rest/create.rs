@@ -19,6 +19,13 @@ fn reset_status_on_create(res: &ResourceInfo, obj: &mut Value) {
     if !has_status || matches!(res.kind, "Node" | "PersistentVolume" | "Namespace") {
         return;
     }
+    // A custom resource with a status subresource starts without status (as upstream).
+    if crate::crd::is_custom(res) {
+        if let Some(o) = obj.as_object_mut() {
+            o.remove("status");
+        }
+        return;
+    }
     if obj.is_object() {
         obj["status"] = json!({});
     }
@@ -110,6 +117,7 @@ pub async fn create_object(
     admission::strict_fields(res, &mut obj, opts)?;
     admission::mutate_create(st, res, &mut obj).await?;
     skiff_api::defaults::apply_defaults(res, &mut obj);
+    crate::crd::admit(st, res, &mut obj, None, opts)?;
     admission::validate(res, &obj, None)?;
     if !opts.apply {
         let now = now_rfc3339();

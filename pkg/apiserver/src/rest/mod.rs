@@ -129,6 +129,8 @@ pub(crate) fn has_generation(res: &ResourceInfo) -> bool {
         res.group,
         "apps" | "batch" | "networking.k8s.io" | "policy" | "scheduling.k8s.io"
     ) || (res.group.is_empty() && res.kind == "ReplicationController")
+        || crate::crd::is_custom(res)
+        || crate::crd::is_crd(res)
 }
 
 pub(crate) fn ns_of<'a>(res: &ResourceInfo, ns: Option<&'a str>) -> ApiResult<Option<&'a str>> {

@@ -33,6 +33,13 @@ pub async fn patch(
     ) {
         return Err(ApiError::unsupported_patch_type());
     }
+    if ct == "application/strategic-merge-patch+json" && crate::crd::is_custom(res) {
+        return Err(ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
+        ));
+    }
     match sub {
         Some("scale") => {
             let cur = super::get_object(st, res, ns, n).await?;

@@ -44,7 +44,12 @@ pub async fn scale(
                 }
             }
             let mut c = cur.clone();
-            c["spec"]["replicas"] = json!(replicas);
+            match crate::crd::custom(res).and_then(|cv| cv.scale.clone()) {
+                Some(paths) => {
+                    crate::crd::write_path(&mut c, &paths.spec_replicas, json!(replicas))
+                }
+                None => c["spec"]["replicas"] = json!(replicas),
+            }
             Ok(c)
         })),
         opts,
@@ -56,6 +61,9 @@ pub async fn scale(
 
 /// `autoscaling/v1 Scale` of a scalable object.
 pub fn to_scale(res: &ResourceInfo, obj: &Value) -> Value {
+    if let Some(paths) = crate::crd::custom(res).and_then(|c| c.scale.clone()) {
+        return custom_scale(obj, &paths);
+    }
     let selector = obj
         .pointer("/spec/selector")
         .map(|s| {
@@ -82,6 +90,34 @@ pub fn to_scale(res: &ResourceInfo, obj: &Value) -> Value {
         "spec": {"replicas": obj.pointer("/spec/replicas").cloned().unwrap_or(json!(1))},
         "status": {
             "replicas": obj.pointer("/status/replicas").cloned().unwrap_or(json!(0)),
+            "selector": selector,
+        }
+    })
+}
+
+/// The Scale of a custom object, read through its CRD's scale paths.
+fn custom_scale(obj: &Value, paths: &skiff_api::crd::ScalePaths) -> Value {
+    let at = |p: &str| crate::crd::read_path(obj, p).cloned();
+    let m = obj.get("metadata").cloned().unwrap_or(json!({}));
+    let selector = paths
+        .label_selector
+        .as_deref()
+        .and_then(|p| at(p))
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default();
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": m.get("name"),
+            "namespace": m.get("namespace"),
+            "uid": m.get("uid"),
+            "resourceVersion": m.get("resourceVersion"),
+            "creationTimestamp": m.get("creationTimestamp"),
+        },
+        "spec": {"replicas": at(&paths.spec_replicas).unwrap_or(json!(0))},
+        "status": {
+            "replicas": at(&paths.status_replicas).unwrap_or(json!(0)),
             "selector": selector,
         }
     })

@@ -46,6 +46,7 @@ async fn env() -> Env {
         watch_lines: Default::default(),
         node_graph: Default::default(),
         kubelets: Default::default(),
+        crds: Default::default(),
     });
     let ns = res("", "v1", "namespaces");
     create_object(&st, ns, None, json!({"metadata": {"name": "d"}}), &opts())

@@ -99,6 +99,7 @@ pub async fn update_object(
         }
         admission::mutate_update(st, res, &old, &mut new).await?;
         skiff_api::defaults::apply_defaults(res, &mut new);
+        crate::crd::admit(st, res, &mut new, Some(&old), opts)?;
         // A binding only sets spec.nodeName (which ordinary pod updates may not change).
         if subresource != Some("binding") {
             admission::validate(res, &new, Some(&old))?;
