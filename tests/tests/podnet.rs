@@ -153,6 +153,11 @@ fn check_backend(backend: &str) {
         assert_eq!(node_annotation(&c, node, "backend-type"), backend);
         assert_eq!(node_annotation(&c, node, "kube-subnet-manager"), "true");
         assert_eq!(node_annotation(&c, node, "public-ip"), node_ip(i + 1));
+        // And, as flannel does, NetworkUnavailable=False with its reason.
+        let path = "jsonpath={.status.conditions[?(@.type==\"NetworkUnavailable\")].status} \
+                    {.status.conditions[?(@.type==\"NetworkUnavailable\")].reason}";
+        let out = c.kubectl(&["get", "node", node, "-o", path]);
+        assert_eq!(out.stdout, "False FlannelIsUp", "{out}");
     }
 
     until_answer(

@@ -144,6 +144,30 @@ async fn run_once(client: &kube::Client, cfg: &NetworkConfig) -> Result<(), Erro
                 cfg.node_name
             ))
         })?;
+    // As flannel does once its subnet is up: the node's NetworkUnavailable condition is False
+    // (a strategic merge keyed by type, so the kubelet's own conditions stay).
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let condition = serde_json::json!({"status": {"conditions": [{
+        "type": "NetworkUnavailable",
+        "status": "False",
+        "reason": "FlannelIsUp",
+        "message": "Flannel is running on this node",
+        "lastTransitionTime": now,
+        "lastHeartbeatTime": now,
+    }]}});
+    nodes
+        .patch_status(
+            &cfg.node_name,
+            &PatchParams::default(),
+            &Patch::Strategic(&condition),
+        )
+        .await
+        .map_err(|e| {
+            Error::Api(format!(
+                "set NetworkUnavailable=False on node {}: {e}",
+                cfg.node_name
+            ))
+        })?;
     tracing::info!(backend = cfg.backend.as_str(), iface = %ext.name, public_ip = %ext.ip,
         pod_cidr = %cfg.pod_cidr, "pod network up");
 
