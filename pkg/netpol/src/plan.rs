@@ -11,7 +11,9 @@
 //! Layout: a base chain on the forward hook accepts established/related traffic, then looks
 //! the source up in `egress-pods` and the destination in `ingress-pods`, verdict maps that
 //! jump to one chain per isolated local pod and direction. Those chains `return` on an
-//! allowed packet and `reject` the rest. Peer pods are named sets of IPs, one per policy rule;
+//! allowed packet and reject the rest (TCP with a reset: the kernel rate-limits the ICMP errors
+//! a plain `reject` sends per destination, and a dropped SYN leaves the client retrying for a
+//! second or more instead of failing at once). Peer pods are named sets of IPs, one per policy rule;
 //! egress rules with named ports use a set of `ip . proto . port` (the name resolves on the
 //! destination pod, which may differ per pod).
 
@@ -558,6 +560,7 @@ pub fn plan(
         for id in rule_ids {
             rule_lines(&rules[id], pod, &views, &mut out.sets, &mut lines);
         }
+        lines.push("meta l4proto tcp reject with tcp reset".into());
         lines.push("reject".into());
         match dir {
             Direction::Ingress => out.ingress.insert(ip, chain.clone()),
@@ -700,7 +703,7 @@ mod tests {
         s.parse().unwrap()
     }
 
-    /// The allow lines of `pod_ip`'s chain for `dir` (without the fixed head and the reject).
+    /// The allow lines of `pod_ip`'s chain for `dir` (without the fixed head and the two rejects).
     fn allows(r: &Ruleset, dir: Direction, pod_ip: &str) -> Vec<String> {
         let map = match dir {
             Direction::Ingress => &r.ingress,
@@ -711,9 +714,12 @@ mod tests {
             chain.first().map(String::as_str),
             Some("ct state invalid drop")
         );
-        assert_eq!(chain.last().map(String::as_str), Some("reject"));
+        assert_eq!(
+            chain[chain.len() - 2..],
+            ["meta l4proto tcp reject with tcp reset", "reject"]
+        );
         let head = if dir == Direction::Ingress { 3 } else { 2 };
-        chain[head..chain.len() - 1].to_vec()
+        chain[head..chain.len() - 2].to_vec()
     }
 
     fn set_of<'a>(r: &'a Ruleset, line: &str) -> &'a SetDef {
