@@ -141,6 +141,17 @@ fn request_host(req: &Request<Incoming>) -> String {
         .unwrap_or_default()
 }
 
+/// Whether an HTTP/1 request's headers say it has no body (neither Content-Length > 0 nor
+/// Transfer-Encoding, RFC 9112 §6.3); hyper may not have marked such a body as ended yet.
+fn no_body(parts: &http::request::Parts) -> bool {
+    parts.version < Version::HTTP_2
+        && !parts.headers.contains_key(header::TRANSFER_ENCODING)
+        && parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .is_none_or(|v| v.as_bytes() == b"0")
+}
+
 /// Sets the forwarding headers on a request going to a backend.
 fn forwarding_headers(
     h: &mut HeaderMap,
@@ -207,6 +218,9 @@ pub async fn handle(
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
 
     let (mut parts, body) = req.into_parts();
+    // Without a body the request can go to another endpoint when a connect fails (a pod that
+    // just went away); with one it is sent once.
+    let retryable = body.is_end_stream() || no_body(&parts);
     strip_hop_by_hop(&mut parts.headers);
     if let Some(p) = upgrade_proto {
         parts.headers.insert(header::UPGRADE, p);
@@ -234,9 +248,6 @@ pub async fn handle(
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "/".into());
 
-    // Without a body the request can go to another endpoint when a connect fails (a pod that
-    // just went away); with one it is sent once.
-    let retryable = body.is_end_stream() && !upgrade;
     let mut body = Some(body.boxed());
     let attempts = if retryable {
         CONNECT_ATTEMPTS.min(backend.endpoints.len())
@@ -358,6 +369,178 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A backend on 127.0.0.1 answering `<name> <x-forwarded-for> <x-forwarded-proto>
+    /// <x-forwarded-host> <host>`, and upgrading `Upgrade: echo` requests to an echo stream.
+    async fn backend(name: &'static str) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (s, _) = listener.accept().await.unwrap();
+                tokio::spawn(async move {
+                    let svc =
+                        hyper::service::service_fn(move |mut req: Request<Incoming>| async move {
+                            let h = |n: &str| {
+                                req.headers()
+                                    .get(n)
+                                    .map(|v| v.to_str().unwrap().to_string())
+                                    .unwrap_or_default()
+                            };
+                            if req.headers().contains_key(header::UPGRADE) {
+                                let up = hyper::upgrade::on(&mut req);
+                                tokio::spawn(async move {
+                                    let mut io = TokioIo::new(up.await.unwrap());
+                                    let mut buf = [0u8; 64];
+                                    let n = io.read(&mut buf).await.unwrap();
+                                    io.write_all(&buf[..n]).await.unwrap();
+                                });
+                                let mut r = Response::new(empty());
+                                *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+                                r.headers_mut()
+                                    .insert(header::UPGRADE, HeaderValue::from_static("echo"));
+                                r.headers_mut().insert(
+                                    header::CONNECTION,
+                                    HeaderValue::from_static("upgrade"),
+                                );
+                                return Ok::<_, std::convert::Infallible>(r);
+                            }
+                            let body = format!(
+                                "{name} {} {} {} {}",
+                                h("x-forwarded-for"),
+                                h("x-forwarded-proto"),
+                                h("x-forwarded-host"),
+                                h("host")
+                            );
+                            Ok(Response::new(
+                                Full::new(Bytes::from(body)).map_err(|n| match n {}).boxed(),
+                            ))
+                        });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(s), svc)
+                        .with_upgrades()
+                        .await;
+                });
+            }
+        });
+        addr
+    }
+
+    fn table(eps: &[SocketAddr], dead: SocketAddr) -> RoutingTable {
+        use serde_json::json;
+        let ing: k8s_openapi::api::networking::v1::Ingress = serde_json::from_value(json!({
+            "metadata": {"name": "i", "namespace": "default"},
+            "spec": {"rules": [
+                {"host": "app.test", "http": {"paths": [{"path": "/", "pathType": "Prefix",
+                    "backend": {"service": {"name": "app", "port": {"number": 80}}}}]}},
+                {"host": "empty.test", "http": {"paths": [{"path": "/", "pathType": "Prefix",
+                    "backend": {"service": {"name": "none", "port": {"number": 80}}}}]}}]}
+        }))
+        .unwrap();
+        let svc: k8s_openapi::api::core::v1::Service = serde_json::from_value(json!({
+            "metadata": {"name": "app", "namespace": "default"},
+            "spec": {"ports": [{"port": 80}]}}))
+        .unwrap();
+        // A refused endpoint first: requests without a body go on to the next one.
+        let mut addrs = vec![dead];
+        addrs.extend_from_slice(eps);
+        let slices: Vec<k8s_openapi::api::discovery::v1::EndpointSlice> = addrs
+            .iter()
+            .map(|a| {
+                serde_json::from_value(json!({
+                    "metadata": {"name": format!("app-{}", a.port()), "namespace": "default",
+                        "labels": {"kubernetes.io/service-name": "app"}},
+                    "addressType": "IPv4",
+                    "ports": [{"port": a.port(), "protocol": "TCP"}],
+                    "endpoints": [{"addresses": [a.ip().to_string()]}]}))
+                .unwrap()
+            })
+            .collect();
+        let slice_refs: Vec<_> = slices.iter().collect();
+        crate::route::build(&[&ing], &[], &[&svc], &slice_refs)
+    }
+
+    async fn raw(addr: SocketAddr, request: &str) -> String {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(request.as_bytes()).await.unwrap();
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[tokio::test]
+    async fn proxies_round_robin_retries_503_404_and_upgrades() {
+        let (a, b) = (backend("a").await, backend("b").await);
+        // A port nothing listens on.
+        let dead = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        };
+        let shared = Shared::new("n1");
+        shared.set_table(table(&[a, b], dead));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(serve(listener, shared, None));
+
+        let get = |host: &'static str| {
+            raw(addr, Box::leak(format!(
+                "GET /x HTTP/1.1\r\nHost: {host}\r\nX-Forwarded-For: 6.6.6.6\r\nConnection: close\r\n\r\n"
+            ).into_boxed_str()))
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..6 {
+            let r = get("app.test").await;
+            assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+            let body = r.rsplit("\r\n\r\n").next().unwrap().to_string();
+            assert!(
+                body.ends_with(" 127.0.0.1 http app.test app.test"),
+                "{body}"
+            );
+            seen.insert(body[..1].to_string());
+        }
+        assert_eq!(seen.into_iter().collect::<Vec<_>>(), ["a", "b"]);
+        let r = get("empty.test").await;
+        assert!(r.starts_with("HTTP/1.1 503"), "{r}");
+        let r = get("other.test").await;
+        assert!(
+            r.starts_with("HTTP/1.1 404") && r.ends_with("404 page not found\n"),
+            "{r}"
+        );
+
+        // Upgrade: the 101 comes back and bytes flow both ways.
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(
+            b"GET /ws HTTP/1.1\r\nHost: app.test\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut byte))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                n,
+                1,
+                "connection closed in the head: {}",
+                String::from_utf8_lossy(&head)
+            );
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8(head).unwrap();
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        s.write_all(b"ping").await.unwrap();
+        let mut buf = [0u8; 4];
+        tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&buf, b"ping");
+        server.abort();
+    }
 
     #[test]
     fn hop_by_hop_and_forwarding_headers() {
