@@ -328,4 +328,38 @@ fn network_policies_are_enforced_on_every_node() {
     let t0 = Instant::now();
     check(&c);
     eprintln!("netpol: checked in {:?}", t0.elapsed());
+    drop(c);
+
+    // `--disable network-policy` (k3s's name): no table, policies have no effect.
+    let spec = MultiNodeSpec {
+        nodes: 1,
+        label: "netpol disabled",
+        ..spec
+    };
+    let c = Cluster(MultiNode::start(&spec, |_| {
+        vec!["--disable".into(), "network-policy".into()]
+    }));
+    check_disabled(&c);
+}
+
+fn check_disabled(c: &Cluster) {
+    c.kubectl(&["create", "namespace", "np"]).success();
+    for manifest in [
+        web_pod("np", "web", "n1"),
+        client_pod("np", "client", "client", "n1"),
+    ] {
+        c.kubectl_stdin(&["apply", "-f", "-"], &manifest).success();
+    }
+    let web = ip_of(&wait_pods(c, "np", 2), "web");
+    let deny = r#"{"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy",
+        "metadata":{"name":"default-deny","namespace":"np"},
+        "spec":{"podSelector":{},"policyTypes":["Ingress","Egress"]}}"#;
+    c.kubectl_stdin(&["apply", "-f", "-"], deny).success();
+    // Ten times what enforcement takes when it runs (see the restore time above).
+    thread::sleep(Duration::from_secs(1));
+    let out = c.wget_in_pod("np", "client", &format!("http://{web}/"));
+    assert_eq!(out.stdout.trim(), "web", "--disable network-policy: {out}");
+    let t = c.table(1);
+    assert!(!t.contains("hook forward"), "no table when disabled: {t}");
+    eprintln!("netpol disabled: policies not enforced, no table");
 }
