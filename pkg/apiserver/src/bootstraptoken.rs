@@ -2,13 +2,19 @@
 //! join with): a credential `<id>.<secret>` is checked against Secret
 //! `kube-system/bootstrap-token-<id>` of type `bootstrap.kubernetes.io/token` and, while it is
 //! valid, authenticates as `system:bootstrap:<id>` in `system:bootstrappers` plus its
-//! `auth-extra-groups`. `skiff token create|list|delete` manage those Secrets.
+//! `auth-extra-groups`. `skiff token create|list|delete` manage those Secrets; expired ones are
+//! deleted (upstream's token cleaner).
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use base64::Engine;
 use serde_json::Value;
 use skiff_api::rbac::UserInfo;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often expired token Secrets are looked for.
+const CLEAN_EVERY: Duration = Duration::from_secs(30);
 
 /// Namespace of the token Secrets.
 pub const NAMESPACE: &str = "kube-system";
@@ -140,6 +146,55 @@ pub async fn authenticate(
         .map_err(|why| refused(&why))
 }
 
+/// Whether `secret` is a bootstrap token whose `expiration` has passed at `now_unix`.
+pub fn expired(secret: &Value, now_unix: i64) -> bool {
+    secret["type"].as_str() == Some(SECRET_TYPE)
+        && field(secret, "expiration")
+            .and_then(|e| chrono::DateTime::parse_from_rfc3339(e.trim()).ok())
+            .is_some_and(|at| at.timestamp() <= now_unix)
+}
+
+/// Deletes expired bootstrap token Secrets every [`CLEAN_EVERY`] (what upstream's token
+/// cleaner controller does), so `skiff token list` shows only live tokens.
+pub async fn clean_expired(st: Arc<AppState>) {
+    let mut tick = tokio::time::interval(CLEAN_EVERY);
+    loop {
+        tick.tick().await;
+        if let Err(e) = clean_once(&st).await {
+            tracing::warn!(error = %e.message, "bootstrap tokens: cleanup failed, retrying");
+        }
+    }
+}
+
+/// One pass of [`clean_expired`].
+pub async fn clean_once(st: &Arc<AppState>) -> ApiResult<()> {
+    let Some(res) = skiff_api::registry::find("", "v1", "secrets") else {
+        return Err(ApiError::internal("secrets not registered"));
+    };
+    let prefix = format!("{}{NAMESPACE}/{SECRET_PREFIX}", res.key_prefix());
+    let list = st.store.list(&prefix, Default::default()).await?;
+    let now = chrono::Utc::now().timestamp();
+    for kv in &list.kvs {
+        let Ok(secret) = crate::objects::from_kv(kv) else {
+            continue;
+        };
+        if !expired(&secret, now) {
+            continue;
+        }
+        let name = secret["metadata"]["name"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        let opts = crate::rest::DeleteOpts::default();
+        match crate::rest::delete_object(st, res, Some(NAMESPACE), &name, &opts).await {
+            Ok(_) => tracing::info!(secret = %name, "deleted an expired bootstrap token"),
+            Err(e) if e.code == 404 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,6 +265,20 @@ mod tests {
             i64::MAX / 2
         )
         .is_ok());
+    }
+
+    #[test]
+    fn only_bootstrap_tokens_past_their_expiration_are_expired() {
+        let s = token_secret(&[("expiration", "2030-01-01T00:00:00Z")]);
+        let at = chrono::DateTime::parse_from_rfc3339("2030-01-01T00:00:00Z")
+            .unwrap()
+            .timestamp();
+        assert!(!expired(&s, at - 1));
+        assert!(expired(&s, at));
+        assert!(!expired(&token_secret(&[]), i64::MAX / 2));
+        let mut opaque = s.clone();
+        opaque["type"] = json!("Opaque");
+        assert!(!expired(&opaque, at + 1));
     }
 
     #[test]

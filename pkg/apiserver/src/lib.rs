@@ -155,6 +155,7 @@ pub async fn start(cfg: ServerConfig) -> Result<Server, StartError> {
     state.ready.store(true, Ordering::Relaxed);
     tokio::spawn(bootstrap::sweep_events(state.clone()));
     tokio::spawn(supervisor::tend_node_passwords(state.clone()));
+    tokio::spawn(bootstraptoken::clean_expired(state.clone()));
     tokio::spawn(metricsapi::run_scraper(state.clone()));
     Ok(Server { state, local_addr })
 }
