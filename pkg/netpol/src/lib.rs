@@ -176,3 +176,39 @@ pub async fn run(client: kube::Client, cfg: NetpolConfig) -> Result<(), Error> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the cache drops never changes the plan: labels, IP, node, phase and container
+    /// ports (named ports) survive the strip.
+    #[test]
+    fn stripped_pods_plan_the_same() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"namespace": "prod", "name": "web", "labels": {"app": "web"},
+                         "annotations": {"a": "b"},
+                         "managedFields": [{"manager": "kubectl", "operation": "Apply"}]},
+            "spec": {"nodeName": "n1", "volumes": [{"name": "v", "emptyDir": {}}],
+                     "containers": [{"name": "c", "image": "x", "command": ["sh"],
+                        "env": [{"name": "SECRET", "value": "s3cr3t"}],
+                        "ports": [{"name": "http", "containerPort": 8080}]}]},
+            "status": {"phase": "Running", "podIP": "10.42.1.2",
+                       "conditions": [{"type": "Ready", "status": "True"}]},
+        }))
+        .unwrap();
+        let policy: NetworkPolicy = serde_json::from_value(serde_json::json!({
+            "metadata": {"namespace": "prod", "name": "p"},
+            "spec": {"podSelector": {"matchLabels": {"app": "web"}},
+                     "ingress": [{"ports": [{"port": "http"}]}]},
+        }))
+        .unwrap();
+        let mut stripped = pod.clone();
+        strip_pod(&mut stripped);
+        assert!(stripped.spec.as_ref().unwrap().containers[0].env.is_none());
+        assert!(stripped.metadata.managed_fields.is_none());
+        let full = plan::plan(&[&policy], &[&pod], &[], "n1");
+        assert_eq!(plan::plan(&[&policy], &[&stripped], &[], "n1"), full);
+        assert!(full.render().contains("tcp dport 8080 return"));
+    }
+}
