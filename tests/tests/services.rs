@@ -11,7 +11,7 @@
 
 use skiff_e2e::images::ImageSpec;
 use skiff_e2e::multinode::{MultiNode, MultiNodeSpec};
-use skiff_e2e::netns::{self, node_ip};
+use skiff_e2e::netns::{self, node_ip, SWITCH_IP};
 use skiff_e2e::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -204,6 +204,24 @@ fn check_seeds(c: &Cluster) {
             thread::sleep(Duration::from_millis(250));
         }
     }
+
+    // ClusterIP from a node's own network namespace (the host, not a pod): kube-proxy's
+    // output hook, with masquerade when the chosen pod is on another node. Like kube-proxy,
+    // this needs a route covering the service CIDR before the hook runs — on a real host the
+    // default route; the test nodes have none (no route out), so the switch stands in for
+    // the service CIDR only (it forwards nothing anywhere).
+    for node in [1, 2] {
+        let out = c.net.run_in(
+            node,
+            &["ip", "route", "add", "10.43.0.0/16", "via", SWITCH_IP],
+        );
+        assert_eq!(out.code, 0, "{out}");
+        until_served(c, node, &format!("http://{cluster_ip}/"));
+    }
+    // From a node, every replica answers, the ones on other nodes too.
+    let seen = spread(c, 2, &format!("http://{cluster_ip}/"), 40);
+    let names: BTreeSet<&String> = seen.keys().collect();
+    assert_eq!(names, want, "40 requests from n2 to {cluster_ip}: {seen:?}");
 
     // `kubectl delete pod` during a request loop: no failure once its endpoint is gone.
     let victim = pods.keys().next().unwrap().clone();
