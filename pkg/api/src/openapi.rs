@@ -1361,6 +1361,35 @@ pub fn build_custom_v3_document(
         defs.insert(def.clone(), s);
         defs.insert(format!("{def}List"), list_schema(Flavor::V3, &def, gvk));
     }
+    // The status subresource speaks the custom kind itself: its operations are the object's
+    // (same body, responses and query parameters — kubectl's field-validation check reads the
+    // first PATCH of the kind it meets, status included).
+    let status_paths: Vec<String> = paths
+        .keys()
+        .filter(|p| p.ends_with("/status"))
+        .cloned()
+        .collect();
+    for sp in status_paths {
+        let Some(main) = paths.get(sp.trim_end_matches("/status")).cloned() else {
+            continue;
+        };
+        if let Some(Value::Object(item)) = paths.get_mut(&sp) {
+            for m in ["get", "put", "patch"] {
+                if let (Some(op), Some(Value::Object(from))) = (item.get_mut(m), main.get(m)) {
+                    let id = op.get("operationId").cloned();
+                    let description = op.get("description").cloned();
+                    let mut copy = from.clone();
+                    if let Some(id) = id {
+                        copy.insert("operationId".into(), id);
+                    }
+                    if let Some(d) = description {
+                        copy.insert("description".into(), d);
+                    }
+                    *op = Value::Object(copy);
+                }
+            }
+        }
+    }
     if let Some(Value::Object(o)) = defs.get_mut(DELETE_OPTIONS) {
         o.insert(
             "x-kubernetes-group-version-kind".into(),
@@ -1725,8 +1754,32 @@ mod tests {
             verbs: registry::RW_VERBS,
             subresources: &[],
         };
+        static STATUS: &[Subresource] = &[Subresource {
+            name: "status",
+            group: "",
+            version: "",
+            kind: "",
+            verbs: &["get", "patch", "update"],
+        }];
+        let mut with_status = CT;
+        with_status.subresources = STATUS;
+        let with_status: &'static ResourceInfo = Box::leak(Box::new(with_status));
         let schema = json!({"type": "object", "properties": {"spec": {"type": "object",
             "properties": {"cronSpec": {"type": "string"}}}}});
+        let doc = build_custom_v3_document(
+            "stable.example.com",
+            "v1",
+            &[(with_status, Some(schema.clone()))],
+        );
+        // Every PATCH of the kind (the status one too) carries fieldValidation: kubectl reads
+        // whichever it meets first.
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            if let Some(patch) = item.get("patch") {
+                if patch["x-kubernetes-group-version-kind"]["kind"] == "CronTab" {
+                    assert!(param_names(patch).contains(&"fieldValidation"), "{path}");
+                }
+            }
+        }
         let doc = build_custom_v3_document("stable.example.com", "v1", &[(&CT, Some(schema))]);
         let def = &doc["components"]["schemas"]["com.example.stable.v1.CronTab"];
         assert_eq!(
