@@ -351,6 +351,64 @@ mod tests {
     }
 
     #[test]
+    fn custom_resources_join_discovery() {
+        static SUBS: &[Subresource] = &[Subresource {
+            name: "status",
+            group: "",
+            version: "",
+            kind: "",
+            verbs: &["get", "patch", "update"],
+        }];
+        static CT: ResourceInfo = ResourceInfo {
+            group: "stable.example.com",
+            version: "v1",
+            kind: "CronTab",
+            plural: "crontabs",
+            singular: "crontab",
+            namespaced: true,
+            short_names: &["ct"],
+            categories: &[],
+            verbs: registry::RW_VERBS,
+            subresources: SUBS,
+        };
+        let extra: &[&'static ResourceInfo] = &[&CT];
+        let agg = aggregated_apis_with(extra);
+        let items = agg["items"].as_array().unwrap();
+        let group = items
+            .iter()
+            .find(|i| i["metadata"]["name"] == "stable.example.com")
+            .expect("custom group listed");
+        let ct = &group["versions"][0]["resources"][0];
+        assert_eq!(ct["resource"], "crontabs");
+        assert_eq!(ct["shortNames"], json!(["ct"]));
+        assert_eq!(ct["subresources"][0]["subresource"], "status");
+        assert!(aggregated_apis()["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["metadata"]["name"] != "stable.example.com"));
+        let legacy = api_group_with("stable.example.com", extra).unwrap();
+        assert_eq!(
+            legacy["preferredVersion"]["groupVersion"],
+            "stable.example.com/v1"
+        );
+        let list = api_resource_list_with("stable.example.com", "v1", extra).unwrap();
+        let names: Vec<&str> = list["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|r| r["name"].as_str())
+            .collect();
+        assert_eq!(names, vec!["crontabs", "crontabs/status"]);
+        assert!(api_resource_list("stable.example.com", "v1").is_none());
+        assert!(api_group_list_with(extra)["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["name"] == "stable.example.com"));
+    }
+
+    #[test]
     fn aggregated_core_lists_pods() {
         let doc = aggregated_core();
         assert_eq!(doc["kind"], "APIGroupDiscoveryList");

@@ -350,7 +350,7 @@ fn scale(e: &mut Errs, v: &Value, base: &str) {
         }
     }
     let sel = str_at(sc, "/labelSelectorPath");
-    if !sel.is_empty() && !(sel.starts_with(".spec.") || sel.starts_with(".status.")) {
+    if !(sel.is_empty() || sel.starts_with(".spec.") || sel.starts_with(".status.")) {
         e.invalid(
             &format!("{p}.labelSelectorPath"),
             &go_quote(sel),
