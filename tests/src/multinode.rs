@@ -37,6 +37,16 @@ impl MultiNode {
     /// gets the test network, e.g. to write a file the flags name), and waits until every node
     /// is Ready.
     pub fn start(spec: &MultiNodeSpec, extra: impl FnOnce(&TestNet) -> Vec<String>) -> Self {
+        Self::start_with(spec, &[], extra)
+    }
+
+    /// [`MultiNode::start`] with `server_extra` flags for the server only (control-plane
+    /// flags an agent does not take).
+    pub fn start_with(
+        spec: &MultiNodeSpec,
+        server_extra: &[&str],
+        extra: impl FnOnce(&TestNet) -> Vec<String>,
+    ) -> Self {
         assert!(
             skiff_bin().is_file(),
             "skiff binary {} not found: build it first with `cargo build -p skiff`",
@@ -84,6 +94,7 @@ impl MultiNode {
             spec.token.into(),
         ];
         server_args.extend(extra.iter().cloned());
+        server_args.extend(server_extra.iter().map(|s| s.to_string()));
         let refs: Vec<&str> = server_args.iter().map(String::as_str).collect();
         let mut procs = vec![net.spawn_in(1, "server", &refs)];
         wait_for(Duration::from_secs(30), "the server's readyz", || {
