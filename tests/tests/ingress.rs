@@ -93,6 +93,8 @@ spec:
       containers:
       - name: web
         image: web:1
+        # Answers /, /shop/ and /shop/x with its name (the Prefix /shop rule's paths).
+        command: ["sh", "-c", "mkdir -p /www/shop && for f in index.html shop/index.html shop/x; do hostname > /www/$f; done && exec httpd -f -p 80 -h /www"]
 ---
 apiVersion: v1
 kind: Service
@@ -196,7 +198,7 @@ spec:
   - host: example.com
     http:
       paths:
-      - path: /a
+      - path: /shop
         pathType: Prefix
         backend:
           service:
@@ -343,15 +345,6 @@ fn check(c: &Cluster) {
     let out = c.apply("apps.yaml", APPS);
     assert_eq!(out.code, 0, "{out}");
 
-    // The seed's original v1beta1 manifest: refused by kubectl as upstream (no such version).
-    let out = c.apply("ingress-v1beta1.yaml", SEED_INGRESS_V1BETA1);
-    assert_ne!(out.code, 0, "{out}");
-    assert!(
-        out.stderr
-            .contains("no matches for kind \"Ingress\" in version \"networking.k8s.io/v1beta1\""),
-        "{out}"
-    );
-
     let out = c.apply("ingress.yaml", SEED_INGRESS);
     assert_eq!(
         out.stdout, "ingress.networking.k8s.io/ingress-letschat created\n",
@@ -451,13 +444,13 @@ fn check(c: &Cluster) {
     let is =
         |prefix: &'static str| move |b: &str, code: &str| code == "200" && b.starts_with(prefix);
     c.until(
-        "Prefix /a → shop",
-        || c.get(2, 3, "example.com", "/a"),
+        "Prefix /shop → shop (/shop/)",
+        || c.get(2, 3, "example.com", "/shop/"),
         is("shop-"),
     );
     c.until(
-        "Prefix /a/x → shop",
-        || c.get(2, 3, "example.com", "/a/x"),
+        "Prefix /shop → shop (/shop/x)",
+        || c.get(2, 3, "example.com", "/shop/x"),
         is("shop-"),
     );
     c.until(
@@ -547,6 +540,15 @@ fn check(c: &Cluster) {
         );
         thread::sleep(Duration::from_millis(250));
     }
+
+    // The seed's original v1beta1 manifest: refused by kubectl as upstream (no such version).
+    let out = c.apply("ingress-v1beta1.yaml", SEED_INGRESS_V1BETA1);
+    assert_ne!(out.code, 0, "{out}");
+    assert!(
+        out.stderr
+            .contains("no matches for kind \"Ingress\" in version \"networking.k8s.io/v1beta1\""),
+        "{out}"
+    );
 }
 
 #[test]
