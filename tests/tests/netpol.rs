@@ -363,3 +363,116 @@ fn check_disabled(c: &Cluster) {
     assert!(!t.contains("hook forward"), "no table when disabled: {t}");
     eprintln!("netpol disabled: policies not enforced, no table");
 }
+
+/// In-pod shell loop: `n` sequential requests to `url`, output discarded; fails on the first
+/// failed request.
+fn request_loop(n: usize, url: &str) -> String {
+    format!("i=0; while [ $i -lt {n} ]; do wget -qO /dev/null {url} || exit 1; i=$((i+1)); done")
+}
+
+/// The cost of 100 NetworkPolicies on pod → pod traffic (issue 11's benchmark): web on n3,
+/// client on n2; a 500 MB download (throughput) and 1,000 sequential small requests (new
+/// connections per second) with no policy, then with 100 policies selecting web, the one
+/// allowing the client last in the chain. Prints the numbers; run by hand:
+/// `SKIFF_E2E_NODES=1 cargo test -p skiff-e2e --test netpol -- --ignored --nocapture`.
+#[test]
+#[ignore = "benchmark: prints pod → pod throughput and connection rate with 0 and 100 policies"]
+fn bench_100_policies_pod_to_pod() {
+    if !netns::bed_enabled() {
+        return;
+    }
+    let spec = MultiNodeSpec {
+        nodes: 3,
+        token: TOKEN,
+        images: &[ImageSpec::nginx(), ImageSpec::busybox()],
+        ready: READY,
+        label: "netpol bench",
+    };
+    let c = Cluster(MultiNode::start(&spec, |_| Vec::new()));
+    c.kubectl(&["create", "namespace", "np"]).success();
+    for manifest in [
+        web_pod("np", "web", "n3"),
+        client_pod("np", "client", "client", "n2"),
+    ] {
+        c.kubectl_stdin(&["apply", "-f", "-"], &manifest).success();
+    }
+    let web = ip_of(&wait_pods(&c, "np", 2), "web");
+    let exec = |script: &str| {
+        let cmd = c.kubectl_cmd(&["exec", "-n", "np", "client", "--", "sh", "-c", script]);
+        c.net.run(cmd, Duration::from_secs(120))
+    };
+    let exec_web = |script: &str| {
+        let cmd = c.kubectl_cmd(&["exec", "-n", "np", "web", "--", "sh", "-c", script]);
+        c.net.run(cmd, Duration::from_secs(120))
+    };
+    exec_web("head -c 500000000 /dev/zero > /www/big").success();
+    until(&c, "client → web open", Some("web"), || {
+        c.wget_in_pod("np", "client", &format!("http://{web}/"))
+    });
+    let baseline = exec("true").success().elapsed;
+    // One download and one request loop: (Mbit/s, new connections/s).
+    let once = || {
+        let out = exec(&format!("wget -qO /dev/null http://{web}/big"));
+        out.success();
+        let mbps = 500.0 * 8.0 / out.elapsed.saturating_sub(baseline).as_secs_f64();
+        let out = exec(&request_loop(1000, &format!("http://{web}/")));
+        out.success();
+        let rate = 1000.0 / out.elapsed.saturating_sub(baseline).as_secs_f64();
+        (mbps, rate)
+    };
+    let mut all = String::new();
+    for i in 0..100 {
+        // p000…p098 allow other ports; p099, last in the chain, allows the client on 80.
+        let port = if i == 99 { 80 } else { 10000 + i };
+        all.push_str(&format!(
+            r#"{{"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy",
+            "metadata":{{"name":"p{i:03}","namespace":"np"}},
+            "spec":{{"podSelector":{{"matchLabels":{{"app":"web"}}}},
+              "ingress":[{{"from":[{{"podSelector":{{"matchLabels":{{"role":"client"}}}}}}],
+                          "ports":[{{"port":{port}}}]}}]}}}}
+"#
+        ));
+    }
+    // Waits until n3's table has `want` isolated-pod port lines (100 or none).
+    let programmed = |want: usize| {
+        let start = Instant::now();
+        loop {
+            let t = c.table(3);
+            if t.matches("tcp dport").count() == want {
+                return;
+            }
+            assert!(
+                start.elapsed() < CONVERGE,
+                "{want} port rules not programmed: {t}"
+            );
+            thread::sleep(Duration::from_millis(100));
+        }
+    };
+    // Interleaved rounds, so the load other processes put on the machine hits both alike.
+    let (mut without, mut with) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        c.kubectl(&["delete", "networkpolicy", "--all", "-n", "np"])
+            .success();
+        programmed(0);
+        without.push(once());
+        c.kubectl_stdin(&["apply", "-f", "-"], &all).success();
+        programmed(100);
+        let out = c.wget_in_pod("np", "client", &format!("http://{web}:8080/"));
+        assert_ne!(out.code, 0, "web is isolated: 8080 refused: {out}");
+        with.push(once());
+    }
+    let median = |v: &[(f64, f64)], pick: fn(&(f64, f64)) -> f64| {
+        let mut x: Vec<f64> = v.iter().map(pick).collect();
+        x.sort_by(|a, b| a.total_cmp(b));
+        x[x.len() / 2]
+    };
+    let (m0, r0) = (median(&without, |p| p.0), median(&without, |p| p.1));
+    let (m1, r1) = (median(&with, |p| p.0), median(&with, |p| p.1));
+    eprintln!("0 policies: {m0:.0} Mbit/s, {r0:.0} new connections/s (runs {without:.0?})");
+    eprintln!("100 policies: {m1:.0} Mbit/s, {r1:.0} new connections/s (runs {with:.0?})");
+    eprintln!(
+        "100 policies vs none (medians of 5 interleaved rounds): throughput {:+.1}%, new connections/s {:+.1}%",
+        (m1 / m0 - 1.0) * 100.0,
+        (r1 / r0 - 1.0) * 100.0
+    );
+}
