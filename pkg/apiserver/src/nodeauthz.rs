@@ -5,6 +5,8 @@
 //! uses them, and writes only its own Node, its pods' status and its own lease. Other
 //! requests fall back to the static node rules (the `system:node` ClusterRole), then RBAC
 //! without the `system:node` binding (as upstream, where that binding has no subjects).
+//! skiff additions, marked where they are decided: a node lists/watches every Node and every
+//! pod (pod network, service proxy, NetworkPolicy peers) and PVs (local-path cleanup).
 
 use crate::authz;
 use crate::error::{ApiError, ApiResult};
