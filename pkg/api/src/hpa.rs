@@ -760,6 +760,50 @@ mod tests {
     }
 
     #[test]
+    fn validation_like_upstream() {
+        let errors = |obj: &Value| -> Vec<String> {
+            let res = crate::registry::find_kind(
+                obj["apiVersion"].as_str().unwrap(),
+                "HorizontalPodAutoscaler",
+            )
+            .unwrap();
+            crate::validation::validate_create(res, obj)
+                .iter()
+                .map(|c| c.error_string())
+                .collect()
+        };
+        assert!(errors(&v1_autoscale()).is_empty());
+        let mut bad = v1_autoscale();
+        bad["spec"]["minReplicas"] = json!(0);
+        bad["spec"]["maxReplicas"] = json!(0);
+        bad["spec"]["targetCPUUtilizationPercentage"] = json!(0);
+        bad["spec"]["scaleTargetRef"]["name"] = json!("a/b");
+        assert_eq!(
+            errors(&bad),
+            [
+                "spec.minReplicas: Invalid value: 0: must be greater than or equal to 1",
+                "spec.maxReplicas: Invalid value: 0: must be greater than 0",
+                "spec.scaleTargetRef.name: Invalid value: \"a/b\": may not contain '/'",
+                "spec.metrics[0].resource.target.averageUtilization: Invalid value: 0: must be greater than 0",
+            ]
+        );
+        let v2 = json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "h", "namespace": "ns"}, "spec": {"scaleTargetRef": {"name": "d"}, "minReplicas": 3, "maxReplicas": 2,
+            "metrics": [{"type": "Pods"}, {"type": "Nope"}, {"type": "Resource", "resource": {"name": "cpu",
+                "target": {"type": "AverageValue", "averageValue": "-1"}}}]}});
+        assert_eq!(
+            errors(&v2),
+            [
+                "spec.maxReplicas: Invalid value: 2: must be greater than or equal to `minReplicas`",
+                "spec.scaleTargetRef.kind: Required value",
+                "spec.metrics[0].pods: Required value: must populate information for the given metric source",
+                "spec.metrics[1].type: Unsupported value: \"Nope\": supported values: \"ContainerResource\", \"External\", \"Object\", \"Pods\", \"Resource\"",
+                "spec.metrics[2].resource.target.averageValue: Invalid value: \"-1\": must be positive",
+            ]
+        );
+    }
+
+    #[test]
     fn targets_cell_like_upstream() {
         let mut v2 = v1_to_v2(&v1_autoscale());
         assert_eq!(format_targets(&v2), "cpu: <unknown>/50%");

@@ -181,7 +181,7 @@ pub fn parse_manifest(text: &str, json: bool) -> Result<Vec<Value>, String> {
             ("kind", o.get("kind")),
             ("metadata.name", o.pointer("/metadata/name")),
         ] {
-            if !v.and_then(Value::as_str).is_some_and(|s| !s.is_empty()) {
+            if v.and_then(Value::as_str).is_none_or(str::is_empty) {
                 return Err(format!("object {} has no {field}", i + 1));
             }
         }

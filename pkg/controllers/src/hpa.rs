@@ -11,8 +11,8 @@
 
 use crate::controller::{Action, Controller};
 use crate::events::Recorder;
-use crate::informer::{Factory, Store};
-use crate::util::ObjectKey;
+use crate::informer::{Change, Factory, Store};
+use crate::util::{key_of, ObjectKey};
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Pod;
@@ -674,7 +674,15 @@ pub fn start(factory: &Factory, _cfg: Arc<crate::Config>) {
         kinds: Mutex::new(HashMap::new()),
     });
     Controller::new(factory, "horizontal-pod-autoscaler")
-        .reconciles::<HorizontalPodAutoscaler>()
+        // Every HPA requeues itself each SYNC_PERIOD; a change queues it early unless only its
+        // status changed (the controller's own writes), as upstream's rate-limited updates.
+        .watches::<HorizontalPodAutoscaler, _>(|c| match c {
+            Change::Applied {
+                old: Some(old),
+                new,
+            } if old.spec == new.spec => None,
+            c => Some(key_of(c.object().as_ref())),
+        })
         .reads::<Pod>()
         .workers(2)
         .run(ctx, reconcile);
@@ -817,7 +825,9 @@ async fn reconcile(ctx: Arc<Ctx>, key: ObjectKey) -> Result<Action, SyncError> {
             status.insert(k.into(), v.clone());
         }
     }
-    status.insert("observedGeneration".into(), json!(hpa.metadata.generation));
+    if let Some(g) = hpa.metadata.generation {
+        status.insert("observedGeneration".into(), json!(g));
+    }
 
     let scale_api = match resolve(
         &ctx,

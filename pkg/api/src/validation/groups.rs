@@ -471,3 +471,159 @@ pub fn type_invalid(field: &str, value: &Value, detail: &str) -> FieldCause {
         field: field.into(),
     })
 }
+
+/// Upstream's `IsValidPathSegmentName` messages for a name used in a URL path.
+fn path_segment_errors(s: &str) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if s == "." || s == ".." {
+        out.push(if s == "." {
+            "may not be '.'"
+        } else {
+            "may not be '..'"
+        });
+    }
+    for (bad, msg) in [('/', "may not contain '/'"), ('%', "may not contain '%'")] {
+        if s.contains(bad) {
+            out.push(msg);
+        }
+    }
+    out
+}
+
+fn validate_metric_target(e: &mut Errs, t: &Value, path: &str) {
+    match t.get("type").and_then(Value::as_str).unwrap_or_default() {
+        "" => e.required(&format!("{path}.type"), "must specify a metric target type"),
+        "Utilization" | "Value" | "AverageValue" => {}
+        other => e.invalid(
+            &format!("{path}.type"),
+            bad_str(other),
+            "must be either Utilization, Value, or AverageValue",
+        ),
+    }
+    for key in ["value", "averageValue"] {
+        if let Some(q) = t.get(key).filter(|v| !v.is_null()) {
+            let text = match q {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            if parse_quantity(&text).is_none_or(|v| v <= 0.0) {
+                e.invalid(&format!("{path}.{key}"), bad_str(&text), "must be positive");
+            }
+        }
+    }
+    if let Some(u) = t.get("averageUtilization").and_then(Value::as_i64) {
+        if u < 1 {
+            e.invalid(
+                &format!("{path}.averageUtilization"),
+                Bad::Int(u),
+                "must be greater than 0",
+            );
+        }
+    }
+}
+
+/// A HorizontalPodAutoscaler in its v2 shape (v1 objects are converted first, so their errors
+/// name v2 fields as upstream's, which validates the internal version).
+pub(super) fn validate_hpa(e: &mut Errs, obj: &Value) {
+    let v2;
+    let obj = if obj.get("apiVersion").and_then(Value::as_str) == Some("autoscaling/v1") {
+        v2 = crate::hpa::v1_to_v2(obj);
+        &v2
+    } else {
+        obj
+    };
+    let spec = obj.get("spec").cloned().unwrap_or(Value::Null);
+    let min = spec.get("minReplicas").and_then(Value::as_i64);
+    let max = spec.get("maxReplicas").and_then(Value::as_i64).unwrap_or(0);
+    if let Some(m) = min.filter(|m| *m < 1) {
+        e.invalid(
+            "spec.minReplicas",
+            Bad::Int(m),
+            "must be greater than or equal to 1",
+        );
+    }
+    if max < 1 {
+        e.invalid("spec.maxReplicas", Bad::Int(max), "must be greater than 0");
+    }
+    if min.is_some_and(|m| max < m) {
+        e.invalid(
+            "spec.maxReplicas",
+            Bad::Int(max),
+            "must be greater than or equal to `minReplicas`",
+        );
+    }
+    for key in ["kind", "name"] {
+        let path = format!("spec.scaleTargetRef.{key}");
+        match spec
+            .pointer(&format!("/scaleTargetRef/{key}"))
+            .and_then(Value::as_str)
+        {
+            None | Some("") => e.required(&path, ""),
+            Some(v) => {
+                for msg in path_segment_errors(v) {
+                    e.invalid(&path, bad_str(v), msg);
+                }
+            }
+        }
+    }
+    const TYPES: &[&str] = &[
+        "ContainerResource",
+        "External",
+        "Object",
+        "Pods",
+        "Resource",
+    ];
+    for (i, m) in arr(spec.get("metrics")).iter().enumerate() {
+        let path = format!("spec.metrics[{i}]");
+        let t = m.get("type").and_then(Value::as_str).unwrap_or_default();
+        let key = match t {
+            "" => {
+                e.required(&format!("{path}.type"), "must specify a metric source type");
+                continue;
+            }
+            "Resource" => "resource",
+            "ContainerResource" => "containerResource",
+            "Pods" => "pods",
+            "Object" => "object",
+            "External" => "external",
+            other => {
+                e.not_supported(&format!("{path}.type"), bad_str(other), TYPES);
+                continue;
+            }
+        };
+        let Some(src) = m.get(key).filter(|v| v.is_object()) else {
+            e.required(
+                &format!("{path}.{key}"),
+                "must populate information for the given metric source",
+            );
+            continue;
+        };
+        if matches!(key, "resource" | "containerResource")
+            && src
+                .get("name")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+        {
+            e.required(
+                &format!("{path}.{key}.name"),
+                "must specify a resource name",
+            );
+        }
+        if key == "containerResource"
+            && src
+                .get("container")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+        {
+            e.required(
+                &format!("{path}.{key}.container"),
+                "must specify a container",
+            );
+        }
+        validate_metric_target(
+            e,
+            src.get("target").unwrap_or(&Value::Null),
+            &format!("{path}.{key}.target"),
+        );
+    }
+}

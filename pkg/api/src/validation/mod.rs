@@ -206,6 +206,7 @@ fn validate_object(e: &mut Errs, res: &ResourceInfo, obj: &Value, old: Option<&V
         ("rbac.authorization.k8s.io", "ClusterRoleBinding") => validate_binding(e, obj, old, false),
         ("storage.k8s.io", "StorageClass") => validate_storage_class(e, obj, old),
         ("policy", "PodDisruptionBudget") => validate_pdb(e, obj.get("spec")),
+        ("autoscaling", "HorizontalPodAutoscaler") => validate_hpa(e, obj),
         ("scheduling.k8s.io", "PriorityClass") => validate_priority_class(e, obj, old),
         ("coordination.k8s.io", "Lease") => {
             if let Some(n) = obj
