@@ -207,6 +207,8 @@ get_binary() {
         version=${INSTALL_SKIFF_VERSION:-latest}
         a=$(arch)
         TMP_DL=$(mktemp -d)
+        # Removed however the script ends (a failed checksum exits through fatal).
+        trap 'rm -rf "$TMP_DL"' EXIT
         info "downloading skiff $version ($a) from $base"
         download "$base/$version/sha256sum-$a.txt" "$TMP_DL/sums" ||
             fatal "cannot download $base/$version/sha256sum-$a.txt: check the network, INSTALL_SKIFF_DOWNLOAD_URL and INSTALL_SKIFF_VERSION"
