@@ -26,6 +26,8 @@ pub struct Facts {
     pub ip_forward: Option<String>,
     /// Active swap areas (/proc/swaps minus its header).
     pub swaps: usize,
+    /// The ports skiff listens on ([`PORTS`]) and whether they could be bound now.
+    pub ports: Vec<(u16, &'static str, bool)>,
 }
 
 /// The cgroup setup.
@@ -141,6 +143,13 @@ const BINARIES: &[(&str, bool, &str)] = &[
     ("conntrack", false, "clearing stale UDP Service flows"),
 ];
 
+/// Ports skiff listens on: (port, protocol, what).
+pub const PORTS: &[(u16, &str, &str)] = &[
+    (6443, "tcp", "the API server (--https-listen-port)"),
+    (10250, "tcp", "the kubelet API (--kubelet-port)"),
+    (8472, "udp", "the vxlan pod network"),
+];
+
 /// CNI plugins the generated conflist uses.
 pub const CNI_PLUGINS: &[&str] = &["bridge", "host-local", "loopback", "portmap"];
 
@@ -245,6 +254,25 @@ pub fn evaluate(f: &Facts) -> Vec<Check> {
         state: cni_state,
         required: true,
     });
+    for (port, proto, free) in &f.ports {
+        let what = PORTS
+            .iter()
+            .find(|(p, pr, _)| p == port && pr == proto)
+            .map_or("skiff", |(_, _, w)| *w);
+        out.push(Check {
+            section: "System",
+            name: format!("port {port}/{proto}"),
+            // A running skiff holds its own ports: worth a note, never a failure.
+            state: if *free {
+                State::Ok("free".into())
+            } else {
+                State::Warn(format!(
+                    "in use: fine if skiff is running here, else stop the program holding it (needed for {what})"
+                ))
+            },
+            required: false,
+        });
+    }
     out.push(Check {
         section: "System",
         name: "swap".into(),
@@ -511,6 +539,18 @@ pub fn gather() -> Facts {
             .ok()
             .map(|s| s.trim().to_string()),
         swaps,
+        ports: PORTS
+            .iter()
+            .map(|(port, proto, _)| {
+                let addr = std::net::SocketAddr::from(([0, 0, 0, 0], *port));
+                let free = if *proto == "udp" {
+                    std::net::UdpSocket::bind(addr).is_ok()
+                } else {
+                    std::net::TcpListener::bind(addr).is_ok()
+                };
+                (*port, *proto, free)
+            })
+            .collect(),
     }
 }
 
@@ -559,6 +599,7 @@ mod tests {
             )),
             ip_forward: Some("0".into()),
             swaps: 0,
+            ports: vec![(6443, "tcp", true), (8472, "udp", false)],
         }
     }
 
@@ -595,6 +636,9 @@ mod tests {
             "- cgroup hierarchy: cgroups V2 mounted, cpu|cpuset|memory controllers status: good"
         );
         assert!(line(&text, "/proc/sys/net/ipv4/ip_forward").contains("the agent sets it"));
+        assert_eq!(line(&text, "port 6443/tcp"), "- port 6443/tcp: free");
+        assert!(line(&text, "port 8472/udp")
+            .starts_with("- port 8472/udp: in use: fine if skiff is running"));
         assert_eq!(
             text.lines().filter(|l| l.starts_with("- ")).count(),
             checks.len()
