@@ -1,7 +1,8 @@
-//! End-to-end check against the real containerd (ignored by default: needs root, containerd,
-//! runc, the CNI plugins and `ip`): run as root with
-//! `cargo test -p skiff-agent containerd::live_tests -- --ignored --nocapture`.
-//! containerd runs in a network namespace the test creates and deletes.
+//! End-to-end checks against the real containerd, each in a network and mount namespace of its
+//! own ([`Bed`]). They run with the rest of the suite, gated like the e2e multi-node tests:
+//! `SKIFF_E2E_NODES=0` skips them; otherwise they need root, containerd, runc, the CNI plugins
+//! and busybox-static and fail naming the packages when one is missing (`bash .ci/run`
+//! installs them). `cargo test -p skiff-agent live -- --nocapture` shows their timings.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -14,74 +15,206 @@ use super::oci::{layer_tar, LayerEntry, OciImage};
 use super::*;
 use crate::cri::Cri;
 
-/// Deletes the network namespace when dropped.
-struct Netns(String);
+/// What the live tests run, with the Debian package that provides each.
+pub(crate) const TOOLS: &[(&str, &str)] = &[
+    ("/usr/bin/containerd", "containerd"),
+    ("/usr/sbin/runc", "runc"),
+    ("/usr/lib/cni/bridge", "containernetworking-plugins"),
+    ("/usr/lib/cni/host-local", "containernetworking-plugins"),
+    ("/usr/lib/cni/loopback", "containernetworking-plugins"),
+    ("/usr/sbin/ip", "iproute2"),
+    ("/usr/bin/nsenter", "util-linux"),
+    ("/usr/bin/unshare", "util-linux"),
+    ("/bin/busybox", "busybox-static"),
+];
 
-impl Netns {
-    fn create(name: &str) -> Netns {
-        let _ = std::process::Command::new("ip")
-            .args(["netns", "del", name])
-            .stderr(std::process::Stdio::null())
-            .status();
-        let ok = std::process::Command::new("ip")
-            .args(["netns", "add", name])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "ip netns add {name}");
-        let ok = std::process::Command::new("ip")
-            .args(["-n", name, "link", "set", "lo", "up"])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "lo up in {name}");
-        Netns(name.to_string())
+/// The registry test's extra tools.
+const REGISTRY_TOOLS: &[(&str, &str)] = &[
+    ("/usr/bin/docker-registry", "docker-registry"),
+    ("/usr/bin/skopeo", "skopeo"),
+];
+
+/// Whether the live tests run: as the e2e multi-node tests, `SKIFF_E2E_NODES=0` skips them
+/// (developers without root); unset or anything else runs them, and they fail when the machine
+/// lacks what they need.
+pub(crate) fn enabled() -> bool {
+    std::env::var("SKIFF_E2E_NODES").map_or(true, |v| v.trim() != "0")
+}
+
+/// Why the live tests cannot run here (not root, or a tool missing), naming what to install.
+pub(crate) fn missing_prerequisites(
+    status: &str,
+    tools: &[(&str, &str)],
+    exists: impl Fn(&str) -> bool,
+) -> Option<String> {
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|rest| rest.split_whitespace().nth(1))
+        .and_then(|u| u.parse::<u32>().ok());
+    if uid != Some(0) {
+        return Some(
+            "the live containerd tests need root (namespaces, mounts, containerd): run them as \
+             root, or set SKIFF_E2E_NODES=0 to skip them"
+                .into(),
+        );
+    }
+    let mut missing: Vec<&str> = Vec::new();
+    for (path, pkg) in tools {
+        if !exists(path) && !missing.contains(pkg) {
+            missing.push(pkg);
+        }
+    }
+    (!missing.is_empty()).then(|| {
+        format!(
+            "the live containerd tests need these Debian packages: apt-get install -y {} (or \
+             run `bash .ci/run`; SKIFF_E2E_NODES=0 skips the tests)",
+            missing.join(" ")
+        )
+    })
+}
+
+/// Whether a live test should run: false (skip) with `SKIFF_E2E_NODES=0`; panics naming what to
+/// install when enabled on a machine that lacks root or one of `extra` + [`TOOLS`].
+pub(crate) fn should_run(extra: &[(&str, &str)]) -> bool {
+    if !enabled() {
+        eprintln!("skipped: SKIFF_E2E_NODES=0");
+        return false;
+    }
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let tools: Vec<(&str, &str)> = TOOLS.iter().chain(extra).copied().collect();
+    if let Some(why) = missing_prerequisites(&status, &tools, |p| Path::new(p).exists()) {
+        panic!("{why}");
+    }
+    true
+}
+
+/// A private network namespace (only `lo`, up) and mount namespace for one test's containerd,
+/// held by an `unshare` process; a temp dir with the `containerd-in-ns` wrapper. Nothing the
+/// test's containerd mounts or creates (overlay rootfs, pod netns, the CNI bridge) is seen by
+/// the host or by another test. On drop every process in the namespace (containerd, shims,
+/// containers, helpers) is killed and the holder with them, so the namespaces go away.
+pub(crate) struct Bed {
+    holder: std::process::Child,
+    /// `/proc/<holder>/ns/net` as a link text (`net:[4026…]`), to find the namespace's processes.
+    net_id: String,
+    pub(crate) tmp: tempfile::TempDir,
+    /// Runs `containerd "$@"` inside the namespaces.
+    pub(crate) wrapper: PathBuf,
+}
+
+/// How long the namespace holder may take to come up.
+const HOLDER_READY: Duration = Duration::from_secs(10);
+
+impl Bed {
+    pub(crate) fn create() -> Bed {
+        use std::io::Read;
+        use std::os::unix::fs::PermissionsExt;
+        // The holder reports `ready` and then waits for its stdin to close: when the test
+        // process dies, even by SIGKILL, the holder goes with it.
+        let mut holder = std::process::Command::new("unshare")
+            .args(["--net", "--mount", "--propagation", "private", "--"])
+            .args([
+                "/bin/sh",
+                "-c",
+                "ip link set lo up && echo ready && exec cat >/dev/null",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("unshare (util-linux) runs the namespace holder");
+        let mut out = holder.stdout.take().expect("holder stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 6];
+            let _ = tx.send(out.read_exact(&mut buf).map(|_| buf));
+        });
+        let ready = rx.recv_timeout(HOLDER_READY);
+        if !matches!(ready, Ok(Ok(b)) if &b == b"ready\n") {
+            let _ = holder.kill();
+            let _ = holder.wait();
+            panic!("the namespace holder (unshare --net --mount) did not come up: {ready:?}");
+        }
+        let net_id = std::fs::read_link(format!("/proc/{}/ns/net", holder.id()))
+            .expect("the holder's network namespace")
+            .to_string_lossy()
+            .into_owned();
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let wrapper = tmp.path().join("containerd-in-ns");
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\nexec nsenter --target {} --net --mount -- containerd \"$@\"\n",
+                holder.id()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Bed {
+            holder,
+            net_id,
+            tmp,
+            wrapper,
+        }
+    }
+
+    /// `program` run inside the namespaces.
+    pub(crate) fn command(&self, program: &str) -> std::process::Command {
+        let mut c = std::process::Command::new("nsenter");
+        c.arg(format!("--target={}", self.holder.id()))
+            .args(["--net", "--mount", "--", program]);
+        c
+    }
+
+    /// Options that start containerd with data dir `<tmp>/<name>` inside the namespaces.
+    pub(crate) fn containerd(&self, name: &str, registries: &Path) -> ContainerdOptions {
+        ContainerdOptions {
+            data_dir: self.tmp.path().join(name),
+            private_registry: registries.to_path_buf(),
+            binary: Some(self.wrapper.clone()),
+        }
+    }
+
+    /// Pids in the bed's network namespace, the holder excepted.
+    fn members(&self) -> Vec<u32> {
+        let me = self.holder.id();
+        std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|&p| p != me)
+            .filter(|p| {
+                std::fs::read_link(format!("/proc/{p}/ns/net"))
+                    .is_ok_and(|l| l.to_string_lossy() == self.net_id)
+            })
+            .collect()
     }
 }
 
-impl Drop for Netns {
+impl Drop for Bed {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("ip")
-            .args(["netns", "del", &self.0])
-            .status();
-    }
-}
-
-fn can_run() -> bool {
-    let root = std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
-        .unwrap_or(false);
-    let have = |b: &str| {
-        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-            .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
-            .any(|d| d.join(b).is_file())
-    };
-    root && have("containerd") && have("runc") && have("ip") && Path::new("/bin/busybox").is_file()
-}
-
-/// Safety net after a failure: lazily unmounts anything containerd left under `dir`.
-fn unmount_under(dir: &Path) {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let prefix = dir.to_string_lossy().into_owned();
-    let mut left: Vec<&str> = info
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|m| m.starts_with(&prefix))
-        .collect();
-    left.sort_by_key(|m| std::cmp::Reverse(m.len()));
-    for m in left {
-        eprintln!("unmounting leftover {m}");
-        let _ = std::process::Command::new("umount")
-            .args(["-l", m])
-            .status();
+        // containerd, shims and containers (a failed test leaves them running); three rounds
+        // for processes forked while the first were killed.
+        for _ in 0..3 {
+            let pids = self.members();
+            if pids.is_empty() {
+                break;
+            }
+            for p in pids {
+                let _ = std::process::Command::new("kill")
+                    .args(["-KILL", &p.to_string()])
+                    .stderr(std::process::Stdio::null())
+                    .status();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
     }
 }
 
 /// busybox as an image: `/bin/busybox` plus applet links.
-fn busybox_image() -> OciImage {
+pub(crate) fn busybox_image() -> OciImage {
     let bb = std::fs::read("/bin/busybox").unwrap();
     let mut entries = vec![
         LayerEntry::Dir { path: "bin".into() },
@@ -92,7 +225,9 @@ fn busybox_image() -> OciImage {
             data: bb,
         },
     ];
-    for applet in ["sh", "sleep", "echo", "cat", "ls", "hostname", "ip"] {
+    for applet in [
+        "sh", "sleep", "echo", "cat", "ls", "hostname", "ip", "touch", "test", "rm",
+    ] {
         entries.push(LayerEntry::Symlink {
             path: format!("bin/{applet}"),
             target: "busybox".into(),
@@ -123,40 +258,17 @@ fn write_docker_archive(img: &OciImage, tag: &str, path: &Path) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs root, containerd, runc and CNI plugins; run with --ignored"]
 async fn containerd_runs_a_busybox_pod_in_a_netns() {
-    if !can_run() {
-        eprintln!("skipped: needs root, containerd, runc, ip and /bin/busybox");
+    if !should_run(&[]) {
         return;
     }
-    let ns = Netns::create(&format!("skiffh-ctd-{}", std::process::id()));
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("d");
-    // containerd (and so its shims and the CNI plugins) runs inside the test's network
-    // namespace; nsenter, not `ip netns exec`, which remounts /sys and hides the cgroup mounts
-    let wrapper = tmp.path().join("containerd-in-netns");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\nexec nsenter --net=/run/netns/{} containerd \"$@\"\n",
-            ns.0
-        ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
-
+    let bed = Bed::create();
+    let opts = bed.containerd("d", &bed.tmp.path().join("registries.yaml"));
     let t = Instant::now();
-    let sup = start(&ContainerdOptions {
-        data_dir: data.clone(),
-        private_registry: tmp.path().join("registries.yaml"),
-        binary: Some(wrapper.clone()),
-    })
-    .await
-    .expect("start containerd");
+    let sup = start(&opts).await.expect("start containerd");
     eprintln!("containerd {} ready in {:?}", sup.version(), t.elapsed());
     assert!(sup.version().starts_with("1."), "{}", sup.version());
-    let paths = Paths::new(&data);
+    let paths = Paths::new(&opts.data_dir);
     let mut result = exercise(&paths, sup.socket()).await;
     if result.is_ok() {
         result = restarts_after_a_crash(&sup).await;
@@ -165,10 +277,9 @@ async fn containerd_runs_a_busybox_pod_in_a_netns() {
     sup.shutdown().await;
     eprintln!("containerd shut down in {:?}", t.elapsed());
     if result.is_ok() {
-        result = replaces_a_stale_containerd(&paths, &wrapper).await;
+        result = replaces_a_stale_containerd(&paths, &bed.wrapper).await;
     }
-    drop(ns);
-    unmount_under(tmp.path());
+    drop(bed);
     result.unwrap();
 }
 
@@ -379,7 +490,8 @@ async fn exercise(paths: &Paths, socket: &Path) -> Result<(), String> {
         assert_eq!(st.state, cri::ContainerState::ContainerRunning as i32, "{st:?}");
         let log = logs.join("main/0.log");
         let mut text = String::new();
-        for _ in 0..40 {
+        // at most 10 s on a loaded machine
+        for _ in 0..200 {
             text = std::fs::read_to_string(&log).unwrap_or_default();
             if text.contains(" stdout F hi") {
                 break;
@@ -429,29 +541,21 @@ impl Drop for Proc {
     }
 }
 
-fn in_netns(ns: &str, args: &[&str]) -> std::process::Command {
-    let mut c = std::process::Command::new("nsenter");
-    c.arg(format!("--net=/run/netns/{ns}")).args(args);
-    c
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs root, containerd, docker-registry and skopeo; run with --ignored"]
 async fn registries_yaml_mirror_serves_docker_io_over_plain_http() {
-    let have = |b: &str| Path::new("/usr/bin").join(b).is_file();
-    if !can_run() || !have("docker-registry") || !have("skopeo") {
-        eprintln!("skipped: needs root, containerd, docker-registry and skopeo");
+    if !should_run(REGISTRY_TOOLS) {
         return;
     }
-    let ns = Netns::create(&format!("skiffh-ctr-{}", std::process::id()));
+    let bed = Bed::create();
     // the registry's address lives on the namespace's loopback: nothing leaves it
-    let ok = std::process::Command::new("ip")
-        .args(["-n", &ns.0, "addr", "add", "192.0.2.1/32", "dev", "lo"])
+    let ok = bed
+        .command("ip")
+        .args(["addr", "add", "192.0.2.1/32", "dev", "lo"])
         .status()
         .unwrap()
         .success();
     assert!(ok, "ip addr add 192.0.2.1/32 dev lo");
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = &bed.tmp;
     let reg_cfg = tmp.path().join("registry.yml");
     std::fs::write(
         &reg_cfg,
@@ -463,7 +567,8 @@ async fn registries_yaml_mirror_serves_docker_io_over_plain_http() {
     )
     .unwrap();
     let _registry = Proc(
-        in_netns(&ns.0, &["docker-registry", "serve"])
+        bed.command("docker-registry")
+            .arg("serve")
             .arg(&reg_cfg)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -474,72 +579,59 @@ async fn registries_yaml_mirror_serves_docker_io_over_plain_http() {
     busybox_image()
         .write_archive("busybox:mirror", &archive)
         .unwrap();
+    // the registry needs a moment to listen; each try is a quick refusal until then
+    let deadline = Instant::now() + Duration::from_secs(20);
     let mut pushed = false;
-    for _ in 0..50 {
-        let st = in_netns(
-            &ns.0,
-            &[
-                "skopeo",
+    while !pushed && Instant::now() < deadline {
+        pushed = bed
+            .command("skopeo")
+            .args([
                 "copy",
                 "--quiet",
                 "--insecure-policy",
                 "--dest-tls-verify=false",
-            ],
-        )
-        .arg(format!("oci-archive:{}", archive.display()))
-        .arg("docker://192.0.2.1:5000/library/busybox:mirror")
-        .stderr(std::process::Stdio::null())
-        .status()
-        .unwrap();
-        if st.success() {
-            pushed = true;
-            break;
+            ])
+            .arg(format!("oci-archive:{}", archive.display()))
+            .arg("docker://192.0.2.1:5000/library/busybox:mirror")
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap()
+            .success();
+        if !pushed {
+            std::thread::sleep(Duration::from_millis(100));
         }
-        std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(pushed, "skopeo could not push to the test registry");
+    assert!(
+        pushed,
+        "skopeo could not push to the test registry within 20 s"
+    );
 
-    let wrapper = tmp.path().join("containerd-in-netns");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\nexec nsenter --net=/run/netns/{} containerd \"$@\"\n",
-            ns.0
-        ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
     let registries = tmp.path().join("registries.yaml");
     std::fs::write(
         &registries,
         "mirrors:\n  docker.io:\n    endpoint: [\"http://192.0.2.1:5000\"]\n",
     )
     .unwrap();
-    let sup = start(&ContainerdOptions {
-        data_dir: tmp.path().join("d"),
-        private_registry: registries,
-        binary: Some(wrapper),
-    })
-    .await
-    .expect("start containerd");
+    let sup = start(&bed.containerd("d", &registries))
+        .await
+        .expect("start containerd");
     let result = async {
         let c = Cri::connect(sup.socket())
             .await
             .map_err(|e| e.to_string())?;
         let t = Instant::now();
-        let pulled = c
-            .images
-            .clone()
-            .pull_image(cri::PullImageRequest {
-                image: Some(cri::ImageSpec {
-                    image: "busybox:mirror".into(),
-                    ..Default::default()
-                }),
-                auth: None,
-                sandbox_config: None,
-            })
+        let mut images = c.images.clone();
+        let pull = images.pull_image(cri::PullImageRequest {
+            image: Some(cri::ImageSpec {
+                image: "busybox:mirror".into(),
+                ..Default::default()
+            }),
+            auth: None,
+            sandbox_config: None,
+        });
+        let pulled = tokio::time::timeout(Duration::from_secs(30), pull)
             .await
+            .map_err(|_| "PullImage took more than 30 s".to_string())?
             .map_err(|s| format!("PullImage: {}", s.message()))?
             .into_inner()
             .image_ref;
@@ -555,7 +647,21 @@ async fn registries_yaml_mirror_serves_docker_io_over_plain_http() {
     }
     .await;
     sup.shutdown().await;
-    drop(ns);
-    unmount_under(tmp.path());
+    drop(bed);
     result.unwrap();
+}
+
+#[test]
+fn prerequisites_name_root_then_the_missing_packages() {
+    let root = "Name:\tx\nUid:\t0\t0\t0\t0\n";
+    let user = "Uid:\t1000\t1000\t1000\t1000\n";
+    let tools = [("/a", "pa"), ("/b", "pb"), ("/c", "pb")];
+    let why = missing_prerequisites(user, &tools, |_| true).unwrap();
+    assert!(
+        why.contains("need root") && why.contains("SKIFF_E2E_NODES=0"),
+        "{why}"
+    );
+    assert_eq!(missing_prerequisites(root, &tools, |_| true), None);
+    let why = missing_prerequisites(root, &tools, |p| p == "/a").unwrap();
+    assert!(why.contains("apt-get install -y pb (or"), "{why}");
 }

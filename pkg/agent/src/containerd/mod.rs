@@ -13,7 +13,7 @@ mod registries;
 mod supervisor;
 
 #[cfg(test)]
-mod live_tests;
+pub(crate) mod live_tests;
 
 use std::path::{Path, PathBuf};
 

@@ -681,77 +681,21 @@ mod tests {
     }
 }
 
-/// Exec hooks and probes in a real container: needs root, containerd, runc, the CNI plugins and
-/// /bin/busybox; run with
-/// `cargo test -p skiff-agent kubelet::probe::live -- --ignored --nocapture`. containerd runs
-/// in a network namespace the test creates and deletes; no probe traffic leaves loopback.
+/// Exec hooks and probes in a real container, on a containerd in namespaces of its own
+/// (`containerd::live_tests::Bed`); runs unless `SKIFF_E2E_NODES=0` and fails naming what to
+/// install when root or a package is missing. No probe traffic leaves the namespace.
 #[cfg(test)]
 mod live {
     use super::*;
-    use crate::containerd::oci::{layer_tar, LayerEntry, OciImage};
-    use crate::containerd::{
-        ensure_pause_image, import_dir, start, write_cni_config, ContainerdOptions, Paths,
-    };
+    use crate::containerd::live_tests::{busybox_image, should_run, Bed};
+    use crate::containerd::{ensure_pause_image, import_dir, start, write_cni_config, Paths};
     use crate::kubelet::{hooks, linux};
     use k8s_cri::v1 as cri;
-    use std::os::unix::fs::PermissionsExt;
 
-    fn sh(args: &[&str]) -> bool {
-        std::process::Command::new(args[0])
-            .args(&args[1..])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false)
-    }
-
-    fn unmount_under(dir: &std::path::Path) {
-        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let mut left: Vec<String> = info
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .filter(|m| m.starts_with(&*dir.to_string_lossy()))
-            .map(str::to_string)
-            .collect();
-        left.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for m in left {
-            sh(&["umount", "-l", &m]);
-        }
-    }
-
-    fn busybox() -> OciImage {
-        let mut entries = vec![
-            LayerEntry::Dir { path: "bin".into() },
-            LayerEntry::Dir { path: "tmp".into() },
-            LayerEntry::File {
-                path: "bin/busybox".into(),
-                mode: 0o755,
-                data: std::fs::read("/bin/busybox").unwrap(),
-            },
-        ];
-        for a in ["sh", "sleep", "echo", "cat", "touch", "test", "rm"] {
-            entries.push(LayerEntry::Symlink {
-                path: format!("bin/{a}"),
-                target: "busybox".into(),
-            });
-        }
-        OciImage::build(
-            vec![layer_tar(&entries).unwrap()],
-            serde_json::json!({"Env": ["PATH=/bin"], "Cmd": ["sh"]}),
-        )
-        .unwrap()
-    }
-
-    async fn recorder() -> Recorder {
-        let cfg = match std::env::var("SKIFF_TEST_KUBECONFIG") {
-            Ok(p) => kube::Config::from_custom_kubeconfig(
-                kube::config::Kubeconfig::read_from(p).unwrap(),
-                &Default::default(),
-            )
-            .await
-            .unwrap(),
-            // Events then fail to send and are only logged: the recorder never blocks.
-            Err(_) => kube::Config::new("https://127.0.0.1:1".parse().unwrap()),
-        };
+    fn recorder() -> Recorder {
+        // No API server: events fail to send and are only logged (the recorder never blocks);
+        // kubelet::volumes::live checks events against a real server.
+        let cfg = kube::Config::new("https://127.0.0.1:1".parse().unwrap());
         Recorder::new(kube::Client::try_from(cfg).unwrap(), "live-node")
     }
 
@@ -772,33 +716,17 @@ mod live {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "needs root, containerd, runc, CNI plugins and /bin/busybox; run with --ignored"]
     async fn exec_hooks_and_probes_in_a_real_container() {
-        let ns = format!("skiffh-kin-{}", std::process::id());
-        assert!(
-            sh(&["ip", "netns", "add", &ns]) && sh(&["ip", "-n", &ns, "link", "set", "lo", "up"])
-        );
-        let tmp = tempfile::tempdir().unwrap();
-        let data = tmp.path().join("d");
-        let wrapper = tmp.path().join("containerd-in-netns");
-        std::fs::write(
-            &wrapper,
-            format!("#!/bin/sh\nexec nsenter --net=/run/netns/{ns} containerd \"$@\"\n"),
-        )
-        .unwrap();
-        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let sup = start(&ContainerdOptions {
-            data_dir: data.clone(),
-            private_registry: tmp.path().join("registries.yaml"),
-            binary: Some(wrapper),
-        })
-        .await
-        .expect("start containerd");
-        let paths = Paths::new(&data);
+        if !should_run(&[]) {
+            return;
+        }
+        let bed = Bed::create();
+        let opts = bed.containerd("d", &bed.tmp.path().join("registries.yaml"));
+        let sup = start(&opts).await.expect("start containerd");
+        let paths = Paths::new(&opts.data_dir);
         let result = exercise(&paths, sup.socket()).await;
         sup.shutdown().await;
-        sh(&["ip", "netns", "del", &ns]);
-        unmount_under(tmp.path());
+        drop(bed);
         result.unwrap();
     }
 
@@ -808,7 +736,7 @@ mod live {
             .map_err(|e| e.to_string())?;
         write_cni_config(paths, "10.42.7.0/24").map_err(|e| e.to_string())?;
         ensure_pause_image(&c).await.map_err(|e| e.to_string())?;
-        busybox()
+        busybox_image()
             .write_archive("busybox:kin", &paths.images_dir.join("bb.tar"))
             .map_err(|e| e.to_string())?;
         import_dir(&c, &paths.images_dir)
@@ -891,7 +819,7 @@ mod live {
 
             // probe loops: readiness waits for /tmp/ready, liveness fails once /tmp/dead exists
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-            let prober = Prober::new(c.clone(), recorder().await, tx);
+            let prober = Prober::new(c.clone(), recorder(), tx);
             prober.start(&pod, &container, &id, "");
             let s = prober.state(&uid, "c");
             assert!(s.started && !s.ready && s.liveness_failed.is_none(), "{s:?}");
@@ -899,7 +827,10 @@ mod live {
             assert!(!prober.state(&uid, "c").ready, "not ready before the file exists");
             hooks::exec_sync(&c, &id, &["touch".into(), "/tmp/ready".into()], Duration::from_secs(5)).await?;
             wait_state(&prober, &uid, "ready", |s| s.ready).await;
-            let upd = rx.recv().await.unwrap();
+            let upd = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+                .await
+                .map_err(|_| "no probe update within 10 s after ready".to_string())?
+                .unwrap();
             assert_eq!(upd, ProbeUpdate { pod_uid: uid.clone(), container: "c".into() });
             hooks::exec_sync(&c, &id, &["touch".into(), "/tmp/dead".into()], Duration::from_secs(5)).await?;
             let s = wait_state(&prober, &uid, "liveness failure", |s| s.liveness_failed.is_some()).await;
