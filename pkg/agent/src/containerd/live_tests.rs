@@ -54,7 +54,7 @@ pub(crate) fn missing_prerequisites(
         .and_then(|u| u.parse::<u32>().ok());
     if uid != Some(0) {
         return Some(
-            "the live containerd tests need root (namespaces, mounts, containerd): run them as \
+            "the live agent tests need root (namespaces, mounts, containerd): run them as \
              root, or set SKIFF_E2E_NODES=0 to skip them"
                 .into(),
         );
@@ -67,7 +67,7 @@ pub(crate) fn missing_prerequisites(
     }
     (!missing.is_empty()).then(|| {
         format!(
-            "the live containerd tests need these Debian packages: apt-get install -y {} (or \
+            "the live agent tests need these Debian packages: apt-get install -y {} (or \
              run `bash .ci/run`; SKIFF_E2E_NODES=0 skips the tests)",
             missing.join(" ")
         )
@@ -77,13 +77,18 @@ pub(crate) fn missing_prerequisites(
 /// Whether a live test should run: false (skip) with `SKIFF_E2E_NODES=0`; panics naming what to
 /// install when enabled on a machine that lacks root or one of `extra` + [`TOOLS`].
 pub(crate) fn should_run(extra: &[(&str, &str)]) -> bool {
+    let tools: Vec<(&str, &str)> = TOOLS.iter().chain(extra).copied().collect();
+    should_run_with(&tools)
+}
+
+/// [`should_run`] for a test that needs root and `tools` only (no containerd).
+pub(crate) fn should_run_with(tools: &[(&str, &str)]) -> bool {
     if !enabled() {
         eprintln!("skipped: SKIFF_E2E_NODES=0");
         return false;
     }
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let tools: Vec<(&str, &str)> = TOOLS.iter().chain(extra).copied().collect();
-    if let Some(why) = missing_prerequisites(&status, &tools, |p| Path::new(p).exists()) {
+    if let Some(why) = missing_prerequisites(&status, tools, |p| Path::new(p).exists()) {
         panic!("{why}");
     }
     true

@@ -1123,25 +1123,65 @@ mod tests {
     }
 }
 
-/// Against a real `skiff server --disable-agent`: run with
-/// `SKIFF_TEST_KUBECONFIG=<admin kubeconfig> cargo test -p skiff-agent kubelet::volumes::live -- --ignored`.
+/// Against a real API server started in-process (`skiff_apiserver::start` on 127.0.0.1, a port
+/// of its own, a temp data dir; no controllers, so the test creates what the service-account
+/// controller would). Needs root for the memory emptyDir's tmpfs: runs unless
+/// `SKIFF_E2E_NODES=0`, fails when not root.
 #[cfg(test)]
 mod live {
     use super::*;
+    use crate::containerd::live_tests::should_run_with;
     use crate::kubelet::env::container_env;
     use crate::kubelet::events::{EventType, Recorder};
     use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Secret, Service};
     use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
     use std::time::Duration;
 
-    async fn client() -> kube::Client {
-        let path = std::env::var("SKIFF_TEST_KUBECONFIG")
-            .expect("set SKIFF_TEST_KUBECONFIG to a skiff admin kubeconfig");
-        let kc = kube::config::Kubeconfig::read_from(path).unwrap();
+    /// Starts the API server under `dir` and returns an admin client and the server CA (PEM).
+    async fn server(dir: &Path) -> (kube::Client, String) {
+        // A free port (the `kubernetes` Endpoints carry the configured port, so not 0).
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let srv = skiff_apiserver::start(skiff_apiserver::ServerConfig {
+            data_dir: dir.to_path_buf(),
+            bind_address: std::net::Ipv4Addr::LOCALHOST.into(),
+            port,
+            ..Default::default()
+        })
+        .await
+        .expect("the in-process API server starts");
+        let pki = &srv.state.pki;
+        let kc = skiff_pki::render_kubeconfig(
+            &format!("https://{}", srv.local_addr),
+            pki.server_ca_pem(),
+            pki.admin_cert_pem(),
+            pki.admin_key_pem(),
+        )
+        .unwrap();
+        let kc = kube::config::Kubeconfig::from_yaml(&kc).unwrap();
         let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
             .await
             .unwrap();
-        kube::Client::try_from(cfg).unwrap()
+        (
+            kube::Client::try_from(cfg).unwrap(),
+            pki.server_ca_pem().to_string(),
+        )
+    }
+
+    /// Lazily unmounts whatever is left under a dir (a failed test's tmpfs) when dropped.
+    struct UnmountUnder(PathBuf);
+
+    impl Drop for UnmountUnder {
+        fn drop(&mut self) {
+            let info = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+            for m in mounts_under(&info, &self.0) {
+                let _ = std::process::Command::new("umount")
+                    .args(["-l", &m.to_string_lossy()])
+                    .status();
+            }
+        }
     }
 
     async fn create<K>(c: &kube::Client, ns: &str, v: serde_json::Value) -> K
@@ -1172,10 +1212,15 @@ mod live {
         panic!("timed out waiting for {what}");
     }
 
-    #[tokio::test]
-    #[ignore = "needs a running skiff server: set SKIFF_TEST_KUBECONFIG"]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn env_events_and_volumes_against_a_real_server() {
-        let c = client().await;
+        if !should_run_with(&[("/usr/bin/umount", "mount")]) {
+            return;
+        }
+        let server_dir = tempfile::tempdir().unwrap();
+        let (c, ca) = tokio::time::timeout(Duration::from_secs(30), server(server_dir.path()))
+            .await
+            .expect("the API server started within 30 s");
         let ns = format!("kin-{}", rand::random::<u32>());
         let nss: Api<Namespace> = Api::all(c.clone());
         nss.create(
@@ -1184,6 +1229,19 @@ mod live {
         )
         .await
         .unwrap();
+        // What the service-account controller would create (controllers do not run here).
+        let _: ServiceAccount = create(
+            &c,
+            &ns,
+            serde_json::json!({"metadata": {"name": "default"}}),
+        )
+        .await;
+        let _: ConfigMap = create(
+            &c,
+            &ns,
+            serde_json::json!({"metadata": {"name": "kube-root-ca.crt"}, "data": {"ca.crt": ca}}),
+        )
+        .await;
         let _: ConfigMap = create(
             &c,
             &ns,
@@ -1313,6 +1371,7 @@ mod live {
 
         // volumes
         let root = tempfile::tempdir().unwrap();
+        let _unmount = UnmountUnder(root.path().to_path_buf());
         let ctx = VolumeContext {
             client: c.clone(),
             root_dir: root.path().to_path_buf(),
