@@ -171,6 +171,19 @@ spec:
         "behavior defaults filled in"
     );
 
+    // Validation as upstream's (on the v2 shape).
+    let bad = format!(
+        "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {{name: bad, namespace: {ns}}}\n\
+         spec: {{scaleTargetRef: {{apiVersion: apps/v1, kind: Deployment, name: web}}, minReplicas: 3, maxReplicas: 2}}\n"
+    );
+    let out = c.kubectl_stdin(&["create", "-f", "-"], &bad);
+    c.expect(
+        &out,
+        1,
+        "",
+        "The HorizontalPodAutoscaler \"bad\" is invalid: spec.maxReplicas: Invalid value: 2: must be greater than or equal to `minReplicas`\n",
+    );
+
     // `kubectl get hpa` once the controller has seen all three.
     wait_for(SYNC_WAIT, "every HPA's replicas", || {
         let r = c.kubectl(&[
