@@ -433,10 +433,11 @@ pub fn served_shape(res: &ResourceInfo, mut obj: Value) -> Value {
 // -------------------------------------------------------------------------------------------
 // OpenAPI v3 of the custom group-versions
 
+/// A custom resource with its schema, as OpenAPI lists it.
+type ResourceSchema = (&'static ResourceInfo, Option<Value>);
+
 /// The custom group-versions with their resources and schemas.
-fn custom_group_versions(
-    st: &AppState,
-) -> BTreeMap<(String, String), Vec<(&'static ResourceInfo, Option<Value>)>> {
+fn custom_group_versions(st: &AppState) -> BTreeMap<(String, String), Vec<ResourceSchema>> {
     let mut out: BTreeMap<(String, String), Vec<_>> = BTreeMap::new();
     for r in st.crds.resources() {
         let schema = custom(r).and_then(|c| c.schema.clone());

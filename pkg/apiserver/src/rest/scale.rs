@@ -102,7 +102,7 @@ fn custom_scale(obj: &Value, paths: &skiff_api::crd::ScalePaths) -> Value {
     let selector = paths
         .label_selector
         .as_deref()
-        .and_then(|p| at(p))
+        .and_then(&at)
         .and_then(|v| v.as_str().map(String::from))
         .unwrap_or_default();
     json!({
