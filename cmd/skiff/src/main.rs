@@ -321,9 +321,9 @@ fn containerd_agent_config(
         // Agents serve cluster DNS; the server's own agent follows its `--disable dns`.
         dns: true,
         resolv_conf: node.resolv_conf.clone(),
-        network_policy: !node.disable_network_policy,
         // Agents run the ingress; it listens only while the server's `skiff` IngressClass exists.
         ingress: true,
+        network_policy: !node.disable_network_policy,
     })
 }
 

@@ -367,6 +367,14 @@ fn build_definitions(
         gen.subschema_for::<meta::ListMeta>();
     }
     let mut defs = gen.take_definitions(true);
+    // apiextensions' JSON (a CRD schema's `default`, `enum` items, `example`) is any value;
+    // k8s-openapi types it as an object, upstream publishes it as preserving unknown fields.
+    if let Some(Value::Object(o)) =
+        defs.get_mut("io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSON")
+    {
+        o.remove("type");
+        o.insert("x-kubernetes-preserve-unknown-fields".into(), true.into());
+    }
 
     for (name, (g, v, k)) in &kinds {
         if let Some(Value::Object(o)) = defs.get_mut(name) {

@@ -709,7 +709,10 @@ mod tests {
             class("skiff", "2024-01-01T00:00:00Z", Some("true")),
             class("nginx", "2024-02-01T00:00:00Z", None),
         ];
-        assert_eq!(default_ingress_class_name(&classes).as_deref(), Some("skiff"));
+        assert_eq!(
+            default_ingress_class_name(&classes).as_deref(),
+            Some("skiff")
+        );
         let two = [
             class("skiff", "2024-01-01T00:00:00Z", Some("true")),
             class("newer", "2024-03-01T00:00:00Z", Some("TRUE")),

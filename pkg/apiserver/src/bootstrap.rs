@@ -153,7 +153,14 @@ pub async fn run(st: &Arc<AppState>) -> ApiResult<()> {
         .await?;
     }
     if st.cfg.ingress_class {
-        ensure(st, "ingressclasses", "networking.k8s.io", None, ingress_class()).await?;
+        ensure(
+            st,
+            "ingressclasses",
+            "networking.k8s.io",
+            None,
+            ingress_class(),
+        )
+        .await?;
     }
     Ok(())
 }

@@ -637,12 +637,24 @@ mod tests {
         g.put_ingress(&json!({"metadata": {"namespace": "web", "name": "site"},
             "spec": {"tls": [{"hosts": ["a.com"], "secretName": "a-tls"}]}}));
         let get = |g: &NodeGraph, name: &str| {
-            decide(&node_user("n2"), "n2", &attrs("get", "", "secrets", "", "web", name), &[], g)
+            decide(
+                &node_user("n2"),
+                "n2",
+                &attrs("get", "", "secrets", "", "web", name),
+                &[],
+                g,
+            )
         };
         assert_eq!(get(&g, "a-tls"), Allow);
         assert_eq!(get(&g, "other"), no_relationship("n2"));
         assert_eq!(
-            decide(&node_user("n2"), "n2", &attrs("list", "", "secrets", "", "web", ""), &[], &g),
+            decide(
+                &node_user("n2"),
+                "n2",
+                &attrs("list", "", "secrets", "", "web", ""),
+                &[],
+                &g
+            ),
             no("No Object name found")
         );
         g.remove_ingress("web", "site");

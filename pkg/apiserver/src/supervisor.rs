@@ -130,14 +130,11 @@ pub async fn handle(
     body: Bytes,
     user: &UserInfo,
 ) -> ApiResult<Response> {
-    let allowed = user
-        .groups
-        .iter()
-        .any(|g| {
-            g == skiff_pki::NODES_GROUP
-                || g == "system:masters"
-                || g == crate::bootstraptoken::BOOTSTRAPPERS_GROUP
-        });
+    let allowed = user.groups.iter().any(|g| {
+        g == skiff_pki::NODES_GROUP
+            || g == "system:masters"
+            || g == crate::bootstraptoken::BOOTSTRAPPERS_GROUP
+    });
     if !allowed {
         return Err(ApiError::forbidden(format!(
             "forbidden: User {:?} may not use the agent routes; join with the node token",

@@ -543,7 +543,11 @@ fn node_rules() -> Vec<Value> {
         rule(READ, &[NODE], &["runtimeclasses"]),
         // skiff: the agent's ingress proxy (Traefik's reads in k3s; TLS secrets are read
         // through the Node authorizer's skiff addition, only those Ingresses name).
-        rule(&["list", "watch"], &[NETWORKING], &["ingresses", "ingressclasses"]),
+        rule(
+            &["list", "watch"],
+            &[NETWORKING],
+            &["ingresses", "ingressclasses"],
+        ),
         // skiff: the agent's service proxy.
         rule(&["list", "watch"], &[CORE], &["endpoints"]),
         rule(&["list", "watch"], &[DISCOVERY], &["endpointslices"]),
