@@ -2,6 +2,7 @@
 //! GET/LIST/watch latency, and the same write load against etcd (the peer) and raw SQLite
 //! (the floor); prints a markdown report and writes it (or JSON) with `--out`.
 
+mod dns;
 mod error;
 mod etcd;
 mod http;
@@ -88,6 +89,15 @@ struct Args {
     /// inserts; a throwaway cluster from Debian's postgresql).
     #[arg(long)]
     skip_postgres: bool,
+    /// Skip the cluster DNS phase (skiff-dns query latency against a bare UDP responder).
+    #[arg(long)]
+    skip_dns: bool,
+    /// DNS phase: Services in the zone.
+    #[arg(long, default_value_t = 2000)]
+    dns_services: usize,
+    /// DNS phase: A queries to each server (skiff-dns and the floor).
+    #[arg(long, default_value_t = 20_000)]
+    dns_queries: usize,
     /// Parent directory of the temporary data dirs (default: the system temp dir).
     #[arg(long)]
     tmp_dir: Option<PathBuf>,
@@ -130,6 +140,8 @@ impl Args {
         self.skip_etcd = true;
         self.pod_runs = 1;
         self.pod_batch = 2;
+        self.dns_services = 50;
+        self.dns_queries = 200;
     }
 }
 
@@ -329,6 +341,7 @@ async fn run(args: &Args) -> Result<Report> {
         etcd: EtcdReport::default(),
         sqlite: SqliteReport::default(),
         postgres: PostgresReport::default(),
+        dns: None,
         targets: vec![],
         errors: vec![],
         skipped: vec![],
@@ -541,6 +554,16 @@ async fn run(args: &Args) -> Result<Report> {
     // 5. skiff reads, watch fan-out, and the crash check.
     if let Some(sv) = server {
         read_phases(args, &skiff_bin, &skiff_dir, sv, &acked, &mut report).await;
+    }
+    // 6. Cluster DNS: in-process, loopback only.
+    if args.skip_dns {
+        report.skipped.push("dns (--skip-dns)".into());
+    } else {
+        eprintln!("skiff-bench: cluster DNS, {} Services", args.dns_services);
+        match dns::run(args.dns_services, args.dns_queries).await {
+            Ok(r) => report.dns = Some(r),
+            Err(e) => report.errors.push(format!("cluster DNS: {e}")),
+        }
     }
     report.loadavg_end = procs::loadavg();
     report.evaluate();

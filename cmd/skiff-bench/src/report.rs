@@ -90,6 +90,8 @@ pub struct Report {
     pub etcd: EtcdReport,
     pub sqlite: SqliteReport,
     pub postgres: PostgresReport,
+    /// The cluster DNS phase (`None`: skipped or failed).
+    pub dns: Option<crate::dns::DnsReport>,
     pub targets: Vec<Verdict>,
     /// Phases that failed (the run then exits non-zero).
     pub errors: Vec<String>,
@@ -473,6 +475,9 @@ impl Report {
                 mib(self.etcd.rss_after_load_kib)
             );
         }
+        if let Some(d) = &self.dns {
+            o.push_str(&crate::dns::markdown(d));
+        }
         let problems = self.problems();
         if !problems.is_empty() || !self.skipped.is_empty() {
             let _ = writeln!(o, "\n### Not measured / errors\n");
@@ -536,6 +541,7 @@ mod tests {
             etcd: EtcdReport::default(),
             sqlite: SqliteReport::default(),
             postgres: PostgresReport::default(),
+            dns: None,
             targets: vec![],
             errors: vec![],
             skipped: vec![],
