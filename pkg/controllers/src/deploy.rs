@@ -365,6 +365,12 @@ impl Deployer {
             .await;
     }
 
+    /// A Normal event on the add-on: `<verb> manifest at "<path>"`, as k3s words it.
+    async fn progress(&self, file: &ManifestFile, reason: &str, verb: &str) {
+        let msg = format!("{verb} manifest at {:?}", file.path.display().to_string());
+        self.event(&file.name, "Normal", reason, &msg).await;
+    }
+
     /// Writes the tracking ConfigMap (server-side apply; the deployer owns it whole).
     async fn save(&self, file: &ManifestFile, addon: &Addon) -> Result<(), kube::Error> {
         let cm = json!({
@@ -445,13 +451,7 @@ impl Deployer {
                 return;
             }
         };
-        self.event(
-            &file.name,
-            "Normal",
-            "ApplyingManifest",
-            &format!("Applying manifest at {:?}", file.path.display().to_string()),
-        )
-        .await;
+        self.progress(file, "ApplyingManifest", "Applying").await;
         let mut applied = Vec::new();
         let mut errors = Vec::new();
         for o in &objs {
@@ -523,13 +523,7 @@ impl Deployer {
         }
         if errors.is_empty() {
             tracing::info!(controller = "deploy", file = %file.path.display(), objects = addon.objects.len(), "applied manifest");
-            self.event(
-                &file.name,
-                "Normal",
-                "AppliedManifest",
-                &format!("Applied manifest at {:?}", file.path.display().to_string()),
-            )
-            .await;
+            self.progress(file, "AppliedManifest", "Applied").await;
         } else {
             let msg = format!(
                 "{}: {}; fix the file or the cluster (retried every {}s)",

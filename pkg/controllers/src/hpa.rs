@@ -318,25 +318,7 @@ pub fn scale_up_limit(
     rules: &Rules,
     now: DateTime<Utc>,
 ) -> i32 {
-    if rules.select == "Disabled" {
-        return current;
-    }
-    let min = rules.select == "Min";
-    let mut result = if min { i32::MAX } else { i32::MIN };
-    for p in &rules.policies {
-        let start = current - changed_in_period(events, p.period, now);
-        let proposed = if p.percent {
-            (start as f64 * (1.0 + p.value as f64 / 100.0)).ceil() as i32
-        } else {
-            start + p.value
-        };
-        result = if min {
-            result.min(proposed)
-        } else {
-            result.max(proposed)
-        };
-    }
-    result
+    policy_limit(current, events, rules, now, true)
 }
 
 /// Upstream's `calculateScaleDownLimitWithBehaviors`.
@@ -346,22 +328,47 @@ pub fn scale_down_limit(
     rules: &Rules,
     now: DateTime<Utc>,
 ) -> i32 {
+    policy_limit(current, events, rules, now, false)
+}
+
+/// The replica limit the rules' policies allow in one direction: each policy proposes a bound
+/// from the replicas at the start of its period (scale-ups round up, scale-downs truncate, as
+/// upstream); `selectPolicy: Min` takes the proposal that changes least, `Max` the one that
+/// changes most, `Disabled` keeps `current`.
+fn policy_limit(
+    current: i32,
+    events: &[ScaleEvent],
+    rules: &Rules,
+    now: DateTime<Utc>,
+    up: bool,
+) -> i32 {
     if rules.select == "Disabled" {
         return current;
     }
-    let min = rules.select == "Min";
-    let mut result = if min { i32::MIN } else { i32::MAX };
+    // Least change: the lowest bound going up, the highest going down.
+    let lowest = (rules.select == "Min") == up;
+    let mut result = if lowest { i32::MAX } else { i32::MIN };
     for p in &rules.policies {
-        let start = current + changed_in_period(events, p.period, now);
-        let proposed = if p.percent {
-            (start as f64 * (1.0 - p.value as f64 / 100.0)) as i32
+        let changed = changed_in_period(events, p.period, now);
+        let proposed = if up {
+            let start = current - changed;
+            if p.percent {
+                (start as f64 * (1.0 + p.value as f64 / 100.0)).ceil() as i32
+            } else {
+                start + p.value
+            }
         } else {
-            start - p.value
+            let start = current + changed;
+            if p.percent {
+                (start as f64 * (1.0 - p.value as f64 / 100.0)) as i32
+            } else {
+                start - p.value
+            }
         };
-        result = if min {
-            result.max(proposed)
-        } else {
+        result = if lowest {
             result.min(proposed)
+        } else {
+            result.max(proposed)
         };
     }
     result
@@ -696,6 +703,26 @@ const METRICS_AR: fn() -> ApiResource = || ApiResource {
     plural: "pods".into(),
 };
 
+/// The HPA's target API and its scale subresource (`Err`: why it cannot be read, for the event).
+async fn target_scale(
+    ctx: &Ctx,
+    namespace: &str,
+    target_ref: &Value,
+) -> Result<(Api<DynamicObject>, k8s_openapi::api::autoscaling::v1::Scale), String> {
+    let ar = resolve(
+        ctx,
+        target_ref["apiVersion"].as_str().unwrap_or("apps/v1"),
+        target_ref["kind"].as_str().unwrap_or_default(),
+    )
+    .await?;
+    let api = Api::<DynamicObject>::namespaced_with(ctx.client.clone(), namespace, &ar);
+    let scale = api
+        .get_scale(target_ref["name"].as_str().unwrap_or_default())
+        .await
+        .map_err(|e| crate::util::api_message(&e))?;
+    Ok((api, scale))
+}
+
 async fn resolve(ctx: &Ctx, api_version: &str, kind: &str) -> Result<ApiResource, String> {
     let key = (api_version.to_string(), kind.to_string());
     if let Some(ar) = ctx.kinds.lock().ok().and_then(|m| m.get(&key).cloned()) {
@@ -829,36 +856,9 @@ async fn reconcile(ctx: Arc<Ctx>, key: ObjectKey) -> Result<Action, SyncError> {
         status.insert("observedGeneration".into(), json!(g));
     }
 
-    let scale_api = match resolve(
-        &ctx,
-        target_ref["apiVersion"].as_str().unwrap_or("apps/v1"),
-        target_ref["kind"].as_str().unwrap_or_default(),
-    )
-    .await
-    {
-        Ok(ar) => Api::<DynamicObject>::namespaced_with(ctx.client.clone(), &key.namespace, &ar),
-        Err(e) => {
-            let msg =
-                format!("the HPA controller was unable to get the target's current scale: {e}");
-            set_condition(
-                &mut conditions,
-                &("AbleToScale", false, "FailedGetScale", msg.clone()),
-                now,
-            );
-            ctx.recorder
-                .record(&hpa, "Warning", "FailedGetScale", &e)
-                .await;
-            finish(&ctx, &api, &key, &old_status, status, conditions).await?;
-            return Ok(Action::RequeueAfter(SYNC_PERIOD));
-        }
-    };
-    let scale = match scale_api
-        .get_scale(target_ref["name"].as_str().unwrap_or_default())
-        .await
-    {
+    let (scale_api, scale) = match target_scale(&ctx, &key.namespace, target_ref).await {
         Ok(s) => s,
         Err(e) => {
-            let e = crate::util::api_message(&e);
             let msg =
                 format!("the HPA controller was unable to get the target's current scale: {e}");
             set_condition(

@@ -833,14 +833,22 @@ mod tests {
         })
     }
 
+    /// Node a, and node b tainted NoSchedule (not tolerated by the test DaemonSet).
+    fn a_and_tainted_b() -> [Node; 2] {
+        [
+            node("a", None),
+            node("b", Some(("dedicated", "NoSchedule"))),
+        ]
+    }
+
     #[test]
     fn one_pod_per_eligible_node() {
         let d = ds(0, 1);
-        let nodes = [
-            node("a", None),
-            node("b", Some(("dedicated", "NoSchedule"))),
-            node("c", Some(("node.kubernetes.io/unreachable", "NoExecute"))),
-        ];
+        let mut nodes = a_and_tainted_b().to_vec();
+        nodes.push(node(
+            "c",
+            Some(("node.kubernetes.io/unreachable", "NoExecute")),
+        ));
         let p = run(&d, &nodes, &[]);
         assert_eq!(p.create_on, vec!["a".to_string(), "c".to_string()]);
         assert_eq!(p.status.desired_number_scheduled, 2);
@@ -852,10 +860,7 @@ mod tests {
     #[test]
     fn status_counts_and_misscheduled_pods() {
         let d = ds(0, 1);
-        let nodes = [
-            node("a", None),
-            node("b", Some(("dedicated", "NoSchedule"))),
-        ];
+        let nodes = a_and_tainted_b();
         // b has a pod but is ineligible (NoSchedule): it may keep running, counts misscheduled.
         let pods = [dpod("p1", "a", "new", true), dpod("p2", "b", "new", true)];
         let p = run(&d, &nodes, &pods);
