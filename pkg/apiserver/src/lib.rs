@@ -6,11 +6,13 @@ pub mod alloc;
 pub mod authz;
 pub mod bootstrap;
 pub mod bootstraptoken;
+pub mod cluster_secrets;
 pub mod convert;
 pub mod crd;
 pub mod error;
 pub mod handlers;
 pub mod kubelet;
+pub mod leader;
 pub mod metrics;
 pub mod metricsapi;
 pub mod nodeauthz;
@@ -58,6 +60,9 @@ pub enum StartError {
 pub struct Server {
     pub state: Arc<AppState>,
     pub local_addr: SocketAddr,
+    /// The datastore is external (PostgreSQL, etcd): other servers may share it, so the
+    /// controllers and the scheduler run only under a leader-election Lease.
+    pub shared_datastore: bool,
 }
 
 /// Opens the store and certificates, creates the built-in objects, and starts serving.
@@ -87,22 +92,34 @@ pub async fn start(cfg: ServerConfig) -> Result<Server, StartError> {
     if !cfg.bind_address.is_unspecified() {
         pki_cfg.ip_sans.push(cfg.bind_address);
     }
-    let pki = Arc::new(skiff_pki::load_or_create(
-        &server_dir.join("tls"),
-        &pki_cfg,
-    )?);
-    let token =
-        skiff_pki::load_or_create_token(&server_dir, pki.server_ca_pem(), cfg.token.as_deref())?;
-    let token_password = skiff_pki::parse_token(&token)?.password;
+    let db_path = server_dir.join("db").join("state.db");
     let store = skiff_store::Store::open_endpoint(
         &cfg.datastore_endpoint,
-        &server_dir.join("db").join("state.db"),
+        &db_path,
         skiff_store::Options {
             compact_interval: cfg.compact_interval,
             ..Default::default()
         },
     )
     .await?;
+    let tls_dir = server_dir.join("tls");
+    let shared = !matches!(
+        skiff_store::Datastore::parse(&cfg.datastore_endpoint, &db_path)?,
+        skiff_store::Datastore::Sqlite(_)
+    );
+    if shared {
+        // Several servers may share this datastore: they share the CAs and keys too.
+        let password = cluster_secrets::shared_password(cfg.token.as_deref(), &server_dir)?;
+        cluster_secrets::sync(&store, &tls_dir, &password, || {
+            skiff_pki::load_or_create(&tls_dir, &pki_cfg)?;
+            Ok(())
+        })
+        .await?;
+    }
+    let pki = Arc::new(skiff_pki::load_or_create(&tls_dir, &pki_cfg)?);
+    let token =
+        skiff_pki::load_or_create_token(&server_dir, pki.server_ca_pem(), cfg.token.as_deref())?;
+    let token_password = skiff_pki::parse_token(&token)?.password;
     let ips = IpAllocator::new(&cfg.service_cidr).map_err(StartError::Config)?;
     let (lo, hi) = cfg.node_port_range;
     if lo == 0 || lo > hi {
@@ -157,5 +174,9 @@ pub async fn start(cfg: ServerConfig) -> Result<Server, StartError> {
     tokio::spawn(supervisor::tend_node_passwords(state.clone()));
     tokio::spawn(bootstraptoken::clean_expired(state.clone()));
     tokio::spawn(metricsapi::run_scraper(state.clone()));
-    Ok(Server { state, local_addr })
+    Ok(Server {
+        state,
+        local_addr,
+        shared_datastore: shared,
+    })
 }
