@@ -41,6 +41,12 @@ pub fn apply_defaults(res: &ResourceInfo, obj: &mut Value) {
         ("autoscaling", "HorizontalPodAutoscaler") => crate::hpa::apply_defaults(res.version, obj),
         ("batch", "CronJob") => default_cron_job(obj),
         ("discovery.k8s.io", "EndpointSlice") => default_endpoint_slice(obj),
+        ("admissionregistration.k8s.io", "MutatingWebhookConfiguration") => {
+            crate::webhook::apply_defaults(obj, true)
+        }
+        ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration") => {
+            crate::webhook::apply_defaults(obj, false)
+        }
         ("networking.k8s.io", "NetworkPolicy") => default_network_policy(obj),
         ("networking.k8s.io", "IngressClass") => default_ingress_class(obj),
         ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => default_binding(obj),

@@ -685,6 +685,31 @@ pub static RESOURCES: &[ResourceInfo] = &[
         RW_VERBS,
         &[]
     ),
+    // admissionregistration.k8s.io/v1: admission webhooks (called by apiserver/webhook/)
+    res!(
+        "admissionregistration.k8s.io",
+        "v1",
+        "MutatingWebhookConfiguration",
+        "mutatingwebhookconfigurations",
+        "mutatingwebhookconfiguration",
+        false,
+        NONE,
+        &["api-extensions"],
+        RW_VERBS,
+        &[]
+    ),
+    res!(
+        "admissionregistration.k8s.io",
+        "v1",
+        "ValidatingWebhookConfiguration",
+        "validatingwebhookconfigurations",
+        "validatingwebhookconfiguration",
+        false,
+        NONE,
+        &["api-extensions"],
+        RW_VERBS,
+        &[]
+    ),
     // apiextensions.k8s.io/v1
     res!(
         "apiextensions.k8s.io",

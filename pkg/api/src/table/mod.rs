@@ -101,6 +101,8 @@ fn printer_kind(group: &str, kind: &str) -> Option<&'static str> {
         ("storage.k8s.io", "StorageClass") => "StorageClass",
         ("scheduling.k8s.io", "PriorityClass") => "PriorityClass",
         ("discovery.k8s.io", "EndpointSlice") => "EndpointSlice",
+        ("admissionregistration.k8s.io", "MutatingWebhookConfiguration")
+        | ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration") => "WebhookConfiguration",
         _ => return None,
     })
 }
@@ -345,6 +347,11 @@ pub fn columns(group: &str, kind: &str) -> Vec<Column> {
             c("Global-Default", "boolean", D_PC_DEFAULT),
             AGE,
             c("PreemptionPolicy", "string", D_PC_PREEMPTION),
+        ],
+        "WebhookConfiguration" => vec![
+            NAME,
+            c("Webhooks", "integer", "Webhooks indicates the number of webhooks registered in this configuration"),
+            AGE,
         ],
         "EndpointSlice" => vec![
             NAME,
@@ -686,6 +693,13 @@ pub fn cells(group: &str, kind: &str, obj: &Value, now: DateTime<Utc>) -> Vec<Va
                 json!(lim),
             ]
         }
+        "WebhookConfiguration" => vec![
+            json!(name(obj)),
+            json!(at(obj, "webhooks")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len)),
+            json!(age(obj, now)),
+        ],
         "PriorityClass" => vec![
             json!(name(obj)),
             json!(int(obj, "value")),

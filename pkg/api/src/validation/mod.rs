@@ -33,6 +33,7 @@ mod service;
 #[cfg(test)]
 mod tests;
 mod workloads;
+mod webhooks;
 
 use core_objects::*;
 use errors::*;
@@ -46,6 +47,7 @@ use render::*;
 pub use selectors::*;
 use service::*;
 use workloads::*;
+use webhooks::*;
 
 /// One field-level cause of an Invalid error (a `metav1.StatusCause`).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -155,6 +157,12 @@ fn validate_object(e: &mut Errs, res: &ResourceInfo, obj: &Value, old: Option<&V
     let is_update = old.is_some();
     match (res.group, res.kind) {
         ("", "Pod") => validate_pod(e, obj, old),
+        ("admissionregistration.k8s.io", "MutatingWebhookConfiguration") => {
+            validate_webhook_configuration(e, obj, true)
+        }
+        ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration") => {
+            validate_webhook_configuration(e, obj, false)
+        }
         ("", "PodTemplate") => validate_pod_template(e, obj.get("template"), "template"),
         ("", "ReplicationController") => validate_rc(e, obj),
         ("", "Service") => validate_service(e, obj, old),
