@@ -540,6 +540,27 @@ struct ServerArgs {
     /// `postgres://USER:PASSWORD@HOST:PORT/DATABASE` (a database several servers may share).
     #[arg(long, env = "SKIFF_DATASTORE_ENDPOINT", default_value = "")]
     datastore_endpoint: String,
+    /// With an external datastore: how long another server waits on a leader-election Lease
+    /// that is not renewed before it takes the controllers or the scheduler over, e.g. 15s.
+    #[arg(long, default_value = "15s")]
+    leader_elect_lease_duration: String,
+    /// How long the leader keeps trying to renew its Lease before it stops leading.
+    #[arg(long, default_value = "10s")]
+    leader_elect_renew_deadline: String,
+    /// How often leader-election candidates try to acquire or renew the Lease.
+    #[arg(long, default_value = "2s")]
+    leader_elect_retry_period: String,
+}
+
+/// `--leader-elect-*` as the elector's timing, checked as upstream checks them.
+fn leader_timing(args: &ServerArgs) -> Result<skiff_apiserver::leader::Timing> {
+    let timing = skiff_apiserver::leader::Timing {
+        lease_duration: parse_duration(&args.leader_elect_lease_duration)?,
+        renew_deadline: parse_duration(&args.leader_elect_renew_deadline)?,
+        retry_period: parse_duration(&args.leader_elect_retry_period)?,
+    };
+    timing.validate().map_err(anyhow::Error::msg)?;
+    Ok(timing)
 }
 
 fn is_root() -> bool {
@@ -680,7 +701,11 @@ async fn run_server(args: ServerArgs) -> Result<()> {
 }
 
 /// Runs the controllers and the scheduler in-process, each with its own client certificate,
-/// talking to this server over loopback TLS like any other client.
+/// talking to this server over loopback TLS like any other client. With an external datastore
+/// (several servers may share it) each runs only while this server holds its Lease
+/// (`kube-system/skiff-controllers`, `kube-system/skiff-scheduler`), in a runtime of its own
+/// that is shut down — every task of it cancelled — when the lease is lost. With SQLite
+/// (one server) they run unconditionally and no Lease is written.
 async fn start_control_loops(
     server: &skiff_apiserver::Server,
     url: &str,
@@ -702,45 +727,133 @@ async fn start_control_loops(
             &key,
         )?)
     };
+    let timing = leader_timing(args)?;
+    let identity = format!("{}_{}", host_name(), uuid::Uuid::new_v4());
     if !args.disable_controller_manager {
         let kc = client_for(skiff_api::rbac::SKIFF_CONTROLLER_USER)?;
-        let client = skiff_controllers::client_from_kubeconfig_yaml(&kc).await?;
-        let cfg = skiff_controllers::Config {
+        let cfg = std::sync::Arc::new(skiff_controllers::Config {
             node_monitor_grace_period: parse_duration(&args.node_monitor_grace_period)?,
             ca_pem: pki.server_ca_pem().to_string(),
             cluster_cidr: args.cluster_cidr.clone(),
             service_lb: !args.disable.iter().any(|d| d.trim() == "servicelb"),
             ingress: !ingress_disabled(&args.disable),
             ..Default::default()
-        };
-        skiff_controllers::spawn_all(client, std::sync::Arc::new(cfg));
+        });
         // Auto-deploying manifests apply whatever the files hold, so (as k3s's admin client)
         // as a member of system:masters.
         let (cert, key) = pki.issue_client_cert("system:skiff-deploy", &["system:masters"])?;
-        let kc = skiff_pki::render_kubeconfig(url, pki.server_ca_pem(), &cert, &key)?;
-        let client = skiff_controllers::client_from_kubeconfig_yaml(&kc).await?;
+        let deploy_kc = skiff_pki::render_kubeconfig(url, pki.server_ca_pem(), &cert, &key)?;
         let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
-        skiff_controllers::deploy::spawn(
-            client,
-            skiff_controllers::deploy::Settings {
-                dir: data_dir.join("server").join("manifests"),
-                disabled: args.disable.clone(),
-            },
-        );
+        let settings = skiff_controllers::deploy::Settings {
+            dir: data_dir.join("server").join("manifests"),
+            disabled: args.disable.clone(),
+        };
+        let start = move || {
+            let (kc, deploy_kc, cfg, settings) =
+                (kc.clone(), deploy_kc.clone(), cfg.clone(), settings.clone());
+            async move {
+                let client = skiff_controllers::client_from_kubeconfig_yaml(&kc).await?;
+                skiff_controllers::spawn_all(client, cfg);
+                let client = skiff_controllers::client_from_kubeconfig_yaml(&deploy_kc).await?;
+                skiff_controllers::deploy::spawn(client, settings);
+                Ok::<(), anyhow::Error>(())
+            }
+        };
+        if server.shared_datastore {
+            let leading = skiff_apiserver::leader::spawn(
+                server.state.clone(),
+                skiff_apiserver::leader::CONTROLLERS_LEASE,
+                identity.clone(),
+                timing,
+            );
+            tokio::spawn(run_while_leading("controllers", leading, start));
+        } else {
+            start().await?;
+        }
     }
     if !args.disable_scheduler {
         let kc = client_for("system:kube-scheduler")?;
-        let client = skiff_controllers::client_from_kubeconfig_yaml(&kc).await?;
-        tokio::spawn(async move {
-            loop {
-                if let Err(e) = skiff_scheduler::run(client.clone()).await {
-                    tracing::warn!(error = %e, "scheduler failed, restarting");
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
+        let start = move || {
+            let kc = kc.clone();
+            async move {
+                let client = skiff_controllers::client_from_kubeconfig_yaml(&kc).await?;
+                tokio::spawn(async move {
+                    loop {
+                        if let Err(e) = skiff_scheduler::run(client.clone()).await {
+                            tracing::warn!(error = %e, "scheduler failed, restarting");
+                        }
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                });
+                Ok::<(), anyhow::Error>(())
             }
-        });
+        };
+        if server.shared_datastore {
+            let leading = skiff_apiserver::leader::spawn(
+                server.state.clone(),
+                skiff_apiserver::leader::SCHEDULER_LEASE,
+                identity,
+                timing,
+            );
+            tokio::spawn(run_while_leading("scheduler", leading, start));
+        } else {
+            start().await?;
+        }
     }
     Ok(())
+}
+
+/// Starts `start` in a fresh runtime whenever `leading` turns true and shuts that runtime down
+/// (cancelling every task `start` spawned) when it turns false.
+async fn run_while_leading<F, Fut>(
+    what: &'static str,
+    mut leading: tokio::sync::watch::Receiver<bool>,
+    start: F,
+) where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<()>> + Send + 'static,
+{
+    let mut running: Option<tokio::runtime::Runtime> = None;
+    loop {
+        let lead = *leading.borrow_and_update();
+        match (lead, running.is_some()) {
+            (true, false) => {
+                match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name(format!("skiff-{what}"))
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => {
+                        let fut = start();
+                        rt.spawn(async move {
+                            if let Err(e) = fut.await {
+                                tracing::error!(component = what, error = %e, "cannot start while leading");
+                            }
+                        });
+                        tracing::info!(component = what, "leading: started");
+                        running = Some(rt);
+                    }
+                    Err(e) => {
+                        tracing::error!(component = what, error = %e, "cannot create a runtime")
+                    }
+                }
+            }
+            (false, true) => {
+                if let Some(rt) = running.take() {
+                    rt.shutdown_background();
+                }
+                tracing::warn!(component = what, "not leading: stopped");
+            }
+            _ => {}
+        }
+        if leading.changed().await.is_err() {
+            if let Some(rt) = running.take() {
+                rt.shutdown_background();
+            }
+            return;
+        }
+    }
 }
 
 /// `--disable dns` (k3s calls it `coredns`; both are accepted): no kube-dns Service and no
