@@ -1,9 +1,11 @@
 //! CustomResourceDefinitions (`apiextensions.k8s.io/v1`) as pure functions: reading a CRD
 //! into what the server needs to serve its resources (`CrdDef`), the status the server gives
 //! an accepted CRD, validation of the CRD itself (`validate`), and the structural-schema work
-//! on custom objects — validation, pruning, defaulting (`schema`) — and printer columns.
+//! on custom objects — validation, pruning, defaulting (`schema`), CEL rules (`rules`) — and
+//! printer columns.
 
 pub mod columns;
+pub mod rules;
 pub mod schema;
 pub mod validate;
 

@@ -1,7 +1,7 @@
 //! Validation of a CustomResourceDefinition itself, with upstream's field paths and texts for
 //! the main fields: the name, group, names, scope, versions (exactly one storage version,
-//! unique names), structural schemas (a type at the root and on every specified field),
-//! printer columns and the scale subresource paths; on update the immutable group, scope and
+//! unique names), structural schemas (a type at the root and on every specified field) and
+//! their CEL rules (`rules::check`), printer columns and the scale subresource paths; on update the immutable group, scope and
 //! plural.
 
 use crate::text::go_quote;
@@ -173,6 +173,10 @@ fn versions(e: &mut Errs, crd: &Value) {
         );
         return;
     };
+    let first = vs[0].pointer("/schema/openAPIV3Schema");
+    let hoisted = vs
+        .iter()
+        .all(|v| v.pointer("/schema/openAPIV3Schema") == first);
     let mut seen: Vec<&str> = Vec::new();
     let mut storage = 0;
     let mut served = 0;
@@ -203,6 +207,13 @@ fn versions(e: &mut Errs, crd: &Value) {
                 &format!("{base}.schema.openAPIV3Schema"),
                 "schemas are required",
             ),
+            // Identical schemas are one `spec.validation` in upstream's internal version, and
+            // its errors carry that path.
+            Some(s) if hoisted => {
+                if i == 0 {
+                    structural(e, s, "spec.validation.openAPIV3Schema", true);
+                }
+            }
             Some(s) => structural(e, s, &format!("{base}.schema.openAPIV3Schema"), true),
         }
         columns(e, v, &base);
@@ -285,6 +296,7 @@ fn structural(e: &mut Errs, s: &Value, path: &str, root: bool) {
             "Forbidden: additionalProperties and properties are mutual exclusive".into(),
         );
     }
+    e.0.extend(super::rules::check(s, path));
     if let Some(props) = s.get("properties").and_then(|x| x.as_object()) {
         for (k, child) in props {
             structural(e, child, &format!("{path}.properties[{k}]"), false);
@@ -393,7 +405,7 @@ mod tests {
                 r#"spec.scope: Unsupported value: "Global": supported values: "Cluster", "Namespaced""#,
                 r#"spec.names.plural: Invalid value: "CronTabs": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"#,
                 "spec.names.kind: Required value",
-                "spec.versions[0].schema.openAPIV3Schema.properties[spec].type: Required value: must not be empty for specified object fields",
+                "spec.validation.openAPIV3Schema.properties[spec].type: Required value: must not be empty for specified object fields",
                 r#"spec.versions[0].subresources.scale.specReplicasPath: Invalid value: ".replicas": should be a json path under .spec"#,
                 r#"spec.versions: Invalid value: []apiextensions.CustomResourceDefinitionVersion{{Name:"v1", Served:true, Storage:false}}: must have exactly one version marked as storage version"#,
             ]

@@ -1,7 +1,8 @@
 //! CustomResourceDefinitions in the API server: the run-time resource table built from the
 //! stored CRDs (fed by a store watch, refreshed at once after a CRD write), the admission of
 //! CRDs (validation, accepted status, the cleanup finalizer) and of custom objects (pruning,
-//! strict unknown fields, defaulting, schema validation), the scale paths, and the cleanup
+//! strict unknown fields, defaulting, schema validation, then the CEL rules with `oldSelf` on
+//! update), the scale paths, and the cleanup
 //! that deletes a CRD's objects before the CRD goes.
 //!
 //! The REST layer addresses every resource as `&'static ResourceInfo`. A custom resource's
@@ -40,6 +41,8 @@ pub struct CustomVersion {
     pub only_version: bool,
     /// `Warning` header text for a deprecated version.
     pub warning: Option<String>,
+    /// The schema has `x-kubernetes-validations` rules somewhere.
+    pub has_rules: bool,
 }
 
 /// Interned definitions: content key → leaked `ResourceInfo`, and its details by address.
@@ -163,6 +166,7 @@ fn intern(def: &CrdDef, v: &CrdVersion) -> &'static ResourceInfo {
         scale: v.scale.clone(),
         only_version: def.versions.len() == 1,
         warning: v.deprecated.then(|| apicrd::deprecation_warning(def, v)),
+        has_rules: v.schema.as_ref().is_some_and(apicrd::rules::has_rules),
     };
     g.details.insert(addr(info), Arc::new(details));
     g.by_key.insert(key, info);
@@ -366,7 +370,14 @@ pub fn admit(
         )));
     }
     skiff_api::crd::schema::apply_defaults(schema, obj);
-    let causes = skiff_api::crd::schema::validate(schema, obj);
+    let mut causes = skiff_api::crd::schema::validate(schema, obj);
+    if c.has_rules {
+        // Upstream runs the CEL rules only on an object of the schema's shape.
+        match apicrd::rules::blocked_by(&causes) {
+            Some(blocked) => causes.push(blocked),
+            None => causes.extend(apicrd::rules::validate(schema, obj, old)),
+        }
+    }
     if !causes.is_empty() {
         return Err(invalid(res, obj, &causes));
     }
