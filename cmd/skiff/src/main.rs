@@ -536,10 +536,21 @@ struct ServerArgs {
     /// Toleration seconds added to pods for the unreachable taint.
     #[arg(long, default_value_t = 300)]
     default_unreachable_toleration_seconds: i64,
-    /// Where the cluster state lives: empty (SQLite under the data dir), `sqlite://PATH`, or
-    /// `postgres://USER:PASSWORD@HOST:PORT/DATABASE` (a database several servers may share).
+    /// Where the cluster state lives: empty (SQLite under the data dir), `sqlite://PATH`,
+    /// `postgres://USER:PASSWORD@HOST:PORT/DATABASE`, or etcd endpoints
+    /// `https://HOST:2379,https://HOST2:2379` (`http://` without TLS); several servers may
+    /// share PostgreSQL or etcd.
     #[arg(long, env = "SKIFF_DATASTORE_ENDPOINT", default_value = "")]
     datastore_endpoint: String,
+    /// etcd over https: the CA that signed etcd's certificate (default: the system's roots).
+    #[arg(long, env = "SKIFF_DATASTORE_CAFILE")]
+    datastore_cafile: Option<PathBuf>,
+    /// etcd over https: the client certificate skiff presents (with --datastore-keyfile).
+    #[arg(long, env = "SKIFF_DATASTORE_CERTFILE")]
+    datastore_certfile: Option<PathBuf>,
+    /// etcd over https: the key of --datastore-certfile.
+    #[arg(long, env = "SKIFF_DATASTORE_KEYFILE")]
+    datastore_keyfile: Option<PathBuf>,
     /// With an external datastore: how long another server waits on a leader-election Lease
     /// that is not renewed before it takes the controllers or the scheduler over, e.g. 15s.
     #[arg(long, default_value = "15s")]
@@ -657,6 +668,11 @@ async fn run_server(args: ServerArgs) -> Result<()> {
         default_not_ready_toleration_seconds: args.default_not_ready_toleration_seconds,
         default_unreachable_toleration_seconds: args.default_unreachable_toleration_seconds,
         datastore_endpoint: args.datastore_endpoint.clone(),
+        datastore_tls: skiff_store::DatastoreTls {
+            ca_file: args.datastore_cafile.clone(),
+            cert_file: args.datastore_certfile.clone(),
+            key_file: args.datastore_keyfile.clone(),
+        },
         build: build_info(),
         ..Default::default()
     };

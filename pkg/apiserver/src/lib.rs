@@ -98,6 +98,7 @@ pub async fn start(cfg: ServerConfig) -> Result<Server, StartError> {
         &db_path,
         skiff_store::Options {
             compact_interval: cfg.compact_interval,
+            tls: cfg.datastore_tls.clone(),
             ..Default::default()
         },
     )

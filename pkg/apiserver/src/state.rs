@@ -36,8 +36,11 @@ pub struct ServerConfig {
     /// How often the store compacts.
     pub compact_interval: Duration,
     /// `--datastore-endpoint`: empty or `sqlite://PATH` for SQLite (default
-    /// `<data>/server/db/state.db`), `postgres://…` for a PostgreSQL database.
+    /// `<data>/server/db/state.db`), `postgres://…` for a PostgreSQL database,
+    /// `http(s)://HOST:2379[,…]` for etcd.
     pub datastore_endpoint: String,
+    /// `--datastore-cafile/--datastore-certfile/--datastore-keyfile`: TLS to etcd.
+    pub datastore_tls: skiff_store::DatastoreTls,
     /// The build facts `/version` reports.
     pub build: crate::version::BuildInfo,
 }
@@ -63,6 +66,7 @@ impl Default for ServerConfig {
             default_unreachable_toleration_seconds: 300,
             compact_interval: Duration::from_secs(30),
             datastore_endpoint: String::new(),
+            datastore_tls: Default::default(),
             build: crate::version::BuildInfo::default(),
         }
     }

@@ -7,29 +7,35 @@
 use std::sync::Arc;
 
 use crate::db::{self, KeyRange, ReadPool};
+use crate::etcd::Etcd;
 use crate::pg::Pg;
-use crate::{Event, KeyValue, ListResult, StoreError};
+use crate::{Core, Event, KeyValue, ListResult, StoreError};
 
 pub(crate) enum Engine {
     /// One SQLite file, read through a pool of read-only connections.
     Sqlite(ReadPool),
     /// A PostgreSQL database, possibly shared with other servers.
     Postgres(Arc<Pg>),
+    /// An etcd cluster, possibly shared with other servers.
+    Etcd(Arc<Etcd>),
 }
 
 impl Engine {
-    pub(crate) async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
+    /// `core` is the store state this engine belongs to (etcd reports revisions into it).
+    pub(crate) async fn get(&self, core: &Core, key: &str) -> Result<Option<KeyValue>, StoreError> {
         match self {
             Engine::Sqlite(pool) => {
                 let key = key.to_owned();
                 pool.run(move |conn| db::get(conn, &key)).await
             }
             Engine::Postgres(pg) => pg.get(key).await,
+            Engine::Etcd(etcd) => etcd.get(core, key).await,
         }
     }
 
     pub(crate) async fn list(
         &self,
+        core: &Core,
         range: KeyRange,
         revision: i64,
         start_after: Option<String>,
@@ -41,17 +47,20 @@ impl Engine {
                     .await
             }
             Engine::Postgres(pg) => pg.list(&range, revision, start_after, limit).await,
+            Engine::Etcd(etcd) => etcd.list(core, &range, revision, start_after, limit).await,
         }
     }
 
-    pub(crate) async fn count(&self, range: KeyRange) -> Result<i64, StoreError> {
+    pub(crate) async fn count(&self, core: &Core, range: KeyRange) -> Result<i64, StoreError> {
         match self {
             Engine::Sqlite(pool) => pool.run(move |conn| db::count(conn, &range)).await,
             Engine::Postgres(pg) => pg.count(&range).await,
+            Engine::Etcd(etcd) => etcd.count(core, &range).await,
         }
     }
 
-    /// Up to `limit` events under `range` after `after`, in revision order.
+    /// Up to `limit` events under `range` after `after`, in revision order (SQLite and
+    /// PostgreSQL; etcd watchers read history through etcd's own watch).
     pub(crate) async fn history(
         &self,
         range: KeyRange,
@@ -64,6 +73,9 @@ impl Engine {
                     .await
             }
             Engine::Postgres(pg) => pg.history(&range, after, limit).await,
+            Engine::Etcd(_) => Err(StoreError::Etcd(
+                "history is read through etcd watches, not the log reader".into(),
+            )),
         }
     }
 
@@ -73,6 +85,7 @@ impl Engine {
         match self {
             Engine::Sqlite(_) => Ok(None),
             Engine::Postgres(pg) => Ok(Some(pg.load_revisions().await?.0)),
+            Engine::Etcd(etcd) => Ok(Some(etcd.load_revisions().await?.0)),
         }
     }
 }

@@ -13,6 +13,8 @@
 
 mod db;
 mod engine;
+mod etcd;
+pub mod etcdserver;
 mod pg;
 pub mod pgcluster;
 mod watch;
@@ -53,6 +55,25 @@ pub struct Options {
     pub compact_keep_for: Duration,
     /// How many read-only SQLite connections serve reads (at least 1).
     pub read_connections: usize,
+    /// TLS to the datastore (etcd over `https://`).
+    pub tls: DatastoreTls,
+}
+
+/// TLS files for the datastore connection, k3s's `--datastore-cafile`, `--datastore-certfile`
+/// and `--datastore-keyfile`: the CA that signed the datastore's certificate (the system's
+/// roots when unset) and a client certificate with its key (both or neither).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DatastoreTls {
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+}
+
+impl DatastoreTls {
+    /// Whether any TLS file is given.
+    pub fn is_set(&self) -> bool {
+        self.ca_file.is_some() || self.cert_file.is_some() || self.key_file.is_some()
+    }
 }
 
 impl Default for Options {
@@ -62,6 +83,7 @@ impl Default for Options {
             compact_keep_revisions: 1000,
             compact_keep_for: Duration::from_secs(60),
             read_connections: 4,
+            tls: DatastoreTls::default(),
         }
     }
 }
@@ -119,13 +141,16 @@ pub enum Datastore {
     Sqlite(PathBuf),
     /// A PostgreSQL database (`postgres://…` or `postgresql://…`), kept as written.
     Postgres(String),
+    /// etcd v3 endpoints (`http://HOST:2379` or `https://HOST:2379`, comma-separated for
+    /// several, all with the same scheme).
+    Etcd(Vec<String>),
 }
 
 impl Datastore {
     /// Reads `--datastore-endpoint`: empty means SQLite at `default_sqlite`; `sqlite://PATH`
     /// (query parameters ignored, empty path = the default), `postgres://` and
-    /// `postgresql://` URLs; etcd (`http(s)://`) and unknown schemes are refused with what to
-    /// use instead.
+    /// `postgresql://` URLs; etcd endpoints (`http://` or `https://`, comma-separated); unknown
+    /// schemes are refused with what to use instead.
     pub fn parse(endpoint: &str, default_sqlite: &Path) -> Result<Datastore, StoreError> {
         let endpoint = endpoint.trim();
         if endpoint.is_empty() {
@@ -143,13 +168,25 @@ impl Datastore {
             return Ok(Datastore::Postgres(endpoint.to_owned()));
         }
         if endpoint.starts_with("http://") || endpoint.starts_with("https://") {
-            return Err(StoreError::Endpoint(
-                "etcd datastores are not supported yet; use postgres://USER:PASSWORD@HOST:PORT/DATABASE or leave --datastore-endpoint empty for SQLite".into(),
-            ));
+            let endpoints: Vec<String> = endpoint
+                .split(',')
+                .map(|e| e.trim().to_owned())
+                .filter(|e| !e.is_empty())
+                .collect();
+            let https = endpoints[0].starts_with("https://");
+            if let Some(other) = endpoints
+                .iter()
+                .find(|e| e.starts_with("https://") != https)
+            {
+                return Err(StoreError::Endpoint(format!(
+                    "{other}: every etcd endpoint must use the same scheme; list only http:// or only https:// endpoints"
+                )));
+            }
+            return Ok(Datastore::Etcd(endpoints));
         }
         let scheme = endpoint.split("://").next().unwrap_or(endpoint);
         Err(StoreError::Endpoint(format!(
-            "unknown datastore scheme {scheme:?}; use sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DATABASE"
+            "unknown datastore scheme {scheme:?}; use sqlite://PATH, postgres://USER:PASSWORD@HOST:PORT/DATABASE or etcd's https://HOST:2379"
         )))
     }
 }
@@ -209,8 +246,12 @@ pub enum StoreError {
     Unreachable { endpoint: String, reason: String },
     #[error("the datastore at {endpoint} refused the credentials: {reason}; check the user and password in --datastore-endpoint")]
     Credentials { endpoint: String, reason: String },
+    #[error("the TLS connection to the datastore at {endpoint} failed: {reason}; check --datastore-cafile (the CA that signed the datastore's certificate), --datastore-certfile and --datastore-keyfile (a client certificate the datastore trusts)")]
+    Tls { endpoint: String, reason: String },
     #[error("postgres: {0}; check the database server's log")]
     Postgres(String),
+    #[error("etcd: {0}; check the etcd cluster's health and log")]
+    Etcd(String),
     #[error("sqlite: {0}; check the database file and free disk space")]
     Sqlite(#[from] rusqlite::Error),
     #[error("io: {0}; check the data directory's permissions and free disk space")]
@@ -240,6 +281,8 @@ enum Location {
     Sqlite(PathBuf),
     /// The endpoint without its password.
     Postgres(String),
+    /// The endpoints.
+    Etcd(String),
 }
 
 impl Drop for Inner {
@@ -264,7 +307,7 @@ impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let location = match &self.inner.location {
             Location::Sqlite(path) => path.display().to_string(),
-            Location::Postgres(endpoint) => endpoint.clone(),
+            Location::Postgres(endpoint) | Location::Etcd(endpoint) => endpoint.clone(),
         };
         f.debug_struct("Store")
             .field("location", &location)
@@ -282,10 +325,57 @@ impl Store {
         default_sqlite: &Path,
         opts: Options,
     ) -> Result<Store, StoreError> {
-        match Datastore::parse(endpoint, default_sqlite)? {
+        let datastore = Datastore::parse(endpoint, default_sqlite)?;
+        if opts.tls.is_set() && !matches!(datastore, Datastore::Etcd(_)) {
+            return Err(StoreError::Endpoint(
+                "--datastore-cafile, --datastore-certfile and --datastore-keyfile apply to etcd (https:// endpoints) only; drop them for SQLite and PostgreSQL (skiff reaches PostgreSQL without TLS: keep it on a trusted network)".into(),
+            ));
+        }
+        match datastore {
             Datastore::Sqlite(path) => Self::open(&path, opts),
             Datastore::Postgres(url) => Self::open_postgres(&url, opts).await,
+            Datastore::Etcd(endpoints) => Self::open_etcd(&endpoints, opts).await,
         }
+    }
+
+    /// Connects to etcd at `endpoints` (`http://HOST:2379`, or `https://HOST:2379` with
+    /// `opts.tls`) and starts the write task and the compact-revision follower. Fails with
+    /// `Unreachable` or `Credentials` when etcd cannot be used. Must be called inside a tokio
+    /// runtime.
+    pub async fn open_etcd(endpoints: &[String], opts: Options) -> Result<Store, StoreError> {
+        let etcd = Arc::new(etcd::Etcd::open(endpoints, &opts.tls).await?);
+        let (current, compact) = etcd.load_revisions().await?;
+        let shown = etcd.display.clone();
+        let core = Arc::new(Core {
+            engine: Engine::Etcd(etcd.clone()),
+            current_rev: AtomicI64::new(current),
+            compact_rev: AtomicI64::new(compact),
+            commits: AtomicU64::new(0),
+        });
+        // etcd's watches carry events; the broadcast stays empty.
+        let (events, _) = broadcast::channel(1);
+        let (requests, rx) = mpsc::channel(REQUEST_QUEUE);
+        tokio::spawn(etcd::run_writer(etcd.clone(), core.clone(), rx));
+        let follower = tokio::spawn(etcd::run_follower(etcd, core.clone()));
+        tracing::info!(endpoint = %shown, revision = current, "datastore: etcd");
+        let inner = Arc::new(Inner {
+            core,
+            requests,
+            events,
+            location: Location::Etcd(shown),
+            compactor: parking_lot::Mutex::new(None),
+            listener: Some(follower.abort_handle()),
+        });
+        if !opts.compact_interval.is_zero() {
+            let task = tokio::spawn(compactor(
+                Arc::downgrade(&inner),
+                opts.compact_interval,
+                opts.compact_keep_revisions.max(0),
+                opts.compact_keep_for,
+            ));
+            *inner.compactor.lock() = Some(task.abort_handle());
+        }
+        Ok(Store { inner })
     }
 
     /// Connects to the PostgreSQL database at `url` (`postgres://USER:PASSWORD@HOST:PORT/DB`),
@@ -394,7 +484,8 @@ impl Store {
 
     /// The latest live value of `key`, or `None`.
     pub async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
-        self.inner.core.engine.get(key).await
+        let core = &self.inner.core;
+        core.engine.get(core, key).await
     }
 
     /// The live keys under `prefix`, sorted by key, at `opts.revision` (0 = latest).
@@ -429,10 +520,17 @@ impl Store {
                 requested: revision,
             });
         }
-        self.inner
-            .core
-            .engine
+        let core = &self.inner.core;
+        // etcd reads "the latest" itself: other servers may have written since this store
+        // last heard of a revision, and a read at the latest must see their writes.
+        let revision = if opts.revision <= 0 && matches!(core.engine, Engine::Etcd(_)) {
+            0
+        } else {
+            revision
+        };
+        core.engine
             .list(
+                core,
                 KeyRange::prefix(prefix),
                 revision,
                 opts.start_after,
@@ -443,7 +541,8 @@ impl Store {
 
     /// How many live keys are under `prefix`.
     pub async fn count(&self, prefix: &str) -> Result<i64, StoreError> {
-        self.inner.core.engine.count(KeyRange::prefix(prefix)).await
+        let core = &self.inner.core;
+        core.engine.count(core, KeyRange::prefix(prefix)).await
     }
 
     /// Creates `key`; fails with `AlreadyExists` when it is live. Returns the new revision.
@@ -515,6 +614,15 @@ impl Store {
                 requested: after_revision,
             });
         }
+        if let Engine::Etcd(etcd) = &self.inner.core.engine {
+            return Ok(Watcher::etcd(etcd::EtcdWatcher::new(
+                etcd.clone(),
+                self.inner.core.clone(),
+                KeyRange::prefix(prefix),
+                after_revision,
+                rx,
+            )));
+        }
         // Subscribed before reading the current revision: every event after it reaches `rx`.
         let caught_up = after_revision >= self.current_revision();
         Ok(Watcher::new(
@@ -564,15 +672,16 @@ impl Store {
     pub fn db_path(&self) -> Option<&Path> {
         match &self.inner.location {
             Location::Sqlite(path) => Some(path),
-            Location::Postgres(_) => None,
+            Location::Postgres(_) | Location::Etcd(_) => None,
         }
     }
 
-    /// Which engine serves this store: `sqlite` or `postgres`.
+    /// Which engine serves this store: `sqlite`, `postgres` or `etcd`.
     pub fn engine_name(&self) -> &'static str {
         match self.inner.location {
             Location::Sqlite(_) => "sqlite",
             Location::Postgres(_) => "postgres",
+            Location::Etcd(_) => "etcd",
         }
     }
 }

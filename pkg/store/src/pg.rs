@@ -625,19 +625,50 @@ pub(crate) async fn run_writer(pg: Arc<Pg>, core: Arc<Core>, mut rx: mpsc::Recei
     }
 }
 
+/// One batch in one transaction, in two pipelined round trips (plus the commit's flush):
+/// BEGIN + counter lock + latest rows of the keys, then the rows + counter + NOTIFY + COMMIT.
 async fn commit_batch(pg: &Pg, ops: Vec<WriteOp>) -> Result<BatchPlan, StoreError> {
-    let mut client = pg.client().await?;
-    let tx = client.transaction().await.map_err(|e| pg.err(e))?;
+    let client = pg.client().await?;
+    let result = commit_batch_on(pg, &client, ops).await;
+    if result.is_err() {
+        // Never hand a connection back to the pool inside a transaction.
+        let _ = client.batch_execute("ROLLBACK").await;
+    }
+    result
+}
+
+async fn commit_batch_on(
+    pg: &Pg,
+    client: &deadpool_postgres::Object,
+    ops: Vec<WriteOp>,
+) -> Result<BatchPlan, StoreError> {
     // Locks the counter until commit: writers of every server take turns here.
-    let stmt = tx
+    let lock = client
         .prepare_cached("SELECT value FROM skiff_meta WHERE key = 'revision' FOR UPDATE")
         .await
         .map_err(|e| pg.err(e))?;
-    let start: i64 = tx
-        .query_one(&stmt, &[])
+    let lookup = client
+        .prepare_cached(
+            "SELECT DISTINCT ON (name) name, id, deleted, create_revision, value FROM skiff_kv \
+             WHERE name = ANY($1) ORDER BY name, id DESC",
+        )
         .await
-        .map_err(|e| pg.err(e))?
-        .get(0);
+        .map_err(|e| pg.err(e))?;
+    let insert = client
+        .prepare_cached(
+            "INSERT INTO skiff_kv (id, name, created, deleted, create_revision, prev_revision, \
+             value, old_value) SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bool[], \
+             $4::bool[], $5::bigint[], $6::bigint[], $7::bytea[], $8::bytea[])",
+        )
+        .await
+        .map_err(|e| pg.err(e))?;
+    let bump = client
+        .prepare_cached(
+            "WITH u AS (UPDATE skiff_meta SET value = $1 WHERE key = 'revision' RETURNING value) \
+             SELECT pg_notify('skiff_kv', value::text) FROM u",
+        )
+        .await
+        .map_err(|e| pg.err(e))?;
     let mut keys: Vec<&str> = ops
         .iter()
         .map(|op| match op {
@@ -648,17 +679,19 @@ async fn commit_batch(pg: &Pg, ops: Vec<WriteOp>) -> Result<BatchPlan, StoreErro
         .collect();
     keys.sort_unstable();
     keys.dedup();
-    let stmt = tx
-        .prepare_cached(
-            "SELECT DISTINCT ON (name) name, id, deleted, create_revision, value FROM skiff_kv \
-             WHERE name = ANY($1) ORDER BY name, id DESC",
-        )
-        .await
-        .map_err(|e| pg.err(e))?;
-    let latest: HashMap<String, Latest> = tx
-        .query(&stmt, &[&keys])
-        .await
-        .map_err(|e| pg.err(e))?
+    // Pipelined: requests go out in the order the futures are first polled.
+    let lookup_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&keys];
+    let (_, lock_rows, rows) = tokio::try_join!(
+        client.batch_execute("BEGIN"),
+        client.query(&lock, &[]),
+        client.query(&lookup, &lookup_params),
+    )
+    .map_err(|e| pg.err(e))?;
+    let start: i64 = lock_rows
+        .first()
+        .map(|r| r.get(0))
+        .ok_or_else(|| StoreError::Postgres("the revision counter row is missing".into()))?;
+    let latest: HashMap<String, Latest> = rows
         .iter()
         .map(|r| {
             (
@@ -674,7 +707,10 @@ async fn commit_batch(pg: &Pg, ops: Vec<WriteOp>) -> Result<BatchPlan, StoreErro
         .collect();
     let plan = plan_batch(latest, ops, start);
     if plan.rows.is_empty() {
-        tx.rollback().await.map_err(|e| pg.err(e))?;
+        client
+            .batch_execute("ROLLBACK")
+            .await
+            .map_err(|e| pg.err(e))?;
         return Ok(plan);
     }
     let ids: Vec<i64> = plan.rows.iter().map(|r| r.id).collect();
@@ -685,33 +721,18 @@ async fn commit_batch(pg: &Pg, ops: Vec<WriteOp>) -> Result<BatchPlan, StoreErro
     let prevs: Vec<i64> = plan.rows.iter().map(|r| r.prev_revision).collect();
     let values: Vec<&[u8]> = plan.rows.iter().map(|r| &*r.value).collect();
     let olds: Vec<Option<&[u8]>> = plan.rows.iter().map(|r| r.old_value.as_deref()).collect();
-    let stmt = tx
-        .prepare_cached(
-            "INSERT INTO skiff_kv (id, name, created, deleted, create_revision, prev_revision, \
-             value, old_value) SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bool[], \
-             $4::bool[], $5::bigint[], $6::bigint[], $7::bytea[], $8::bytea[])",
-        )
-        .await
-        .map_err(|e| pg.err(e))?;
-    tx.execute(
-        &stmt,
-        &[
-            &ids, &names, &created, &deleted, &creates, &prevs, &values, &olds,
-        ],
+    // A failed INSERT aborts the transaction: the COMMIT then rolls back and the error of
+    // the INSERT is what try_join reports.
+    let insert_params: [&(dyn tokio_postgres::types::ToSql + Sync); 8] = [
+        &ids, &names, &created, &deleted, &creates, &prevs, &values, &olds,
+    ];
+    let bump_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&plan.revision];
+    tokio::try_join!(
+        client.execute(&insert, &insert_params),
+        client.execute(&bump, &bump_params),
+        client.batch_execute("COMMIT"),
     )
-    .await
     .map_err(|e| pg.err(e))?;
-    let stmt = tx
-        .prepare_cached(
-            "WITH u AS (UPDATE skiff_meta SET value = $1 WHERE key = 'revision' RETURNING value) \
-             SELECT pg_notify('skiff_kv', value::text) FROM u",
-        )
-        .await
-        .map_err(|e| pg.err(e))?;
-    tx.execute(&stmt, &[&plan.revision])
-        .await
-        .map_err(|e| pg.err(e))?;
-    tx.commit().await.map_err(|e| pg.err(e))?;
     Ok(plan)
 }
 

@@ -539,6 +539,7 @@ async fn background_compaction_keeps_the_file_bounded() {
         compact_keep_revisions: 1000,
         compact_keep_for: Duration::ZERO,
         read_connections: 2,
+        ..Options::default()
     };
     let store = Store::open(&dir.path().join("state.db"), opts).unwrap();
     let keys: Vec<String> = (0..5)

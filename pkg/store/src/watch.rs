@@ -15,6 +15,68 @@ const REPLAY_CHUNK: usize = 1000;
 
 /// A stream of events under a prefix, from a starting revision on.
 pub struct Watcher {
+    kind: Kind,
+}
+
+enum Kind {
+    /// SQLite and PostgreSQL: history from the engine, then the store's broadcast.
+    Log(LogWatcher),
+    /// etcd's own watch.
+    Etcd(Box<crate::etcd::EtcdWatcher>),
+}
+
+impl std::fmt::Debug for Watcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.kind {
+            Kind::Log(w) => w.fmt(f),
+            Kind::Etcd(w) => f
+                .debug_struct("Watcher")
+                .field("engine", &"etcd")
+                .field("last", &w.last)
+                .finish(),
+        }
+    }
+}
+
+impl Watcher {
+    pub(crate) fn etcd(w: crate::etcd::EtcdWatcher) -> Watcher {
+        Watcher {
+            kind: Kind::Etcd(Box::new(w)),
+        }
+    }
+
+    pub(crate) fn new(
+        core: Arc<Core>,
+        range: KeyRange,
+        after: i64,
+        rx: broadcast::Receiver<Feed>,
+        live: bool,
+    ) -> Watcher {
+        Watcher {
+            kind: Kind::Log(LogWatcher::new(core, range, after, rx, live)),
+        }
+    }
+
+    /// The revision of the last event this watcher delivered (or its starting revision).
+    pub fn last_revision(&self) -> i64 {
+        match &self.kind {
+            Kind::Log(w) => w.last,
+            Kind::Etcd(w) => w.last,
+        }
+    }
+
+    /// The next event; `None` once the store is closed or after an error was returned.
+    /// An error is `Compacted` when the events this watcher still needs were compacted
+    /// away while it was behind.
+    pub async fn recv(&mut self) -> Option<Result<Event, StoreError>> {
+        match &mut self.kind {
+            Kind::Log(w) => w.recv().await,
+            Kind::Etcd(w) => w.recv().await,
+        }
+    }
+}
+
+struct LogWatcher {
     core: Arc<Core>,
     range: KeyRange,
     /// The revision of the last event delivered (or the starting revision).
@@ -26,7 +88,7 @@ pub struct Watcher {
     done: bool,
 }
 
-impl std::fmt::Debug for Watcher {
+impl std::fmt::Debug for LogWatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Watcher")
             .field("prefix", &self.range.prefix)
@@ -36,15 +98,15 @@ impl std::fmt::Debug for Watcher {
     }
 }
 
-impl Watcher {
-    pub(crate) fn new(
+impl LogWatcher {
+    fn new(
         core: Arc<Core>,
         range: KeyRange,
         after: i64,
         rx: broadcast::Receiver<Feed>,
         live: bool,
-    ) -> Watcher {
-        Watcher {
+    ) -> LogWatcher {
+        LogWatcher {
             core,
             range,
             last: after,
@@ -55,15 +117,7 @@ impl Watcher {
         }
     }
 
-    /// The revision of the last event this watcher delivered (or its starting revision).
-    pub fn last_revision(&self) -> i64 {
-        self.last
-    }
-
-    /// The next event; `None` once the store is closed or after an error was returned.
-    /// An error is `Compacted` when the events this watcher still needs were compacted
-    /// away while it was behind.
-    pub async fn recv(&mut self) -> Option<Result<Event, StoreError>> {
+    async fn recv(&mut self) -> Option<Result<Event, StoreError>> {
         if self.done {
             return None;
         }
