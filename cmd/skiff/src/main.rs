@@ -173,6 +173,10 @@ struct AgentArgs {
     data_dir: Option<PathBuf>,
     #[command(flatten)]
     node: NodeArgs,
+    /// Talk to --server directly instead of through the client-side load balancer on
+    /// 127.0.0.1:6444 that fails over between every server of the cluster.
+    #[arg(long)]
+    disable_apiserver_lb: bool,
     /// Cluster DNS server address pods resolve with.
     #[arg(long, default_value = "10.43.0.10")]
     cluster_dns: Ipv4Addr,
@@ -225,6 +229,10 @@ struct HollowArgs {
     /// Most API requests in flight at once, over all nodes.
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
+    /// Reach the API through a client-side load balancer on 127.0.0.1 that fails over
+    /// between the servers the cluster lists (as agents do by default).
+    #[arg(long)]
+    apiserver_lb: bool,
 }
 
 fn join_token(token: &Option<String>, file: &Option<PathBuf>) -> Result<String> {
@@ -306,6 +314,8 @@ fn containerd_agent_config(
         labels,
         taints,
         max_pods: node.max_pods,
+        // The server's own agent talks to its server over loopback; `run_agent` turns it on.
+        apiserver_lb: false,
         kubelet_args: node.kubelet_arg.clone(),
         kubelet_port: node.kubelet_port,
         private_registry: node.private_registry.clone(),
@@ -344,6 +354,7 @@ async fn run_agent(args: AgentArgs) -> Result<()> {
                 &args.cluster_domain,
             )?;
             cfg.cluster_cidr = args.cluster_cidr.clone();
+            cfg.apiserver_lb = !args.disable_apiserver_lb;
             until_shutdown(skiff_agent::realagent::run(cfg)).await
         }
         "sim" => {
@@ -363,6 +374,7 @@ async fn run_agent(args: AgentArgs) -> Result<()> {
                     &args.cluster_cidr,
                     Some(args.node_cidr_mask_size),
                 )?,
+                apiserver_lb: !args.disable_apiserver_lb,
             };
             until_shutdown(skiff_agent::run_agent(cfg)).await
         }
@@ -450,6 +462,7 @@ async fn run_hollow(args: HollowArgs) -> Result<()> {
         name_prefix: args.name_prefix.clone(),
         node_cidr_mask: args.node_cidr_mask_size,
         sim,
+        apiserver_lb: args.apiserver_lb,
     };
     tokio::select! {
         r = skiff_agent::run_hollow(cfg) => r.map_err(Into::into),

@@ -19,6 +19,7 @@ pub mod host;
 pub mod join;
 pub mod kubelet;
 pub mod kubeletapi;
+pub mod loadbalancer;
 pub mod localpath;
 pub mod node;
 pub mod podstatus;
@@ -100,6 +101,8 @@ pub struct AgentConfig {
     pub taints: Vec<Taint>,
     pub max_pods: u32,
     pub sim: SimOptions,
+    /// Reach the API through the client-side load balancer ([`loadbalancer`]).
+    pub apiserver_lb: bool,
 }
 
 /// `skiff hollow --nodes N`: many simulated nodes in one process.
@@ -113,6 +116,8 @@ pub struct HollowConfig {
     /// Node CIDR mask; `None`: /24, or smaller blocks when not enough /24s are free.
     pub node_cidr_mask: Option<u8>,
     pub sim: SimOptions,
+    /// Reach the API through the client-side load balancer ([`loadbalancer`]).
+    pub apiserver_lb: bool,
 }
 
 /// The local IPv4 address this host uses to reach `server` (no packet is sent), or loopback.
@@ -146,10 +151,18 @@ pub async fn run_agent(cfg: AgentConfig) -> Result<(), Error> {
             "the node name is empty: pass --node-name or set SKIFF_NODE_NAME".into(),
         ));
     }
-    let joined = join::join(&cfg.server, &cfg.token, Some(&cfg.data_dir)).await?;
+    let lb = match cfg.apiserver_lb {
+        true => Some(loadbalancer::LoadBalancer::start(&cfg.server).await?),
+        false => None,
+    };
+    let server = lb.as_ref().map_or(cfg.server.clone(), |lb| lb.local_url());
+    let joined = join::join(&server, &cfg.token, Some(&cfg.data_dir)).await?;
+    if let Some(lb) = &lb {
+        lb.spawn_refresh(joined.client.clone());
+    }
     let ip = match cfg.node_ip {
         Some(ip) => ip,
-        None => local_ip_towards(&joined.url).await,
+        None => local_ip_towards(&join::parse_server_url(&cfg.server)?).await,
     };
     tracing::info!(server = %joined.url, pinned = joined.pinned, node = %cfg.node_name,
         "joined the server");
@@ -176,7 +189,15 @@ pub async fn run_hollow(cfg: HollowConfig) -> Result<(), Error> {
     if cfg.nodes > 65_000 {
         return Err(Error::Config("--nodes must be at most 65000".into()));
     }
-    let joined = join::join(&cfg.server, &cfg.token, None).await?;
+    let lb = match cfg.apiserver_lb {
+        true => Some(loadbalancer::LoadBalancer::start(&cfg.server).await?),
+        false => None,
+    };
+    let server = lb.as_ref().map_or(cfg.server.clone(), |lb| lb.local_url());
+    let joined = join::join(&server, &cfg.token, None).await?;
+    if let Some(lb) = &lb {
+        lb.spawn_refresh(joined.client.clone());
+    }
     tracing::info!(server = %joined.url, pinned = joined.pinned, nodes = cfg.nodes,
         "joined the server: registering hollow nodes");
     let mut sim = cfg.sim;

@@ -34,6 +34,8 @@ pub struct ContainerdAgentConfig {
     pub labels: Vec<(String, String)>,
     pub taints: Vec<Taint>,
     pub max_pods: u32,
+    /// Reach the API through the client-side load balancer ([`crate::loadbalancer`]).
+    pub apiserver_lb: bool,
     /// k3s-style `--kubelet-arg key=value`s (`eviction-hard` is implemented).
     pub kubelet_args: Vec<String>,
     /// registries.yaml (k3s format); absent is fine.
@@ -128,14 +130,21 @@ pub async fn run(cfg: ContainerdAgentConfig) -> Result<(), Error> {
         Some(ip) => ip,
         None => crate::local_ip_towards(&url).await,
     };
+    let lb = match cfg.apiserver_lb {
+        true => Some(crate::loadbalancer::LoadBalancer::start(&cfg.server).await?),
+        false => None,
+    };
     let identity = join::NodeIdentityOptions {
-        server: cfg.server.clone(),
+        server: lb.as_ref().map_or(cfg.server.clone(), |lb| lb.local_url()),
         token: cfg.token.clone(),
         node_name: cfg.node_name.clone(),
         node_ips: vec![IpAddr::V4(ip)],
         data_dir: cfg.data_dir.clone(),
     };
     let joined = join::join_node(&identity).await?;
+    if let Some(lb) = &lb {
+        lb.spawn_refresh(joined.client.clone());
+    }
     tracing::info!(server = %joined.url, pinned = joined.pinned, node = %cfg.node_name,
         ms = started.elapsed().as_millis() as u64, "joined the server with the node's own certificate");
     let tunnel = tokio::spawn(crate::tunnel::run(crate::tunnel::TunnelConfig {

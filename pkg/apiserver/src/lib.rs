@@ -3,6 +3,7 @@
 
 pub mod admission;
 pub mod alloc;
+pub mod apiservers;
 pub mod authz;
 pub mod bootstrap;
 pub mod bootstraptoken;
@@ -172,6 +173,9 @@ pub async fn start(cfg: ServerConfig) -> Result<Server, StartError> {
         .map_err(|e| StartError::Bootstrap(e.message))?;
     state.ready.store(true, Ordering::Relaxed);
     tokio::spawn(bootstrap::sweep_events(state.clone()));
+    if shared {
+        tokio::spawn(apiservers::heartbeat(state.clone()));
+    }
     tokio::spawn(supervisor::tend_node_passwords(state.clone()));
     tokio::spawn(bootstraptoken::clean_expired(state.clone()));
     tokio::spawn(metricsapi::run_scraper(state.clone()));

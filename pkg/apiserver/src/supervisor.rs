@@ -161,6 +161,15 @@ pub async fn handle(
             tracing::info!(%node, route, "signed node certificate");
             pem_response(chain)
         }
+        (&Method::GET, "apiservers") => {
+            // The servers sharing the datastore, for the agents' load balancer.
+            let list = crate::apiservers::list(st).await?;
+            Response::builder()
+                .status(200)
+                .header("content-type", "application/json")
+                .body(Body::from(serde_json::to_vec(&list).unwrap_or_default()))
+                .map_err(|_| ApiError::internal("response build failed"))
+        }
         (_, "client-kubelet.crt" | "serving-kubelet.crt" | "client-ca.crt" | "server-ca.crt") => {
             Err(ApiError::method_not_allowed())
         }
