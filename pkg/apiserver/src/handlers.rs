@@ -156,8 +156,25 @@ async fn handle_inner(
     let crd_write = crate::crd::is_crd(target.res) && method != Method::GET;
     let warning = crate::crd::custom(target.res).and_then(|c| c.warning.clone());
     let st2 = st.clone();
-    let mut r =
-        crate::nodeauthz::scope(scoped, resource(st, method, target, q, headers, body, user)).await;
+    // Webhook configuration writes refresh the webhook cache before answering; warnings
+    // from admission webhooks become Warning headers.
+    let hook_config_write = crate::webhook::is_config(target.res) && method != Method::GET;
+    let (mut r, hook_warnings) = crate::webhook::collect_warnings(crate::nodeauthz::scope(
+        scoped,
+        resource(st, method, target, q, headers, body, user),
+    ))
+    .await;
+    if hook_config_write {
+        crate::webhook::sync(&st2).await;
+    }
+    if let Ok(resp) = r.as_mut() {
+        for w in hook_warnings {
+            let v = format!("299 - {}", skiff_api::text::go_quote(&w));
+            if let Ok(h) = axum::http::HeaderValue::from_str(&v) {
+                resp.headers_mut().append("warning", h);
+            }
+        }
+    }
     if crd_write {
         crate::crd::sync(&st2).await;
     }

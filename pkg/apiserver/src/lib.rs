@@ -32,6 +32,7 @@ pub mod table;
 pub mod tunnel;
 pub mod version;
 pub mod watch;
+pub mod webhook;
 
 use crate::alloc::{IpAllocator, PortAllocator};
 pub use crate::state::{AppState, ServerConfig};
@@ -151,6 +152,7 @@ pub async fn start(cfg: ServerConfig) -> Result<Server, StartError> {
         node_graph: Default::default(),
         kubelets: Default::default(),
         crds: Default::default(),
+        webhooks: Default::default(),
     });
     // Release the reserved addresses the kubernetes service will claim for itself.
     {
@@ -168,6 +170,7 @@ pub async fn start(cfg: ServerConfig) -> Result<Server, StartError> {
     tokio::spawn(authz::run_policy_watch(state.clone()));
     tokio::spawn(nodegraph::run_graph_watch(state.clone()));
     tokio::spawn(crd::run_crd_watch(state.clone()));
+    tokio::spawn(webhook::run_webhook_watch(state.clone()));
     bootstrap::run(&state)
         .await
         .map_err(|e| StartError::Bootstrap(e.message))?;

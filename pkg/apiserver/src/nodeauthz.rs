@@ -35,6 +35,11 @@ pub async fn scope<F: std::future::Future>(user: UserInfo, f: F) -> F::Output {
     REQUEST_USER.scope(user, f).await
 }
 
+/// The user of the request being served (admission webhooks send it in AdmissionReviews).
+pub fn current_user() -> Option<UserInfo> {
+    REQUEST_USER.try_with(UserInfo::clone).ok()
+}
+
 /// The node name of a kubelet identity, `None` for every other user.
 pub fn node_identity(user: &UserInfo) -> Option<&str> {
     let name = user.name.strip_prefix(skiff_pki::NODE_USER_PREFIX)?;

@@ -96,4 +96,6 @@ pub struct AppState {
     pub kubelets: crate::kubelet::Kubelets,
     /// The resources served from CustomResourceDefinitions.
     pub crds: crate::crd::Registry,
+    /// The admission webhook configurations (watch-fed) and their connections.
+    pub webhooks: crate::webhook::Webhooks,
 }

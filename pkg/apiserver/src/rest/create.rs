@@ -117,8 +117,14 @@ pub async fn create_object(
     admission::strict_fields(res, &mut obj, opts)?;
     admission::mutate_create(st, res, &mut obj).await?;
     skiff_api::defaults::apply_defaults(res, &mut obj);
+    // Admission order (upstream's): built-in mutations, mutating webhooks, schema and
+    // built-in validation, validating webhooks.
+    let hook_attrs =
+        crate::webhook::attributes(res, "CREATE", url_ns, name(&obj), None, opts.dry_run);
+    crate::webhook::mutate(st, res, &hook_attrs, &mut obj, None, &opts.field_manager).await?;
     crate::crd::admit(st, res, &mut obj, None, opts)?;
     admission::validate(res, &obj, None)?;
+    crate::webhook::validate(st, res, &hook_attrs, Some(&obj), None, &opts.field_manager).await?;
     if !opts.apply {
         let now = now_rfc3339();
         skiff_api::patch::track_update(

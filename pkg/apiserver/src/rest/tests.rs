@@ -47,6 +47,7 @@ async fn env() -> Env {
         node_graph: Default::default(),
         kubelets: Default::default(),
         crds: Default::default(),
+        webhooks: Default::default(),
     });
     let ns = res("", "v1", "namespaces");
     create_object(&st, ns, None, json!({"metadata": {"name": "d"}}), &opts())

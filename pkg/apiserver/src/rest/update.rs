@@ -99,10 +99,36 @@ pub async fn update_object(
         }
         admission::mutate_update(st, res, &old, &mut new).await?;
         skiff_api::defaults::apply_defaults(res, &mut new);
+        // Admission order as on create; a binding is the scheduler's, not a user write.
+        let hook_attrs =
+            crate::webhook::attributes(res, "UPDATE", ns, obj_name, subresource, opts.dry_run);
+        let hooks = subresource != Some("binding");
+        if hooks {
+            crate::webhook::mutate(
+                st,
+                res,
+                &hook_attrs,
+                &mut new,
+                Some(&old),
+                &opts.field_manager,
+            )
+            .await?;
+        }
         crate::crd::admit(st, res, &mut new, Some(&old), opts)?;
         // A binding only sets spec.nodeName (which ordinary pod updates may not change).
         if subresource != Some("binding") {
             admission::validate(res, &new, Some(&old))?;
+        }
+        if hooks {
+            crate::webhook::validate(
+                st,
+                res,
+                &hook_attrs,
+                Some(&new),
+                Some(&old),
+                &opts.field_manager,
+            )
+            .await?;
         }
         if !opts.apply {
             let now = now_rfc3339();
