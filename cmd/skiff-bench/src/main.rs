@@ -2,6 +2,7 @@
 //! GET/LIST/watch latency, and the same write load against etcd (the peer) and raw SQLite
 //! (the floor); prints a markdown report and writes it (or JSON) with `--out`.
 
+mod crd;
 mod dns;
 mod error;
 mod etcd;
@@ -92,6 +93,13 @@ struct Args {
     /// Skip the cluster DNS phase (skiff-dns query latency against a bare UDP responder).
     #[arg(long)]
     skip_dns: bool,
+    /// Skip the custom resource phase (creates of a custom resource with a schema and CEL
+    /// rules vs ConfigMaps, interleaved rounds on the main server).
+    #[arg(long)]
+    skip_crd: bool,
+    /// Custom resource phase: closed-loop clients.
+    #[arg(long, default_value_t = 4)]
+    crd_clients: usize,
     /// DNS phase: Services in the zone.
     #[arg(long, default_value_t = 2000)]
     dns_services: usize,
@@ -342,6 +350,7 @@ async fn run(args: &Args) -> Result<Report> {
         sqlite: SqliteReport::default(),
         postgres: PostgresReport::default(),
         dns: None,
+        crd: None,
         targets: vec![],
         errors: vec![],
         skipped: vec![],
@@ -551,6 +560,17 @@ async fn run(args: &Args) -> Result<Report> {
     let _ = std::fs::remove_dir_all(&sqlite_dir);
     report.loadavg_after_writes = procs::loadavg();
 
+    // 4b. Custom resources (a schema and CEL rules) vs ConfigMaps, on the main server.
+    if args.skip_crd {
+        report.skipped.push("custom resources (--skip-crd)".into());
+    } else if let Some(sv) = &server {
+        eprintln!("skiff-bench: custom resource creates vs ConfigMaps");
+        let (pid, rounds) = (sv.skiff.child.pid(), args.rounds.max(1));
+        match crd::run(&sv.target, pid, args.crd_clients, rounds, limits).await {
+            Ok(r) => report.crd = Some(r),
+            Err(e) => report.errors.push(format!("custom resources: {e}")),
+        }
+    }
     // 5. skiff reads, watch fan-out, and the crash check.
     if let Some(sv) = server {
         read_phases(args, &skiff_bin, &skiff_dir, sv, &acked, &mut report).await;

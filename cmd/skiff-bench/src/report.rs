@@ -92,6 +92,8 @@ pub struct Report {
     pub postgres: PostgresReport,
     /// The cluster DNS phase (`None`: skipped or failed).
     pub dns: Option<crate::dns::DnsReport>,
+    /// Custom resource creates (schema + CEL) vs ConfigMap creates.
+    pub crd: Option<crate::crd::CrdReport>,
     pub targets: Vec<Verdict>,
     /// Phases that failed (the run then exits non-zero).
     pub errors: Vec<String>,
@@ -183,6 +185,12 @@ impl Report {
                     w.ack_to_event.p99_ms < 20.0 && complete,
                 )
             }),
+        ));
+        t.push(verdict(
+            "custom resource creates (schema + CEL) >= 0.7x ConfigMap creates",
+            self.crd
+                .as_ref()
+                .map(|c| (format!("{:.2}x", c.ratio), c.ratio >= 0.7)),
         ));
         self.targets = t;
     }
@@ -478,6 +486,9 @@ impl Report {
         if let Some(d) = &self.dns {
             o.push_str(&crate::dns::markdown(d));
         }
+        if let Some(c) = &self.crd {
+            o.push_str(&crate::crd::markdown(c));
+        }
         let problems = self.problems();
         if !problems.is_empty() || !self.skipped.is_empty() {
             let _ = writeln!(o, "\n### Not measured / errors\n");
@@ -542,6 +553,7 @@ mod tests {
             sqlite: SqliteReport::default(),
             postgres: PostgresReport::default(),
             dns: None,
+            crd: None,
             targets: vec![],
             errors: vec![],
             skipped: vec![],

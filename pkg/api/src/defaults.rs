@@ -47,6 +47,12 @@ pub fn apply_defaults(res: &ResourceInfo, obj: &mut Value) {
         ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration") => {
             crate::webhook::apply_defaults(obj, false)
         }
+        ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy") => {
+            crate::cel::policy::apply_defaults(obj, false)
+        }
+        ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding") => {
+            crate::cel::policy::apply_defaults(obj, true)
+        }
         ("networking.k8s.io", "NetworkPolicy") => default_network_policy(obj),
         ("networking.k8s.io", "IngressClass") => default_ingress_class(obj),
         ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => default_binding(obj),

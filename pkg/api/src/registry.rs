@@ -710,6 +710,31 @@ pub static RESOURCES: &[ResourceInfo] = &[
         RW_VERBS,
         &[]
     ),
+    // admissionregistration.k8s.io/v1: ValidatingAdmissionPolicies (evaluated by apiserver/vap.rs)
+    res!(
+        "admissionregistration.k8s.io",
+        "v1",
+        "ValidatingAdmissionPolicy",
+        "validatingadmissionpolicies",
+        "validatingadmissionpolicy",
+        false,
+        NONE,
+        &["api-extensions"],
+        RW_VERBS,
+        &[sub("status", STATUS_SAME_KIND, GET_PATCH_UPDATE)]
+    ),
+    res!(
+        "admissionregistration.k8s.io",
+        "v1",
+        "ValidatingAdmissionPolicyBinding",
+        "validatingadmissionpolicybindings",
+        "validatingadmissionpolicybinding",
+        false,
+        NONE,
+        &["api-extensions"],
+        RW_VERBS,
+        &[]
+    ),
     // apiextensions.k8s.io/v1
     res!(
         "apiextensions.k8s.io",

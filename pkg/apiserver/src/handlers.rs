@@ -155,13 +155,15 @@ async fn handle_inner(
     // versions answer with upstream's Warning header.
     let crd_write = crate::crd::is_crd(target.res) && method != Method::GET;
     let warning = crate::crd::custom(target.res).and_then(|c| c.warning.clone());
+    // Policy and binding writes refresh the admission policy cache before answering.
+    let policy_write = crate::vap::is_policy(target.res) && method != Method::GET;
     let st2 = st.clone();
     // Webhook configuration writes refresh the webhook cache before answering; warnings
     // from admission webhooks become Warning headers.
     let hook_config_write = crate::webhook::is_config(target.res) && method != Method::GET;
     let (mut r, hook_warnings) = crate::webhook::collect_warnings(crate::nodeauthz::scope(
         scoped,
-        resource(st, method, target, q, headers, body, user),
+        crate::vap::with_warnings(resource(st, method, target, q, headers, body, user)),
     ))
     .await;
     if hook_config_write {
@@ -177,6 +179,9 @@ async fn handle_inner(
     }
     if crd_write {
         crate::crd::sync(&st2).await;
+    }
+    if policy_write {
+        crate::vap::sync(&st2).await;
     }
     if let (Some(w), Ok(resp)) = (warning, r.as_mut()) {
         if let Ok(h) =

@@ -30,6 +30,7 @@ pub mod state;
 pub mod supervisor;
 pub mod table;
 pub mod tunnel;
+pub mod vap;
 pub mod version;
 pub mod watch;
 pub mod webhook;
@@ -152,6 +153,7 @@ pub async fn start(cfg: ServerConfig) -> Result<Server, StartError> {
         node_graph: Default::default(),
         kubelets: Default::default(),
         crds: Default::default(),
+        vap: Default::default(),
         webhooks: Default::default(),
     });
     // Release the reserved addresses the kubernetes service will claim for itself.
@@ -170,6 +172,7 @@ pub async fn start(cfg: ServerConfig) -> Result<Server, StartError> {
     tokio::spawn(authz::run_policy_watch(state.clone()));
     tokio::spawn(nodegraph::run_graph_watch(state.clone()));
     tokio::spawn(crd::run_crd_watch(state.clone()));
+    tokio::spawn(vap::run_vap_watch(state.clone()));
     tokio::spawn(webhook::run_webhook_watch(state.clone()));
     bootstrap::run(&state)
         .await

@@ -183,6 +183,8 @@ static FIELDS: &[FieldMeta] = &[
     m("io.k8s.api.admissionregistration.v1.MutatingWebhookConfiguration", "webhooks", List, NONE, "merge", "name", LT_MAP, &["name"], false),
     m("io.k8s.api.admissionregistration.v1.ValidatingWebhookConfiguration", "metadata", Struct, t!(meta, "ObjectMeta"), NONE, NONE, NONE, &[], false),
     m("io.k8s.api.admissionregistration.v1.ValidatingWebhookConfiguration", "webhooks", List, NONE, "merge", "name", LT_MAP, &["name"], false),
+    m("io.k8s.api.admissionregistration.v1.ValidatingAdmissionPolicy", "metadata", Struct, t!(meta, "ObjectMeta"), NONE, NONE, NONE, &[], false),
+    m("io.k8s.api.admissionregistration.v1.ValidatingAdmissionPolicyBinding", "metadata", Struct, t!(meta, "ObjectMeta"), NONE, NONE, NONE, &[], false),
     m(t!(apps, "ControllerRevision"), "metadata", Struct, t!(meta, "ObjectMeta"), NONE, NONE, NONE, &[], false),
     m(t!(apps, "DaemonSet"), "metadata", Struct, t!(meta, "ObjectMeta"), NONE, NONE, NONE, &[], false),
     m(t!(apps, "DaemonSet"), "spec", Struct, t!(apps, "DaemonSetSpec"), NONE, NONE, NONE, &[], false),
@@ -568,7 +570,7 @@ static ATOMIC_STRUCTS: &[&str] = &[
 #[rustfmt::skip]
 static ROOTS: &[(&str, &str, &[&str])] = &[
     ("", "io.k8s.api.core.v1.", &["Binding", "ConfigMap", "Endpoints", "Event", "LimitRange", "Namespace", "Node", "PersistentVolumeClaim", "PersistentVolume", "Pod", "PodTemplate", "ReplicationController", "ResourceQuota", "Secret", "ServiceAccount", "Service"]),
-    ("admissionregistration.k8s.io", "io.k8s.api.admissionregistration.v1.", &["MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"]),
+    ("admissionregistration.k8s.io", "io.k8s.api.admissionregistration.v1.", &["MutatingWebhookConfiguration", "ValidatingWebhookConfiguration", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"]),
     ("apiextensions.k8s.io", "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.", &["CustomResourceDefinition"]),
     ("apps", "io.k8s.api.apps.v1.", &["ControllerRevision", "DaemonSet", "Deployment", "ReplicaSet", "StatefulSet"]),
     ("authentication.k8s.io", "io.k8s.api.authentication.v1.", &["SelfSubjectReview", "TokenReview"]),

@@ -163,6 +163,12 @@ fn validate_object(e: &mut Errs, res: &ResourceInfo, obj: &Value, old: Option<&V
         ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration") => {
             validate_webhook_configuration(e, obj, false)
         }
+        ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy") => {
+            e.0.extend(crate::cel::policy::validate_policy(obj))
+        }
+        ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding") => {
+            e.0.extend(crate::cel::policy::validate_binding(obj))
+        }
         ("", "PodTemplate") => validate_pod_template(e, obj.get("template"), "template"),
         ("", "ReplicationController") => validate_rc(e, obj),
         ("", "Service") => validate_service(e, obj, old),

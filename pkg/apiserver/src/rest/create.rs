@@ -124,6 +124,7 @@ pub async fn create_object(
     crate::webhook::mutate(st, res, &hook_attrs, &mut obj, None, &opts.field_manager).await?;
     crate::crd::admit(st, res, &mut obj, None, opts)?;
     admission::validate(res, &obj, None)?;
+    crate::vap::validate(st, res, url_ns, &obj, None, None, opts.dry_run).await?;
     crate::webhook::validate(st, res, &hook_attrs, Some(&obj), None, &opts.field_manager).await?;
     if !opts.apply {
         let now = now_rfc3339();

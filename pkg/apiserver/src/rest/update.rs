@@ -119,6 +119,7 @@ pub async fn update_object(
         if subresource != Some("binding") {
             admission::validate(res, &new, Some(&old))?;
         }
+        crate::vap::validate(st, res, ns, &new, Some(&old), subresource, opts.dry_run).await?;
         if hooks {
             crate::webhook::validate(
                 st,
