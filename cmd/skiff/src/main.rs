@@ -766,6 +766,7 @@ async fn start_control_loops(
             cluster_cidr: args.cluster_cidr.clone(),
             service_lb: !args.disable.iter().any(|d| d.trim() == "servicelb"),
             ingress: !ingress_disabled(&args.disable),
+            signer: Some(pki.clone()),
             ..Default::default()
         });
         // Auto-deploying manifests apply whatever the files hold, so (as k3s's admin client)

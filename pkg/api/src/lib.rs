@@ -5,6 +5,7 @@ pub mod cel;
 pub mod crd;
 pub mod defaults;
 pub mod discovery;
+pub mod flowcontrol;
 pub mod hpa;
 pub mod matchers;
 pub mod openapi;

@@ -271,6 +271,16 @@ kind_table! {
     "rbac.authorization.k8s.io" "v1" "Role" => api::rbac::v1::Role;
     "scheduling.k8s.io" "v1" "PriorityClass" => api::scheduling::v1::PriorityClass;
     "storage.k8s.io" "v1" "StorageClass" => api::storage::v1::StorageClass;
+    "storage.k8s.io" "v1" "CSIDriver" => api::storage::v1::CSIDriver;
+    "storage.k8s.io" "v1" "CSINode" => api::storage::v1::CSINode;
+    "storage.k8s.io" "v1" "CSIStorageCapacity" => api::storage::v1::CSIStorageCapacity;
+    "storage.k8s.io" "v1" "VolumeAttachment" => api::storage::v1::VolumeAttachment;
+    "node.k8s.io" "v1" "RuntimeClass" => api::node::v1::RuntimeClass;
+    "certificates.k8s.io" "v1" "CertificateSigningRequest" => api::certificates::v1::CertificateSigningRequest;
+    "flowcontrol.apiserver.k8s.io" "v1" "FlowSchema" => api::flowcontrol::v1::FlowSchema;
+    "flowcontrol.apiserver.k8s.io" "v1" "PriorityLevelConfiguration" => api::flowcontrol::v1::PriorityLevelConfiguration;
+    "apiregistration.k8s.io" "v1" "APIService" => k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
+    "authorization.k8s.io" "v1" "SelfSubjectRulesReview" => api::authorization::v1::SelfSubjectRulesReview;
 }
 
 type Gvk = (&'static str, &'static str, &'static str);

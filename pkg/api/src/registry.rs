@@ -497,6 +497,18 @@ pub static RESOURCES: &[ResourceInfo] = &[
         &["create"],
         &[]
     ),
+    res!(
+        "authorization.k8s.io",
+        "v1",
+        "SelfSubjectRulesReview",
+        "selfsubjectrulesreviews",
+        "selfsubjectrulesreview",
+        false,
+        NONE,
+        NONE,
+        &["create"],
+        &[]
+    ),
     // autoscaling/v2 (stored and preferred) and autoscaling/v1: one HorizontalPodAutoscaler
     res!(
         "autoscaling",
@@ -773,6 +785,122 @@ pub static RESOURCES: &[ResourceInfo] = &[
         NONE,
         RW_VERBS,
         &[]
+    ),
+    // storage.k8s.io/v1: CSI objects (stored and served; skiff runs no CSI attacher itself)
+    res!(
+        "storage.k8s.io",
+        "v1",
+        "CSIDriver",
+        "csidrivers",
+        "csidriver",
+        false,
+        NONE,
+        NONE,
+        RW_VERBS,
+        &[]
+    ),
+    res!(
+        "storage.k8s.io",
+        "v1",
+        "CSINode",
+        "csinodes",
+        "csinode",
+        false,
+        NONE,
+        NONE,
+        RW_VERBS,
+        &[]
+    ),
+    res!(
+        "storage.k8s.io",
+        "v1",
+        "CSIStorageCapacity",
+        "csistoragecapacities",
+        "csistoragecapacity",
+        true,
+        NONE,
+        NONE,
+        RW_VERBS,
+        &[]
+    ),
+    res!(
+        "storage.k8s.io",
+        "v1",
+        "VolumeAttachment",
+        "volumeattachments",
+        "volumeattachment",
+        false,
+        NONE,
+        NONE,
+        RW_VERBS,
+        &[sub("status", STATUS_SAME_KIND, GET_PATCH_UPDATE)]
+    ),
+    // node.k8s.io/v1
+    res!(
+        "node.k8s.io",
+        "v1",
+        "RuntimeClass",
+        "runtimeclasses",
+        "runtimeclass",
+        false,
+        NONE,
+        NONE,
+        RW_VERBS,
+        &[]
+    ),
+    // certificates.k8s.io/v1 (signed by the csrsigning controller once approved)
+    res!(
+        "certificates.k8s.io",
+        "v1",
+        "CertificateSigningRequest",
+        "certificatesigningrequests",
+        "certificatesigningrequest",
+        false,
+        &["csr"],
+        NONE,
+        RW_VERBS,
+        &[
+            sub("approval", STATUS_SAME_KIND, GET_PATCH_UPDATE),
+            sub("status", STATUS_SAME_KIND, GET_PATCH_UPDATE)
+        ]
+    ),
+    // flowcontrol.apiserver.k8s.io/v1 (served and stored; skiff does no priority and fairness)
+    res!(
+        "flowcontrol.apiserver.k8s.io",
+        "v1",
+        "FlowSchema",
+        "flowschemas",
+        "flowschema",
+        false,
+        NONE,
+        NONE,
+        RW_VERBS,
+        &[sub("status", STATUS_SAME_KIND, GET_PATCH_UPDATE)]
+    ),
+    res!(
+        "flowcontrol.apiserver.k8s.io",
+        "v1",
+        "PriorityLevelConfiguration",
+        "prioritylevelconfigurations",
+        "prioritylevelconfiguration",
+        false,
+        NONE,
+        NONE,
+        RW_VERBS,
+        &[sub("status", STATUS_SAME_KIND, GET_PATCH_UPDATE)]
+    ),
+    // apiregistration.k8s.io/v1 (apiserver/aggregator.rs: local and proxied group-versions)
+    res!(
+        "apiregistration.k8s.io",
+        "v1",
+        "APIService",
+        "apiservices",
+        "apiservice",
+        false,
+        NONE,
+        &["api-extensions"],
+        RW_VERBS,
+        &[sub("status", STATUS_SAME_KIND, GET_PATCH_UPDATE)]
     ),
 ];
 

@@ -184,6 +184,32 @@ pub fn authorize_with(
     }
 }
 
+/// The status of a SelfSubjectRulesReview: the rules RBAC grants `user` cluster-wide and in
+/// `namespace` (`kubectl auth can-i --list`).
+pub fn rules_review(st: &AppState, user: &UserInfo, namespace: &str) -> Value {
+    let p = st.policy.read();
+    let empty = Arc::new(Vec::new());
+    let views = &p.views;
+    let (cluster_roles, cluster_role_bindings) = (
+        views.cluster_roles.clone(),
+        views.cluster_role_bindings.clone(),
+    );
+    let roles = views
+        .roles
+        .get(namespace)
+        .cloned()
+        .unwrap_or_else(|| empty.clone());
+    let role_bindings = views.role_bindings.get(namespace).cloned().unwrap_or(empty);
+    drop(p);
+    let snap = PolicySnapshot {
+        cluster_roles: &cluster_roles,
+        cluster_role_bindings: &cluster_role_bindings,
+        roles: &roles,
+        role_bindings: &role_bindings,
+    };
+    rbac::rules_review_status(user, namespace, &snap)
+}
+
 /// Who sent a request, from the TLS client certificate or the Authorization header.
 pub fn authenticate(
     st: &AppState,

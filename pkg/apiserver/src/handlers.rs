@@ -120,6 +120,18 @@ async fn handle_inner(
         let (q, ext) = (parts.uri.query(), &mut parts.extensions);
         return crate::proxy::node_proxy(&st, &user, &method, &path, q, &headers, ext, body).await;
     }
+    // Remote APIServices (aggregator.rs) come first: a user's metrics.k8s.io replaces ours.
+    if let Some(remote) =
+        crate::aggregator::group_version_of(&path).and_then(|(g, v)| st.apiservices.find(g, v))
+    {
+        let attrs = skiff_api::rbac::attributes_for(method.as_str(), &path, q.flag("watch"));
+        authz::authorize(&st, &user, &attrs)?;
+        let pq = parts
+            .uri
+            .path_and_query()
+            .map_or(path.clone(), |p| p.to_string());
+        return crate::aggregator::proxy(&st, &remote, &user, method, &pq, &headers, body).await;
+    }
     if let Some(r) = crate::metricsapi::serve(&st, &user, &method, &path, parts.uri.query()).await {
         return r;
     }
@@ -163,7 +175,11 @@ async fn handle_inner(
     let hook_config_write = crate::webhook::is_config(target.res) && method != Method::GET;
     let (mut r, hook_warnings) = crate::webhook::collect_warnings(crate::nodeauthz::scope(
         scoped,
-        crate::vap::with_warnings(resource(st, method, target, q, headers, body, user)),
+        // Boxed: the verb futures are large, and polling them inline through the wrappers
+        // overflowed a worker's stack in debug builds.
+        crate::vap::with_warnings(Box::pin(resource(
+            st, method, target, q, headers, body, user,
+        ))),
     ))
     .await;
     if hook_config_write {
@@ -442,13 +458,17 @@ fn non_resource(
         "/apis" => {
             let custom = st.crds.resources();
             if aggregated_wanted(headers) {
-                return Ok(aggregated_response(
-                    &skiff_api::discovery::aggregated_apis_with(&custom),
-                ));
+                return Ok(aggregated_response(&crate::aggregator::merge_aggregated(
+                    st,
+                    skiff_api::discovery::aggregated_apis_with(&custom),
+                )));
             }
             Ok(json_response(
                 200,
-                &skiff_api::discovery::api_group_list_with(&custom),
+                &crate::aggregator::merge_group_list(
+                    st,
+                    skiff_api::discovery::api_group_list_with(&custom),
+                ),
             ))
         }
         "/api/v1" => skiff_api::discovery::api_resource_list("", "v1")
@@ -492,6 +512,7 @@ fn non_resource(
                 match parts.as_slice() {
                     [g] => {
                         return skiff_api::discovery::api_group_with(g, &st.crds.resources())
+                            .or_else(|| crate::aggregator::api_group(st, g))
                             .map(|v| json_response(200, &v))
                             .ok_or_else(ApiError::path_not_found)
                     }
@@ -583,7 +604,9 @@ async fn resource(
             let out = rest::list_objects(&st, &target, &q).await?;
             ok(200, &rest::render_list(res, out, output, &q)?)
         }
-        (&Method::GET, Some(n), None) | (&Method::GET, Some(n), Some("status")) => {
+        (&Method::GET, Some(n), None)
+        | (&Method::GET, Some(n), Some("status"))
+        | (&Method::GET, Some(n), Some("approval")) => {
             let o = rest::get_object(&st, res, ns.as_deref(), n).await?;
             render_one(res, o, output, &q)
         }
@@ -617,6 +640,10 @@ async fn resource(
             }
             if let Some(review) = crate::reviews::handle(&st, res, &obj, &_user)? {
                 return ok(201, &review);
+            }
+            let mut obj = obj;
+            if crate::csr::is_csr(res) {
+                crate::csr::on_create(&mut obj, &_user)?;
             }
             let created = rest::create_object(&st, res, ns.as_deref(), obj, &opts).await?;
             ok(201, &created)
@@ -669,6 +696,14 @@ async fn resource(
             )
             .await?;
             ok(200, &o)
+        }
+        (&Method::PUT, Some(n), Some("approval")) if crate::csr::is_csr(res) => {
+            let obj = request::decode_body(content_type(&headers), &body)?;
+            let opts = WriteOpts::from_query(&q, ua)?;
+            ok(
+                200,
+                &crate::csr::approve(&st, res, n, obj, &_user, &opts).await?,
+            )
         }
         (&Method::PUT, Some(n), Some("finalize")) => {
             let obj = request::decode_body(content_type(&headers), &body)?;

@@ -2,7 +2,9 @@
 //! admission, on the revisioned store.
 
 pub mod admission;
+pub mod aggregator;
 pub mod alloc;
+pub mod apigroups;
 pub mod apiservers;
 pub mod authz;
 pub mod bootstrap;
@@ -10,6 +12,7 @@ pub mod bootstraptoken;
 pub mod cluster_secrets;
 pub mod convert;
 pub mod crd;
+pub mod csr;
 pub mod error;
 pub mod handlers;
 pub mod kubelet;
@@ -153,6 +156,7 @@ pub async fn start(cfg: ServerConfig) -> Result<Server, StartError> {
         node_graph: Default::default(),
         kubelets: Default::default(),
         crds: Default::default(),
+        apiservices: Default::default(),
         vap: Default::default(),
         webhooks: Default::default(),
     });
@@ -172,11 +176,16 @@ pub async fn start(cfg: ServerConfig) -> Result<Server, StartError> {
     tokio::spawn(authz::run_policy_watch(state.clone()));
     tokio::spawn(nodegraph::run_graph_watch(state.clone()));
     tokio::spawn(crd::run_crd_watch(state.clone()));
+    tokio::spawn(aggregator::run(state.clone()));
     tokio::spawn(vap::run_vap_watch(state.clone()));
     tokio::spawn(webhook::run_webhook_watch(state.clone()));
     bootstrap::run(&state)
         .await
         .map_err(|e| StartError::Bootstrap(e.message))?;
+    // Optional objects (flowcontrol, local APIServices): a failure is logged, not fatal.
+    if let Err(e) = apigroups::bootstrap(&state).await {
+        tracing::warn!(error = %e.message, "cannot create the flowcontrol objects or local APIServices");
+    }
     state.ready.store(true, Ordering::Relaxed);
     tokio::spawn(bootstrap::sweep_events(state.clone()));
     if shared {

@@ -98,6 +98,14 @@ pub fn handle(
             out["status"] = json!({"allowed": allowed});
             Ok(Some(out))
         }
+        ("authorization.k8s.io", "SelfSubjectRulesReview") => {
+            let ns = body
+                .pointer("/spec/namespace")
+                .and_then(|n| n.as_str())
+                .unwrap_or("");
+            out["status"] = authz::rules_review(st, user, ns);
+            Ok(Some(out))
+        }
         ("authentication.k8s.io", "SelfSubjectReview") => {
             out["status"] = json!({"userInfo": user_json(user)});
             Ok(Some(out))

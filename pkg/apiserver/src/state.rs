@@ -96,6 +96,8 @@ pub struct AppState {
     pub kubelets: crate::kubelet::Kubelets,
     /// The resources served from CustomResourceDefinitions.
     pub crds: crate::crd::Registry,
+    /// The remote APIServices (aggregated API servers).
+    pub apiservices: crate::aggregator::Registry,
     /// The ValidatingAdmissionPolicies and their bindings (watch-fed).
     pub vap: crate::vap::Policies,
     /// The admission webhook configurations (watch-fed) and their connections.

@@ -4,6 +4,7 @@
 
 pub mod controller;
 pub mod cronjob;
+pub mod csrsigning;
 pub mod daemonset;
 pub mod deploy;
 pub mod deployment;
@@ -61,6 +62,8 @@ pub struct Config {
     pub service_lb: bool,
     /// Publish the nodes' addresses in served Ingresses' status (`--disable ingress` turns it off).
     pub ingress: bool,
+    /// The server's CAs, for signing approved CertificateSigningRequests; `None` runs no signer.
+    pub signer: Option<std::sync::Arc<skiff_pki::Pki>>,
 }
 
 impl Default for Config {
@@ -74,6 +77,7 @@ impl Default for Config {
             node_cidr_mask_size: 24,
             service_lb: true,
             ingress: true,
+            signer: None,
         }
     }
 }
@@ -121,6 +125,7 @@ pub fn spawn_all(client: kube::Client, cfg: std::sync::Arc<Config>) {
     disruption::start(&factory, cfg.clone());
     hpa::start(&factory, cfg.clone());
     localpath::start(&factory, cfg.clone());
+    csrsigning::start(&factory, cfg.clone());
     // The garbage collector keeps its own metadata-only watches (it sees many kinds generically
     // and keeps a small graph node per object, no object); restarted if it ever returns.
     tokio::spawn(async move {

@@ -69,7 +69,7 @@ pub(crate) struct Ca {
 }
 
 impl Ca {
-    fn issuer(&self) -> Result<Issuer<'static, KeyPair>, PkiError> {
+    pub(crate) fn issuer(&self) -> Result<Issuer<'static, KeyPair>, PkiError> {
         let key = KeyPair::from_pem(&self.key_pem).map_err(|e| PkiError::generate("issuer", e))?;
         Issuer::from_ca_cert_pem(&self.cert_pem, key).map_err(|e| PkiError::generate("issuer", e))
     }
@@ -308,11 +308,11 @@ fn paths(dir: &Path, stem: &str) -> (PathBuf, PathBuf) {
     )
 }
 
-fn now() -> OffsetDateTime {
+pub(crate) fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
 }
 
-fn random_serial() -> SerialNumber {
+pub(crate) fn random_serial() -> SerialNumber {
     let mut bytes: [u8; 16] = rand::random();
     // Positive and minimally encoded.
     bytes[0] = (bytes[0] & 0x7f) | 0x40;

@@ -574,7 +574,7 @@ static ROOTS: &[(&str, &str, &[&str])] = &[
     ("apiextensions.k8s.io", "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.", &["CustomResourceDefinition"]),
     ("apps", "io.k8s.api.apps.v1.", &["ControllerRevision", "DaemonSet", "Deployment", "ReplicaSet", "StatefulSet"]),
     ("authentication.k8s.io", "io.k8s.api.authentication.v1.", &["SelfSubjectReview", "TokenReview"]),
-    ("authorization.k8s.io", "io.k8s.api.authorization.v1.", &["SelfSubjectAccessReview", "SubjectAccessReview"]),
+    ("authorization.k8s.io", "io.k8s.api.authorization.v1.", &["SelfSubjectAccessReview", "SelfSubjectRulesReview", "SubjectAccessReview"]),
     ("autoscaling", "io.k8s.api.autoscaling.v1.", &["Scale"]),
     ("autoscaling", "io.k8s.api.autoscaling.v2.", &["HorizontalPodAutoscaler"]),
     ("batch", "io.k8s.api.batch.v1.", &["CronJob", "Job"]),
@@ -585,7 +585,11 @@ static ROOTS: &[(&str, &str, &[&str])] = &[
     ("policy", "io.k8s.api.policy.v1.", &["PodDisruptionBudget"]),
     ("rbac.authorization.k8s.io", "io.k8s.api.rbac.v1.", &["ClusterRoleBinding", "ClusterRole", "RoleBinding", "Role"]),
     ("scheduling.k8s.io", "io.k8s.api.scheduling.v1.", &["PriorityClass"]),
-    ("storage.k8s.io", "io.k8s.api.storage.v1.", &["StorageClass"]),
+    ("storage.k8s.io", "io.k8s.api.storage.v1.", &["StorageClass", "CSIDriver", "CSINode", "CSIStorageCapacity", "VolumeAttachment"]),
+    ("node.k8s.io", "io.k8s.api.node.v1.", &["RuntimeClass"]),
+    ("certificates.k8s.io", "io.k8s.api.certificates.v1.", &["CertificateSigningRequest"]),
+    ("flowcontrol.apiserver.k8s.io", "io.k8s.api.flowcontrol.v1.", &["FlowSchema", "PriorityLevelConfiguration"]),
+    ("apiregistration.k8s.io", "io.k8s.kube-aggregator.pkg.apis.apiregistration.v1.", &["APIService"]),
 ];
 
 type Index<V> = HashMap<&'static str, HashMap<&'static str, V>>;

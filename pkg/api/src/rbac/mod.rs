@@ -6,6 +6,7 @@
 
 mod bootstrap;
 mod request_info;
+mod rules;
 
 use crate::selector::LabelSelector;
 use crate::text::go_quote;
@@ -16,6 +17,7 @@ pub use bootstrap::{
     SKIFF_CONTROLLER_USER,
 };
 pub use request_info::attributes_for;
+pub use rules::rules_review_status;
 
 /// The group whose members may do anything, without consulting RBAC (upstream's superuser).
 pub const SYSTEM_MASTERS: &str = "system:masters";

@@ -8,6 +8,8 @@ use serde_json::{json, Map, Value};
 
 mod cells;
 mod docs;
+mod groups;
+pub use groups::{apiservice_available, csr_condition};
 #[cfg(test)]
 mod tests;
 mod values;
@@ -110,6 +112,9 @@ fn printer_kind(group: &str, kind: &str) -> Option<&'static str> {
 /// The table columns kube-apiserver reports for a kind, in order.
 pub fn columns(group: &str, kind: &str) -> Vec<Column> {
     use docs::*;
+    if let Some(cols) = groups::columns(group, kind) {
+        return cols;
+    }
     let Some(k) = printer_kind(group, kind) else {
         return vec![NAME, c("Created At", "date", D_CREATED)];
     };
@@ -367,6 +372,9 @@ pub fn columns(group: &str, kind: &str) -> Vec<Column> {
 /// One row's cells for an object of the kind, in `columns` order: strings, and JSON numbers
 /// or booleans where the upstream printer puts integers or bools.
 pub fn cells(group: &str, kind: &str, obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    if let Some(row) = groups::cells(group, kind, obj, now) {
+        return row;
+    }
     let Some(k) = printer_kind(group, kind) else {
         // metav1.Time formatted RFC 3339 in UTC; Go's zero time when unset.
         let created = match time_at(obj, "metadata.creationTimestamp") {

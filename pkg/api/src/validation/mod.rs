@@ -32,8 +32,8 @@ mod selectors;
 mod service;
 #[cfg(test)]
 mod tests;
-mod workloads;
 mod webhooks;
+mod workloads;
 
 use core_objects::*;
 use errors::*;
@@ -46,8 +46,8 @@ use pod::*;
 use render::*;
 pub use selectors::*;
 use service::*;
-use workloads::*;
 use webhooks::*;
+use workloads::*;
 
 /// One field-level cause of an Invalid error (a `metav1.StatusCause`).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -148,6 +148,9 @@ fn validate_object(e: &mut Errs, res: &ResourceInfo, obj: &Value, old: Option<&V
         ("", "Namespace") => Some(NameRule::Label),
         ("", "Service") => Some(NameRule::Dns1035),
         ("rbac.authorization.k8s.io", _) => Some(NameRule::PathSegment),
+        // APIServices are named `<version>.<group>` (`v1.` for the core group); CSR names
+        // are path segments upstream too.
+        ("apiregistration.k8s.io" | "certificates.k8s.io", _) => Some(NameRule::PathSegment),
         ("authentication.k8s.io" | "authorization.k8s.io", _) | ("", "Binding") => None,
         _ => Some(NameRule::Subdomain),
     };

@@ -47,6 +47,7 @@ async fn env() -> Env {
         node_graph: Default::default(),
         kubelets: Default::default(),
         crds: Default::default(),
+        apiservices: Default::default(),
         vap: Default::default(),
         webhooks: Default::default(),
     });
