@@ -851,6 +851,9 @@ async fn run_while_leading<F, Fut>(
                 match tokio::runtime::Builder::new_multi_thread()
                     .worker_threads(2)
                     .thread_name(format!("skiff-{what}"))
+                    // Debug builds poll the controllers' deep futures with big frames; the
+                    // main thread's 8 MiB, not a worker's default 2 MiB.
+                    .thread_stack_size(8 << 20)
                     .enable_all()
                     .build()
                 {

@@ -192,9 +192,162 @@ impl Drop for Reservation<'_> {
     }
 }
 
+/// Store prefix of the claims that keep two servers on one datastore from handing out the
+/// same cluster IP or node port: the in-memory allocators above only know this server's
+/// writes, so before a Service write keeps what it took, the taking is claimed by creating
+/// `/skiff/allocations/{serviceips,nodeports}/<value>` (a store create is atomic across
+/// servers). Claims are not deleted on release: a claim whose owner Service no longer holds the
+/// value (and is older than [`CLAIM_IN_FLIGHT_SECS`], so the owner's write had time to land)
+/// is stale and taken over with a compare-and-swap. Used only with an external datastore.
+pub const CLAIM_PREFIX: &str = "/skiff/allocations/";
+/// How long a claim whose owner does not (yet) hold the value counts as a write in flight.
+pub const CLAIM_IN_FLIGHT_SECS: i64 = 10;
+
+/// The claim key of a cluster IP.
+pub fn ip_claim_key(ip: Ipv4Addr) -> String {
+    format!("{CLAIM_PREFIX}serviceips/{ip}")
+}
+
+/// The claim key of a node port.
+pub fn port_claim_key(port: u16) -> String {
+    format!("{CLAIM_PREFIX}nodeports/{port}")
+}
+
+/// What a claim records: the owning Service (`namespace/name`) and when it was claimed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Claim {
+    pub owner: String,
+    pub at: i64,
+}
+
+/// What to do about an existing claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The claim is this Service's already.
+    Ours,
+    /// Another Service holds the value (or is about to): pick another.
+    Taken,
+    /// Its owner no longer holds the value: take it over.
+    Stale,
+}
+
+/// The pure decision on an existing claim: `owner_holds` is whether the claim's owner
+/// Service currently records the value.
+pub fn verdict(claim: &Claim, me: &str, owner_holds: bool, now: i64) -> Verdict {
+    if claim.owner == me {
+        Verdict::Ours
+    } else if owner_holds || now - claim.at < CLAIM_IN_FLIGHT_SECS {
+        Verdict::Taken
+    } else {
+        Verdict::Stale
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Whether the stored Service `owner` (`namespace/name`) records `value` (an IP or a port).
+async fn owner_holds(
+    st: &crate::AppState,
+    owner: &str,
+    value: &str,
+) -> Result<bool, skiff_store::StoreError> {
+    let Some(res) = skiff_api::registry::find("", "v1", "services") else {
+        return Ok(false);
+    };
+    let Some((ns, name)) = owner.split_once('/') else {
+        return Ok(false);
+    };
+    let key = crate::request::object_key(res, Some(ns), name);
+    let Some(kv) = st.store.get(&key).await? else {
+        return Ok(false);
+    };
+    let svc: serde_json::Value = serde_json::from_slice(&kv.value).unwrap_or_default();
+    let spec = &svc["spec"];
+    let ip_held = spec["clusterIP"].as_str() == Some(value)
+        || spec["clusterIPs"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(value)));
+    let port_held = spec["healthCheckNodePort"].to_string() == value
+        || spec["ports"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|p| p["nodePort"].as_u64().map(|n| n.to_string()).as_deref() == Some(value))
+        });
+    Ok(ip_held || port_held)
+}
+
+/// Claims `key` (for `value`) for Service `me`; false when another Service has it.
+pub async fn claim(
+    st: &crate::AppState,
+    key: &str,
+    value: &str,
+    me: &str,
+) -> Result<bool, skiff_store::StoreError> {
+    let mine = || {
+        serde_json::to_vec(&Claim {
+            owner: me.to_string(),
+            at: unix_now(),
+        })
+        .unwrap_or_default()
+    };
+    for _ in 0..4 {
+        match st.store.create(key, mine()).await {
+            Ok(_) => return Ok(true),
+            Err(skiff_store::StoreError::AlreadyExists) => {}
+            Err(e) => return Err(e),
+        }
+        let Some(kv) = st.store.get(key).await? else {
+            continue;
+        };
+        let existing: Claim = serde_json::from_slice(&kv.value).unwrap_or(Claim {
+            owner: String::new(),
+            at: 0,
+        });
+        let holds = if existing.owner == me {
+            true
+        } else {
+            owner_holds(st, &existing.owner, value).await?
+        };
+        match verdict(&existing, me, holds, unix_now()) {
+            Verdict::Taken => return Ok(false),
+            Verdict::Ours | Verdict::Stale => {
+                match st.store.update(key, mine(), kv.mod_revision).await {
+                    Ok(_) => return Ok(true),
+                    Err(skiff_store::StoreError::Conflict { .. })
+                    | Err(skiff_store::StoreError::NotFound) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+    Ok(false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn claims_are_ours_taken_or_stale() {
+        let c = Claim {
+            owner: "default/a".into(),
+            at: 100,
+        };
+        assert_eq!(verdict(&c, "default/a", false, 1000), Verdict::Ours);
+        assert_eq!(verdict(&c, "default/b", true, 1000), Verdict::Taken);
+        // The owner's write may still be landing.
+        assert_eq!(verdict(&c, "default/b", false, 105), Verdict::Taken);
+        assert_eq!(verdict(&c, "default/b", false, 110), Verdict::Stale);
+        assert_eq!(
+            ip_claim_key(Ipv4Addr::new(10, 43, 0, 9)),
+            "/skiff/allocations/serviceips/10.43.0.9"
+        );
+        assert_eq!(port_claim_key(30080), "/skiff/allocations/nodeports/30080");
+    }
 
     #[test]
     fn reservation_is_released_on_drop_and_kept_on_keep() {

@@ -143,7 +143,7 @@ pub async fn create_object(
     let key = request::object_key(res, url_ns, &n);
     // Allocation (service IPs/ports) happens just before the write and is released unless the
     // write lands; the allocators lock themselves, so writes of other objects never wait on it.
-    let reserved = super::reserve(st, res, None, &mut obj)?;
+    let reserved = super::reserve(st, res, None, &mut obj).await?;
     if opts.dry_run {
         return Ok(obj);
     }

@@ -172,13 +172,59 @@ pub(crate) fn finalizers(o: &Value) -> Vec<String> {
 }
 
 /// Allocates what a Service write needs (cluster IPs, node ports), held in a [`Reservation`]
-/// that gives them back unless the caller keeps it after the store write committed.
-pub(crate) fn reserve<'a>(
+/// that gives them back unless the caller keeps it after the store write committed. With an
+/// external datastore (other servers allocate too) every taken value is also claimed in the
+/// store ([`crate::alloc::claim`]); one another server holds is marked used here and the
+/// allocation retried (an explicitly requested one then fails as already allocated).
+pub(crate) async fn reserve<'a>(
     st: &'a AppState,
     res: &ResourceInfo,
     old: Option<&Value>,
     obj: &mut Value,
 ) -> ApiResult<Reservation<'a>> {
-    let got = admission::allocate(st, res, old, obj)?;
-    Ok(Reservation::new(&st.ips, &st.ports, got.ips, got.ports))
+    let shared = st.store.engine_name() != "sqlite";
+    let original = shared.then(|| obj.clone());
+    for _attempt in 0..16 {
+        let got = admission::allocate(st, res, old, obj)?;
+        let reservation = Reservation::new(&st.ips, &st.ports, got.ips, got.ports);
+        let Some(original) = &original else {
+            return Ok(reservation);
+        };
+        let me = format!(
+            "{}/{}",
+            crate::objects::namespace(obj).unwrap_or_default(),
+            crate::objects::name(obj)
+        );
+        let (ips, ports) = reservation.held();
+        let mut lost_ips = Vec::new();
+        let mut lost_ports = Vec::new();
+        for ip in ips {
+            let key = crate::alloc::ip_claim_key(*ip);
+            if !crate::alloc::claim(st, &key, &ip.to_string(), &me).await? {
+                lost_ips.push(*ip);
+            }
+        }
+        for port in ports {
+            let key = crate::alloc::port_claim_key(*port);
+            if !crate::alloc::claim(st, &key, &port.to_string(), &me).await? {
+                lost_ports.push(*port);
+            }
+        }
+        if lost_ips.is_empty() && lost_ports.is_empty() {
+            return Ok(reservation);
+        }
+        // Another server holds them: give back what this attempt took, keep those marked used
+        // here, and allocate again from the request as it came.
+        drop(reservation);
+        for ip in lost_ips {
+            let _ = st.ips.lock().allocate(ip);
+        }
+        for port in lost_ports {
+            let _ = st.ports.lock().allocate(port);
+        }
+        *obj = original.clone();
+    }
+    Err(crate::error::ApiError::internal(
+        "cannot allocate a cluster IP or node port: other servers keep taking them; retry",
+    ))
 }

@@ -146,7 +146,7 @@ pub async fn update_object(
         }
         // What this write reserves is given back on every way out (dropped) unless the update
         // lands; a completed deletion keeps nothing.
-        let reserved = super::reserve(st, res, Some(&old), &mut new)?;
+        let reserved = super::reserve(st, res, Some(&old), &mut new).await?;
         if opts.dry_run {
             set_rv(&mut new, kv.mod_revision);
             return Ok(new);
