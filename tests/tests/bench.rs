@@ -1,6 +1,7 @@
 //! End-to-end: `skiff-bench --smoke` still runs every phase of the benchmark against the built
-//! server (start-up, creates, GET, LIST, watch, kill -9 + restart; SQLite floor) in seconds, so a
-//! change that breaks the bench fails the tests instead of surfacing at the next benchmark run.
+//! server (start-up, creates, GET, LIST, watch, kill -9 + restart; SQLite floor; etcd and
+//! PostgreSQL, raw and under skiff) in seconds, so a change that breaks the bench fails the
+//! tests instead of surfacing at the next benchmark run.
 
 use skiff_e2e::*;
 use std::process::Command;
@@ -33,7 +34,7 @@ fn bench_smoke_runs_every_phase() {
         r["errors"].as_array().is_some_and(|e| e.is_empty()),
         "{out}"
     );
-    assert_eq!(r["skipped"], serde_json::json!(["etcd (--smoke)"]), "{out}");
+    assert_eq!(r["skipped"], serde_json::json!([]), "{out}");
     assert!(s["cold_start_median_ms"].as_f64().is_some(), "{out}");
     assert!(s["warm_restart_median_ms"].as_f64().is_some(), "{out}");
     let creates = s["creates"].as_array().expect("creates");
@@ -58,6 +59,20 @@ fn bench_smoke_runs_every_phase() {
         Some(2),
         "{out}"
     );
+    // The other engines: raw etcd puts and PostgreSQL inserts, and skiff serving from each.
+    for (engine, raw) in [("etcd", "puts"), ("postgres", "inserts")] {
+        for phase in [raw, "skiff_creates"] {
+            let levels = r[engine][phase].as_array().expect(phase);
+            assert_eq!(levels.len(), 2, "{engine} {phase}: one per level\n{out}");
+            for l in levels {
+                assert!(
+                    l["ops"].as_u64().unwrap_or(0) > 0,
+                    "{engine} {phase}: {l}\n{out}"
+                );
+                assert_eq!(l["errors"], 0, "{engine} {phase}: {l}\n{out}");
+            }
+        }
+    }
     // Every child and temp dir is gone: only the report is left in --tmp-dir.
     let left: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()

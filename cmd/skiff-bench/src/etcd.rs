@@ -1,5 +1,6 @@
 //! The peer: a single-member etcd on loopback, written through its v3 JSON gateway
-//! (`POST /v3/kv/put`, base64 key and value) over plain HTTP/1.1.
+//! (`POST /v3/kv/put`, base64 key and value) over plain HTTP/1.1. The same etcd also backs a
+//! skiff server started with `--datastore-endpoint` (its keys live under `/skiff/`).
 
 use crate::error::{BenchError, Result};
 use crate::http::{Conn, Target};
@@ -18,6 +19,8 @@ pub struct Etcd {
     pub child: ChildGuard,
     pub target: Target,
     pub version: String,
+    /// `http://127.0.0.1:PORT`, for skiff's `--datastore-endpoint`.
+    pub endpoint: String,
 }
 
 /// Starts `etcd` with its data under `dir` and waits (up to 30 s) until `/health` is OK.
@@ -34,7 +37,7 @@ pub async fn start(bin: &Path, dir: &Path) -> Result<Etcd> {
         "--listen-client-urls".into(),
         curl.clone(),
         "--advertise-client-urls".into(),
-        curl,
+        curl.clone(),
         "--listen-peer-urls".into(),
         purl.clone(),
         "--initial-advertise-peer-urls".into(),
@@ -43,7 +46,12 @@ pub async fn start(bin: &Path, dir: &Path) -> Result<Etcd> {
         format!("bench={purl}"),
     ];
     let log = dir.join("etcd.log");
-    let mut child = ChildGuard::spawn("etcd", bin, &args, &log)?;
+    let mut child = ChildGuard::spawn("etcd", bin, &args, &log).map_err(|e| match e {
+        BenchError::Spawn { program, source } => BenchError::Phase(format!(
+            "cannot start {program}: {source}; install Debian's etcd-server (apt-get install -y etcd-server) or pass --etcd-bin"
+        )),
+        other => other,
+    })?;
     let addr: SocketAddr = ([127, 0, 0, 1], client).into();
     let target = Target::Plain(addr);
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -63,6 +71,7 @@ pub async fn start(bin: &Path, dir: &Path) -> Result<Etcd> {
                         child,
                         target,
                         version,
+                        endpoint: curl,
                     });
                 }
             }

@@ -122,9 +122,9 @@ struct Args {
     /// Pod benchmark: pods started at once.
     #[arg(long, default_value_t = 30)]
     pod_batch: usize,
-    /// A few seconds instead of minutes: tiny counts, one round, no etcd — checks that every
-    /// phase still runs (CI starts it); the figures mean nothing. Exits non-zero when a phase
-    /// fails, like a full run.
+    /// A few seconds instead of minutes: tiny counts, one round — checks that every phase
+    /// still runs (CI starts it; it needs etcd-server and postgresql installed); the figures
+    /// mean nothing. Exits non-zero when a phase fails, like a full run.
     #[arg(long)]
     smoke: bool,
 }
@@ -145,7 +145,6 @@ impl Args {
         self.watchers = 4;
         self.watch_rate = 20.0;
         self.watch_secs = 0.5;
-        self.skip_etcd = true;
         self.pod_runs = 1;
         self.pod_batch = 2;
         self.dns_services = 50;
@@ -388,25 +387,24 @@ async fn run(args: &Args) -> Result<Report> {
     report.value_bytes = value.len();
 
     // 2. The peer.
-    let etcd = if args.skip_etcd {
-        report.skipped.push(
-            if args.smoke {
-                "etcd (--smoke)"
-            } else {
-                "etcd (--skip-etcd)"
-            }
-            .into(),
-        );
-        None
+    // 2a. The peer also backs a skiff server (`--datastore-endpoint http://…`).
+    let (etcd, mut etcd_server) = if args.skip_etcd {
+        report.skipped.push("etcd (--skip-etcd)".into());
+        (None, None)
     } else {
         match etcd::start(&args.etcd_bin, &etcd_dir).await {
             Ok(e) => {
                 report.etcd.version = Some(e.version.clone());
-                Some(e)
+                let sv = if server.is_some() {
+                    datastore_server(&skiff_bin, &skiff_dir, "etcd", &e.endpoint, &mut report).await
+                } else {
+                    None
+                };
+                (Some(e), sv)
             }
             Err(e) => {
                 report.errors.push(format!("etcd: {e}"));
-                None
+                (None, None)
             }
         }
     };
@@ -421,7 +419,14 @@ async fn run(args: &Args) -> Result<Report> {
             Ok(pg) => {
                 report.postgres.version = Some(pg.version.clone());
                 let sv = if server.is_some() {
-                    pg_server(&skiff_bin, &skiff_dir, &pg.skiff_url, &mut report).await
+                    datastore_server(
+                        &skiff_bin,
+                        &skiff_dir,
+                        "postgres",
+                        &pg.skiff_url,
+                        &mut report,
+                    )
+                    .await
                 } else {
                     None
                 };
@@ -488,6 +493,29 @@ async fn run(args: &Args) -> Result<Report> {
                     )),
                 }
             }
+            if let Some(sv) = etcd_server.as_mut() {
+                eprintln!(
+                    "skiff-bench: round {}: skiff on etcd creates, {c} clients",
+                    round + 1
+                );
+                let pid = sv.skiff.child.pid();
+                match skiff::create_load(&sv.target, round, c, limits, pid).await {
+                    Ok(mut r) => {
+                        r.round = round;
+                        report.etcd.skiff_creates.push(r);
+                    }
+                    Err(e) => report.errors.push(format!(
+                        "skiff on etcd creates at {c} clients (round {}): {e}",
+                        round + 1
+                    )),
+                }
+                if let Err(e) = sv.skiff.child.check_alive() {
+                    report
+                        .errors
+                        .push(format!("skiff on etcd died during the create load: {e}"));
+                    etcd_server = None;
+                }
+            }
             if !args.skip_sqlite {
                 eprintln!(
                     "skiff-bench: round {}: sqlite group commit, {c} clients",
@@ -552,6 +580,10 @@ async fn run(args: &Args) -> Result<Report> {
         drop(sv);
     }
     drop(pg);
+    if let Some(sv) = etcd_server {
+        report.etcd.skiff_rss_after_load_kib = procs::rss_kib(sv.skiff.child.pid());
+        drop(sv);
+    }
     if let Some(e) = etcd {
         report.etcd.rss_after_load_kib = procs::rss_kib(e.child.pid());
         drop(e);
@@ -651,12 +683,26 @@ async fn start_phases(args: &Args, bin: &Path, dir: &Path, report: &mut Report) 
     true
 }
 
-/// Starts a skiff server on the PostgreSQL database `url` and creates what pods need.
-async fn pg_server(bin: &Path, dir: &Path, url: &str, report: &mut Report) -> Option<Server> {
-    let data = dir.join("on-postgres");
-    let extra = ["--datastore-endpoint".to_string(), url.to_string()];
+/// Starts a skiff server on the datastore `endpoint` (`engine`: postgres or etcd, for names
+/// and messages) and creates what pods need.
+async fn datastore_server(
+    bin: &Path,
+    dir: &Path,
+    engine: &str,
+    endpoint: &str,
+    report: &mut Report,
+) -> Option<Server> {
+    let data = dir.join(format!("on-{engine}"));
+    // A shared datastore needs the cluster token every server sharing it is started with.
+    let extra = [
+        "--datastore-endpoint".to_string(),
+        endpoint.to_string(),
+        "--token".to_string(),
+        "skiff-bench-shared-datastore".to_string(),
+    ];
+    let log = dir.join(format!("on-{engine}.log"));
     let started = match mkdir(&data) {
-        Ok(()) => skiff::start_with(bin, &data, &dir.join("on-postgres.log"), &extra).await,
+        Ok(()) => skiff::start_with(bin, &data, &log, &extra).await,
         Err(e) => Err(e),
     };
     let setup = async {
@@ -673,7 +719,7 @@ async fn pg_server(bin: &Path, dir: &Path, url: &str, report: &mut Report) -> Op
     match setup.await {
         Ok(sv) => Some(sv),
         Err(e) => {
-            report.errors.push(format!("skiff on postgres: {e}"));
+            report.errors.push(format!("skiff on {engine}: {e}"));
             None
         }
     }

@@ -56,6 +56,9 @@ pub struct EtcdReport {
     pub version: Option<String>,
     pub puts: Vec<LoadResult>,
     pub rss_after_load_kib: Option<u64>,
+    /// Pod creates on a skiff server started with `--datastore-endpoint http://…` (this etcd).
+    pub skiff_creates: Vec<LoadResult>,
+    pub skiff_rss_after_load_kib: Option<u64>,
 }
 
 /// Figures for the SQLite floor.
@@ -163,6 +166,14 @@ impl Report {
         t.push(verdict(
             "creates at 64 clients >= 1.0x etcd",
             ratio(c64, at_level(&self.etcd.puts, 64)).map(|x| (format!("{x:.2}x"), x >= 1.0)),
+        ));
+        t.push(verdict(
+            "skiff on etcd creates at 64 clients >= 0.8x raw etcd puts",
+            ratio(
+                at_level(&self.etcd.skiff_creates, 64),
+                at_level(&self.etcd.puts, 64),
+            )
+            .map(|x| (format!("{x:.2}x"), x >= 0.8)),
         ));
         t.push(verdict(
             "GET p99 < 5 ms",
@@ -390,6 +401,9 @@ impl Report {
                 if let Some(r) = pick(&self.etcd.puts) {
                     row(&mut o, "etcd put (HTTP gateway)", &r);
                 }
+                if let Some(r) = pick(&self.etcd.skiff_creates) {
+                    row(&mut o, "skiff on etcd, pod create (HTTPS)", &r);
+                }
                 if let Some(r) = pick(&self.sqlite.group) {
                     row(&mut o, "SQLite, group commit", &r);
                 }
@@ -477,10 +491,33 @@ impl Report {
             );
         }
         if let Some(v) = &self.etcd.version {
+            let e = &self.etcd;
+            if !e.skiff_creates.is_empty() {
+                let _ = writeln!(o, "\n### skiff on etcd (throughput)\n");
+                let _ = writeln!(
+                    o,
+                    "| clients | skiff on etcd/raw etcd puts | skiff on etcd/skiff on SQLite |"
+                );
+                let _ = writeln!(o, "|---|---|---|");
+                for &c in &self.settings.levels {
+                    let on_etcd = at_level(&e.skiff_creates, c);
+                    let f = |x: Option<f64>| {
+                        x.map(|v| format!("{v:.2}x"))
+                            .unwrap_or_else(|| "not measured".into())
+                    };
+                    let _ = writeln!(
+                        o,
+                        "| {c} | {} | {} |",
+                        f(ratio(on_etcd, at_level(&e.puts, c))),
+                        f(ratio(on_etcd, at_level(&s.creates, c)))
+                    );
+                }
+            }
             let _ = writeln!(
                 o,
-                "\netcd {v}; etcd RSS after the load: {}",
-                mib(self.etcd.rss_after_load_kib)
+                "\netcd {v}; etcd RSS after the load: {}; skiff-on-etcd RSS after the load: {}",
+                mib(e.rss_after_load_kib),
+                mib(e.skiff_rss_after_load_kib)
             );
         }
         if let Some(d) = &self.dns {
@@ -509,6 +546,7 @@ impl Report {
             .creates
             .iter()
             .chain(&self.etcd.puts)
+            .chain(&self.etcd.skiff_creates)
             .chain(&self.postgres.skiff_creates)
             .chain(&self.postgres.inserts)
             .filter_map(|r| {
@@ -577,7 +615,7 @@ mod tests {
     fn unmeasured_targets_say_so() {
         let mut r = report();
         r.evaluate();
-        assert_eq!(r.targets.len(), 6);
+        assert!(r.targets.len() >= 7, "{:?}", r.targets);
         assert!(r.targets.iter().all(|v| v.result == "not measured"));
         assert!(r.markdown().contains("| skiff/etcd |"));
     }
@@ -589,17 +627,35 @@ mod tests {
         r.skiff.idle_rss_kib = Some(50 * 1024);
         r.skiff.creates = vec![load(64, 2500.0, 40.0)];
         r.etcd.puts = vec![load(64, 2000.0, 50.0)];
+        r.etcd.skiff_creates = vec![load(64, 1500.0, 60.0)];
+        r.etcd.version = Some("3.4.23".into());
         r.skiff.get = Some(load(1, 3000.0, 1.5));
         r.evaluate();
-        let res: Vec<&str> = r.targets.iter().map(|v| v.result.as_str()).collect();
+        let result = |name: &str| {
+            r.targets
+                .iter()
+                .find(|v| v.target.starts_with(name))
+                .map(|v| (v.result.as_str(), v.measured.as_str()))
+                .unwrap_or_else(|| panic!("no target {name}: {:?}", r.targets))
+        };
+        assert_eq!(result("cold start").0, "PASS");
+        assert_eq!(result("idle RSS").0, "MISS");
+        assert_eq!(result(">= 3,000").0, "MISS");
         assert_eq!(
-            res,
-            ["PASS", "MISS", "MISS", "PASS", "PASS", "not measured"]
+            result("creates at 64 clients >= 1.0x etcd"),
+            ("PASS", "1.25x")
         );
-        assert_eq!(r.targets[3].measured, "1.25x");
+        assert_eq!(result("skiff on etcd"), ("MISS", "0.75x"));
+        assert_eq!(result("GET p99").0, "PASS");
+        assert_eq!(result("watch delivery").0, "not measured");
         let md = r.markdown();
         assert!(
             md.contains("| 64 | 1.25x | not measured | not measured |"),
+            "{md}"
+        );
+        assert!(md.contains("| 64 | 0.75x | 0.60x |"), "{md}");
+        assert!(
+            md.contains("| skiff on etcd, pod create (HTTPS) | 1 | 64 | 1500 |"),
             "{md}"
         );
     }
