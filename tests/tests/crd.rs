@@ -3,7 +3,9 @@
 //! columns (also by the short name), shown as YAML, refused with the documented 422 causes,
 //! pruned (and refused under strict validation), scaled through the scale subresource,
 //! patched (merge and JSON; strategic merge is refused as upstream), explained from the
-//! OpenAPI v3 document, watched, deleted; deleting the CRD deletes its objects.
+//! OpenAPI v3 document, watched, deleted; deleting the CRD deletes its objects. Also: several
+//! versions, cluster scope, defaults and CRD validation; CEL rules (`x-kubernetes-validations`)
+//! and `kubectl get all` through the category `all`.
 
 use skiff_e2e::*;
 use std::time::Duration;
@@ -330,5 +332,239 @@ fn crontab_crd_end_to_end() {
         0,
         "",
         &format!("No resources found in {ns} namespace.\n"),
+    );
+}
+
+const WIDGET_CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+spec:
+  group: example.com
+  scope: Cluster
+  names:
+    plural: widgets
+    singular: widget
+    kind: Widget
+  versions:
+  - name: v1beta1
+    served: true
+    storage: false
+    deprecated: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        x-kubernetes-preserve-unknown-fields: true
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              size:
+                type: string
+                enum: [small, large]
+                default: small
+"#;
+
+/// A cluster-scoped CRD with two versions: the deprecated one warns, both views of one object
+/// differ only in apiVersion, defaults apply, the default table is NAME + AGE, and a CRD that
+/// breaks upstream's rules is refused with its field paths.
+#[test]
+fn versions_scope_defaults_and_crd_validation() {
+    arm_watchdog();
+    let c = Cluster::start();
+    let crd = c.write_file("widget-crd.yaml", WIDGET_CRD);
+    c.kubectl(&["apply", "-f", crd.to_str().unwrap()]).clean();
+    let w = c.write_file(
+        "widget.yaml",
+        "apiVersion: example.com/v1beta1\nkind: Widget\nmetadata:\n  name: w1\nspec:\n  colour: red\n",
+    );
+    c.expect(
+        &c.kubectl(&["create", "-f", w.to_str().unwrap()]),
+        0,
+        "widget.example.com/w1 created\n",
+        "Warning: example.com/v1beta1 Widget is deprecated\n",
+    );
+    c.expect(
+        &c.kubectl(&[
+            "get",
+            "widgets.v1.example.com",
+            "w1",
+            "-o",
+            "jsonpath={.apiVersion} {.metadata.name}",
+        ]),
+        0,
+        "example.com/v1 w1",
+        "",
+    );
+    let w2 = c.write_file(
+        "widget2.yaml",
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w2\nspec:\n  colour: blue\n",
+    );
+    c.kubectl(&["create", "-f", w2.to_str().unwrap(), "--validate=false"])
+        .clean();
+    c.expect(
+        &c.kubectl(&[
+            "get",
+            "widgets.v1.example.com",
+            "w2",
+            "-o",
+            "jsonpath={.spec}",
+        ]),
+        0,
+        "{\"size\":\"small\"}",
+        "",
+    );
+    c.expect_table(
+        &c.kubectl(&[
+            "get",
+            "widgets.v1.example.com",
+            "--field-selector",
+            "metadata.name=w2",
+        ]),
+        "NAME   AGE\nw2     <age>\n",
+    );
+    let bad = c.kubectl_stdin(
+        &["create", "-f", "-"],
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: gadgets.example\nspec:\n  group: example\n  scope: Namespaced\n  names:\n    plural: gadgets\n    kind: Gadget\n  versions:\n  - name: v1\n    served: true\n    storage: true\n",
+    );
+    c.expect(
+        &bad,
+        1,
+        "",
+        "The CustomResourceDefinition \"gadgets.example\" is invalid: \n\
+         * spec.group: Invalid value: \"example\": should be a domain with at least one dot\n\
+         * spec.versions[0].schema.openAPIV3Schema: Required value: schemas are required\n",
+    );
+}
+
+const SCALER_CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: scalers.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names:
+    plural: scalers
+    singular: scaler
+    kind: Scaler
+    categories:
+    - all
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            x-kubernetes-validations:
+            - rule: "self.minReplicas <= self.replicas"
+              message: "replicas should be greater than or equal to minReplicas"
+            - rule: "self.replicas <= self.maxReplicas"
+              messageExpression: "'replicas ' + string(self.replicas) + ' is above maxReplicas ' + string(self.maxReplicas)"
+              fieldPath: .replicas
+            properties:
+              replicas:
+                type: integer
+              minReplicas:
+                type: integer
+              maxReplicas:
+                type: integer
+              mode:
+                type: string
+                x-kubernetes-validations:
+                - rule: "self == oldSelf"
+                  message: mode is immutable
+                  reason: FieldValueForbidden
+"#;
+
+fn scaler(name: &str, replicas: i64, min: i64, max: i64, mode: &str) -> String {
+    format!(
+        "apiVersion: example.com/v1\nkind: Scaler\nmetadata:\n  name: {name}\nspec:\n  replicas: {replicas}\n  minReplicas: {min}\n  maxReplicas: {max}\n  mode: {mode}\n"
+    )
+}
+
+/// CEL rules (`x-kubernetes-validations`): a violated rule refuses the object with its
+/// message (or messageExpression, at its fieldPath); a transition rule (`oldSelf`) applies on
+/// update only; a rule that does not compile refuses the CRD. The CRD's category `all` puts
+/// its objects in `kubectl get all`; field selectors on metadata.name work.
+#[test]
+fn cel_validation_rules() {
+    arm_watchdog();
+    let c = Cluster::start();
+    let ns = c.namespace("cel");
+    let crd = c.write_file("scaler-crd.yaml", SCALER_CRD);
+    c.kubectl(&["apply", "-f", crd.to_str().unwrap()]).clean();
+    let low = c.write_file("low.yaml", &scaler("low", 1, 2, 5, "fast"));
+    c.expect(
+        &c.kubectl(&["apply", "-n", &ns, "-f", low.to_str().unwrap()]),
+        1,
+        "",
+        "The Scaler \"low\" is invalid: spec: Invalid value: \"object\": replicas should be greater than or equal to minReplicas\n",
+    );
+    c.expect(
+        &c.kubectl_stdin(&["create", "-n", &ns, "-f", "-"], &scaler("both", 9, 10, 5, "fast")),
+        1,
+        "",
+        "The Scaler \"both\" is invalid: \n\
+         * spec: Invalid value: \"object\": replicas should be greater than or equal to minReplicas\n\
+         * spec.replicas: Invalid value: \"object\": replicas 9 is above maxReplicas 5\n",
+    );
+    let ok = c.write_file("ok.yaml", &scaler("ok", 3, 1, 5, "fast"));
+    c.expect(
+        &c.kubectl(&["apply", "-n", &ns, "-f", ok.to_str().unwrap()]),
+        0,
+        "scaler.example.com/ok created\n",
+        "",
+    );
+    let changed = c.write_file("changed.yaml", &scaler("ok", 4, 1, 5, "slow"));
+    c.expect(
+        &c.kubectl(&["apply", "-n", &ns, "-f", changed.to_str().unwrap()]),
+        1,
+        "",
+        "The Scaler \"ok\" is invalid: spec.mode: Forbidden: mode is immutable\n",
+    );
+    let grown = c.write_file("grown.yaml", &scaler("ok", 4, 1, 5, "fast"));
+    c.expect(
+        &c.kubectl(&["apply", "-n", &ns, "-f", grown.to_str().unwrap()]),
+        0,
+        "scaler.example.com/ok configured\n",
+        "",
+    );
+    // The CRD is in category `all`: `kubectl get all` lists its objects.
+    c.expect_table(
+        &c.kubectl(&["get", "all", "-n", &ns]),
+        "NAME                    AGE\nscaler.example.com/ok   <age>\n",
+    );
+    c.expect_table(
+        &c.kubectl(&[
+            "get",
+            "scalers",
+            "-n",
+            &ns,
+            "--field-selector",
+            "metadata.name=ok",
+        ]),
+        "NAME   AGE\nok     <age>\n",
+    );
+    let bad = c.kubectl_stdin(
+        &["create", "-f", "-"],
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: gadgets.example.com\nspec:\n  group: example.com\n  scope: Namespaced\n  names:\n    plural: gadgets\n    kind: Gadget\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema:\n        type: object\n        x-kubernetes-validations:\n        - rule: \"self.spec.size <\"\n",
+    );
+    assert_eq!(bad.code, 1, "{bad}");
+    assert!(
+        bad.stderr.starts_with(
+            "The CustomResourceDefinition \"gadgets.example.com\" is invalid: spec.validation.openAPIV3Schema.x-kubernetes-validations[0].rule: Invalid value: apiextensions.ValidationRule{Rule:\"self.spec.size <\", Message:\"\", MessageExpression:\"\", Reason:(*apiextensions.FieldValueErrorReason)(nil), FieldPath:\"\", OptionalOldSelf:(*bool)(nil)}: compilation failed: ERROR: <input>:1:17: Syntax error: mismatched input '<EOF>' expecting"
+        ) && bad.stderr.ends_with("\n | self.spec.size <\n | ................^\n"),
+        "{bad}"
     );
 }
