@@ -1,6 +1,6 @@
-//! Several servers on one external datastore: a throwaway PostgreSQL in the test network's
-//! switch namespace, two `skiff server --datastore-endpoint postgres://…` in node namespaces 1
-//! and 2, hollow nodes in namespace 3 joined through server 1 with the client-side load
+//! Several servers on one external datastore, run once on PostgreSQL and once on etcd: a
+//! throwaway PostgreSQL (or etcd) in the test network's switch namespace, two
+//! `skiff server --datastore-endpoint …` in node namespaces 1 and 2, hollow nodes in namespace 3 joined through server 1 with the client-side load
 //! balancer. Checks: both servers serve the same objects and the same CA (one kubeconfig works
 //! against both), a watch on one server sees writes made through the other, `kill -9` of the
 //! leader hands the controllers and the scheduler to the other within the lease duration, a
@@ -283,7 +283,7 @@ impl Drop for Watch {
 
 fn logs(net: &TestNet) -> String {
     let mut s = String::new();
-    for name in ["server-1", "server-2", "hollow", "postgres"] {
+    for name in ["server-1", "server-2", "hollow", "postgres", "etcd"] {
         let text =
             std::fs::read_to_string(net.dir().join(format!("{name}.log"))).unwrap_or_default();
         s.push_str(&format!("--- {name} log tail ---\n{}\n", tail(&text, 25)));
@@ -317,12 +317,58 @@ fn kubeconfig_ca(path: &Path) -> String {
         .to_string()
 }
 
+/// etcd (Debian's etcd-server) in the switch namespace, listening on the switch IP.
+fn start_etcd(net: &TestNet) -> NsProcess {
+    let data = net.dir().join("etcd");
+    let data_s = data.display().to_string();
+    let client = format!("http://{SWITCH_IP}:2379");
+    let proc = net.spawn_in(
+        SWITCH,
+        "etcd",
+        &[
+            "etcd",
+            "--name",
+            "ha",
+            "--data-dir",
+            &data_s,
+            "--listen-client-urls",
+            &client,
+            "--advertise-client-urls",
+            &client,
+            "--listen-peer-urls",
+            "http://127.0.0.1:2380",
+            "--initial-advertise-peer-urls",
+            "http://127.0.0.1:2380",
+            "--initial-cluster",
+            "ha=http://127.0.0.1:2380",
+        ],
+    );
+    let probe = format!("exec 3<>/dev/tcp/{SWITCH_IP}/2379");
+    wait_for(Duration::from_secs(30), "etcd to listen", || {
+        (net.run_in(3, &["bash", "-c", &probe]).code == 0).then_some(())
+    });
+    proc
+}
+
 #[test]
 fn two_servers_on_postgres_share_state_and_fail_over() {
     if !netns::bed_enabled() {
         eprintln!("\n*** skiff-e2e ha tests SKIPPED: SKIFF_E2E_NODES=0 ***\n");
         return;
     }
+    two_servers("postgres");
+}
+
+#[test]
+fn two_servers_on_etcd_share_state_and_fail_over() {
+    if !netns::bed_enabled() {
+        eprintln!("\n*** skiff-e2e ha tests SKIPPED: SKIFF_E2E_NODES=0 ***\n");
+        return;
+    }
+    two_servers("etcd");
+}
+
+fn two_servers(engine: &str) {
     assert!(
         skiff_bin().is_file(),
         "skiff binary {} not found: build it first with `cargo build -p skiff`",
@@ -333,11 +379,23 @@ fn two_servers_on_postgres_share_state_and_fail_over() {
     for sub in ["home", "n1", "n2", "n3", "n4"] {
         std::fs::create_dir_all(net.dir().join(sub)).unwrap();
     }
-    let pg = Postgres::start(&net);
-    let url = pg.url();
+    let (_datastore, url): (Box<dyn std::any::Any>, String) = match engine {
+        "postgres" => {
+            let pg = Postgres::start(&net);
+            let url = pg.url();
+            (Box::new(pg), url)
+        }
+        _ => (
+            Box::new(start_etcd(&net)),
+            format!("http://{SWITCH_IP}:2379"),
+        ),
+    };
     let mut s1 = start_server(&net, 1, &url);
     let s2 = start_server(&net, 2, &url);
-    eprintln!("ha: postgres and two servers up in {:?}", t0.elapsed());
+    eprintln!(
+        "ha {engine}: datastore and two servers up in {:?}",
+        t0.elapsed()
+    );
 
     // One CA: server 2 fetched server 1's, so kubeconfigs are interchangeable.
     let ca1 = kubeconfig_ca(&net.dir().join("kubeconfig-1"));
@@ -471,7 +529,7 @@ fn two_servers_on_postgres_share_state_and_fail_over() {
         "takeover took {took:?}:\n{}",
         logs(&net)
     );
-    eprintln!("ha: server 2 leads {took:?} after kill -9 of server 1");
+    eprintln!("ha {engine}: server 2 leads {took:?} after kill -9 of server 1");
     wait_for(
         Duration::from_secs(60),
         "4 ready web replicas after the failover",
@@ -532,5 +590,5 @@ fn two_servers_on_postgres_share_state_and_fail_over() {
         "{}",
         tail(&p.log(), 20)
     );
-    eprintln!("ha: checked in {:?}", t0.elapsed());
+    eprintln!("ha {engine}: checked in {:?}", t0.elapsed());
 }
