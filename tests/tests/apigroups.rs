@@ -424,3 +424,249 @@ fn local_apiservices() {
         assert_eq!(row(&t, name)[1..3], ["Local", "True"], "{name}");
     }
 }
+
+// --- an aggregated API server: a tiny `wardle.example.com/v1alpha1` on loopback ---
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// An HTTPS server for `wardle.example.com/v1alpha1` on 127.0.0.1 (its certificate names
+/// `api.wardle.svc`, the name the aggregator checks); stopped on drop.
+struct Wardle {
+    port: u16,
+    ca_pem: String,
+    stop: Arc<AtomicBool>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl Wardle {
+    fn start() -> Wardle {
+        let ca_key = rcgen::KeyPair::generate().expect("ca key");
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "wardle CA");
+        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("ca");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let leaf = rcgen::CertificateParams::new(vec!["api.wardle.svc".to_string()])
+            .expect("params")
+            .signed_by(&key, &ca)
+            .expect("leaf");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let cfg = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![leaf.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            )
+            .expect("server config");
+        let cfg = Arc::new(cfg);
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let accept = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stop2.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Ok(tcp) = conn else { continue };
+                let cfg = cfg.clone();
+                let stop3 = stop2.clone();
+                std::thread::spawn(move || serve_wardle(cfg, tcp, stop3));
+            }
+        });
+        Wardle {
+            port,
+            ca_pem: ca.pem(),
+            stop,
+            accept: Some(accept),
+        }
+    }
+}
+
+impl Drop for Wardle {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(t) = self.accept.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One keep-alive connection; every wait bounded (30 s without a request ends it).
+fn serve_wardle(cfg: Arc<rustls::ServerConfig>, tcp: TcpStream, stop: Arc<AtomicBool>) {
+    let _ = tcp.set_read_timeout(Some(Duration::from_secs(30)));
+    let Ok(conn) = rustls::ServerConnection::new(cfg) else {
+        return;
+    };
+    let mut tls = BufReader::new(rustls::StreamOwned::new(conn, tcp));
+    while !stop.load(Ordering::Relaxed) {
+        let mut line = String::new();
+        if tls.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+        let (mut len, mut accept, mut user) = (0usize, String::new(), String::new());
+        loop {
+            let mut h = String::new();
+            if tls.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                match k.to_ascii_lowercase().as_str() {
+                    "content-length" => len = v.trim().parse().unwrap_or(0),
+                    "accept" => accept = v.trim().to_string(),
+                    "x-remote-user" => user = v.trim().to_string(),
+                    _ => {}
+                }
+            }
+        }
+        let mut body = vec![0u8; len];
+        if tls.read_exact(&mut body).is_err() {
+            return;
+        }
+        let (ct, answer) = wardle_answer(&path, &accept, &user);
+        let answer = serde_json::to_vec(&answer).expect("json");
+        let head = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: {ct}\r\ncontent-length: {}\r\n\r\n",
+            answer.len()
+        );
+        let out = tls.get_mut();
+        if out.write_all(head.as_bytes()).is_err()
+            || out.write_all(&answer).is_err()
+            || out.flush().is_err()
+        {
+            return;
+        }
+    }
+}
+
+fn wardle_answer(path: &str, accept: &str, user: &str) -> (&'static str, Value) {
+    let path = path.split('?').next().unwrap_or("");
+    let resource = json!({"resource": "flunders", "responseKind": {"group": "wardle.example.com",
+        "version": "v1alpha1", "kind": "Flunder"}, "scope": "Namespaced",
+        "singularResource": "flunder", "verbs": ["get", "list"]});
+    match path {
+        "/apis" => (
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList",
+            json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2",
+                "metadata": {}, "items": [{"metadata": {"name": "wardle.example.com"},
+                "versions": [{"version": "v1alpha1", "resources": [resource], "freshness": "Current"}]}]}),
+        ),
+        "/apis/wardle.example.com/v1alpha1" => (
+            "application/json",
+            json!({"kind": "APIResourceList", "apiVersion": "v1",
+                "groupVersion": "wardle.example.com/v1alpha1",
+                "resources": [{"name": "flunders", "singularName": "flunder", "namespaced": true,
+                    "kind": "Flunder", "verbs": ["get", "list"]}]}),
+        ),
+        _ if accept.contains("as=Table") => (
+            "application/json;as=Table;v=v1;g=meta.k8s.io",
+            json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {},
+                "columnDefinitions": [
+                    {"name": "Name", "type": "string", "format": "name", "description": "", "priority": 0},
+                    {"name": "Asked-By", "type": "string", "format": "", "description": "", "priority": 0}],
+                "rows": [{"cells": ["my-flunder", user],
+                    "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                        "metadata": {"name": "my-flunder", "namespace": "wardle"}}}]}),
+        ),
+        _ => (
+            "application/json",
+            json!({"kind": "FlunderList", "apiVersion": "wardle.example.com/v1alpha1",
+                "metadata": {}, "items": [{"kind": "Flunder",
+                "apiVersion": "wardle.example.com/v1alpha1",
+                "metadata": {"name": "my-flunder", "namespace": "wardle"}}]}),
+        ),
+    }
+}
+
+#[test]
+fn remote_apiservice_is_proxied_and_checked() {
+    let c = Cluster::start();
+    let wardle = Wardle::start();
+    c.namespace("wardle");
+    let ca = base64::engine::general_purpose::STANDARD.encode(&wardle.ca_pem);
+    let register = |service_name: &str| {
+        format!(
+            "apiVersion: apiregistration.k8s.io/v1\nkind: APIService\nmetadata: {{name: v1alpha1.wardle.example.com}}\nspec:\n  group: wardle.example.com\n  version: v1alpha1\n  groupPriorityMinimum: 1000\n  versionPriority: 15\n  caBundle: {ca}\n  service: {{namespace: wardle, name: {service_name}, port: {}}}\n",
+            wardle.port
+        )
+    };
+    // Registered before its Service exists: ServiceNotFound.
+    c.kubectl_stdin(&["apply", "-f", "-"], &register("api"))
+        .success();
+    let available = |want: &str| {
+        wait_for(Duration::from_secs(30), want, || {
+            let t = rows(
+                &c.kubectl(&["get", "apiservice", "v1alpha1.wardle.example.com"])
+                    .stdout,
+            );
+            let r = t.get(1)?;
+            let cell = r[2..r.len() - 1].join(" ");
+            (cell == want).then_some(r[1].clone())
+        })
+    };
+    assert_eq!(available("False (ServiceNotFound)"), "wardle/api");
+    // The Service names the test server on loopback (ExternalName: the proxy dials it).
+    c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: Service\nmetadata: {name: api, namespace: wardle}\nspec:\n  type: ExternalName\n  externalName: 127.0.0.1\n",
+    )
+    .success();
+    available("True");
+
+    // kubectl finds the remote resource by discovery and lists it through the proxy.
+    let out = c.kubectl(&["get", "flunders", "-n", "wardle"]);
+    let t = rows(&out.success().stdout);
+    assert_eq!(t[0], ["NAME", "ASKED-BY"]);
+    let admin = c
+        .kubectl(&[
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username}",
+        ])
+        .success()
+        .stdout
+        .clone();
+    assert_eq!(row(&t, "my-flunder")[1], admin);
+    let list = c
+        .kubectl(&[
+            "get",
+            "--raw",
+            "/apis/wardle.example.com/v1alpha1/namespaces/wardle/flunders",
+        ])
+        .success()
+        .json();
+    assert_eq!(list["items"][0]["metadata"]["name"], "my-flunder");
+    let groups = c.kubectl(&["get", "--raw", "/apis"]).success().json();
+    assert!(
+        groups["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["name"] == "wardle.example.com"),
+        "{groups}"
+    );
+    // A user without RBAC for the group is refused by skiff before the proxy.
+    let out = c.kubectl(&["get", "flunders", "-n", "wardle", "--as", "nobody"]);
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("forbidden"), "{out}");
+
+    // The server goes away: FailedDiscoveryCheck.
+    drop(wardle);
+    available("False (FailedDiscoveryCheck)");
+}
