@@ -6,8 +6,8 @@
 //! pods; Prefix and Exact paths, a default backend and a wildcard host route to the right
 //! Deployment; a TLS Ingress answers with its Secret's certificate by SNI (HTTP/1.1 and HTTP/2)
 //! and plain HTTP keeps working; a Service without endpoints answers 503. The seed's original
-//! v1beta1 manifest must be refused as upstream's kubectl does (an ignored test until
-//! `/openapi/v2` speaks protobuf).
+//! v1beta1 manifest must be refused as upstream's kubectl does (kubectl's validation falls
+//! back to `/openapi/v2` in protobuf, then reports its mapping error).
 //!
 //! Needs root and the Debian packages named in `skiff_e2e::netns::TOOLS`; `SKIFF_E2E_NODES=0`
 //! skips it with a loud message.
@@ -585,8 +585,6 @@ fn ingress_routes_seed_hosts_paths_tls_and_empty_backends() {
 /// The third seed's original manifest (networking.k8s.io/v1beta1, gone since 1.22): upstream's
 /// kubectl refuses it itself, before sending anything, because discovery lacks the version.
 #[test]
-#[ignore = "kubectl falls back to /openapi/v2 in protobuf for a group-version the server lacks; \
-            skiff answers that with 406, so kubectl stops at validation before its mapping error"]
 fn v1beta1_ingress_is_refused_as_upstream() {
     let c = skiff_e2e::Cluster::start();
     let file = c.write_file("ingress-v1beta1.yaml", SEED_INGRESS_V1BETA1);

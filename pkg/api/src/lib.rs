@@ -9,6 +9,7 @@ pub mod flowcontrol;
 pub mod hpa;
 pub mod matchers;
 pub mod openapi;
+pub mod openapi_pb;
 pub mod patch;
 pub mod protobuf;
 pub mod rbac;

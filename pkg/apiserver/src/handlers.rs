@@ -483,23 +483,7 @@ fn non_resource(
             .header("content-type", crate::metrics::CONTENT_TYPE)
             .body(Body::from(st.metrics.render()))
             .map_err(|_| ApiError::internal("response build failed")),
-        "/openapi/v2" => {
-            let accept = headers
-                .get("accept")
-                .and_then(|a| a.to_str().ok())
-                .unwrap_or("");
-            let json_ok = accept.is_empty()
-                || accept.split(',').any(|p| {
-                    let m = p.split(';').next().unwrap_or("").trim();
-                    m == "application/json" || m == "*/*" || m == "application/*"
-                });
-            if !json_ok {
-                return Err(ApiError::not_acceptable(
-                    "only application/json is served for /openapi/v2: use /openapi/v3 or ask for JSON",
-                ));
-            }
-            Ok(crate::openapi::v2_response())
-        }
+        "/openapi/v2" => crate::openapi::v2_negotiate(headers),
         _ => {
             if let Some(rest) = trimmed.strip_prefix("/openapi/v3/") {
                 if let Some(r) = crate::crd::openapi_response(st, rest, q) {

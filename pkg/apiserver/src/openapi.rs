@@ -44,6 +44,40 @@ pub fn v3_response(rest: &str, q: &Query, headers: &HeaderMap) -> ApiResult<Resp
         .unwrap_or_else(|_| ApiError::internal("response").into_response()))
 }
 
+/// `GET /openapi/v2` by the Accept header: gnostic protobuf (what kubectl asks for), JSON,
+/// or 406.
+pub fn v2_negotiate(headers: &HeaderMap) -> ApiResult<Response> {
+    let accept = headers
+        .get("accept")
+        .and_then(|a| a.to_str().ok())
+        .unwrap_or("");
+    let types: Vec<&str> = accept
+        .split(',')
+        .map(|p| p.split(';').next().unwrap_or("").trim())
+        .collect();
+    if types.iter().any(|t| {
+        t.eq_ignore_ascii_case(skiff_api::openapi_pb::MEDIA_TYPE)
+            || t.eq_ignore_ascii_case(skiff_api::openapi_pb::CONTENT_TYPE)
+    }) {
+        return Ok(Response::builder()
+            .status(200)
+            .header("content-type", skiff_api::openapi_pb::CONTENT_TYPE)
+            .body(Body::from(skiff_api::openapi_pb::v2_protobuf()))
+            .unwrap_or_else(|_| ApiError::internal("response").into_response()));
+    }
+    if accept.is_empty()
+        || types
+            .iter()
+            .any(|t| matches!(*t, "application/json" | "*/*" | "application/*"))
+    {
+        return Ok(v2_response());
+    }
+    Err(ApiError::not_acceptable(format!(
+        "only application/json and {} are served for /openapi/v2",
+        skiff_api::openapi_pb::MEDIA_TYPE
+    )))
+}
+
 /// `GET /openapi/v2` (JSON).
 pub fn v2_response() -> Response {
     Response::builder()

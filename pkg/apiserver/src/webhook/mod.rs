@@ -352,7 +352,7 @@ async fn call(
         old,
         Some(&options(a, field_manager)),
     );
-    let result = client::post(st, &st.webhooks.pool, h, &review)
+    let result = Box::pin(client::post(st, &st.webhooks.pool, h, &review))
         .await
         .and_then(|body| pure::read_answer(&h.name, &uid, &body));
     match result {
@@ -414,6 +414,19 @@ pub async fn mutate(
     if snap.mutating.is_empty() || is_config(res) {
         return Ok(());
     }
+    // Boxed: the write path's futures stay small when no webhook is configured.
+    Box::pin(mutate_all(st, res, a, obj, old, field_manager, snap)).await
+}
+
+async fn mutate_all(
+    st: &AppState,
+    res: &ResourceInfo,
+    a: &Attributes,
+    obj: &mut Value,
+    old: Option<&Value>,
+    field_manager: &str,
+    snap: Arc<Snapshot>,
+) -> ApiResult<()> {
     let hooks = matching(st, &snap.mutating, a, Some(obj), old).await;
     let mut seen_after: Vec<(Arc<Hook>, Value)> = Vec::new();
     for h in &hooks {
@@ -509,6 +522,17 @@ pub async fn validate(
     if snap.validating.is_empty() || is_config(res) {
         return Ok(());
     }
+    Box::pin(validate_all(st, a, obj, old, field_manager, snap)).await
+}
+
+async fn validate_all(
+    st: &AppState,
+    a: &Attributes,
+    obj: Option<&Value>,
+    old: Option<&Value>,
+    field_manager: &str,
+    snap: Arc<Snapshot>,
+) -> ApiResult<()> {
     let hooks = matching(st, &snap.validating, a, obj, old).await;
     for h in &hooks {
         check_dry_run(h, a)?;
