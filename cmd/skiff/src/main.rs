@@ -928,6 +928,7 @@ fn start_own_agent(
         cfg.network_policy = false;
     }
     let node_name = cfg.node_name.clone();
+    server.state.kubelets.set_local_node(&node_name);
     tokio::spawn(async move {
         if let Err(e) = skiff_agent::realagent::run(cfg).await {
             tracing::error!(error = %e, "the server's agent stopped: pods on this node no longer run; fix the cause and restart skiff, or run with --disable-agent");

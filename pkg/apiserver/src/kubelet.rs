@@ -1,48 +1,121 @@
 //! Reaching a node's kubelet API: through the node's tunnel when one is connected, else over
 //! TCP to the node's address; then TLS (the kubelet's serving certificate must chain to the
-//! server CA; the API server presents its `system:apiserver` client certificate) and an
-//! HTTP/1.1 connection that may be upgraded (exec, attach, port-forward).
+//! server CA; the API server presents its `system:apiserver` client certificate). Requests
+//! that upgrade (exec, attach, port-forward) get an HTTP/1.1 connection of their own; the
+//! others (logs, stats, metrics, proxied requests) share pooled HTTP/2 connections, so 100
+//! `kubectl logs -f` of one node hold 100 streams of one TLS session and one tunnel
+//! connection rather than 100 of each, and a request needs no new handshake.
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use axum::body::Body;
-use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use http_body_util::BodyExt;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use serde_json::Value;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// The kubelet port when the Node does not say.
 pub const DEFAULT_KUBELET_PORT: u16 = 10250;
 /// How long a dial (tunnel or TCP) and the TLS handshake may take each.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Streams one pooled HTTP/2 connection carries at once (the kubelet allows 200); another
+/// connection is opened beyond that rather than queueing behind streams that may never end.
+const STREAMS_PER_CONN: usize = 100;
+/// Flow-control window of one pooled stream: what the server buffers for a client that stops
+/// reading (the connection window is large so one stalled stream never stalls the others).
+const STREAM_WINDOW: u32 = 256 * 1024;
+const CONN_WINDOW: u32 = 1 << 30;
 
 /// Everything the API server keeps to talk to kubelets.
 #[derive(Default)]
 pub struct Kubelets {
     /// Connected agent tunnels by node name.
     pub tunnels: crate::tunnel::Tunnels,
-    /// Made on first use from the server's PKI (see [`client_tls`]).
-    tls: std::sync::OnceLock<tokio_rustls::TlsConnector>,
+    /// Made on first use from the server's PKI (see [`client_tls`]): HTTP/1.1 and HTTP/2.
+    tls: std::sync::OnceLock<(tokio_rustls::TlsConnector, tokio_rustls::TlsConnector)>,
+    /// Pooled HTTP/2 connections by kubelet endpoint.
+    pool: parking_lot::Mutex<HashMap<Endpoint, Vec<Pooled>>>,
     /// The last resource-metrics samples of every node (metrics.k8s.io).
     pub metrics: crate::metricsapi::MetricsStore,
+    /// The server's own node (its in-process agent), whose kubelet is dialed directly.
+    local_node: std::sync::OnceLock<String>,
 }
 
 impl Kubelets {
-    fn connector(&self, pki: &skiff_pki::Pki) -> ApiResult<tokio_rustls::TlsConnector> {
-        if let Some(c) = self.tls.get() {
-            return Ok(c.clone());
-        }
-        let c = client_tls(pki).map_err(ApiError::internal)?;
-        Ok(self.tls.get_or_init(|| c).clone())
+    /// Names the node of the server's own agent: its kubelet is on this host, so it is
+    /// reached over TCP, never through its tunnel (as k3s does for the server's node).
+    pub fn set_local_node(&self, node: &str) {
+        let _ = self.local_node.set(node.to_string());
     }
+
+    fn is_local(&self, node: &str) -> bool {
+        self.local_node.get().is_some_and(|n| n == node)
+    }
+
+    fn connector(&self, pki: &skiff_pki::Pki, h2: bool) -> ApiResult<tokio_rustls::TlsConnector> {
+        let pick = |c: &(tokio_rustls::TlsConnector, tokio_rustls::TlsConnector)| {
+            if h2 {
+                c.1.clone()
+            } else {
+                c.0.clone()
+            }
+        };
+        if let Some(c) = self.tls.get() {
+            return Ok(pick(c));
+        }
+        let cfg = client_config(pki).map_err(ApiError::internal)?;
+        let mut h2cfg = cfg.clone();
+        h2cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let c = (
+            tokio_rustls::TlsConnector::from(Arc::new(cfg)),
+            tokio_rustls::TlsConnector::from(Arc::new(h2cfg)),
+        );
+        Ok(pick(self.tls.get_or_init(|| c)))
+    }
+
+    /// A pooled connection to `ep` with room for one more stream, dropping dead ones and,
+    /// once the node has a tunnel, direct ones (the tunnel is preferred as for new dials).
+    fn pooled(&self, ep: &Endpoint, tunnel_now: bool) -> Option<(H2Sender, OwnedSemaphorePermit)> {
+        let mut pool = self.pool.lock();
+        let conns = pool.get_mut(ep)?;
+        conns.retain(|p| !p.sender.is_closed() && (p.tunnelled || !tunnel_now));
+        let found = conns.iter().find_map(|p| {
+            let permit = p.streams.clone().try_acquire_owned().ok()?;
+            p.sender.is_ready().then(|| (p.sender.clone(), permit))
+        });
+        if conns.is_empty() {
+            pool.remove(ep);
+        }
+        found
+    }
+}
+
+type H2Sender = hyper::client::conn::http2::SendRequest<Body>;
+
+/// One pooled HTTP/2 connection to a kubelet.
+struct Pooled {
+    sender: H2Sender,
+    /// Opened through the node's tunnel (else over TCP).
+    tunnelled: bool,
+    /// Permits for the streams it may still open ([`STREAMS_PER_CONN`]).
+    streams: Arc<Semaphore>,
 }
 
 /// The TLS client of kubelet connections: the API server's kubelet client certificate (CN
 /// `system:apiserver`, O `system:masters`, issued from the client CA and kept in memory)
 /// and trust in the server CA, which signs every kubelet serving certificate.
 pub fn client_tls(pki: &skiff_pki::Pki) -> Result<tokio_rustls::TlsConnector, String> {
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(client_config(
+        pki,
+    )?)))
+}
+
+/// The rustls configuration of [`client_tls`] (ALPN `http/1.1`).
+fn client_config(pki: &skiff_pki::Pki) -> Result<rustls::ClientConfig, String> {
     let (cert_pem, key_pem) = pki
         .issue_client_cert("system:apiserver", &["system:masters"])
         .map_err(|e| format!("cannot issue the kubelet client certificate: {e}"))?;
@@ -67,12 +140,12 @@ pub fn client_tls(pki: &skiff_pki::Pki) -> Result<tokio_rustls::TlsConnector, St
         .with_client_auth_cert(certs, key)
         .map_err(|e| format!("kubelet client certificate: {e}"))?;
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(tokio_rustls::TlsConnector::from(Arc::new(cfg)))
+    Ok(cfg)
 }
 
 /// Where a Node's kubelet listens: the first address in the preferred type order
 /// (InternalIP, ExternalIP, Hostname) and `status.daemonEndpoints.kubeletEndpoint.Port`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Endpoint {
     pub node: String,
     pub address: Option<String>,
@@ -125,16 +198,22 @@ pub async fn node_endpoint(st: &AppState, node: &str) -> ApiResult<Endpoint> {
     Ok(endpoint(&obj))
 }
 
-/// A raw byte stream to the kubelet of `ep`: the tunnel first, else TCP; 503 naming the node
+/// A raw byte stream to the kubelet of `ep`: the tunnel first (but never for the server's own
+/// node, see [`Kubelets::set_local_node`]), else TCP; 503 naming the node
 /// when neither works, never later than twice [`CONNECT_TIMEOUT`].
-pub async fn dial(st: &AppState, ep: &Endpoint) -> ApiResult<Box<dyn Io>> {
+/// The flag says whether the stream goes through the tunnel.
+pub async fn dial(st: &AppState, ep: &Endpoint) -> ApiResult<(Box<dyn Io>, bool)> {
     let node = &ep.node;
-    let tunnel_err = match st.kubelets.tunnels.get(node) {
-        Some(mux) => match mux.dial(ep.port, CONNECT_TIMEOUT).await {
-            Ok(conn) => return Ok(Box::new(conn)),
-            Err(e) => format!("the tunnel to node {node:?} failed ({e})"),
-        },
-        None => format!("no tunnel to node {node:?}"),
+    let tunnel_err = if st.kubelets.is_local(node) {
+        "the node is the server's own".to_string()
+    } else {
+        match st.kubelets.tunnels.get(node) {
+            Some(mux) => match mux.dial(ep.port, CONNECT_TIMEOUT).await {
+                Ok(conn) => return Ok((Box::new(conn), true)),
+                Err(e) => format!("the tunnel to node {node:?} failed ({e})"),
+            },
+            None => format!("no tunnel to node {node:?}"),
+        }
     };
     let Some(addr) = &ep.address else {
         return Err(unavailable(format!(
@@ -151,7 +230,7 @@ pub async fn dial(st: &AppState, ep: &Endpoint) -> ApiResult<Box<dyn Io>> {
         Ok(Ok(tcp)) => {
             let _ = tcp.set_nodelay(true);
             tracing::debug!(%node, %target, "kubelet reached directly: {tunnel_err}");
-            Ok(Box::new(tcp))
+            Ok((Box::new(tcp), false))
         }
         Ok(Err(e)) => Err(unavailable(format!(
             "error dialing backend: {tunnel_err} and direct connection to {target} failed: {e}"
@@ -164,34 +243,124 @@ pub async fn dial(st: &AppState, ep: &Endpoint) -> ApiResult<Box<dyn Io>> {
     }
 }
 
-/// Sends `req` (origin-form URI, e.g. `/containerLogs/ns/p/c?follow=true`) to the kubelet of
-/// `ep` over a fresh connection that supports upgrades.
-pub async fn send(
+/// A TLS session with the kubelet of `ep` (ALPN offering `h2` when asked) and whether it
+/// goes through the tunnel.
+async fn connect_tls(
     st: &AppState,
     ep: &Endpoint,
-    mut req: http::Request<Body>,
-) -> ApiResult<http::Response<Incoming>> {
-    let io = dial(st, ep).await?;
+    h2: bool,
+) -> ApiResult<(tokio_rustls::client::TlsStream<Box<dyn Io>>, bool)> {
+    let (io, tunnelled) = dial(st, ep).await?;
     let node = &ep.node;
     let name = rustls::pki_types::ServerName::try_from(node.clone()).map_err(|_| {
         ApiError::internal(format!(
             "node name {node:?} cannot be checked against the kubelet certificate"
         ))
     })?;
-    let connector = st.kubelets.connector(&st.pki)?;
-    let tls = match tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name, io)).await {
-        Ok(Ok(t)) => t,
-        Ok(Err(e)) => {
-            return Err(unavailable(format!(
-                "error dialing backend: tls handshake with the kubelet on node {node:?} failed: {e}"
-            )))
+    let connector = st.kubelets.connector(&st.pki, h2)?;
+    match tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name, io)).await {
+        Ok(Ok(t)) => Ok((t, tunnelled)),
+        Ok(Err(e)) => Err(unavailable(format!(
+            "error dialing backend: tls handshake with the kubelet on node {node:?} failed: {e}"
+        ))),
+        Err(_) => Err(unavailable(format!(
+            "error dialing backend: tls handshake with the kubelet on node {node:?} timed out"
+        ))),
+    }
+}
+
+/// Sends `req` (origin-form URI, e.g. `/containerLogs/ns/p/c?follow=true`) to the kubelet of
+/// `ep`: an upgrade over a fresh HTTP/1.1 connection, anything else over a pooled HTTP/2 one.
+pub async fn send(
+    st: &AppState,
+    ep: &Endpoint,
+    req: http::Request<Body>,
+) -> ApiResult<http::Response<Body>> {
+    if crate::proxy::is_upgrade(req.headers()) {
+        let (tls, _) = connect_tls(st, ep, false).await?;
+        return send_http1(ep, tls, req).await;
+    }
+    let tunnel_now = !st.kubelets.is_local(&ep.node) && st.kubelets.tunnels.get(&ep.node).is_some();
+    if let Some((sender, permit)) = st.kubelets.pooled(ep, tunnel_now) {
+        return send_h2(ep, sender, permit, req).await;
+    }
+    let (tls, tunnelled) = connect_tls(st, ep, true).await?;
+    if tls.get_ref().1.alpn_protocol() != Some(b"h2".as_slice()) {
+        return send_http1(ep, tls, req).await;
+    }
+    let node = &ep.node;
+    let (sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONN_WINDOW)
+        // A kubelet that vanished without closing is noticed, and the connection replaced.
+        .keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(10))
+        .handshake(TokioIo::new(tls))
+        .await
+        .map_err(|e| unavailable(format!("error dialing backend: node {node:?}: {e}")))?;
+    let n = node.clone();
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(node = %n, error = %e, "pooled kubelet connection ended with an error");
         }
-        Err(_) => {
-            return Err(unavailable(format!(
-                "error dialing backend: tls handshake with the kubelet on node {node:?} timed out"
-            )))
-        }
-    };
+    });
+    let streams = Arc::new(Semaphore::new(STREAMS_PER_CONN));
+    let permit = streams
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::internal("a new kubelet connection has no stream"))?;
+    st.kubelets
+        .pool
+        .lock()
+        .entry(ep.clone())
+        .or_default()
+        .push(Pooled {
+            sender: sender.clone(),
+            tunnelled,
+            streams,
+        });
+    send_h2(ep, sender, permit, req).await
+}
+
+/// One request on a pooled connection; `permit` is held until the answer's body is dropped.
+async fn send_h2(
+    ep: &Endpoint,
+    mut sender: H2Sender,
+    permit: OwnedSemaphorePermit,
+    mut req: http::Request<Body>,
+) -> ApiResult<http::Response<Body>> {
+    let node = &ep.node;
+    let pq = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/")
+        .to_string();
+    *req.uri_mut() = format!("https://{node}:{}{pq}", ep.port)
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("invalid kubelet path {pq:?}")))?;
+    req.headers_mut().remove(http::header::HOST);
+    let resp = sender.send_request(req).await.map_err(|e| {
+        unavailable(format!(
+            "error trying to reach the kubelet on node {node:?}: {e}"
+        ))
+    })?;
+    Ok(resp.map(|b| {
+        Body::new(b.map_frame(move |f| {
+            let _stream = &permit;
+            f
+        }))
+    }))
+}
+
+/// One request on its own HTTP/1.1 connection (kept for the upgrade, if any).
+async fn send_http1(
+    ep: &Endpoint,
+    tls: tokio_rustls::client::TlsStream<Box<dyn Io>>,
+    mut req: http::Request<Body>,
+) -> ApiResult<http::Response<Body>> {
+    let node = &ep.node;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
         .await
         .map_err(|e| unavailable(format!("error dialing backend: node {node:?}: {e}")))?;
@@ -204,11 +373,12 @@ pub async fn send(
     if let Ok(h) = http::HeaderValue::from_str(&host) {
         req.headers_mut().insert(http::header::HOST, h);
     }
-    sender.send_request(req).await.map_err(|e| {
+    let resp = sender.send_request(req).await.map_err(|e| {
         unavailable(format!(
             "error trying to reach the kubelet on node {node:?}: {e}"
         ))
-    })
+    })?;
+    Ok(resp.map(Body::new))
 }
 
 #[cfg(test)]

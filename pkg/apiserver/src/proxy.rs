@@ -92,7 +92,7 @@ pub async fn forward(
     }
     if status != StatusCode::SWITCHING_PROTOCOLS {
         return out
-            .body(Body::new(resp.into_body()))
+            .body(resp.into_body())
             .map_err(|e| ApiError::internal(format!("response build failed: {e}")));
     }
     let Some(client_upgrade) = client_upgrade else {
