@@ -391,6 +391,49 @@ fn install_sh_sets_up_a_server_and_an_agent_and_removes_them() {
     );
     std::fs::remove_file(&copied).unwrap();
 
+    // A pod runs on the installed agent: skiff's own pause image is on every node (imported at
+    // start, never pulled), so this needs no registry.
+    let out = kubectl(
+        &net,
+        &r1,
+        &[
+            "run",
+            "on-agent",
+            "--image=skiff.invalid/pause:1.0",
+            "--image-pull-policy=Never",
+            "--restart=Never",
+            "--overrides={\"apiVersion\":\"v1\",\"spec\":{\"nodeName\":\"n2\"}}",
+        ],
+    );
+    assert_eq!(out.code, 0, "kubectl run on the agent:\n{out}");
+    let start = Instant::now();
+    loop {
+        let out = kubectl(
+            &net,
+            &r1,
+            &[
+                "get",
+                "pod",
+                "on-agent",
+                "-o",
+                "jsonpath={.status.phase} {.spec.nodeName} {.status.containerStatuses[0].ready}",
+            ],
+        );
+        if out.stdout == "Running n2 true" {
+            break;
+        }
+        assert!(
+            start.elapsed() < READY,
+            "the pod did not run on the agent within {READY:?}:\n{out}\n{}",
+            logs(&[&r1, &r2])
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!(
+        "install.rs: pod Running on the agent {:?} after kubectl run",
+        start.elapsed()
+    );
+
     // The written units pass systemd-analyze verify.
     for unit in [
         r1.p("systemd/skiff.service"),
