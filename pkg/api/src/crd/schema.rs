@@ -11,6 +11,8 @@
 use crate::text::go_quote;
 use crate::validation::FieldCause;
 use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
 
 fn flag(s: &Value, k: &str) -> bool {
     s.get(k).and_then(|x| x.as_bool()).unwrap_or(false)
@@ -279,7 +281,7 @@ fn validate_string(schema: &Value, s: &str, v: &Value, field: &str, out: &mut Ve
         }
     }
     if let Some(p) = schema.get("pattern").and_then(|p| p.as_str()) {
-        match regex::Regex::new(p) {
+        match compiled_pattern(p) {
             Ok(re) if re.is_match(s) => {}
             Ok(_) => out.push(invalid(
                 field,
@@ -293,6 +295,23 @@ fn validate_string(schema: &Value, s: &str, v: &Value, field: &str, out: &mut Ve
             )),
         }
     }
+}
+
+/// Schema patterns compiled once (every create of a custom object checks them); bounded,
+/// cleared when full.
+fn compiled_pattern(p: &str) -> Result<regex::Regex, regex::Error> {
+    static CACHE: LazyLock<Mutex<HashMap<String, regex::Regex>>> = LazyLock::new(Default::default);
+    if let Some(re) = CACHE.lock().ok().and_then(|c| c.get(p).cloned()) {
+        return Ok(re);
+    }
+    let re = regex::Regex::new(p)?;
+    if let Ok(mut c) = CACHE.lock() {
+        if c.len() >= 1024 {
+            c.clear();
+        }
+        c.insert(p.to_string(), re.clone());
+    }
+    Ok(re)
 }
 
 fn validate_number(schema: &Value, x: f64, v: &Value, field: &str, out: &mut Vec<FieldCause>) {

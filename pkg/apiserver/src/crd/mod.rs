@@ -237,6 +237,15 @@ impl Registry {
         self.inner.read().crds.get(name).cloned()
     }
 
+    /// True while the CRD named `name` is being deleted (no copy of it is made).
+    pub fn terminating(&self, name: &str) -> bool {
+        self.inner
+            .read()
+            .crds
+            .get(name)
+            .is_some_and(|crd| crd.pointer("/metadata/deletionTimestamp").is_some())
+    }
+
     fn replace_all(&self, crds: Vec<Value>) {
         let mut g = self.inner.write();
         g.crds = crds
@@ -339,10 +348,7 @@ pub fn admit(
         return Ok(());
     };
     if old.is_none() {
-        let terminating = st
-            .crds
-            .crd(&c.crd_name)
-            .is_some_and(|crd| crd.pointer("/metadata/deletionTimestamp").is_some());
+        let terminating = st.crds.terminating(&c.crd_name);
         if terminating {
             return Err(ApiError::new(
                 405,
