@@ -272,11 +272,12 @@ async fn owner_holds(
         || spec["clusterIPs"]
             .as_array()
             .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(value)));
-    let port_held = spec["healthCheckNodePort"].to_string() == value
-        || spec["ports"].as_array().is_some_and(|a| {
-            a.iter()
-                .any(|p| p["nodePort"].as_u64().map(|n| n.to_string()).as_deref() == Some(value))
-        });
+    let port = value.parse::<u64>().ok();
+    let port_held = port.is_some()
+        && (spec["healthCheckNodePort"].as_u64() == port
+            || spec["ports"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|p| p["nodePort"].as_u64() == port)));
     Ok(ip_held || port_held)
 }
 
