@@ -15,6 +15,7 @@ mod report;
 mod skiff;
 mod sqlite;
 mod stats;
+mod webhook;
 
 use bytes::Bytes;
 use clap::Parser;
@@ -97,6 +98,10 @@ struct Args {
     /// rules vs ConfigMaps, interleaved rounds on the main server).
     #[arg(long)]
     skip_crd: bool,
+    /// Skip the admission webhook phase (ConfigMap creates through a no-op validating
+    /// webhook on loopback HTTPS vs none, interleaved rounds on the main server).
+    #[arg(long)]
+    skip_webhook: bool,
     /// Custom resource phase: closed-loop clients.
     #[arg(long, default_value_t = 4)]
     crd_clients: usize,
@@ -350,6 +355,7 @@ async fn run(args: &Args) -> Result<Report> {
         postgres: PostgresReport::default(),
         dns: None,
         crd: None,
+        webhook: None,
         targets: vec![],
         errors: vec![],
         skipped: vec![],
@@ -601,6 +607,17 @@ async fn run(args: &Args) -> Result<Report> {
         match crd::run(&sv.target, pid, args.crd_clients, rounds, limits).await {
             Ok(r) => report.crd = Some(r),
             Err(e) => report.errors.push(format!("custom resources: {e}")),
+        }
+    }
+    // 4c. Admission webhook round trip: a no-op validating webhook vs none.
+    if args.skip_webhook {
+        report.skipped.push("admission webhook (--skip-webhook)".into());
+    } else if let Some(sv) = &server {
+        eprintln!("skiff-bench: ConfigMap creates through a no-op webhook vs none");
+        let (pid, rounds) = (sv.skiff.child.pid(), args.rounds.max(1));
+        match webhook::run(&sv.target, pid, args.crd_clients, rounds, limits).await {
+            Ok(r) => report.webhook = Some(r),
+            Err(e) => report.errors.push(format!("admission webhook: {e}")),
         }
     }
     // 5. skiff reads, watch fan-out, and the crash check.

@@ -97,6 +97,8 @@ pub struct Report {
     pub dns: Option<crate::dns::DnsReport>,
     /// Custom resource creates (schema + CEL) vs ConfigMap creates.
     pub crd: Option<crate::crd::CrdReport>,
+    /// Admission webhook round trip (no-op validating webhook vs none).
+    pub webhook: Option<crate::webhook::WebhookReport>,
     pub targets: Vec<Verdict>,
     /// Phases that failed (the run then exits non-zero).
     pub errors: Vec<String>,
@@ -526,6 +528,9 @@ impl Report {
         if let Some(c) = &self.crd {
             o.push_str(&crate::crd::markdown(c));
         }
+        if let Some(w) = &self.webhook {
+            o.push_str(&crate::webhook::markdown(w));
+        }
         let problems = self.problems();
         if !problems.is_empty() || !self.skipped.is_empty() {
             let _ = writeln!(o, "\n### Not measured / errors\n");
@@ -592,6 +597,7 @@ mod tests {
             postgres: PostgresReport::default(),
             dns: None,
             crd: None,
+            webhook: None,
             targets: vec![],
             errors: vec![],
             skipped: vec![],
