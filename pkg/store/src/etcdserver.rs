@@ -3,6 +3,7 @@
 //! With TLS files it serves clients over https and asks them for a certificate signed by
 //! the given CA (`--client-cert-auth`); health is then read from a plain metrics port.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -21,6 +22,9 @@ pub struct EtcdServer {
     /// Where `/health` answers over plain HTTP.
     health_port: u16,
     tls: bool,
+    /// How it was started, for [`EtcdServer::restart`].
+    bin: OsString,
+    args: Vec<OsString>,
 }
 
 /// The server side of a TLS etcd: its certificate and key, and the CA clients' certificates
@@ -34,6 +38,26 @@ pub struct ServerTls {
 
 fn fail(msg: String) -> StoreError {
     StoreError::Io(std::io::Error::other(msg))
+}
+
+/// Runs `bin args`, its output appended to `dir/etcd.log`.
+fn spawn(bin: &OsString, args: &[OsString], dir: &std::path::Path) -> Result<Child, StoreError> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("etcd.log"))?;
+    Command::new(bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .map_err(|e| {
+            fail(format!(
+                "cannot run {}: {e}; run `apt-get install etcd-server` (or set SKIFF_ETCD_BIN)",
+                PathBuf::from(bin).display()
+            ))
+        })
 }
 
 fn free_port() -> Result<u16, StoreError> {
@@ -68,65 +92,73 @@ impl EtcdServer {
         let scheme = if tls.is_some() { "https" } else { "http" };
         let client_url = format!("{scheme}://127.0.0.1:{port}");
         let peer_url = format!("http://127.0.0.1:{peer}");
-        let log = std::fs::File::create(dir.join("etcd.log"))?;
-        let mut command = Command::new(&bin);
+        let mut args: Vec<OsString> = Vec::new();
         let health_port = match tls {
             Some(tls) => {
                 let metrics = free_port()?;
-                command
-                    .arg("--cert-file")
-                    .arg(&tls.cert_file)
-                    .arg("--key-file")
-                    .arg(&tls.key_file)
-                    .arg("--trusted-ca-file")
-                    .arg(&tls.client_ca_file)
-                    .arg("--client-cert-auth")
-                    .arg("--listen-metrics-urls")
-                    .arg(format!("http://127.0.0.1:{metrics}"));
+                args.extend([
+                    "--cert-file".into(),
+                    tls.cert_file.clone().into(),
+                    "--key-file".into(),
+                    tls.key_file.clone().into(),
+                    "--trusted-ca-file".into(),
+                    tls.client_ca_file.clone().into(),
+                    "--client-cert-auth".into(),
+                    "--listen-metrics-urls".into(),
+                    format!("http://127.0.0.1:{metrics}").into(),
+                ]);
                 metrics
             }
             None => port,
         };
-        let child = command
-            .arg("--name")
-            .arg("skiff-test")
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .arg("--listen-client-urls")
-            .arg(&client_url)
-            .arg("--advertise-client-urls")
-            .arg(&client_url)
-            .arg("--listen-peer-urls")
-            .arg(&peer_url)
-            .arg("--initial-advertise-peer-urls")
-            .arg(&peer_url)
-            .arg("--initial-cluster")
-            .arg(format!("skiff-test={peer_url}"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .map_err(|e| {
-                fail(format!(
-                    "cannot run {}: {e}; run `apt-get install etcd-server` (or set SKIFF_ETCD_BIN)",
-                    PathBuf::from(&bin).display()
-                ))
-            })?;
+        args.extend([
+            "--name".into(),
+            "skiff-test".into(),
+            "--data-dir".into(),
+            dir.join("data").into(),
+            "--listen-client-urls".into(),
+            client_url.clone().into(),
+            "--advertise-client-urls".into(),
+            client_url.into(),
+            "--listen-peer-urls".into(),
+            peer_url.clone().into(),
+            "--initial-advertise-peer-urls".into(),
+            peer_url.clone().into(),
+            "--initial-cluster".into(),
+            format!("skiff-test={peer_url}").into(),
+        ]);
+        let child = spawn(&bin, &args, &dir)?;
         let mut server = EtcdServer {
             child,
             dir,
             port,
             health_port,
             tls: tls.is_some(),
+            bin,
+            args,
         };
+        server.wait_ready()?;
+        Ok(server)
+    }
+
+    /// Kills etcd (SIGKILL) and starts it again on the same data and ports, as after a crash;
+    /// returns once it answers again.
+    pub fn restart(&mut self) -> Result<(), StoreError> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn(&self.bin, &self.args, &self.dir)?;
+        self.wait_ready()
+    }
+
+    fn wait_ready(&mut self) -> Result<(), StoreError> {
         let started = Instant::now();
         loop {
-            if let Some(status) = server.child.try_wait()? {
-                let log = std::fs::read_to_string(server.dir.join("etcd.log")).unwrap_or_default();
+            if let Some(status) = self.child.try_wait()? {
+                let log = std::fs::read_to_string(self.dir.join("etcd.log")).unwrap_or_default();
                 return Err(fail(format!("etcd exited at start ({status}):\n{log}")));
             }
-            if server.healthy() {
-                return Ok(server);
+            if self.healthy() {
+                return Ok(());
             }
             if started.elapsed() > READY_TIMEOUT {
                 return Err(fail(format!(

@@ -705,3 +705,44 @@ async fn etcd_over_tls_with_client_certificates() {
     assert!(msg.contains("--datastore-cafile"), "{msg}");
     drop(server);
 }
+
+/// etcd dies and comes back (same data, same port): the store reconnects by itself, and a
+/// watcher resumes from its last revision with nothing lost or doubled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_restart_is_survived() {
+    let mut server = tokio::task::spawn_blocking(EtcdServer::start)
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("cannot start a throwaway etcd: {e}"));
+    let store = Store::open_etcd(&[server.endpoint()], no_compaction())
+        .await
+        .expect("open etcd store");
+    let mut w = store.watch("/r/", store.current_revision()).unwrap();
+    let r1 = store.create("/r/a", b"1".to_vec()).await.unwrap();
+    assert_eq!(next_event(&mut w).await.revision(), r1);
+    let server = tokio::task::spawn_blocking(move || {
+        server.restart().expect("etcd restarts");
+        server
+    })
+    .await
+    .unwrap();
+    // Writes fail while the connection is re-established, then go through.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let r2 = loop {
+        match store.create("/r/b", b"2".to_vec()).await {
+            Ok(rev) => break rev,
+            // An attempt whose answer was lost may have applied: it counts as the write.
+            Err(StoreError::AlreadyExists) => {
+                break store.get("/r/b").await.unwrap().unwrap().mod_revision
+            }
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                eprintln!("create after the restart: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("etcd is back but writes still fail: {e}"),
+        }
+    };
+    let r3 = store.update("/r/a", b"3".to_vec(), r1).await.unwrap();
+    assert_eq!(revisions_until(&mut w, r3).await, vec![r2, r3]);
+    drop(server);
+}
