@@ -24,6 +24,7 @@ async fn main() {
         node_name: args[2].clone(),
         node_ips,
         data_dir: PathBuf::from(&args[3]),
+        kubeconfig_server: None,
     };
     match skiff_agent::join::join_node(&opts).await {
         Ok(j) => {

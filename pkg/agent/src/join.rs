@@ -168,6 +168,10 @@ pub struct NodeIdentityOptions {
     pub node_ips: Vec<std::net::IpAddr>,
     /// The data dir; files go to `<data_dir>/agent/`.
     pub data_dir: std::path::PathBuf,
+    /// The server URL written into `kubelet.kubeconfig` when it is not `server`: the
+    /// `--server` address while the agent talks through its loopback load balancer, so the
+    /// file also works from other hosts.
+    pub kubeconfig_server: Option<String>,
 }
 
 /// A node with its own identity.
@@ -786,7 +790,10 @@ async fn join_once(
     .await?;
 
     // 4. kubeconfig and client.
-    let url = uri.to_string();
+    let url = opts
+        .kubeconfig_server
+        .clone()
+        .unwrap_or_else(|| uri.to_string());
     let url = url.trim_end_matches('/');
     skiff_pki::write_kubeconfig(
         &agent_dir.join(KUBELET_KUBECONFIG_FILE),

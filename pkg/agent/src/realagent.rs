@@ -136,6 +136,7 @@ pub async fn run(cfg: ContainerdAgentConfig) -> Result<(), Error> {
     };
     let identity = join::NodeIdentityOptions {
         server: lb.as_ref().map_or(cfg.server.clone(), |lb| lb.local_url()),
+        kubeconfig_server: lb.as_ref().map(|_| cfg.server.clone()),
         token: cfg.token.clone(),
         node_name: cfg.node_name.clone(),
         node_ips: vec![IpAddr::V4(ip)],
