@@ -15,7 +15,7 @@ use kube::api::{Api, DeleteParams, ListParams, PostParams, WatchEvent, WatchPara
 use serde::Serialize;
 
 use crate::error::{BenchError, Result};
-use crate::procs::{self, ChildGuard};
+use crate::procs::{self, ChildGuard, MemBreakdown};
 use crate::stats::{summarize, us, Summary};
 
 /// Environment variable set on the re-executed bench inside its network namespace.
@@ -44,6 +44,15 @@ pub struct PodReport {
     pub server_idle_rss_kib: u64,
     pub server_with_agent_idle_rss_kib: u64,
     pub containerd_idle_rss_kib: u64,
+    /// The idle readings split into anonymous / file-backed memory, with thread counts.
+    pub agent_idle: MemBreakdown,
+    pub server_idle: MemBreakdown,
+    pub server_with_agent_idle: MemBreakdown,
+    pub containerd_idle: MemBreakdown,
+    /// What ran in `skiff agent` at its idle reading, from its log (see [`parts_running`]).
+    pub agent_parts: Vec<String>,
+    /// The same for the server's own agent.
+    pub server_agent_parts: Vec<String>,
 }
 
 impl PodReport {
@@ -82,15 +91,74 @@ impl PodReport {
             self.node_ready_after_agent_start_ms, self.node_ready_after_server_start_ms
         ));
         out.push_str(&format!(
-            "\nIdle RSS ({} s after the last pod went): agent {:.1} MiB, server alone {:.1} MiB, server with its agent {:.1} MiB, containerd {:.1} MiB.\n",
-            s.idle_s,
-            self.agent_idle_rss_kib as f64 / 1024.0,
-            self.server_idle_rss_kib as f64 / 1024.0,
-            self.server_with_agent_idle_rss_kib as f64 / 1024.0,
-            self.containerd_idle_rss_kib as f64 / 1024.0,
+            "\nIdle memory (agent, server alone and containerd {} s after the last pod went; server with its agent {} s after its node was Ready):\n\n",
+            s.idle_s, s.idle_s,
+        ));
+        out.push_str(
+            "| process | RSS MiB | anon MiB | file MiB | threads |\n|---|---:|---:|---:|---:|\n",
+        );
+        let mib = |k: u64| k as f64 / 1024.0;
+        for (name, m) in [
+            ("skiff agent", &self.agent_idle),
+            ("skiff server --disable-agent", &self.server_idle),
+            (
+                "skiff server (with its agent)",
+                &self.server_with_agent_idle,
+            ),
+            ("containerd (agent's)", &self.containerd_idle),
+        ] {
+            out.push_str(&format!(
+                "| {name} | {:.1} | {:.1} | {:.1} | {} |\n",
+                mib(m.rss_kib),
+                mib(m.anon_kib),
+                mib(m.file_kib),
+                m.threads
+            ));
+        }
+        let parts = |p: &[String]| {
+            if p.is_empty() {
+                "none of proxy, DNS, ingress, network policy, pod network".to_string()
+            } else {
+                p.join(", ")
+            }
+        };
+        out.push_str(&format!(
+            "\nRunning in `skiff agent` at the reading (from its log): {}. In the server's own agent: {}.\n",
+            parts(&self.agent_parts),
+            parts(&self.server_agent_parts),
         ));
         out
     }
+}
+
+/// Log lines that say a part of the agent is up, and the part's name.
+const PART_MARKERS: &[(&str, &str)] = &[
+    ("pod network up", "pod network"),
+    (
+        "service proxy synced its caches",
+        "service proxy (ClusterIP/NodePort/ServiceLB)",
+    ),
+    ("cluster DNS listening", "cluster DNS"),
+    ("ingress listening", "ingress (listening)"),
+    (
+        "network policy enforcement synced its caches",
+        "network policy",
+    ),
+];
+
+/// The parts of the agent whose start line is in `log` (an agent's or a server's log).
+fn parts_running(log: &str) -> Vec<String> {
+    PART_MARKERS
+        .iter()
+        .filter(|(line, _)| log.contains(line))
+        .map(|(_, name)| name.to_string())
+        .collect()
+}
+
+fn parts_in(log: &Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .map(|s| parts_running(&s))
+        .unwrap_or_default()
 }
 
 fn phase(msg: impl Into<String>) -> BenchError {
@@ -583,11 +651,15 @@ async fn agent_phase(
     report.floor_batch_total_ms = total;
 
     tokio::time::sleep(idle).await;
-    report.agent_idle_rss_kib = procs::rss_kib(agent.pid()).unwrap_or(0);
-    report.server_idle_rss_kib = procs::rss_kib(server.pid()).unwrap_or(0);
-    report.containerd_idle_rss_kib = containerd_pid(&agent_dir)
-        .and_then(procs::rss_kib)
-        .unwrap_or(0);
+    report.agent_idle = procs::mem_breakdown(agent.pid()).unwrap_or_default();
+    report.server_idle = procs::mem_breakdown(server.pid()).unwrap_or_default();
+    report.containerd_idle = containerd_pid(&agent_dir)
+        .and_then(procs::mem_breakdown)
+        .unwrap_or_default();
+    report.agent_idle_rss_kib = report.agent_idle.rss_kib;
+    report.server_idle_rss_kib = report.server_idle.rss_kib;
+    report.containerd_idle_rss_kib = report.containerd_idle.rss_kib;
+    report.agent_parts = parts_in(&agent_log);
     agent.kill();
     server.kill();
     Ok(())
@@ -627,7 +699,9 @@ async fn server_with_agent_phase(
     report.node_ready_after_server_start_ms = start.elapsed().as_secs_f64() * 1000.0;
     tokio::time::sleep(idle).await;
     both.check_alive()?;
-    report.server_with_agent_idle_rss_kib = procs::rss_kib(both.pid()).unwrap_or(0);
+    report.server_with_agent_idle = procs::mem_breakdown(both.pid()).unwrap_or_default();
+    report.server_with_agent_idle_rss_kib = report.server_with_agent_idle.rss_kib;
+    report.server_agent_parts = parts_in(&both_log);
     both.kill();
     Ok(())
 }
@@ -657,5 +731,38 @@ mod tests {
         };
         let md = r.markdown(&s, "skiff-bench --pods", "test");
         assert!(md.contains("one pod 1.50x"), "{md}");
+    }
+
+    #[test]
+    fn idle_memory_is_split_by_kind_and_names_what_ran() {
+        let r = PodReport {
+            agent_idle: MemBreakdown {
+                rss_kib: 30 * 1024,
+                anon_kib: 6 * 1024,
+                file_kib: 24 * 1024,
+                shmem_kib: 0,
+                threads: 2,
+            },
+            agent_parts: parts_running(
+                "INFO skiff_network: pod network up backend=vxlan\n\
+                 INFO skiff_dns: cluster DNS listening addr=10.43.0.10:53\n",
+            ),
+            ..Default::default()
+        };
+        let s = PodSettings {
+            single_runs: 1,
+            batch: 1,
+            idle_s: 3.0,
+        };
+        let md = r.markdown(&s, "skiff-bench --pods", "test");
+        assert!(
+            md.contains("| skiff agent | 30.0 | 6.0 | 24.0 | 2 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("(from its log): pod network, cluster DNS."),
+            "{md}"
+        );
+        assert!(md.contains("own agent: none of proxy"), "{md}");
     }
 }
