@@ -306,11 +306,10 @@ mod tests {
             "signerName": "kubernetes.io/kube-apiserver-client", "expirationSeconds": 60}});
         let e = on_create(&mut bad, &user).unwrap_err();
         assert_eq!(e.code, 422);
-        let fields: Vec<&str> = validate_new(&bad)
+        let causes = validate_new(&bad);
+        let fields: Vec<&str> = causes
             .iter()
             .map(|c| c["field"].as_str().unwrap())
-            .collect::<Vec<_>>()
-            .into_iter()
             .collect();
         assert_eq!(
             fields,
