@@ -22,6 +22,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 pub const DEFAULT_KUBELET_PORT: u16 = 10250;
 /// How long a dial (tunnel or TCP) and the TLS handshake may take each.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a pooled connection may take to answer a request's headers (the kubelet answers
+/// at once, also for `follow`; the body may then take as long as it likes).
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Streams one pooled HTTP/2 connection carries at once (the kubelet allows 200); another
 /// connection is opened beyond that rather than queueing behind streams that may never end.
 const STREAMS_PER_CONN: usize = 100;
@@ -79,13 +82,21 @@ impl Kubelets {
 
     /// A pooled connection to `ep` with room for one more stream, dropping dead ones and,
     /// once the node has a tunnel, direct ones (the tunnel is preferred as for new dials).
-    fn pooled(&self, ep: &Endpoint, tunnel_now: bool) -> Option<(H2Sender, OwnedSemaphorePermit)> {
+    fn pooled(
+        &self,
+        ep: &Endpoint,
+        tunnel_now: bool,
+    ) -> Option<(H2Sender, Arc<Semaphore>, OwnedSemaphorePermit)> {
         let mut pool = self.pool.lock();
         let conns = pool.get_mut(ep)?;
-        conns.retain(|p| !p.sender.is_closed() && (p.tunnelled || !tunnel_now));
+        conns.retain(|p| {
+            !p.sender.is_closed() && !p.streams.is_closed() && (p.tunnelled || !tunnel_now)
+        });
         let found = conns.iter().find_map(|p| {
             let permit = p.streams.clone().try_acquire_owned().ok()?;
-            p.sender.is_ready().then(|| (p.sender.clone(), permit))
+            p.sender
+                .is_ready()
+                .then(|| (p.sender.clone(), p.streams.clone(), permit))
         });
         if conns.is_empty() {
             pool.remove(ep);
@@ -281,8 +292,8 @@ pub async fn send(
         return send_http1(ep, tls, req).await;
     }
     let tunnel_now = !st.kubelets.is_local(&ep.node) && st.kubelets.tunnels.get(&ep.node).is_some();
-    if let Some((sender, permit)) = st.kubelets.pooled(ep, tunnel_now) {
-        return send_h2(ep, sender, permit, req).await;
+    if let Some((sender, streams, permit)) = st.kubelets.pooled(ep, tunnel_now) {
+        return send_h2(ep, sender, &streams, permit, req).await;
     }
     let (tls, tunnelled) = connect_tls(st, ep, true).await?;
     if tls.get_ref().1.alpn_protocol() != Some(b"h2".as_slice()) {
@@ -294,8 +305,8 @@ pub async fn send(
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONN_WINDOW)
         // A kubelet that vanished without closing is noticed, and the connection replaced.
-        .keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_timeout(Duration::from_secs(10))
+        .keep_alive_interval(Duration::from_secs(10))
+        .keep_alive_timeout(Duration::from_secs(5))
         .handshake(TokioIo::new(tls))
         .await
         .map_err(|e| unavailable(format!("error dialing backend: node {node:?}: {e}")))?;
@@ -318,15 +329,18 @@ pub async fn send(
         .push(Pooled {
             sender: sender.clone(),
             tunnelled,
-            streams,
+            streams: streams.clone(),
         });
-    send_h2(ep, sender, permit, req).await
+    send_h2(ep, sender, &streams, permit, req).await
 }
 
 /// One request on a pooled connection; `permit` is held until the answer's body is dropped.
+/// A connection that fails, or whose kubelet sends no answer within [`RESPONSE_TIMEOUT`]
+/// (a tunnel whose agent vanished but is not yet dropped), leaves the pool (`streams` closed).
 async fn send_h2(
     ep: &Endpoint,
     mut sender: H2Sender,
+    streams: &Semaphore,
     permit: OwnedSemaphorePermit,
     mut req: http::Request<Body>,
 ) -> ApiResult<http::Response<Body>> {
@@ -341,11 +355,22 @@ async fn send_h2(
         .parse()
         .map_err(|_| ApiError::bad_request(format!("invalid kubelet path {pq:?}")))?;
     req.headers_mut().remove(http::header::HOST);
-    let resp = sender.send_request(req).await.map_err(|e| {
-        unavailable(format!(
-            "error trying to reach the kubelet on node {node:?}: {e}"
-        ))
-    })?;
+    let resp = match tokio::time::timeout(RESPONSE_TIMEOUT, sender.send_request(req)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            streams.close();
+            return Err(unavailable(format!(
+                "error trying to reach the kubelet on node {node:?}: {e}"
+            )));
+        }
+        Err(_) => {
+            streams.close();
+            return Err(unavailable(format!(
+                "error trying to reach the kubelet on node {node:?}: no answer within {}s",
+                RESPONSE_TIMEOUT.as_secs()
+            )));
+        }
+    };
     Ok(resp.map(|b| {
         Body::new(b.map_frame(move |f| {
             let _stream = &permit;
