@@ -67,9 +67,11 @@ fn main() {
         },
     );
     c.kubectl(&["create", "namespace", NS]).success();
-    wait_for(Duration::from_secs(30), "the default service account", || {
-        (c.kubectl(&["get", "sa", "default", "-n", NS]).code == 0).then_some(())
-    });
+    wait_for(
+        Duration::from_secs(30),
+        "the default service account",
+        || (c.kubectl(&["get", "sa", "default", "-n", NS]).code == 0).then_some(()),
+    );
     for node in [DIRECT, WALLED] {
         apply(&c, &pod(&format!("tick-n{node}"), node, TICKER));
         let big = format!(
@@ -129,9 +131,11 @@ fn apply(c: &MultiNode, manifest: &serde_json::Value) {
 }
 
 fn wait_running(c: &MultiNode, name: &str) {
-    wait_for(Duration::from_secs(120), &format!("pod {name} Running"), || {
-        (c.jsonpath(&["pod", name, "-n", NS], "{.status.phase}") == "Running").then_some(())
-    });
+    wait_for(
+        Duration::from_secs(120),
+        &format!("pod {name} Running"),
+        || (c.jsonpath(&["pod", name, "-n", NS], "{.status.phase}") == "Running").then_some(()),
+    );
 }
 
 fn load_average() -> String {
@@ -266,7 +270,10 @@ fn log_throughput(c: &MultiNode, verdicts: &mut Vec<String>) {
     }
     for (what, v) in [
         ("kubectl logs through the tunnel", &tunnel),
-        ("kubectl logs direct (the API server dials the kubelet)", &direct),
+        (
+            "kubectl logs direct (the API server dials the kubelet)",
+            &direct,
+        ),
         ("the kubelet alone (curl on the node)", &floor),
     ] {
         let runs: Vec<String> = v.iter().map(|m| format!("{m:.1}")).collect();

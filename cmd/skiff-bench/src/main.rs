@@ -611,7 +611,9 @@ async fn run(args: &Args) -> Result<Report> {
     }
     // 4c. Admission webhook round trip: a no-op validating webhook vs none.
     if args.skip_webhook {
-        report.skipped.push("admission webhook (--skip-webhook)".into());
+        report
+            .skipped
+            .push("admission webhook (--skip-webhook)".into());
     } else if let Some(sv) = &server {
         eprintln!("skiff-bench: ConfigMap creates through a no-op webhook vs none");
         let (pid, rounds) = (sv.skiff.child.pid(), args.rounds.max(1));

@@ -24,13 +24,13 @@ pub use csr::{
     NODES_GROUP, NODE_USER_PREFIX,
 };
 pub use error::PkiError;
+pub use jwt::SERVICE_ACCOUNT_ISSUER;
+pub use kubeconfig::{render_kubeconfig, write_kubeconfig};
+pub use nodepass::{hash_node_password, verify_node_password};
 pub use signer::{
     check_client_usages, check_kubelet_serving, requested_subject, RequestedSubject,
     KUBELET_SERVING_SIGNER, KUBE_APISERVER_CLIENT_SIGNER, MAX_SIGNED_SECONDS,
 };
-pub use jwt::SERVICE_ACCOUNT_ISSUER;
-pub use kubeconfig::{render_kubeconfig, write_kubeconfig};
-pub use nodepass::{hash_node_password, verify_node_password};
 pub use token::{
     ca_hash, generate_bootstrap_token, load_or_create_token, parse_bootstrap_token, parse_token,
     ParsedToken,

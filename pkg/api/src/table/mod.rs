@@ -104,7 +104,9 @@ fn printer_kind(group: &str, kind: &str) -> Option<&'static str> {
         ("scheduling.k8s.io", "PriorityClass") => "PriorityClass",
         ("discovery.k8s.io", "EndpointSlice") => "EndpointSlice",
         ("admissionregistration.k8s.io", "MutatingWebhookConfiguration")
-        | ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration") => "WebhookConfiguration",
+        | ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration") => {
+            "WebhookConfiguration"
+        }
         _ => return None,
     })
 }
