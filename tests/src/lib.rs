@@ -16,6 +16,7 @@
 pub mod images;
 pub mod multinode;
 pub mod netns;
+pub mod tlsserver;
 
 mod cluster;
 mod command;

@@ -428,87 +428,14 @@ fn local_apiservices() {
 // --- an aggregated API server: a tiny `wardle.example.com/v1alpha1` on loopback ---
 
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use skiff_e2e::tlsserver::{TlsServer, TlsStream};
+use std::io::{BufRead, Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
-/// An HTTPS server for `wardle.example.com/v1alpha1` on 127.0.0.1 (its certificate names
-/// `api.wardle.svc`, the name the aggregator checks); stopped on drop.
-struct Wardle {
-    port: u16,
-    ca_pem: String,
-    stop: Arc<AtomicBool>,
-    accept: Option<JoinHandle<()>>,
-}
-
-impl Wardle {
-    fn start() -> Wardle {
-        let ca_key = rcgen::KeyPair::generate().expect("ca key");
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "wardle CA");
-        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("ca");
-        let key = rcgen::KeyPair::generate().expect("key");
-        let leaf = rcgen::CertificateParams::new(vec!["api.wardle.svc".to_string()])
-            .expect("params")
-            .signed_by(&key, &ca)
-            .expect("leaf");
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let cfg = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![leaf.der().clone()],
-                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-            )
-            .expect("server config");
-        let cfg = Arc::new(cfg);
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop2 = stop.clone();
-        let accept = std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if stop2.load(Ordering::Relaxed) {
-                    break;
-                }
-                let Ok(tcp) = conn else { continue };
-                let cfg = cfg.clone();
-                let stop3 = stop2.clone();
-                std::thread::spawn(move || serve_wardle(cfg, tcp, stop3));
-            }
-        });
-        Wardle {
-            port,
-            ca_pem: ca.pem(),
-            stop,
-            accept: Some(accept),
-        }
-    }
-}
-
-impl Drop for Wardle {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
-        if let Some(t) = self.accept.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// One keep-alive connection; every wait bounded (30 s without a request ends it).
-fn serve_wardle(cfg: Arc<rustls::ServerConfig>, tcp: TcpStream, stop: Arc<AtomicBool>) {
-    let _ = tcp.set_read_timeout(Some(Duration::from_secs(30)));
-    let Ok(conn) = rustls::ServerConnection::new(cfg) else {
-        return;
-    };
-    let mut tls = BufReader::new(rustls::StreamOwned::new(conn, tcp));
+/// One keep-alive connection of the `wardle.example.com/v1alpha1` server (its certificate names
+/// `api.wardle.svc`, the name the aggregator checks); every wait bounded.
+fn serve_wardle(mut tls: TlsStream, stop: Arc<AtomicBool>) {
     while !stop.load(Ordering::Relaxed) {
         let mut line = String::new();
         if tls.read_line(&mut line).unwrap_or(0) == 0 {
@@ -596,7 +523,7 @@ fn wardle_answer(path: &str, accept: &str, user: &str) -> (&'static str, Value) 
 #[test]
 fn remote_apiservice_is_proxied_and_checked() {
     let c = Cluster::start();
-    let wardle = Wardle::start();
+    let wardle = TlsServer::start("wardle CA", "api.wardle.svc", serve_wardle);
     c.namespace("wardle");
     let ca = base64::engine::general_purpose::STANDARD.encode(&wardle.ca_pem);
     let register = |service_name: &str| {

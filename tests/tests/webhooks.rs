@@ -7,94 +7,16 @@
 
 use base64::Engine;
 use serde_json::{json, Value};
+use skiff_e2e::tlsserver::{TlsServer, TlsStream};
 use skiff_e2e::*;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, Read, Write};
+use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::Duration;
-
-/// An HTTPS AdmissionReview server on 127.0.0.1; stopped on drop.
-struct WebhookServer {
-    port: u16,
-    ca_pem: String,
-    stop: Arc<AtomicBool>,
-    accept: Option<JoinHandle<()>>,
-}
-
-impl WebhookServer {
-    fn start() -> WebhookServer {
-        let ca_key = rcgen::KeyPair::generate().expect("ca key");
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "skiff-e2e webhook CA");
-        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("ca");
-        let key = rcgen::KeyPair::generate().expect("key");
-        let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
-            .expect("params")
-            .signed_by(&key, &ca)
-            .expect("leaf");
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let cfg = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![leaf.der().clone()],
-                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-            )
-            .expect("server config");
-        let cfg = Arc::new(cfg);
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop2 = stop.clone();
-        let accept = std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if stop2.load(Ordering::Relaxed) {
-                    break;
-                }
-                let Ok(tcp) = conn else { continue };
-                let cfg = cfg.clone();
-                let stop3 = stop2.clone();
-                std::thread::spawn(move || serve(cfg, tcp, stop3));
-            }
-        });
-        WebhookServer {
-            port,
-            ca_pem: ca.pem(),
-            stop,
-            accept: Some(accept),
-        }
-    }
-
-    fn ca_bundle(&self) -> String {
-        base64::engine::general_purpose::STANDARD.encode(&self.ca_pem)
-    }
-}
-
-impl Drop for WebhookServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        // Wake the accept loop.
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
-        if let Some(t) = self.accept.take() {
-            let _ = t.join();
-        }
-    }
-}
 
 /// One keep-alive HTTPS connection: requests answered until the client leaves, the server
 /// stops, or 30 s pass without a request.
-fn serve(cfg: Arc<rustls::ServerConfig>, tcp: TcpStream, stop: Arc<AtomicBool>) {
-    let _ = tcp.set_read_timeout(Some(Duration::from_secs(30)));
-    let Ok(conn) = rustls::ServerConnection::new(cfg) else {
-        return;
-    };
-    let mut tls = BufReader::new(rustls::StreamOwned::new(conn, tcp));
+fn serve(mut tls: TlsStream, stop: Arc<AtomicBool>) {
     while !stop.load(Ordering::Relaxed) {
         let mut line = String::new();
         if tls.read_line(&mut line).unwrap_or(0) == 0 {
@@ -197,7 +119,7 @@ fn config(kind: &str, name: &str, hook: Value) -> String {
 #[test]
 fn validating_mutating_and_failing_webhooks() {
     let c = Cluster::start();
-    let hooks = WebhookServer::start();
+    let hooks = TlsServer::start("skiff-e2e webhook CA", "127.0.0.1", serve);
     let ns = c.namespace("hooked");
     let free = c.namespace("exempt");
     c.kubectl(&["label", "namespace", &free, "webhook-skip=true"])
