@@ -231,6 +231,35 @@ fn validating_mutating_and_failing_webhooks() {
         "",
         &format!("Error from server (InternalError): error when creating \"STDIN\": Internal error occurred: failed calling webhook \"down.skiff.test\": failed to call webhook: Post \"{down_url}?timeout=5s\": dial tcp 127.0.0.1:{down_port}: connect: connection refused\n"),
     );
+    // A false matchCondition skips the webhook: the down one is not called for `skipped-*`.
+    let skip = config(
+        "ValidatingWebhookConfiguration",
+        "down",
+        json!({"clientConfig": {"url": down_url, "caBundle": hooks.ca_bundle()},
+               "failurePolicy": "Fail",
+               "objectSelector": {"matchLabels": {"down-test": "yes"}},
+               "matchConditions": [{"name": "not-skipped",
+                   "expression": "!object.metadata.name.startsWith('skipped')"}]}),
+    );
+    c.kubectl_stdin(&["apply", "-f", "-"], &skip).clean();
+    c.expect(
+        &c.kubectl_stdin(
+            &["create", "-f", "-"],
+            &configmap("skipped-1", &free, json!({"down-test": "yes"})),
+        ),
+        0,
+        "configmap/skipped-1 created\n",
+        "",
+    );
+    c.expect(
+        &c.kubectl_stdin(
+            &["create", "-f", "-"],
+            &configmap("refused", &free, json!({"down-test": "yes"})),
+        ),
+        1,
+        "",
+        &format!("Error from server (InternalError): error when creating \"STDIN\": Internal error occurred: failed calling webhook \"down.skiff.test\": failed to call webhook: Post \"{down_url}?timeout=5s\": dial tcp 127.0.0.1:{down_port}: connect: connection refused\n"),
+    );
     // Deleting the configuration removes the webhook at once.
     c.kubectl(&["delete", "validatingwebhookconfiguration", "down"])
         .clean();

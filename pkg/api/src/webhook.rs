@@ -137,6 +137,61 @@ pub fn object_matches(hook: &Value, obj: Option<&Value>, old: Option<&Value>) ->
         || (obj.is_none() && old.is_none() && selector_matches(sel, None))
 }
 
+/// The variables a webhook's `matchConditions` may read.
+const CONDITION_VARIABLES: &[&str] = &["object", "oldObject", "request"];
+
+/// Upstream's webhook `matchConditions` (CEL, on the shared `crate::cel` engine): `Ok(false)`
+/// when one evaluates to false — the webhook is not called, even if another one failed —,
+/// `Err` when none is false but one cannot be compiled or evaluated (the caller then applies
+/// the webhook's failure policy), `Ok(true)` otherwise. `request` is the AdmissionReview's
+/// request as the webhook would get it.
+pub fn conditions_match(
+    hook: &Value,
+    request: &Value,
+    obj: Option<&Value>,
+    old: Option<&Value>,
+) -> Result<bool, String> {
+    let Some(conds) = hook.get("matchConditions").and_then(Value::as_array) else {
+        return Ok(true);
+    };
+    if conds.is_empty() {
+        return Ok(true);
+    }
+    let null = Value::Null;
+    let (object, old_object, request) = (
+        crate::cel::to_cel(obj.unwrap_or(&null)),
+        crate::cel::to_cel(old.unwrap_or(&null)),
+        crate::cel::to_cel(request),
+    );
+    let vars = [
+        ("object", &object),
+        ("oldObject", &old_object),
+        ("request", &request),
+    ];
+    let mut first_err = None;
+    for c in conds {
+        let name = c.get("name").and_then(Value::as_str).unwrap_or_default();
+        let src = c
+            .get("expression")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        match crate::cel::compile_cached(src, CONDITION_VARIABLES).and_then(|e| e.eval_bool(&vars))
+        {
+            Ok(true) => {}
+            Ok(false) => return Ok(false),
+            Err(e) => {
+                first_err.get_or_insert_with(|| {
+                    format!("failed to evaluate matchCondition {name:?}: expression '{src}' resulted in error: {e}")
+                });
+            }
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(true),
+    }
+}
+
 /// The AdmissionReview v1 a webhook is sent.
 pub fn review(
     uid: &str,
@@ -427,5 +482,33 @@ mod tests {
         assert_eq!(h["rules"][0]["scope"], "*");
         assert_eq!(h["clientConfig"]["service"]["port"], 443);
         assert_eq!(h["namespaceSelector"], json!({}));
+    }
+
+    #[test]
+    fn match_conditions_skip_on_false_and_report_errors() {
+        let obj = json!({"metadata": {"name": "a", "labels": {"team": "x"}}});
+        let req = json!({"operation": "CREATE", "namespace": "web"});
+        let hook = |conds: Value| json!({"name": "h", "matchConditions": conds});
+        let cond = |name: &str, e: &str| json!({"name": name, "expression": e});
+        assert_eq!(
+            conditions_match(&json!({"name": "h"}), &req, Some(&obj), None),
+            Ok(true)
+        );
+        let ok = hook(json!([
+            cond("ns", "request.namespace == 'web'"),
+            cond("team", "object.metadata.labels.team == 'x'")
+        ]));
+        assert_eq!(conditions_match(&ok, &req, Some(&obj), None), Ok(true));
+        let no = hook(json!([cond("ns", "request.namespace == 'kube-system'")]));
+        assert_eq!(conditions_match(&no, &req, Some(&obj), None), Ok(false));
+        // One false wins over another's error.
+        let mixed = hook(json!([
+            cond("bad", "object.spec.x == 1"),
+            cond("ns", "request.namespace == 'other'")
+        ]));
+        assert_eq!(conditions_match(&mixed, &req, Some(&obj), None), Ok(false));
+        let bad = hook(json!([cond("bad", "object.spec.x == 1")]));
+        let err = conditions_match(&bad, &req, Some(&obj), None).unwrap_err();
+        assert!(err.starts_with("failed to evaluate matchCondition \"bad\": expression 'object.spec.x == 1' resulted in error: "), "{err}");
     }
 }

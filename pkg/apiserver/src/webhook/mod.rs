@@ -3,8 +3,8 @@
 //! run one after another in configuration-name order (with one `IfNeeded` reinvocation pass),
 //! each JSON patch applied and the object re-defaulted; validating webhooks run concurrently.
 //! Matching and answers are the pure `skiff_api::webhook`; the HTTPS calls are `client.rs`.
-//! `matchConditions` (CEL) are not evaluated yet: a webhook with conditions is called as if
-//! they matched.
+//! `matchConditions` (CEL) are evaluated after the rules and selectors: a false one skips the
+//! webhook; one that cannot be evaluated counts as a failed call (failure policy).
 
 mod client;
 
@@ -289,20 +289,21 @@ async fn namespace_labels(st: &AppState, a: &Attributes, obj: Option<&Value>) ->
     from_kv(&kv).ok()?.pointer("/metadata/labels").cloned()
 }
 
-/// The hooks of `hooks` that apply to this request (rules, then selectors).
+/// The hooks of `hooks` that apply to this request (rules, then selectors, then match
+/// conditions; `Err`: a condition failed to evaluate under `failurePolicy: Fail`).
 async fn matching(
     st: &AppState,
     hooks: &[Arc<Hook>],
     a: &Attributes,
     obj: Option<&Value>,
     old: Option<&Value>,
-) -> Vec<Arc<Hook>> {
+) -> ApiResult<Vec<Arc<Hook>>> {
     let by_rules: Vec<&Arc<Hook>> = hooks
         .iter()
         .filter(|h| pure::rules_match(&h.spec, a))
         .collect();
     if by_rules.is_empty() {
-        return Vec::new();
+        return Ok(Vec::new());
     }
     let needs_ns = by_rules.iter().any(|h| {
         h.spec
@@ -314,12 +315,37 @@ async fn matching(
     } else {
         None
     };
-    by_rules
+    let selected: Vec<Arc<Hook>> = by_rules
         .into_iter()
         .filter(|h| pure::namespace_matches(&h.spec, a, ns_labels.as_ref()))
         .filter(|h| pure::object_matches(&h.spec, obj, old))
         .cloned()
-        .collect()
+        .collect();
+    if !selected
+        .iter()
+        .any(|h| h.spec.get("matchConditions").is_some())
+    {
+        return Ok(selected);
+    }
+    let review = pure::review("", a, &user_info(), obj, old, None);
+    let mut out = Vec::with_capacity(selected.len());
+    for h in selected {
+        match pure::conditions_match(&h.spec, &review["request"], obj, old) {
+            Ok(true) => out.push(h),
+            Ok(false) => {}
+            Err(e) => {
+                let msg = format!("failed calling webhook \"{}\": {e}", h.name);
+                if h.ignores_failure() {
+                    tracing::warn!(webhook = %h.name, error = %msg, "webhook skipped; failurePolicy Ignore");
+                } else {
+                    return Err(ApiError::internal(format!(
+                        "Internal error occurred: {msg}"
+                    )));
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// A dry-run request may only reach webhooks without side effects (upstream's refusal).
@@ -427,7 +453,7 @@ async fn mutate_all(
     field_manager: &str,
     snap: Arc<Snapshot>,
 ) -> ApiResult<()> {
-    let hooks = matching(st, &snap.mutating, a, Some(obj), old).await;
+    let hooks = matching(st, &snap.mutating, a, Some(obj), old).await?;
     let mut seen_after: Vec<(Arc<Hook>, Value)> = Vec::new();
     for h in &hooks {
         check_dry_run(h, a)?;
@@ -533,7 +559,7 @@ async fn validate_all(
     field_manager: &str,
     snap: Arc<Snapshot>,
 ) -> ApiResult<()> {
-    let hooks = matching(st, &snap.validating, a, obj, old).await;
+    let hooks = matching(st, &snap.validating, a, obj, old).await?;
     for h in &hooks {
         check_dry_run(h, a)?;
     }
