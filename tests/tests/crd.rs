@@ -568,3 +568,130 @@ fn cel_validation_rules() {
         "{bad}"
     );
 }
+
+/// A custom resource defined in Rust with kube-rs's `CustomResource` derive (a second client
+/// next to kubectl): the CRD generated from the type is accepted and Established, objects are
+/// created, listed and watched through `Api<Gizmo>`, the status subresource is patched, and a
+/// value outside the derived schema's type is refused.
+mod kube_rs {
+    use super::*;
+    use futures::StreamExt;
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{Api, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
+    use kube::{CustomResource, CustomResourceExt};
+    use schemars::JsonSchema;
+    use serde::{Deserialize, Serialize};
+
+    #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+    #[kube(
+        group = "kube-rs.skiff.test",
+        version = "v1",
+        kind = "Gizmo",
+        namespaced,
+        status = "GizmoStatus",
+        shortname = "gz"
+    )]
+    pub struct GizmoSpec {
+        pub size: i32,
+        pub colour: String,
+    }
+
+    #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    pub struct GizmoStatus {
+        pub ready: bool,
+    }
+
+    #[test]
+    fn derived_custom_resource_through_kube_rs() {
+        arm_watchdog();
+        let c = Cluster::start();
+        let ns = c.namespace("kube-rs");
+        let kubeconfig = kube::config::Kubeconfig::read_from(c.kubeconfig()).expect("kubeconfig");
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        rt.block_on(async {
+            let cfg = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+                .await
+                .expect("config");
+            let client = kube::Client::try_from(cfg).expect("client");
+            let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+            crds.create(&PostParams::default(), &Gizmo::crd())
+                .await
+                .expect("create the derived CRD");
+            let established = async {
+                loop {
+                    let crd = crds.get("gizmos.kube-rs.skiff.test").await.expect("get crd");
+                    let conds = crd.status.and_then(|s| s.conditions).unwrap_or_default();
+                    if conds.iter().any(|c| c.type_ == "Established" && c.status == "True") {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            };
+            tokio::time::timeout(Duration::from_secs(20), established)
+                .await
+                .expect("the derived CRD is Established within 20 s");
+
+            let gizmos: Api<Gizmo> = Api::namespaced(client.clone(), &ns);
+            let mut watch = gizmos
+                .watch(&WatchParams::default(), "0")
+                .await
+                .expect("watch")
+                .boxed();
+            let made = gizmos
+                .create(
+                    &PostParams::default(),
+                    &Gizmo::new(
+                        "g1",
+                        GizmoSpec {
+                            size: 3,
+                            colour: "teal".into(),
+                        },
+                    ),
+                )
+                .await
+                .expect("create g1");
+            assert_eq!(made.spec.size, 3);
+            let added = tokio::time::timeout(Duration::from_secs(10), watch.next())
+                .await
+                .expect("a watch event within 10 s")
+                .expect("stream open")
+                .expect("event");
+            match added {
+                WatchEvent::Added(g) => assert_eq!(g.metadata.name.as_deref(), Some("g1")),
+                other => panic!("expected ADDED g1, got {other:?}"),
+            }
+            let listed = gizmos.list(&Default::default()).await.expect("list");
+            let names: Vec<_> = listed.iter().filter_map(|g| g.metadata.name.clone()).collect();
+            assert_eq!(names, ["g1"]);
+
+            let patched = gizmos
+                .patch_status(
+                    "g1",
+                    &PatchParams::default(),
+                    &Patch::Merge(serde_json::json!({"status": {"ready": true}})),
+                )
+                .await
+                .expect("patch status");
+            assert_eq!(patched.status, Some(GizmoStatus { ready: true }));
+            assert_eq!(patched.spec.colour, "teal", "a status write keeps the spec");
+
+            // The derived schema says size is an integer.
+            let raw: Api<kube::api::DynamicObject> = Api::namespaced_with(
+                client.clone(),
+                &ns,
+                &kube::api::ApiResource::erase::<Gizmo>(&()),
+            );
+            let bad: kube::api::DynamicObject = serde_json::from_value(serde_json::json!({
+                "apiVersion": "kube-rs.skiff.test/v1", "kind": "Gizmo",
+                "metadata": {"name": "g2"}, "spec": {"size": "big", "colour": "red"}}))
+            .expect("object");
+            match raw.create(&PostParams::default(), &bad).await {
+                Err(kube::Error::Api(e)) => {
+                    assert_eq!(e.code, 422, "{e:?}");
+                    assert!(e.message.contains("spec.size: Invalid value: \"string\": spec.size in body must be of type integer: \"string\""), "{}", e.message);
+                }
+                other => panic!("a string size must be refused with 422, got {other:?}"),
+            }
+        });
+    }
+}
