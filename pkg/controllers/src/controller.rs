@@ -4,7 +4,7 @@
 //! synced, then runs N workers with an optional periodic resync, each calling the
 //! controller's `reconcile(ctx, key) -> Result<Action, E>`:
 //!
-//! ```ignore
+//! ```text
 //! Controller::new(factory, "replicaset")
 //!     .reconciles::<ReplicaSet>()
 //!     .owns::<Pod>("ReplicaSet")
