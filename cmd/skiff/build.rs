@@ -119,4 +119,19 @@ fn main() {
     println!("cargo:rustc-env=SKIFF_GIT_TREE_STATE={tree}");
     println!("cargo:rustc-env=SKIFF_BUILD_DATE={date}");
     println!("cargo:rustc-env=SKIFF_RUSTC_VERSION={compiler}");
+
+    // Release binaries on Linux are linked as position-dependent executables (as k3s's Go binary
+    // is): a PIE carries ~100,000 relative relocations that ld.so applies at every start, leaving
+    // `.rela.dyn` mapped and `.data.rel.ro`/`.got` copied per process — ~4 MiB of each skiff
+    // process's idle RSS (BENCHMARKS.md, "Idle memory"). The cost is that the executable's own
+    // addresses are not randomised (shared libraries, stack and heap still are). RELR packing
+    // (`-z pack-relative-relocs`) would keep PIE but needs glibc ≥ 2.36 at run time. Debug and
+    // test builds stay PIE. `SKIFF_PIE=1` at build time keeps a release PIE.
+    println!("cargo:rerun-if-env-changed=SKIFF_PIE");
+    let release = std::env::var("PROFILE").is_ok_and(|p| p == "release");
+    let linux = std::env::var("CARGO_CFG_TARGET_OS").is_ok_and(|os| os == "linux");
+    let keep_pie = std::env::var("SKIFF_PIE").is_ok_and(|v| v == "1");
+    if release && linux && !keep_pie {
+        println!("cargo:rustc-link-arg-bins=-no-pie");
+    }
 }

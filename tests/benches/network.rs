@@ -21,6 +21,14 @@
 //! - **1,000 keep-alive connections** held open through the ingress proxy on n2: one request on
 //!   each, a pause, a second request on each over the same connection.
 //!
+//! `NETBENCH_PHASES=paths,program,netpol,hold` (any subset) runs only the phases named.
+//! Each request path has a web pod of its own (same image, same node n3): the web server closes
+//! every connection, which leaves the pod's side in TIME-WAIT, and at thousands of new
+//! connections a second from one node address a connection through another path would reuse
+//! such a 4-tuple with another TCP timestamp offset (Linux derives the offset from the
+//! original addresses, which DNAT and masquerade change), so the pod's kernel would drop its SYN
+//! by PAWS (`PAWSTimewait`, a 1 s SYN retransmit) — kube-proxy's NAT has the same property. The
+//! bench prints those counters per path; with one pod for every path they dominated.
 //! Prints every figure and a targets table (markdown) on stdout; progress on stderr.
 
 use http_body_util::{BodyExt, Empty};
@@ -54,6 +62,8 @@ const PATH_ROUNDS: usize = 3;
 const PATH_WORKERS: usize = 8;
 /// Endpoint-programming repeats per Service count.
 const PROGRAM_REPEATS: usize = 3;
+/// The web pods of the request paths (all on n3).
+const WEB_PODS: [&str; 5] = ["web-direct", "web-cip", "web-np2", "web-np3", "web"];
 /// Extra Services for the 1,000-Service case.
 const EXTRA_SERVICES: usize = 999;
 /// NetworkPolicy rounds (each: one download + one request loop, without and with policies).
@@ -272,11 +282,22 @@ impl Bench {
     }
 
     /// Number of `goto service-` elements in `map` of node `node`'s proxy table.
-    fn map_elements(&self, node: usize, map: &str) -> usize {
+    /// Elements of the proxy's `map` on `node` that jump to a service chain whose name holds
+    /// `tag` (chain names carry `namespace/name/protocol/port`).
+    fn map_elements(&self, node: usize, map: &str, tag: &str) -> usize {
         let out = self
             .net
             .run_in(node, &["nft", "list", "map", "ip", "skiff-proxy", map]);
-        out.stdout.matches("goto service-").count()
+        out.stdout
+            .split("goto service-")
+            .skip(1)
+            .filter(|chain| {
+                chain
+                    .split(|c: char| c.is_whitespace() || c == ',')
+                    .next()
+                    .is_some_and(|name| name.contains(tag))
+            })
+            .count()
     }
 
     fn target(&mut self, name: &str, measured: String, met: bool) {
@@ -306,26 +327,44 @@ fn run() {
     b.apply(&web_pod("default", "web", "web", "n3"));
     b.apply(&service("web", "web", "NodePort"));
     b.apply(&service("probe", "probe", "ClusterIP"));
+    // One web pod per request path (see the module doc): `web` serves the Ingress paths.
+    for (name, ty) in [
+        ("web-direct", None),
+        ("web-cip", Some("ClusterIP")),
+        ("web-np2", Some("NodePort")),
+        ("web-np3", Some("NodePort")),
+    ] {
+        b.apply(&web_pod("default", name, name, "n3"));
+        if let Some(ty) = ty {
+            b.apply(&service(name, name, ty));
+        }
+    }
     b.apply(&format!(
         r#"{{"apiVersion":"networking.k8s.io/v1","kind":"Ingress","metadata":{{"name":"web","namespace":"default"}},
         "spec":{{"ingressClassName":"skiff","rules":[{{"host":"{HOST}","http":{{"paths":[
           {{"path":"/","pathType":"Prefix","backend":{{"service":{{"name":"web","port":{{"number":80}}}}}}}}]}}}}]}}}}"#
     ));
-    let rows = b.wait_pods("default", 1);
-    let pod_ip = rows[0].ip.clone();
-    let cluster_ip = b.jsonpath(&["svc", "web"], "{.spec.clusterIP}");
-    let node_port = b.jsonpath(&["svc", "web"], "{.spec.ports[0].nodePort}");
+    let rows = b.wait_pods("default", 5);
+    let pod_ip = rows
+        .iter()
+        .find(|r| r.name == "web-direct")
+        .expect("pod web-direct")
+        .ip
+        .clone();
+    let cluster_ip = b.jsonpath(&["svc", "web-cip"], "{.spec.clusterIP}");
+    let node_port = |svc: &str| b.jsonpath(&["svc", svc], "{.spec.ports[0].nodePort}");
+    let (np2, np3) = (node_port("web-np2"), node_port("web-np3"));
     let paths: Vec<(&str, String, bool)> = vec![
         ("pod IP (direct)", format!("{pod_ip}:80"), false),
         ("ClusterIP", format!("{cluster_ip}:80"), false),
         (
             "NodePort, client's node (n2)",
-            format!("{}:{node_port}", node_ip(2)),
+            format!("{}:{np2}", node_ip(2)),
             false,
         ),
         (
             "NodePort, pod's node (n3)",
-            format!("{}:{node_port}", node_ip(3)),
+            format!("{}:{np3}", node_ip(3)),
             false,
         ),
         ("Ingress on n2", format!("{}:80", node_ip(2)), false),
@@ -353,10 +392,22 @@ fn run() {
         t0.elapsed()
     );
 
-    request_paths(&mut b, &paths);
-    endpoint_programming(&mut b);
-    network_policies(&mut b);
-    hold_connections(&mut b);
+    // `NETBENCH_PHASES=paths,program,netpol,hold` (any subset, comma-separated) runs only those
+    // phases; all of them by default.
+    let phases = std::env::var("NETBENCH_PHASES").unwrap_or_default();
+    let on = |p: &str| phases.is_empty() || phases.split(',').any(|x| x.trim() == p);
+    if on("paths") {
+        request_paths(&mut b, &paths);
+    }
+    if on("program") {
+        endpoint_programming(&mut b);
+    }
+    if on("netpol") {
+        network_policies(&mut b);
+    }
+    if on("hold") {
+        hold_connections(&mut b);
+    }
 
     let load_end = loadavg();
     let mut out = String::new();
@@ -386,19 +437,109 @@ fn run() {
     println!("{out}");
 }
 
+/// Drop counters of node `node`'s network namespace that explain lost SYNs: the TCP
+/// extension counters of `/proc/net/netstat` (PAWS rejects, listen overflows, TIME-WAIT
+/// recycling) and conntrack's per-CPU statistics summed (insert_failed, drop, …).
+fn drop_counters(b: &Bench, node: usize) -> std::collections::BTreeMap<String, u64> {
+    const TCPEXT: &[&str] = &[
+        "PAWSActive",
+        "PAWSEstab",
+        "PAWSTimewait",
+        "TSEcrRejected",
+        "TCPSYNChallenge",
+        "TCPACKSkippedPAWS",
+        "TWRecycled",
+        "TCPTimeWaitOverflow",
+        "ListenOverflows",
+        "ListenDrops",
+        "TCPReqQFullDrop",
+        "TCPSynRetrans",
+    ];
+    let mut m = std::collections::BTreeMap::new();
+    let mut tcpext = |prefix: &str, netstat: &str| {
+        let lines: Vec<&str> = netstat.lines().collect();
+        for pair in lines.chunks(2) {
+            let [names, values] = pair else { continue };
+            if !names.starts_with("TcpExt:") {
+                continue;
+            }
+            for (n, v) in names
+                .split_whitespace()
+                .zip(values.split_whitespace())
+                .skip(1)
+            {
+                if TCPEXT.contains(&n) {
+                    m.insert(format!("{prefix}{n}"), v.parse().unwrap_or(0));
+                }
+            }
+        }
+    };
+    tcpext(
+        "",
+        &b.net.run_in(node, &["cat", "/proc/net/netstat"]).stdout,
+    );
+    // The web pods' own namespaces (on n3): where their TIME-WAIT sockets meet new SYNs.
+    if node == 3 {
+        for pod in WEB_PODS {
+            let out = b.kubectl(&["exec", pod, "--", "cat", "/proc/net/netstat"]);
+            tcpext(&format!("{pod} "), &out.stdout);
+        }
+    }
+    let ct = b.net.run_in(node, &["conntrack", "-S"]).stdout;
+    for field in ct.split_whitespace() {
+        if let Some((k, v)) = field.split_once('=') {
+            if matches!(
+                k,
+                "insert_failed" | "drop" | "early_drop" | "invalid" | "clash_resolve"
+            ) {
+                *m.entry(format!("conntrack {k}")).or_insert(0) += v.parse::<u64>().unwrap_or(0);
+            }
+        }
+    }
+    m
+}
+
+/// The counters of [`drop_counters`] that grew between `before` and `after`, as `name +n`.
+fn counter_growth(
+    before: &std::collections::BTreeMap<String, u64>,
+    after: &std::collections::BTreeMap<String, u64>,
+) -> String {
+    let grown: Vec<String> = after
+        .iter()
+        .filter_map(|(k, v)| {
+            let d = v.saturating_sub(before.get(k).copied().unwrap_or(0));
+            (d > 0).then(|| format!("{k} +{d}"))
+        })
+        .collect();
+    if grown.is_empty() {
+        "none".into()
+    } else {
+        grown.join(", ")
+    }
+}
+
 /// Requests/s and latency per path, [`PATH_ROUNDS`] interleaved rounds.
 fn request_paths(b: &mut Bench, paths: &[(&str, String, bool)]) {
     let mut runs: Vec<Vec<Load>> = vec![Vec::new(); paths.len()];
+    // Per path, the drop counters that grew on the client's node and the pod's node.
+    let mut growth: Vec<Vec<String>> = vec![Vec::new(); paths.len()];
     for round in 0..PATH_ROUNDS {
         for (i, (name, addr, keepalive)) in paths.iter().enumerate() {
+            let before = [drop_counters(b, CLIENT_NODE), drop_counters(b, 3)];
             let v = b.client(
                 serde_json::json!({"mode": "load", "addr": addr, "host": HOST,
                     "workers": PATH_WORKERS, "secs": PATH_SECS, "keepalive": keepalive}),
                 Duration::from_secs(60),
             );
             let l = Load::from_json(&v);
+            let after = [drop_counters(b, CLIENT_NODE), drop_counters(b, 3)];
+            let grew = format!(
+                "n2: {}; n3: {}",
+                counter_growth(&before[0], &after[0]),
+                counter_growth(&before[1], &after[1])
+            );
             eprintln!(
-                "round {round} {name}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, {} ok, {} errors{}",
+                "round {round} {name}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, {} ok, {} errors{}; counters grown: {grew}",
                 l.rps,
                 l.p50,
                 l.p99,
@@ -409,6 +550,7 @@ fn request_paths(b: &mut Bench, paths: &[(&str, String, bool)]) {
                     .map(|e| format!(" (first: {e})"))
                     .unwrap_or_default()
             );
+            growth[i].push(format!("round {round}: {grew}"));
             runs[i].push(l);
         }
     }
@@ -438,6 +580,12 @@ fn request_paths(b: &mut Bench, paths: &[(&str, String, bool)]) {
             m.ok,
             m.errors
         ));
+    }
+    b.report.push_str(
+        "\nDrop counters that grew while each path ran (TCP extension counters and conntrack statistics of the client's node n2 and the pod's node n3):\n\n",
+    );
+    for ((name, _, _), g) in paths.iter().zip(&growth) {
+        b.report.push_str(&format!("- {name}: {}\n", g.join("; ")));
     }
     b.report.push('\n');
     // "p99 ≥ 0.9x direct" read as: a path's p99 at most direct's / 0.9.
@@ -488,7 +636,10 @@ fn endpoint_programming(b: &mut Bench) {
         list.push_str(&service(&format!("bulk-{i:03}"), "web", "ClusterIP"));
     }
     list.push_str("]}");
-    let before = b.map_elements(CLIENT_NODE, "service-ips");
+    // Only the bulk Services are counted: the probe Service's own element comes and goes
+    // with its pod (an earlier count of every element was off by one when the probe's last
+    // pod was still being deleted).
+    let before = b.map_elements(CLIENT_NODE, "service-ips", "/bulk-");
     let start = Instant::now();
     run_command(
         // kubectl's client-side validation of a List needs `/openapi/v2` as protobuf.
@@ -498,10 +649,28 @@ fn endpoint_programming(b: &mut Bench) {
     )
     .success();
     let created = start.elapsed();
+    let mut last_report = Instant::now();
     wait_for(
         Duration::from_secs(300),
         "999 more Services programmed on n2",
-        || (b.map_elements(CLIENT_NODE, "service-ips") >= before + EXTRA_SERVICES).then_some(()),
+        || {
+            let now = b.map_elements(CLIENT_NODE, "service-ips", "/bulk-");
+            if last_report.elapsed() > Duration::from_secs(10) {
+                last_report = Instant::now();
+                let slices = b
+                    .kubectl(&["get", "endpointslices", "-n", "default", "--no-headers"])
+                    .stdout
+                    .lines()
+                    .count();
+                eprintln!(
+                    "{:?}: {} of {} ClusterIPs in n2's service-ips map; {slices} EndpointSlices in default",
+                    start.elapsed(),
+                    now.saturating_sub(before),
+                    EXTRA_SERVICES
+                );
+            }
+            (now >= before + EXTRA_SERVICES).then_some(())
+        },
     );
     let programmed = start.elapsed();
     let many = services(b);

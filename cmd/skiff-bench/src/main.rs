@@ -581,6 +581,25 @@ async fn run(args: &Args) -> Result<Report> {
             }
         }
     }
+    // Watch delivery on each external engine, the same phase the SQLite server gets later.
+    if let Some(sv) = &pg_server {
+        eprintln!("skiff-bench: skiff on postgres watch");
+        match engine_watch(args, sv).await {
+            Ok(w) => report.postgres.skiff_watch = Some(w),
+            Err(e) => report
+                .errors
+                .push(format!("skiff on postgres watch latency: {e}")),
+        }
+    }
+    if let Some(sv) = &etcd_server {
+        eprintln!("skiff-bench: skiff on etcd watch");
+        match engine_watch(args, sv).await {
+            Ok(w) => report.etcd.skiff_watch = Some(w),
+            Err(e) => report
+                .errors
+                .push(format!("skiff on etcd watch latency: {e}")),
+        }
+    }
     if let Some(sv) = pg_server {
         report.postgres.skiff_rss_after_load_kib = procs::rss_kib(sv.skiff.child.pid());
         drop(sv);
@@ -788,6 +807,18 @@ async fn main_server(args: &Args, bin: &Path, dir: &Path, report: &mut Report) -
         target,
         data,
     })
+}
+
+/// The watch phase on a server that runs on an external engine.
+async fn engine_watch(args: &Args, sv: &Server) -> Result<skiff::WatchResult> {
+    skiff::watch_phase(
+        &sv.target,
+        args.watchers,
+        args.watch_rate,
+        args.watch_secs,
+        sv.skiff.child.pid(),
+    )
+    .await
 }
 
 /// GET and LIST latency, watch fan-out, memory after the load, and kill -9 + restart.

@@ -59,6 +59,8 @@ pub struct EtcdReport {
     /// Pod creates on a skiff server started with `--datastore-endpoint http://…` (this etcd).
     pub skiff_creates: Vec<LoadResult>,
     pub skiff_rss_after_load_kib: Option<u64>,
+    /// Watch delivery on the skiff-on-etcd server (same phase as skiff's own on SQLite).
+    pub skiff_watch: Option<WatchResult>,
 }
 
 /// Figures for the SQLite floor.
@@ -77,6 +79,8 @@ pub struct PostgresReport {
     /// Raw INSERTs, one commit each, one connection per client.
     pub inserts: Vec<LoadResult>,
     pub skiff_rss_after_load_kib: Option<u64>,
+    /// Watch delivery on the skiff-on-PostgreSQL server.
+    pub skiff_watch: Option<WatchResult>,
 }
 
 /// One full run.
@@ -323,24 +327,7 @@ impl Report {
             );
         }
         if let Some(w) = &s.watch {
-            let _ = writeln!(
-                o,
-                "- watch: {} watchers, {} creates at {}/s: create-ack → event p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; send → event p99 {:.2} ms; {} of {} events received ({} before the ack); create p99 {:.2} ms; server CPU {}",
-                w.watchers,
-                w.creates,
-                w.rate_per_s,
-                w.ack_to_event.p50_ms,
-                w.ack_to_event.p99_ms,
-                w.ack_to_event.max_ms,
-                w.send_to_event.p99_ms,
-                w.events_received,
-                w.events_expected,
-                w.before_ack,
-                w.create_latency.p99_ms,
-                w.server_cpu_s
-                    .map(|c| format!("{c:.2} s"))
-                    .unwrap_or_else(|| "unknown".into())
-            );
+            let _ = writeln!(o, "- watch: {}", watch_line(w));
         }
         if let (Some(acked), Some(missing)) = (s.acked_creates, s.acked_missing_after_kill9) {
             let _ = writeln!(
@@ -486,6 +473,9 @@ impl Report {
                     f(ratio(on_pg, at_level(&s.creates, c)))
                 );
             }
+            if let Some(w) = &pg.skiff_watch {
+                let _ = writeln!(o, "\n- watch on skiff-on-PostgreSQL: {}", watch_line(w));
+            }
             let _ = writeln!(
                 o,
                 "\nPostgreSQL {v} (throwaway cluster, default settings: fsync and synchronous_commit on); skiff-on-PostgreSQL RSS after the load: {}",
@@ -514,6 +504,9 @@ impl Report {
                         f(ratio(on_etcd, at_level(&s.creates, c)))
                     );
                 }
+            }
+            if let Some(w) = &e.skiff_watch {
+                let _ = writeln!(o, "\n- watch on skiff-on-etcd: {}", watch_line(w));
             }
             let _ = writeln!(
                 o,
@@ -561,6 +554,27 @@ impl Report {
             });
         self.errors.iter().cloned().chain(firsts).collect()
     }
+}
+
+/// One watch phase as a sentence: who watched, how fast events came after the create's ack.
+fn watch_line(w: &WatchResult) -> String {
+    format!(
+        "{} watchers, {} creates at {}/s: create-ack → event p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; send → event p99 {:.2} ms; {} of {} events received ({} before the ack); create p99 {:.2} ms; server CPU {}",
+        w.watchers,
+        w.creates,
+        w.rate_per_s,
+        w.ack_to_event.p50_ms,
+        w.ack_to_event.p99_ms,
+        w.ack_to_event.max_ms,
+        w.send_to_event.p99_ms,
+        w.events_received,
+        w.events_expected,
+        w.before_ack,
+        w.create_latency.p99_ms,
+        w.server_cpu_s
+            .map(|c| format!("{c:.2} s"))
+            .unwrap_or_else(|| "unknown".into())
+    )
 }
 
 #[cfg(test)]
