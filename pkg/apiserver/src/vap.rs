@@ -15,6 +15,7 @@
 use crate::error::{ApiError, ApiResult};
 use crate::objects::from_kv;
 use crate::state::AppState;
+use crate::webhook::attributes;
 use axum::response::Response;
 use parking_lot::RwLock;
 use serde_json::{json, Value};
@@ -177,29 +178,6 @@ where
 
 fn warn(w: String) {
     let _ = WARNINGS.try_with(|ws| ws.borrow_mut().push(w));
-}
-
-/// The admission attributes of a write.
-fn attributes(
-    res: &ResourceInfo,
-    operation: &str,
-    namespace: Option<&str>,
-    name: &str,
-    subresource: Option<&str>,
-    dry_run: bool,
-) -> Attributes {
-    Attributes {
-        operation: operation.to_string(),
-        group: res.group.to_string(),
-        version: res.version.to_string(),
-        kind: res.kind.to_string(),
-        resource: res.plural.to_string(),
-        subresource: subresource.unwrap_or("").to_string(),
-        namespaced: res.namespaced,
-        namespace: namespace.unwrap_or("").to_string(),
-        name: name.to_string(),
-        dry_run,
-    }
 }
 
 async fn get_json(st: &AppState, key: &str) -> Option<Value> {
