@@ -5,6 +5,7 @@
 //! node password, key pairs kept on the node, certificates signed from CSRs.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use kube::config::AuthInfo;
 
@@ -354,59 +355,6 @@ fn x509_issuer_subject(der: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
     Some((subject.to_vec(), issuer.to_vec()))
 }
 
-/// A TLS verifier that accepts any server certificate (signatures are still checked): for the
-/// first `/cacerts` fetch, whose answer is then checked against the token's CA hash, and for
-/// HTTPS probes and hooks, which do not verify certificates upstream either.
-#[derive(Debug)]
-pub(crate) struct AcceptAnyServer(pub(crate) Arc<rustls::crypto::CryptoProvider>);
-
-use std::sync::Arc;
-
-impl rustls::client::danger::ServerCertVerifier for AcceptAnyServer {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &rustls::pki_types::CertificateDer<'_>,
-        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
-        _server_name: &rustls::pki_types::ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 /// A minimal HTTPS/1.1 client for the join calls (one request per connection).
 struct JoinHttp {
     host: String,
@@ -459,7 +407,7 @@ impl JoinHttp {
             .with_safe_default_protocol_versions()
             .map_err(|e| Error::Join(format!("cannot set up TLS: {e}")))?
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyServer(p)))
+            .with_custom_certificate_verifier(Arc::new(skiff_pki::AcceptAnyServerCert(p)))
             .with_no_client_auth();
         Ok(JoinHttp::new(url, cfg))
     }

@@ -15,6 +15,7 @@ mod kubeconfig;
 mod nodepass;
 mod signer;
 mod token;
+mod verify;
 
 pub use certs::{
     client_cert_identity, load_or_create, Pki, PkiConfig, DEFAULT_DNS_SANS, DEFAULT_IP_SANS,
@@ -35,6 +36,7 @@ pub use token::{
     ca_hash, generate_bootstrap_token, load_or_create_token, parse_bootstrap_token, parse_token,
     ParsedToken,
 };
+pub use verify::AcceptAnyServerCert;
 
 #[cfg(test)]
 mod tests {

@@ -200,7 +200,7 @@ fn tls_connector() -> Result<tokio_rustls::TlsConnector, String> {
             .map_err(|e| format!("tls setup: {e}"))?
             .dangerous()
             // Probes do not verify TLS upstream either.
-            .with_custom_certificate_verifier(Arc::new(crate::join::AcceptAnyServer(provider)))
+            .with_custom_certificate_verifier(Arc::new(skiff_pki::AcceptAnyServerCert(provider)))
             .with_no_client_auth();
         Ok(Arc::new(cfg))
     });
