@@ -550,18 +550,21 @@ struct ServerArgs {
     #[arg(long, default_value_t = 300)]
     default_unreachable_toleration_seconds: i64,
     /// Where the cluster state lives: empty (SQLite under the data dir), `sqlite://PATH`,
-    /// `postgres://USER:PASSWORD@HOST:PORT/DATABASE`, or etcd endpoints
+    /// `postgres://USER:PASSWORD@HOST:PORT/DATABASE` (TLS with `?sslmode=require` or the
+    /// --datastore-cafile/certfile/keyfile files), or etcd endpoints
     /// `https://HOST:2379,https://HOST2:2379` (`http://` without TLS); several servers may
     /// share PostgreSQL or etcd.
     #[arg(long, env = "SKIFF_DATASTORE_ENDPOINT", default_value = "")]
     datastore_endpoint: String,
-    /// etcd over https: the CA that signed etcd's certificate (default: the system's roots).
+    /// etcd over https or PostgreSQL over TLS: the CA that signed the datastore's certificate
+    /// (default: the system's roots).
     #[arg(long, env = "SKIFF_DATASTORE_CAFILE")]
     datastore_cafile: Option<PathBuf>,
-    /// etcd over https: the client certificate skiff presents (with --datastore-keyfile).
+    /// etcd over https or PostgreSQL over TLS: the client certificate skiff presents (with
+    /// --datastore-keyfile).
     #[arg(long, env = "SKIFF_DATASTORE_CERTFILE")]
     datastore_certfile: Option<PathBuf>,
-    /// etcd over https: the key of --datastore-certfile.
+    /// etcd over https or PostgreSQL over TLS: the key of --datastore-certfile.
     #[arg(long, env = "SKIFF_DATASTORE_KEYFILE")]
     datastore_keyfile: Option<PathBuf>,
     /// With an external datastore: how long another server waits on a leader-election Lease

@@ -55,7 +55,7 @@ pub struct Options {
     pub compact_keep_for: Duration,
     /// How many read-only SQLite connections serve reads (at least 1).
     pub read_connections: usize,
-    /// TLS to the datastore (etcd over `https://`).
+    /// TLS to the datastore: etcd over `https://`, or PostgreSQL (see [`Store::open_postgres`]).
     pub tls: DatastoreTls,
 }
 
@@ -326,9 +326,9 @@ impl Store {
         opts: Options,
     ) -> Result<Store, StoreError> {
         let datastore = Datastore::parse(endpoint, default_sqlite)?;
-        if opts.tls.is_set() && !matches!(datastore, Datastore::Etcd(_)) {
+        if opts.tls.is_set() && matches!(datastore, Datastore::Sqlite(_)) {
             return Err(StoreError::Endpoint(
-                "--datastore-cafile, --datastore-certfile and --datastore-keyfile apply to etcd (https:// endpoints) only; drop them for SQLite and PostgreSQL (skiff reaches PostgreSQL without TLS: keep it on a trusted network)".into(),
+                "--datastore-cafile, --datastore-certfile and --datastore-keyfile apply to etcd (https:// endpoints) and PostgreSQL (postgres:// endpoints) only; drop them for SQLite".into(),
             ));
         }
         match datastore {
@@ -379,11 +379,14 @@ impl Store {
     }
 
     /// Connects to the PostgreSQL database at `url` (`postgres://USER:PASSWORD@HOST:PORT/DB`),
-    /// creates the schema if missing and starts the write and listen tasks. Fails with
-    /// `Unreachable` or `Credentials` when the database cannot be used. Must be called
-    /// inside a tokio runtime.
+    /// creates the schema if missing and starts the write and listen tasks. TLS is used when
+    /// `opts.tls` names any file or the URL has `sslmode=require`; the server's certificate is
+    /// then verified against `opts.tls.ca_file` (else the system's roots) for the URL's host.
+    /// The default `sslmode=prefer` without files connects in plain text; `sslmode=disable`
+    /// with files is refused. Fails with `Unreachable`, `Credentials` or `Tls` when the
+    /// database cannot be used. Must be called inside a tokio runtime.
     pub async fn open_postgres(url: &str, opts: Options) -> Result<Store, StoreError> {
-        let pg = Arc::new(pg::Pg::open(url, opts.read_connections.max(1) + 2).await?);
+        let pg = Arc::new(pg::Pg::open(url, opts.read_connections.max(1) + 2, &opts.tls).await?);
         let (current, compact) = pg.load_revisions().await?;
         let shown = pg.display.clone();
         let core = Arc::new(Core {

@@ -10,6 +10,13 @@
 //! triggers a catch-up query `id > last ORDER BY id`, whose events are broadcast to this
 //! process's watchers — nothing lost, nothing doubled. Writes from this process are
 //! group-committed by one task as on SQLite.
+//!
+//! TLS (rustls): on when `--datastore-cafile/--datastore-certfile/--datastore-keyfile` are
+//! given or the URL says `sslmode=require`; the server's certificate is then always verified
+//! (against `--datastore-cafile`, else the system's roots) for the URL's host name. Unlike
+//! libpq, `sslmode=require` without a CA file does not skip that check, and the default
+//! `sslmode=prefer` without TLS files connects in plain text as before (it would otherwise
+//! fail against every server whose certificate the system roots do not cover).
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -19,12 +26,14 @@ use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{AsyncMessage, IsolationLevel, NoTls, Row};
+use tokio_postgres::{AsyncMessage, IsolationLevel, Row};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::db::{build_event, KeyRange};
 use crate::writer::{Request, WriteOp, WriteOutcome};
-use crate::{Core, Event, Feed, KeyValue, ListResult, StoreError};
+use crate::{Core, DatastoreTls, Event, Feed, KeyValue, ListResult, StoreError};
 
 /// The NOTIFY channel every write transaction signals on commit.
 const CHANNEL: &str = "skiff_kv";
@@ -69,6 +78,8 @@ INSERT INTO skiff_meta (key, value) VALUES
 pub(crate) struct Pg {
     pool: Pool,
     config: tokio_postgres::Config,
+    /// The connector of every connection, pooled or listening (see [`connector`]).
+    tls: MakeRustlsConnect,
     /// The endpoint without its password, for messages.
     pub(crate) display: String,
 }
@@ -93,6 +104,15 @@ fn display_endpoint(config: &tokio_postgres::Config) -> String {
 pub(crate) fn pg_error(display: &str, err: tokio_postgres::Error) -> StoreError {
     if let Some(db) = err.as_db_error() {
         let code = db.code();
+        if *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+            && db.message().contains("certificate")
+        {
+            // pg_hba's `cert` method: no client certificate, or not one for this user.
+            return StoreError::Tls {
+                endpoint: display.to_owned(),
+                reason: db.message().to_owned(),
+            };
+        }
         if *code == SqlState::INVALID_PASSWORD
             || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
         {
@@ -103,23 +123,196 @@ pub(crate) fn pg_error(display: &str, err: tokio_postgres::Error) -> StoreError 
         }
         return StoreError::Postgres(format!("{}: {}", db.severity(), db.message()));
     }
-    if err.is_closed() {
+    let tls = is_tls_failure(&err);
+    if err.is_closed() && !tls {
         return StoreError::Unreachable {
             endpoint: display.to_owned(),
             reason: "the connection was closed".into(),
         };
     }
-    // No server answer: the socket could not be opened, or the connection broke.
+    // No server answer: the socket could not be opened, the TLS handshake failed (an
+    // untrusted certificate, the wrong host name, a server without TLS, a refused client
+    // certificate), or the connection broke.
     let mut reason = err.to_string();
     let mut source = std::error::Error::source(&err);
     while let Some(s) = source {
         reason = format!("{reason}: {s}");
         source = s.source();
     }
+    if tls {
+        return StoreError::Tls {
+            endpoint: display.to_owned(),
+            reason,
+        };
+    }
     StoreError::Unreachable {
         endpoint: display.to_owned(),
         reason,
     }
+}
+
+/// Whether the driver error comes from TLS: the handshake (tokio-postgres's own TLS error
+/// kind, whose text is all that tells it apart) or a rustls error anywhere in the chain (with
+/// TLS 1.3 a refused client certificate arrives as an alert after the handshake).
+fn is_tls_failure(err: &tokio_postgres::Error) -> bool {
+    if err
+        .to_string()
+        .starts_with("error performing TLS handshake")
+    {
+        return true;
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(s) = source {
+        // `io::Error::source` skips the error it wraps, so look inside it too.
+        let wrapped = s
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .is_some_and(|inner| inner.is::<rustls::Error>());
+        if wrapped || s.is::<rustls::Error>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// Reads one TLS file, naming the flag and path when it cannot be read.
+fn read_tls_file(flag: &str, path: &std::path::Path) -> Result<Vec<u8>, StoreError> {
+    std::fs::read(path).map_err(|e| {
+        StoreError::Endpoint(format!(
+            "{flag} {}: {e}; give a readable PEM file",
+            path.display()
+        ))
+    })
+}
+
+/// The certificates in PEM file `path` (at least one).
+fn read_certs(
+    flag: &str,
+    path: &std::path::Path,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, StoreError> {
+    let pem = read_tls_file(flag, path)?;
+    let certs = rustls_pemfile::certs(&mut pem.as_slice())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| {
+            StoreError::Endpoint(format!(
+                "{flag} {}: {e}; give a PEM file of certificates",
+                path.display()
+            ))
+        })?;
+    if certs.is_empty() {
+        return Err(StoreError::Endpoint(format!(
+            "{flag} {}: no certificate in it; give a PEM file with a BEGIN CERTIFICATE block",
+            path.display()
+        )));
+    }
+    Ok(certs)
+}
+
+/// Decides whether connections use TLS — the files or `sslmode=require` turn it on, and
+/// then `sslmode` becomes `require` so a server without TLS is an error, never a silent
+/// fallback to plain text — and builds the connector every connection uses.
+///
+/// Plain connections get `sslmode=disable` and a connector that trusts no CA: tokio-postgres
+/// never calls a connector then (no SSLRequest is sent, as with `NoTls`), and one connector
+/// type keeps a single code path for pooled and listening connections.
+fn connector(
+    config: &mut tokio_postgres::Config,
+    tls: &DatastoreTls,
+    display: &str,
+) -> Result<MakeRustlsConnect, StoreError> {
+    let use_tls = match config.get_ssl_mode() {
+        SslMode::Disable if tls.is_set() => {
+            return Err(StoreError::Endpoint(format!(
+                "{display}: sslmode=disable turns TLS off, but --datastore-cafile, --datastore-certfile or --datastore-keyfile was given; drop sslmode=disable from --datastore-endpoint or drop the files"
+            )))
+        }
+        SslMode::Disable => false,
+        SslMode::Require => true,
+        // `prefer`, the default: TLS only with files (see the module comment).
+        _ => tls.is_set(),
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| StoreError::Tls {
+            endpoint: display.to_owned(),
+            reason: format!("cannot set up TLS: {e}"),
+        })?;
+    if !use_tls {
+        config.ssl_mode(SslMode::Disable);
+        let unused = builder
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        return Ok(MakeRustlsConnect::new(unused));
+    }
+    config.ssl_mode(SslMode::Require);
+    if tls.cert_file.is_some() != tls.key_file.is_some() {
+        return Err(StoreError::Endpoint(
+            "--datastore-certfile and --datastore-keyfile go together; give both or neither".into(),
+        ));
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    match &tls.ca_file {
+        Some(path) => {
+            for cert in read_certs("--datastore-cafile", path)? {
+                roots.add(cert).map_err(|e| {
+                    StoreError::Endpoint(format!(
+                        "--datastore-cafile {}: {e}; give the PEM certificate of the CA that signed the datastore's certificate",
+                        path.display()
+                    ))
+                })?;
+            }
+        }
+        None => {
+            let native = rustls_native_certs::load_native_certs();
+            for err in &native.errors {
+                tracing::debug!(error = %err, "reading the system's CA certificates");
+            }
+            let (added, _) = roots.add_parsable_certificates(native.certs);
+            if added == 0 {
+                return Err(StoreError::Tls {
+                    endpoint: display.to_owned(),
+                    reason: "the system has no CA certificates to verify the server with".into(),
+                });
+            }
+        }
+    }
+    let builder = builder.with_root_certificates(roots);
+    let mut client = match (&tls.cert_file, &tls.key_file) {
+        (Some(cert), Some(key)) => {
+            let certs = read_certs("--datastore-certfile", cert)?;
+            let pem = read_tls_file("--datastore-keyfile", key)?;
+            let key_der = rustls_pemfile::private_key(&mut pem.as_slice())
+                .map_err(|e| {
+                    StoreError::Endpoint(format!(
+                        "--datastore-keyfile {}: {e}; give a PEM private key",
+                        key.display()
+                    ))
+                })?
+                .ok_or_else(|| {
+                    StoreError::Endpoint(format!(
+                        "--datastore-keyfile {}: no private key in it; give a PEM private key",
+                        key.display()
+                    ))
+                })?;
+            builder.with_client_auth_cert(certs, key_der).map_err(|e| {
+                StoreError::Endpoint(format!(
+                    "--datastore-certfile {} and --datastore-keyfile {}: {e}; give a certificate and its own key",
+                    cert.display(),
+                    key.display()
+                ))
+            })?
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    // What libpq 17 sends; PostgreSQL 17 requires it for `sslnegotiation=direct`.
+    client.alpn_protocols = vec![b"postgresql".to_vec()];
+    // (`display` would name tracing's helper inside the macro.)
+    let endpoint = display;
+    tracing::debug!(endpoint, ca_file = ?tls.ca_file, client_cert = tls.cert_file.is_some(),
+        "datastore: postgres over TLS");
+    Ok(MakeRustlsConnect::new(client))
 }
 
 fn pool_error(display: &str, err: deadpool_postgres::PoolError) -> StoreError {
@@ -134,18 +327,35 @@ fn pool_error(display: &str, err: deadpool_postgres::PoolError) -> StoreError {
     }
 }
 
+/// The URL with libpq's `sslmode=verify-ca` and `sslmode=verify-full` (which k3s users
+/// write) as `sslmode=require`, which tokio-postgres knows and skiff always verifies fully.
+fn libpq_sslmodes(url: &str) -> String {
+    let Some((base, query)) = url.split_once('?') else {
+        return url.to_owned();
+    };
+    let params: Vec<&str> = query
+        .split('&')
+        .map(|p| match p {
+            "sslmode=verify-ca" | "sslmode=verify-full" => "sslmode=require",
+            other => other,
+        })
+        .collect();
+    format!("{base}?{}", params.join("&"))
+}
+
+/// A connection's driver future, over TLS or not.
+type Connection = tokio_postgres::Connection<
+    tokio_postgres::Socket,
+    <MakeRustlsConnect as tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>>::Stream,
+>;
+
 /// One fresh connection (not pooled), with its driver future.
 async fn connect(
     config: &tokio_postgres::Config,
+    tls: &MakeRustlsConnect,
     display: &str,
-) -> Result<
-    (
-        tokio_postgres::Client,
-        tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
-    ),
-    StoreError,
-> {
-    match tokio::time::timeout(CONNECT_TIMEOUT, config.connect(NoTls)).await {
+) -> Result<(tokio_postgres::Client, Connection), StoreError> {
+    match tokio::time::timeout(CONNECT_TIMEOUT, config.connect(tls.clone())).await {
         Ok(Ok(pair)) => Ok(pair),
         Ok(Err(err)) => Err(pg_error(display, err)),
         Err(_) => Err(StoreError::Unreachable {
@@ -158,14 +368,19 @@ async fn connect(
 impl Pg {
     /// Connects (checking reachability and credentials at once), creates the schema and
     /// builds the pool.
-    pub(crate) async fn open(url: &str, pool_size: usize) -> Result<Pg, StoreError> {
-        let config = tokio_postgres::Config::from_str(url).map_err(|e| {
+    pub(crate) async fn open(
+        url: &str,
+        pool_size: usize,
+        tls: &DatastoreTls,
+    ) -> Result<Pg, StoreError> {
+        let mut config = tokio_postgres::Config::from_str(&libpq_sslmodes(url)).map_err(|e| {
             StoreError::Endpoint(format!(
                 "cannot parse the postgres endpoint: {e}; use postgres://USER:PASSWORD@HOST:PORT/DATABASE"
             ))
         })?;
         let display = display_endpoint(&config);
-        let (client, conn) = connect(&config, &display).await?;
+        let tls = connector(&mut config, tls, &display)?;
+        let (client, conn) = connect(&config, &tls, &display).await?;
         let driver = tokio::spawn(conn);
         let schema = client
             .batch_execute(&format!(
@@ -177,7 +392,7 @@ impl Pg {
         schema.map_err(|e| pg_error(&display, e))?;
         let manager = Manager::from_config(
             config.clone(),
-            NoTls,
+            tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -191,6 +406,7 @@ impl Pg {
         Ok(Pg {
             pool,
             config,
+            tls,
             display,
         })
     }
@@ -825,7 +1041,7 @@ async fn listen_once(
     events: &broadcast::Sender<Feed>,
     last: &mut i64,
 ) -> Result<std::convert::Infallible, StoreError> {
-    let (mut client, mut conn) = connect(&pg.config, &pg.display).await?;
+    let (mut client, mut conn) = connect(&pg.config, &pg.tls, &pg.display).await?;
     let (ntx, mut nrx) = mpsc::unbounded_channel::<()>();
     // Drives the connection and turns notifications into wake-ups; ends with the connection.
     let driver = tokio::spawn(async move {
@@ -1047,6 +1263,50 @@ mod tests {
         );
         assert!(plan.rows.is_empty());
         assert_eq!(plan.revision, 5);
+    }
+
+    #[test]
+    fn tls_follows_the_files_and_sslmode() {
+        let mode = |url: &str, tls: &DatastoreTls| {
+            let mut config = tokio_postgres::Config::from_str(&libpq_sslmodes(url)).unwrap();
+            connector(&mut config, tls, "db").map(|_| config.get_ssl_mode())
+        };
+        let none = DatastoreTls::default();
+        let dir = std::env::temp_dir();
+        let missing = dir.join("skiff-no-such-ca.pem");
+        let ca = DatastoreTls {
+            ca_file: Some(missing.clone()),
+            ..Default::default()
+        };
+        // The default (prefer) without files stays plain; disable stays plain.
+        assert_eq!(mode("postgres://u@h/db", &none).unwrap(), SslMode::Disable);
+        assert_eq!(
+            mode("postgres://u@h/db?sslmode=disable", &none).unwrap(),
+            SslMode::Disable
+        );
+        // Files are read (and must exist) once TLS is on; the flag and path are named.
+        let err = mode("postgres://u@h/db", &ca).unwrap_err().to_string();
+        assert!(
+            err.contains("--datastore-cafile") && err.contains(&missing.display().to_string()),
+            "{err}"
+        );
+        let err = mode("postgres://u@h/db?sslmode=disable", &ca)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sslmode=disable"), "{err}");
+        let half = DatastoreTls {
+            cert_file: Some(missing),
+            ..Default::default()
+        };
+        let err = mode("postgres://u@h/db?sslmode=require", &half)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("give both or neither"), "{err}");
+        assert_eq!(
+            libpq_sslmodes("postgres://u@h/db?connect_timeout=5&sslmode=verify-full"),
+            "postgres://u@h/db?connect_timeout=5&sslmode=require"
+        );
+        assert_eq!(libpq_sslmodes("postgres://u@h/db"), "postgres://u@h/db");
     }
 
     #[test]

@@ -1,17 +1,29 @@
 //! A throwaway PostgreSQL cluster for tests and benchmarks: Debian's `initdb` + `pg_ctl` in a
 //! temporary directory, listening on 127.0.0.1 at a free port with password (scram) auth,
 //! stopped and removed on drop. As root it runs the server as the `postgres` user (or
-//! `nobody`) through `runuser`, since `initdb` refuses to run as root.
+//! `nobody`) through `runuser`, since `initdb` refuses to run as root. [`PgCluster::start_tls`]
+//! turns `ssl` on and accepts TCP clients over TLS only (by password, or by client
+//! certificate); the test's own connections go through the Unix socket.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::str::FromStr;
 
 use crate::StoreError;
 
 /// The superuser the cluster is created with.
 pub const USER: &str = "skiff";
+
+/// TLS for a throwaway cluster: the server's certificate and key (PEM files, copied into the
+/// cluster's directory so the server user owns them) and, optionally, the CA whose client
+/// certificates it accepts — then TCP clients log in by certificate only (pg_hba `cert`: the
+/// certificate's common name is the user), else by password over TLS.
+#[derive(Clone, Debug)]
+pub struct ServerTls {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    pub client_ca_file: Option<PathBuf>,
+}
 
 /// A running throwaway cluster.
 #[derive(Debug)]
@@ -82,6 +94,15 @@ impl PgCluster {
     /// Creates and starts a cluster; fails with a message saying what to install when
     /// PostgreSQL is missing.
     pub fn start() -> Result<PgCluster, StoreError> {
+        Self::start_with(None)
+    }
+
+    /// Creates and starts a cluster with `ssl = on` that takes TCP clients over TLS only.
+    pub fn start_tls(tls: &ServerTls) -> Result<PgCluster, StoreError> {
+        Self::start_with(Some(tls))
+    }
+
+    fn start_with(tls: Option<&ServerTls>) -> Result<PgCluster, StoreError> {
         let bin = find_bin()?;
         let (run_as, ids) = if is_root() {
             let user = ["postgres", "nobody"]
@@ -135,6 +156,9 @@ impl PgCluster {
                 "--no-sync",
             ],
         )?;
+        if let Some(tls) = tls {
+            cluster.configure_tls(tls, ids)?;
+        }
         let opts = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200",
             cluster.port,
@@ -157,6 +181,48 @@ impl PgCluster {
             ],
         )?;
         Ok(cluster)
+    }
+
+    /// Copies the TLS files in (the key private to the server user, as PostgreSQL insists),
+    /// turns `ssl` on and lets TCP clients in over TLS only.
+    fn configure_tls(&self, tls: &ServerTls, ids: Option<(u32, u32)>) -> Result<(), StoreError> {
+        use std::io::Write;
+        use std::os::unix::fs::PermissionsExt;
+        let copy = |from: &Path, name: &str, mode: u32| -> Result<PathBuf, StoreError> {
+            let to = self.root.join(name);
+            std::fs::copy(from, &to)
+                .map_err(|e| fail(format!("cannot copy {}: {e}", from.display())))?;
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(mode))?;
+            if let Some((uid, gid)) = ids {
+                std::os::unix::fs::chown(&to, Some(uid), Some(gid))?;
+            }
+            Ok(to)
+        };
+        let cert = copy(&tls.cert_file, "server.crt", 0o644)?;
+        let key = copy(&tls.key_file, "server.key", 0o600)?;
+        let mut conf = format!(
+            "\nssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'\n",
+            path_str(&cert)?,
+            path_str(&key)?
+        );
+        let method = match &tls.client_ca_file {
+            Some(ca) => {
+                let ca = copy(ca, "client-ca.crt", 0o644)?;
+                conf.push_str(&format!("ssl_ca_file = '{}'\n", path_str(&ca)?));
+                "cert"
+            }
+            None => "scram-sha-256",
+        };
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.data.join("postgresql.conf"))?
+            .write_all(conf.as_bytes())?;
+        // Rewritten in place, so the file keeps its owner.
+        std::fs::write(
+            self.data.join("pg_hba.conf"),
+            format!("local all all trust\nhostssl all all 127.0.0.1/32 {method}\n"),
+        )?;
+        Ok(())
     }
 
     fn run(&self, tool: &str, args: &[&str]) -> Result<(), StoreError> {
@@ -210,10 +276,15 @@ impl PgCluster {
         )
     }
 
-    /// Creates database `name` and returns its URL.
+    /// Creates database `name` (through the Unix socket, which needs no TLS or password) and
+    /// returns its URL.
     pub async fn create_database(&self, name: &str) -> Result<String, StoreError> {
-        let config = tokio_postgres::Config::from_str(&self.url("postgres"))
-            .map_err(|e| fail(format!("bad cluster url: {e}")))?;
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host_path(&self.root)
+            .port(self.port)
+            .user(USER)
+            .dbname("postgres");
         let (client, conn) = config
             .connect(tokio_postgres::NoTls)
             .await

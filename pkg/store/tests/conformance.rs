@@ -506,6 +506,23 @@ async fn postgres_conforms() {
         matches!(unreachable, StoreError::Unreachable { .. }) && msg.contains("cannot reach"),
         "{msg}"
     );
+
+    // TLS files make TLS required: a server without TLS is a TLS error, not plain text.
+    let dir = tempfile::tempdir().unwrap();
+    let pki = test_pki(dir.path(), "plain");
+    let no_tls = within(
+        "open postgres over TLS on a server without it",
+        Store::open_postgres(&cluster.url("postgres"), with_tls(&pki.ca, None)),
+    )
+    .await
+    .expect_err("the server has no TLS");
+    let msg = no_tls.to_string();
+    assert!(
+        matches!(no_tls, StoreError::Tls { .. })
+            && msg.contains("does not support TLS")
+            && msg.contains("--datastore-cafile"),
+        "{msg}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -574,8 +591,34 @@ async fn endpoints_choose_the_engine() {
         .await
         .unwrap_err();
     assert!(plain.to_string().contains("need https://"), "{plain}");
-    let sqlite = Store::open_endpoint("", &default, tls).await.unwrap_err();
-    assert!(sqlite.to_string().contains("apply to etcd"), "{sqlite}");
+    let sqlite = Store::open_endpoint("", &default, tls.clone())
+        .await
+        .unwrap_err();
+    let msg = sqlite.to_string();
+    assert!(
+        matches!(sqlite, StoreError::Endpoint(_))
+            && msg.contains("apply to etcd")
+            && msg.contains("drop them for SQLite"),
+        "{msg}"
+    );
+    let sqlite_url = format!("sqlite://{}", other.display());
+    let sqlite = Store::open_endpoint(&sqlite_url, &default, tls.clone())
+        .await
+        .unwrap_err();
+    assert!(matches!(sqlite, StoreError::Endpoint(_)), "{sqlite}");
+    // sslmode=disable contradicts the TLS files; refused before any connection is tried.
+    let disabled = Store::open_endpoint(
+        "postgres://skiff:pw@127.0.0.1:1/skiff?sslmode=disable",
+        &default,
+        tls,
+    )
+    .await
+    .unwrap_err();
+    let msg = disabled.to_string();
+    assert!(
+        matches!(disabled, StoreError::Endpoint(_)) && msg.contains("sslmode=disable"),
+        "{msg}"
+    );
     let bad = Store::open_endpoint("mysql://x", &default, no_compaction())
         .await
         .unwrap_err();
@@ -585,7 +628,9 @@ async fn endpoints_choose_the_engine() {
     );
 }
 
-/// A CA and certificates signed by it for a TLS etcd test, written as PEM files under `dir`.
+/// A CA and certificates signed by it for a TLS test (etcd, PostgreSQL), written as PEM files
+/// under `dir`. Both leaves name localhost and 127.0.0.1; the client's common name is the
+/// throwaway PostgreSQL's user.
 struct TestPki {
     ca: std::path::PathBuf,
     server_cert: std::path::PathBuf,
@@ -619,8 +664,11 @@ fn test_pki(dir: &std::path::Path, tag: &str) -> TestPki {
         let cert = params.signed_by(&key, &issuer).unwrap();
         (cert.pem(), key.serialize_pem())
     };
-    let (server_pem, server_key_pem) = leaf("etcd", ExtendedKeyUsagePurpose::ServerAuth);
-    let (client_pem, client_key_pem) = leaf("skiff", ExtendedKeyUsagePurpose::ClientAuth);
+    let (server_pem, server_key_pem) = leaf("server", ExtendedKeyUsagePurpose::ServerAuth);
+    let (client_pem, client_key_pem) = leaf(
+        skiff_store::pgcluster::USER,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    );
     let write = |name: &str, pem: &str| {
         let path = dir.join(format!("{tag}-{name}"));
         std::fs::write(&path, pem).unwrap();
@@ -652,15 +700,7 @@ async fn etcd_over_tls_with_client_certificates() {
     .unwrap_or_else(|e| panic!("cannot start a throwaway etcd: {e}"));
     let endpoint = server.endpoint();
     assert!(endpoint.starts_with("https://"), "{endpoint}");
-    let with =
-        |ca: &std::path::Path, client: Option<(&std::path::Path, &std::path::Path)>| Options {
-            tls: skiff_store::DatastoreTls {
-                ca_file: Some(ca.to_path_buf()),
-                cert_file: client.map(|c| c.0.to_path_buf()),
-                key_file: client.map(|c| c.1.to_path_buf()),
-            },
-            ..no_compaction()
-        };
+    let with = with_tls;
     let dummy = dir.path().join("db.sqlite");
     let store = within(
         "open etcd over TLS",
@@ -704,6 +744,194 @@ async fn etcd_over_tls_with_client_certificates() {
     let msg = untrusted.to_string();
     assert!(msg.contains("--datastore-cafile"), "{msg}");
     drop(server);
+}
+
+/// Options with TLS files: a CA, and a client certificate with its key.
+fn with_tls(ca: &std::path::Path, client: Option<(&std::path::Path, &std::path::Path)>) -> Options {
+    Options {
+        tls: skiff_store::DatastoreTls {
+            ca_file: Some(ca.to_path_buf()),
+            cert_file: client.map(|c| c.0.to_path_buf()),
+            key_file: client.map(|c| c.1.to_path_buf()),
+        },
+        ..no_compaction()
+    }
+}
+
+/// A throwaway PostgreSQL that takes TCP clients over TLS only.
+async fn tls_cluster(pki: &TestPki, client_certificates: bool) -> PgCluster {
+    let tls = skiff_store::pgcluster::ServerTls {
+        cert_file: pki.server_cert.clone(),
+        key_file: pki.server_key.clone(),
+        client_ca_file: client_certificates.then(|| pki.ca.clone()),
+    };
+    tokio::task::spawn_blocking(move || PgCluster::start_tls(&tls))
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("cannot start a throwaway PostgreSQL with TLS: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = test_pki(dir.path(), "good");
+    let cluster = tls_cluster(&pki, false).await;
+    let url = within("create database", cluster.create_database("tls"))
+        .await
+        .unwrap();
+    let dummy = dir.path().join("db.sqlite");
+    let store = within(
+        "open postgres over TLS",
+        Store::open_endpoint(&url, &dummy, with_tls(&pki.ca, None)),
+    )
+    .await
+    .expect("open postgres over TLS with the server's CA");
+    assert_eq!(store.engine_name(), "postgres");
+    // Writes go through the pool, watch events through the LISTEN connection: both TLS.
+    let mut w = store.watch("/tls/", store.current_revision()).unwrap();
+    let rev = store.create("/tls/a", b"secret".to_vec()).await.unwrap();
+    let got = store
+        .get("/tls/a")
+        .await
+        .unwrap()
+        .expect("the key is there");
+    assert_eq!((got.mod_revision, &*got.value), (rev, &b"secret"[..]));
+    let ev = next_event(&mut w).await;
+    assert_eq!((ev.revision(), &*ev.kv.value), (rev, &b"secret"[..]));
+    drop(w);
+    drop(store);
+
+    // libpq's verify-full is accepted and means what it says.
+    let store = within(
+        "open postgres with sslmode=verify-full",
+        Store::open_endpoint(
+            &format!("{url}?sslmode=verify-full"),
+            &dummy,
+            with_tls(&pki.ca, None),
+        ),
+    )
+    .await
+    .expect("sslmode=verify-full with the server's CA");
+    assert_eq!(
+        store.get("/tls/a").await.unwrap().unwrap().mod_revision,
+        rev
+    );
+    drop(store);
+
+    // A CA that did not sign the server's certificate: a TLS error naming the CA flag.
+    let other = test_pki(dir.path(), "other");
+    let untrusted = within(
+        "open postgres with the wrong CA",
+        Store::open_endpoint(&url, &dummy, with_tls(&other.ca, None)),
+    )
+    .await
+    .expect_err("the server's certificate is not signed by that CA");
+    let msg = untrusted.to_string();
+    assert!(
+        matches!(untrusted, StoreError::Tls { .. }) && msg.contains("--datastore-cafile"),
+        "{msg}"
+    );
+    // sslmode=require without a CA file verifies against the system's roots, which do not
+    // know the test CA.
+    let system = within(
+        "open postgres with sslmode=require and no CA file",
+        Store::open_endpoint(&format!("{url}?sslmode=require"), &dummy, no_compaction()),
+    )
+    .await
+    .expect_err("the system's roots do not know the test CA");
+    assert!(matches!(system, StoreError::Tls { .. }), "{system}");
+    // Without TLS the server turns the connection away (pg_hba has hostssl only).
+    let plain = within(
+        "open postgres without TLS",
+        Store::open_endpoint(&url, &dummy, no_compaction()),
+    )
+    .await
+    .expect_err("the server takes TLS connections only");
+    let msg = plain.to_string();
+    assert!(
+        matches!(plain, StoreError::Credentials { .. }) && msg.contains("no encryption"),
+        "{msg}"
+    );
+    // An unreadable CA file is named with its flag.
+    let missing = dir.path().join("missing-ca.crt");
+    let unreadable = Store::open_endpoint(&url, &dummy, with_tls(&missing, None))
+        .await
+        .expect_err("the CA file does not exist");
+    let msg = unreadable.to_string();
+    assert!(
+        matches!(unreadable, StoreError::Endpoint(_))
+            && msg.contains("--datastore-cafile")
+            && msg.contains(&missing.display().to_string()),
+        "{msg}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_with_client_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = test_pki(dir.path(), "good");
+    let cluster = tls_cluster(&pki, true).await;
+    let url = within("create database", cluster.create_database("certs"))
+        .await
+        .unwrap();
+    // The password is not what logs in: the certificate is.
+    let url = url.replace(cluster.password(), "not-the-password");
+    let dummy = dir.path().join("db.sqlite");
+    let client = Some((pki.client_cert.as_path(), pki.client_key.as_path()));
+    let store = within(
+        "open postgres with a client certificate",
+        Store::open_endpoint(&url, &dummy, with_tls(&pki.ca, client)),
+    )
+    .await
+    .expect("open postgres with a client certificate");
+    let mut w = store.watch("/certs/", store.current_revision()).unwrap();
+    let rev = store.create("/certs/a", b"1".to_vec()).await.unwrap();
+    assert_eq!(next_event(&mut w).await.revision(), rev);
+    drop(w);
+    drop(store);
+
+    // No client certificate: refused, and the error names the certificate flags.
+    let refused = within(
+        "open postgres without a client certificate",
+        Store::open_endpoint(&url, &dummy, with_tls(&pki.ca, None)),
+    )
+    .await
+    .expect_err("the server wants a client certificate");
+    let msg = refused.to_string();
+    assert!(
+        matches!(refused, StoreError::Tls { .. })
+            && msg.contains("certificate")
+            && msg.contains("--datastore-certfile"),
+        "{msg}"
+    );
+    // A client certificate from a CA the server does not trust.
+    let other = test_pki(dir.path(), "other");
+    let foreign = Some((other.client_cert.as_path(), other.client_key.as_path()));
+    let untrusted = within(
+        "open postgres with an untrusted client certificate",
+        Store::open_endpoint(&url, &dummy, with_tls(&pki.ca, foreign)),
+    )
+    .await
+    .expect_err("the server does not trust that client certificate");
+    let msg = untrusted.to_string();
+    assert!(
+        matches!(untrusted, StoreError::Tls { .. }) && msg.contains("--datastore-certfile"),
+        "{msg}"
+    );
+    // A certificate without its key is refused before connecting.
+    let half = Options {
+        tls: skiff_store::DatastoreTls {
+            ca_file: Some(pki.ca.clone()),
+            cert_file: Some(pki.client_cert.clone()),
+            key_file: None,
+        },
+        ..no_compaction()
+    };
+    let half = Store::open_endpoint(&url, &dummy, half)
+        .await
+        .expect_err("a certificate needs its key");
+    assert!(half.to_string().contains("give both or neither"), "{half}");
+    drop(cluster);
 }
 
 /// etcd dies and comes back (same data, same port): the store reconnects by itself, and a
