@@ -126,7 +126,14 @@ fn base_chains() -> Vec<(&'static str, Option<&'static str>, Vec<String>)> {
             vec![
                 format!("meta mark & {MASQ_MARK} == 0 return"),
                 format!("meta mark set meta mark ^ {MASQ_MARK}"),
-                "masquerade fully-random".into(),
+                // Port-preserving, not `fully-random` as kube-proxy does: the kernel keys a
+                // connection's TCP timestamp offset on its 4-tuple, so a random source port can
+                // land on a tuple the backend still holds in TIME-WAIT with a newer timestamp and
+                // the SYN is refused by PAWS (a 1 s retransmit; measured in BENCHMARKS.md,
+                // "Why the NAT paths lose"). Keeping the client's port maps each backend tuple to
+                // one client tuple, so its timestamps only grow; netfilter still picks another
+                // port when the client's is taken.
+                "masquerade".into(),
             ],
         ),
     ]
