@@ -291,6 +291,23 @@ fn logs(net: &TestNet) -> String {
     s
 }
 
+/// The addresses of `default/kubernetes` Endpoints, as kubectl prints them.
+fn kubernetes_endpoints(net: &TestNet, via: usize) -> String {
+    let path = "jsonpath={.subsets[*].addresses[*].ip}";
+    kubectl(net, via, &["get", "endpoints", "kubernetes", "-o", path]).stdout
+}
+
+/// The addresses of `default/kubernetes` EndpointSlice, as kubectl prints them.
+fn kubernetes_slice(net: &TestNet, via: usize) -> String {
+    let path = "jsonpath={.endpoints[*].addresses[*]}";
+    kubectl(
+        net,
+        via,
+        &["get", "endpointslice", "kubernetes", "-o", path],
+    )
+    .stdout
+}
+
 fn ready_replicas(net: &TestNet, via: usize) -> String {
     kubectl(
         net,
@@ -444,6 +461,15 @@ fn two_servers(engine: &str) {
         || hollow.log().contains(&second).then_some(()),
     );
 
+    // The `kubernetes` Service's endpoints list both servers (pods reach either).
+    let both = format!("{} {}", node_ip(1), node_ip(2));
+    wait_for(
+        Duration::from_secs(30),
+        "the kubernetes endpoints to list both servers",
+        || (kubernetes_endpoints(&net, 1) == both).then_some(()),
+    );
+    assert_eq!(kubernetes_slice(&net, 2), both);
+
     // A watch on server 2 sees writes made through server 1, and the other way round.
     let watch2 = Watch::start(&net, 2, &["get", "configmaps", "-w", "-o", "name"]);
     let watch1 = Watch::start(&net, 1, &["get", "configmaps", "-w", "-o", "name"]);
@@ -565,6 +591,15 @@ fn two_servers(engine: &str) {
         "{out}\n{}",
         logs(&net)
     );
+
+    // Server 1's address leaves the kubernetes endpoints once its heartbeat is stale.
+    let only_two = node_ip(2);
+    wait_for(
+        Duration::from_secs(40),
+        "the kubernetes endpoints to drop server 1",
+        || (kubernetes_endpoints(&net, 2) == only_two).then_some(()),
+    );
+    assert_eq!(kubernetes_slice(&net, 2), only_two);
 
     // No acknowledged write is lost.
     let names = kubectl(&net, 2, &["get", "configmaps", "-o", "name"]).stdout;

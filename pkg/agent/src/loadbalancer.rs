@@ -29,6 +29,9 @@ struct Inner {
     current: AtomicUsize,
     /// The `--server` address, kept in the set whatever the list says.
     registration: String,
+    /// The servers as the cluster last listed them (without the registration address unless
+    /// listed).
+    listed: Mutex<Vec<String>>,
 }
 
 /// A running load balancer; clones share it.
@@ -94,6 +97,7 @@ impl LoadBalancer {
             servers: Mutex::new(vec![registration.clone()]),
             current: AtomicUsize::new(0),
             registration,
+            listed: Mutex::new(Vec::new()),
         });
         tokio::spawn(accept_loop(listener, inner.clone()));
         tracing::info!(listen = %local, server = %inner.registration, "API load balancer started");
@@ -114,8 +118,15 @@ impl LoadBalancer {
             .collect()
     }
 
+    /// The servers the cluster lists at `/v1-skiff/apiservers` (empty until the first
+    /// refresh, or when no server advertises an address).
+    pub fn listed(&self) -> Vec<String> {
+        self.inner.listed.lock().clone()
+    }
+
     /// Replaces the server set with `listed` (plus the registration address).
     pub fn set_servers(&self, listed: &[String]) {
+        *self.inner.listed.lock() = listed.iter().filter(|s| !s.is_empty()).cloned().collect();
         let mut servers = self.inner.servers.lock();
         let cur = servers
             .get(self.inner.current.load(Ordering::Relaxed))

@@ -148,13 +148,23 @@ pub async fn run(cfg: ContainerdAgentConfig) -> Result<(), Error> {
     }
     tracing::info!(server = %joined.url, pinned = joined.pinned, node = %cfg.node_name,
         ms = started.elapsed().as_millis() as u64, "joined the server with the node's own certificate");
-    let tunnel = tokio::spawn(crate::tunnel::run(crate::tunnel::TunnelConfig {
+    let tunnel_cfg = crate::tunnel::TunnelConfig {
         server: joined.url.clone(),
         ca_pem: joined.ca_pem.clone(),
         cert_file: cfg.data_dir.join("agent").join(join::CLIENT_CERT_FILE),
         key_file: cfg.data_dir.join("agent").join(join::CLIENT_KEY_FILE),
         kubelet_port: cfg.kubelet_port,
-    }));
+    };
+    // Behind the load balancer (several servers may share the datastore): a tunnel to each
+    // listed server, so every server can reach this node's kubelet API.
+    let tunnel = match lb.clone() {
+        Some(lb) => tokio::spawn(crate::tunnel::run_to_each(
+            tunnel_cfg,
+            move || lb.listed(),
+            crate::loadbalancer::REFRESH,
+        )),
+        None => tokio::spawn(crate::tunnel::run(tunnel_cfg)),
+    };
     // Every loop gets a clone of `client`; the renewal task swaps the identity behind it.
     let (client, client_switch) = ClientSwitch::new(joined.client.clone());
     // The kubelet serving certificate, current (the kubelet API presents it through a

@@ -2,7 +2,9 @@
 //! (`skiff.tunnel.v1.Tunnel/Connect`, authenticated with the node's client certificate) that
 //! carries the server's connections to this node's kubelet API, so the node needs no inbound
 //! port. Only the kubelet port on 127.0.0.1 can be dialed. The stream is reopened with
-//! backoff (1 s doubling to 30 s) whenever it ends.
+//! backoff (1 s doubling to 30 s) whenever it ends. With several servers on one datastore the
+//! agent keeps one tunnel to each server the cluster lists (as k3s's agent does), so whichever
+//! server a `kubectl logs` reaches has this node's tunnel.
 
 use crate::Error;
 use futures::StreamExt;
@@ -59,6 +61,57 @@ pub async fn run(cfg: TunnelConfig) {
         tokio::time::sleep(backoff).await;
         backoff = next_backoff(backoff);
     }
+}
+
+/// Keeps one tunnel to every server `listed()` names (`host:port`, re-read every
+/// `refresh`); to `template.server` alone while the list is empty. A server that leaves the
+/// list has its tunnel closed.
+pub async fn run_to_each(
+    template: TunnelConfig,
+    listed: impl Fn() -> Vec<String>,
+    refresh: Duration,
+) {
+    /// The running tunnels by server URL; aborted when the set (or this task) goes.
+    struct Tunnels(std::collections::HashMap<String, tokio::task::JoinHandle<()>>);
+    impl Drop for Tunnels {
+        fn drop(&mut self) {
+            self.0.values().for_each(|t| t.abort());
+        }
+    }
+    let mut running = Tunnels(Default::default());
+    loop {
+        let want = targets(&listed(), &template.server);
+        running.0.retain(|url, task| {
+            let keep = want.iter().any(|u| u.to_string() == *url);
+            if !keep {
+                tracing::info!(server = %url, "the server left the cluster's list; closing its tunnel");
+                task.abort();
+            }
+            keep
+        });
+        for server in want {
+            running.0.entry(server.to_string()).or_insert_with(|| {
+                tokio::spawn(run(TunnelConfig {
+                    server,
+                    ..template.clone()
+                }))
+            });
+        }
+        tokio::time::sleep(refresh).await;
+    }
+}
+
+/// The tunnel URLs for the listed servers (`host:port`), or `fallback` when none parses.
+fn targets(listed: &[String], fallback: &http::Uri) -> Vec<http::Uri> {
+    let mut out: Vec<http::Uri> = listed
+        .iter()
+        .filter_map(|s| format!("https://{s}").parse().ok())
+        .collect();
+    out.dedup();
+    if out.is_empty() {
+        out.push(fallback.clone());
+    }
+    out
 }
 
 fn tls_config(cfg: &TunnelConfig) -> Result<rustls::ClientConfig, Error> {
@@ -219,6 +272,21 @@ async fn dial_local(mux: Mux, id: u64, port: u16, kubelet_port: u16) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_tunnel_per_listed_server_else_the_joined_url() {
+        let fallback: http::Uri = "https://127.0.0.1:6444".parse().unwrap();
+        let got = targets(
+            &["10.0.0.1:6443".to_string(), "[fd00::2]:6443".to_string()],
+            &fallback,
+        );
+        let got: Vec<String> = got.iter().map(|u| u.to_string()).collect();
+        assert_eq!(
+            got,
+            vec!["https://10.0.0.1:6443/", "https://[fd00::2]:6443/"]
+        );
+        assert_eq!(targets(&[], &fallback), vec![fallback]);
+    }
 
     #[test]
     fn backoff_doubles_up_to_thirty_seconds() {

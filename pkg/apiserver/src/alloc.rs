@@ -267,18 +267,7 @@ async fn owner_holds(
         return Ok(false);
     };
     let svc: serde_json::Value = serde_json::from_slice(&kv.value).unwrap_or_default();
-    let spec = &svc["spec"];
-    let ip_held = spec["clusterIP"].as_str() == Some(value)
-        || spec["clusterIPs"]
-            .as_array()
-            .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(value)));
-    let port = value.parse::<u64>().ok();
-    let port_held = port.is_some()
-        && (spec["healthCheckNodePort"].as_u64() == port
-            || spec["ports"]
-                .as_array()
-                .is_some_and(|a| a.iter().any(|p| p["nodePort"].as_u64() == port)));
-    Ok(ip_held || port_held)
+    Ok(held_values(&svc).iter().any(|v| v == value))
 }
 
 /// Claims `key` (for `value`) for Service `me`; false when another Service has it.
@@ -328,9 +317,158 @@ pub async fn claim(
     Ok(false)
 }
 
+/// How often each server sweeps stale claims.
+pub const CLAIM_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The values (cluster IPs and node ports, as text) a Service's spec holds.
+fn held_values(svc: &serde_json::Value) -> Vec<String> {
+    let spec = &svc["spec"];
+    let mut out: Vec<String> = spec["clusterIPs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain(std::iter::once(&spec["clusterIP"]))
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    out.extend(spec["healthCheckNodePort"].as_u64().map(|p| p.to_string()));
+    out.extend(
+        spec["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["nodePort"].as_u64().map(|p| p.to_string())),
+    );
+    out
+}
+
+/// The claims to delete: `(key, claim, value)` entries older than the in-flight window whose
+/// owner (`namespace/name`) does not hold the value in `held` (owner → values its Service
+/// records).
+pub fn stale_claims<'a>(
+    claims: &'a [(String, Claim, String)],
+    held: &std::collections::HashMap<String, Vec<String>>,
+    now: i64,
+) -> Vec<&'a str> {
+    claims
+        .iter()
+        .filter(|(_, claim, value)| {
+            let holds = held
+                .get(&claim.owner)
+                .is_some_and(|values| values.iter().any(|v| v == value));
+            verdict(claim, "", holds, now) == Verdict::Stale
+        })
+        .map(|(key, _, _)| key.as_str())
+        .collect()
+}
+
+/// Deletes the claims whose Service no longer holds the value (a deleted Service, a changed
+/// type or port), every [`CLAIM_SWEEP_EVERY`], so the claim space does not only grow. Each
+/// delete is a compare-and-swap on the claim's revision: a claim renewed or taken over meanwhile
+/// stays, and servers sweeping at once do not collide. Shared datastores only.
+pub async fn sweep_claims(st: std::sync::Arc<crate::AppState>) {
+    let mut tick = tokio::time::interval(CLAIM_SWEEP_EVERY);
+    loop {
+        tick.tick().await;
+        if let Err(e) = sweep_once(&st).await {
+            tracing::warn!(error = %e, "allocation claims: sweep failed");
+        }
+    }
+}
+
+async fn sweep_once(st: &crate::AppState) -> Result<usize, skiff_store::StoreError> {
+    let Some(res) = skiff_api::registry::find("", "v1", "services") else {
+        return Ok(0);
+    };
+    let claims = st.store.list(CLAIM_PREFIX, Default::default()).await?;
+    if claims.kvs.is_empty() {
+        return Ok(0);
+    }
+    let services = st.store.list(&res.key_prefix(), Default::default()).await?;
+    let held: std::collections::HashMap<String, Vec<String>> = services
+        .kvs
+        .iter()
+        .filter_map(|kv| {
+            let svc: serde_json::Value = serde_json::from_slice(&kv.value).ok()?;
+            let owner = kv.key.strip_prefix(&res.key_prefix())?.to_string();
+            Some((owner, held_values(&svc)))
+        })
+        .collect();
+    let parsed: Vec<(String, Claim, String)> = claims
+        .kvs
+        .iter()
+        .filter_map(|kv| {
+            let claim: Claim = serde_json::from_slice(&kv.value).ok()?;
+            let value = kv.key.rsplit('/').next()?.to_string();
+            Some((kv.key.clone(), claim, value))
+        })
+        .collect();
+    let revisions: std::collections::HashMap<&str, i64> = claims
+        .kvs
+        .iter()
+        .map(|kv| (kv.key.as_str(), kv.mod_revision))
+        .collect();
+    let mut deleted = 0;
+    for key in stale_claims(&parsed, &held, unix_now()) {
+        match st.store.delete(key, revisions[key]).await {
+            Ok(_) => deleted += 1,
+            // Renewed, taken over or swept by another server meanwhile.
+            Err(skiff_store::StoreError::Conflict { .. })
+            | Err(skiff_store::StoreError::NotFound) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if deleted > 0 {
+        tracing::debug!(deleted, "allocation claims: stale claims removed");
+    }
+    Ok(deleted)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stale_claims_are_those_no_service_holds() {
+        let svc = serde_json::json!({"spec": {"clusterIP": "10.43.0.9", "clusterIPs": ["10.43.0.9"],
+            "ports": [{"port": 80, "nodePort": 30080}]}});
+        let mut held = std::collections::HashMap::new();
+        held.insert("default/web".to_string(), held_values(&svc));
+        let claim = |owner: &str, at: i64| Claim {
+            owner: owner.into(),
+            at,
+        };
+        let claims = vec![
+            (
+                "k/ip".to_string(),
+                claim("default/web", 0),
+                "10.43.0.9".to_string(),
+            ),
+            (
+                "k/port".to_string(),
+                claim("default/web", 0),
+                "30080".to_string(),
+            ),
+            (
+                "k/gone".to_string(),
+                claim("default/old", 0),
+                "10.43.0.7".to_string(),
+            ),
+            (
+                "k/moved".to_string(),
+                claim("default/web", 0),
+                "30081".to_string(),
+            ),
+            (
+                "k/fresh".to_string(),
+                claim("default/new", 995),
+                "10.43.0.8".to_string(),
+            ),
+        ];
+        assert_eq!(
+            stale_claims(&claims, &held, 1000),
+            vec!["k/gone", "k/moved"]
+        );
+    }
 
     #[test]
     fn claims_are_ours_taken_or_stale() {

@@ -1,10 +1,15 @@
 //! Which servers share the datastore (what `/v1-skiff/apiservers` answers, k3s's
 //! `/v1-k3s/apiservers`): every server writes `/skiff/apiservers/<host:port>` with the time of
 //! its last heartbeat every [`HEARTBEAT`]; an entry older than [`TTL`] is a server that
-//! stopped. Agents poll the list to keep their client-side load balancer's server set.
+//! stopped. Agents poll the list to keep their client-side load balancer's server set, and
+//! each server keeps the `default/kubernetes` Endpoints and EndpointSlice listing every live
+//! server (upstream's lease endpoint reconciler), so pods reach any of them.
 
+use crate::error::ApiResult;
+use crate::rest::Mutation;
 use crate::state::AppState;
-use serde_json::json;
+use serde_json::{json, Value};
+use skiff_api::registry;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -103,8 +108,98 @@ pub async fn heartbeat(st: Arc<AppState>) {
             | Err(skiff_store::StoreError::AlreadyExists) => {}
             Err(e) => tracing::warn!(error = %e, "cannot renew this server's apiservers entry"),
         }
+        match list(&st).await {
+            Ok(live) => {
+                if let Err(e) = reconcile_kubernetes(&st, &hosts(&live)).await {
+                    tracing::warn!(error = %e.message, "cannot update the kubernetes endpoints");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot list the apiservers"),
+        }
     }
 }
+
+/// The hosts of `host:port` addresses (IPv6 without brackets), sorted and unique.
+fn hosts(addresses: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = addresses
+        .iter()
+        .filter_map(|a| {
+            let (host, _) = a.rsplit_once(':')?;
+            Some(
+                host.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_string(),
+            )
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// `default/kubernetes` Endpoints with the servers' addresses, everything else kept.
+fn endpoints_with(current: &Value, ips: &[String], port: u16) -> Value {
+    let mut o = current.clone();
+    let addresses: Vec<Value> = ips.iter().map(|ip| json!({"ip": ip})).collect();
+    o["subsets"] = json!([{
+        "addresses": addresses,
+        "ports": [{"name": "https", "port": port, "protocol": "TCP"}]
+    }]);
+    o
+}
+
+/// `default/kubernetes` EndpointSlice with the servers' addresses, everything else kept.
+fn slice_with(current: &Value, ips: &[String], port: u16) -> Value {
+    let mut o = current.clone();
+    let v6 = current["addressType"] == "IPv6";
+    let endpoints: Vec<Value> = ips
+        .iter()
+        .filter(|ip| ip.contains(':') == v6)
+        .map(|ip| json!({"addresses": [ip], "conditions": {"ready": true}}))
+        .collect();
+    o["endpoints"] = Value::Array(endpoints);
+    o["ports"] = json!([{"name": "https", "port": port, "protocol": "TCP"}]);
+    o
+}
+
+/// Rewrites the `kubernetes` Endpoints and EndpointSlice when the live servers changed (an
+/// unchanged object is not written).
+async fn reconcile_kubernetes(st: &Arc<AppState>, ips: &[String]) -> ApiResult<()> {
+    if ips.is_empty() {
+        return Ok(());
+    }
+    let port = st.cfg.port;
+    let opts = crate::bootstrap::system_opts();
+    let kinds: [(&str, &str, &str, SetFn); 2] = [
+        ("", "v1", "endpoints", endpoints_with),
+        ("discovery.k8s.io", "v1", "endpointslices", slice_with),
+    ];
+    for (group, version, plural, set) in kinds {
+        let Some(res) = registry::find(group, version, plural) else {
+            continue;
+        };
+        let ips = ips.to_vec();
+        let r = crate::rest::update_object(
+            st,
+            res,
+            Some("default"),
+            "kubernetes",
+            Mutation::With(Box::new(move |cur: &Value| Ok(set(cur, &ips, port)))),
+            &opts,
+            None,
+        )
+        .await;
+        match r {
+            // Not there yet (bootstrap creates it) or already gone: nothing to keep.
+            Err(e) if e.code == 404 => {}
+            Err(e) => return Err(e),
+            Ok(_) => {}
+        }
+    }
+    Ok(())
+}
+
+type SetFn = fn(&Value, &[String], u16) -> Value;
 
 #[cfg(test)]
 mod tests {
@@ -122,5 +217,33 @@ mod tests {
             vec!["10.0.0.1:6443", "10.0.0.2:6443"]
         );
         assert!(live(&entries, 1000, Duration::from_secs(20)).is_empty());
+    }
+
+    #[test]
+    fn kubernetes_endpoints_list_every_server() {
+        let ips = hosts(&[
+            "10.0.0.2:6443".to_string(),
+            "[fd00::1]:6443".to_string(),
+            "10.0.0.1:6443".to_string(),
+        ]);
+        assert_eq!(ips, vec!["10.0.0.1", "10.0.0.2", "fd00::1"]);
+        let ep = json!({"metadata": {"name": "kubernetes", "labels": {"a": "b"}},
+            "subsets": [{"addresses": [{"ip": "127.0.0.1"}]}]});
+        let got = endpoints_with(&ep, &ips[..2], 6443);
+        assert_eq!(got["metadata"], ep["metadata"]);
+        assert_eq!(
+            got["subsets"],
+            json!([{"addresses": [{"ip": "10.0.0.1"}, {"ip": "10.0.0.2"}],
+                "ports": [{"name": "https", "port": 6443, "protocol": "TCP"}]}])
+        );
+        let slice = json!({"metadata": {"name": "kubernetes"}, "addressType": "IPv4",
+            "endpoints": [{"addresses": ["127.0.0.1"], "conditions": {"ready": true}}]});
+        let got = slice_with(&slice, &ips, 6443);
+        assert_eq!(got["addressType"], "IPv4");
+        assert_eq!(
+            got["endpoints"],
+            json!([{"addresses": ["10.0.0.1"], "conditions": {"ready": true}},
+                {"addresses": ["10.0.0.2"], "conditions": {"ready": true}}])
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! authorization against an in-memory copy of the RBAC objects kept fresh by a store watch.
 
 use crate::error::{ApiError, ApiResult};
-use crate::objects::from_kv;
+use crate::follow::Change;
 use crate::state::AppState;
 use serde_json::Value;
 use skiff_api::rbac::{self, Attributes, Decision, PolicySnapshot, UserInfo};
@@ -72,50 +72,32 @@ impl PolicyCache {
 
 /// Loads the RBAC objects and follows changes for as long as the server runs.
 pub async fn run_policy_watch(st: Arc<AppState>) {
-    loop {
-        let list = match st.store.list(RBAC_PREFIX, Default::default()).await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::warn!(error = %e, "rbac cache: list failed, retrying");
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                continue;
+    crate::follow::follow(&st.store, "rbac cache", RBAC_PREFIX, |change| {
+        let mut p = st.policy.write();
+        match change {
+            Change::Reset { objects, revision } => {
+                p.objects = objects
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect();
+                p.revision = revision;
             }
-        };
-        {
-            let mut p = st.policy.write();
-            p.objects.clear();
-            for kv in &list.kvs {
-                if let Ok(v) = from_kv(kv) {
-                    p.objects.insert(kv.key.clone(), v);
-                }
+            Change::Put {
+                key,
+                object,
+                revision,
+            } => {
+                p.objects.insert(key.to_string(), object);
+                p.revision = revision;
             }
-            p.revision = list.revision;
-            p.rebuild();
+            Change::Delete { key, revision } => {
+                p.objects.remove(key);
+                p.revision = revision;
+            }
         }
-        let mut w = match st.store.watch(RBAC_PREFIX, list.revision) {
-            Ok(w) => w,
-            Err(e) => {
-                tracing::warn!(error = %e, "rbac cache: watch failed, relisting");
-                continue;
-            }
-        };
-        while let Some(ev) = w.recv().await {
-            let Ok(ev) = ev else { break };
-            let mut p = st.policy.write();
-            match ev.kind {
-                skiff_store::EventType::Put => {
-                    if let Ok(v) = from_kv(&ev.kv) {
-                        p.objects.insert(ev.kv.key.clone(), v);
-                    }
-                }
-                skiff_store::EventType::Delete => {
-                    p.objects.remove(&ev.kv.key);
-                }
-            }
-            p.revision = ev.kv.mod_revision;
-            p.rebuild();
-        }
-    }
+        p.rebuild();
+    })
+    .await
 }
 
 /// RBAC decision for a request.

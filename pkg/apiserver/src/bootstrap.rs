@@ -11,7 +11,8 @@ use serde_json::{json, Value};
 use skiff_api::registry;
 use std::sync::Arc;
 
-fn system_opts() -> WriteOpts {
+/// The options of the server's own writes.
+pub(crate) fn system_opts() -> WriteOpts {
     WriteOpts {
         dry_run: false,
         field_manager: "skiff-apiserver".into(),

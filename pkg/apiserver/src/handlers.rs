@@ -173,6 +173,11 @@ async fn handle_inner(
     // Webhook configuration writes refresh the webhook cache before answering; warnings
     // from admission webhooks become Warning headers.
     let hook_config_write = crate::webhook::is_config(target.res) && method != Method::GET;
+    // A write of a namespace refreshes the creates' namespace cache before answering.
+    let namespace_write =
+        (target.res.group.is_empty() && target.res.plural == "namespaces" && method != Method::GET)
+            .then(|| target.name.clone())
+            .flatten();
     let (mut r, hook_warnings) = crate::webhook::collect_warnings(crate::nodeauthz::scope(
         scoped,
         // Boxed: the verb futures are large, and polling them inline through the wrappers
@@ -195,6 +200,9 @@ async fn handle_inner(
     }
     if crd_write {
         crate::crd::sync(&st2).await;
+    }
+    if let Some(name) = namespace_write {
+        crate::namespaces::refresh(&st2, &name).await;
     }
     if policy_write {
         crate::vap::sync(&st2).await;

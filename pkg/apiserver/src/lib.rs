@@ -14,11 +14,13 @@ pub mod convert;
 pub mod crd;
 pub mod csr;
 pub mod error;
+pub mod follow;
 pub mod handlers;
 pub mod kubelet;
 pub mod leader;
 pub mod metrics;
 pub mod metricsapi;
+pub mod namespaces;
 pub mod nodeauthz;
 pub mod nodegraph;
 pub mod objects;
@@ -159,6 +161,7 @@ pub async fn start(cfg: ServerConfig) -> Result<Server, StartError> {
         apiservices: Default::default(),
         vap: Default::default(),
         webhooks: Default::default(),
+        namespaces: Default::default(),
     });
     // Release the reserved addresses the kubernetes service will claim for itself.
     {
@@ -178,6 +181,7 @@ pub async fn start(cfg: ServerConfig) -> Result<Server, StartError> {
     tokio::spawn(crd::run_crd_watch(state.clone()));
     tokio::spawn(aggregator::run(state.clone()));
     tokio::spawn(vap::run_vap_watch(state.clone()));
+    tokio::spawn(namespaces::run_namespace_watch(state.clone()));
     tokio::spawn(webhook::run_webhook_watch(state.clone()));
     bootstrap::run(&state)
         .await
@@ -190,6 +194,7 @@ pub async fn start(cfg: ServerConfig) -> Result<Server, StartError> {
     tokio::spawn(bootstrap::sweep_events(state.clone()));
     if shared {
         tokio::spawn(apiservers::heartbeat(state.clone()));
+        tokio::spawn(alloc::sweep_claims(state.clone()));
     }
     tokio::spawn(supervisor::tend_node_passwords(state.clone()));
     tokio::spawn(bootstraptoken::clean_expired(state.clone()));

@@ -3,7 +3,7 @@
 //! cache follows RBAC objects), so a pod's creation, binding or deletion changes what its node
 //! may read without a restart.
 
-use crate::objects::from_kv;
+use crate::follow::Change;
 use crate::state::AppState;
 use serde_json::Value;
 use skiff_api::registry;
@@ -250,120 +250,72 @@ pub async fn run_graph_watch(st: Arc<AppState>) {
     );
 }
 
+/// The namespace and name in a `<prefix><namespace>/<name>` key.
+fn key_ns_name<'a>(key: &'a str, prefix: &str) -> Option<(&'a str, &'a str)> {
+    key.strip_prefix(prefix)?.split_once('/')
+}
+
 /// Keeps the Ingresses' TLS Secret names in the graph.
 async fn follow_ingresses(st: Arc<AppState>) {
     let Some(res) = registry::find("networking.k8s.io", "v1", "ingresses") else {
         return tracing::error!("node graph: ingresses not registered");
     };
     let prefix = res.key_prefix();
-    loop {
-        let list = match st.store.list(&prefix, Default::default()).await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::warn!(error = %e, %prefix, "node graph: list failed, retrying");
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                continue;
+    crate::follow::follow(&st.store, "node graph", &prefix, |change| {
+        let mut g = st.node_graph.write();
+        match change {
+            Change::Reset { objects, .. } => {
+                g.ingress_tls.clear();
+                for (_, v) in &objects {
+                    g.put_ingress(v);
+                }
             }
-        };
-        {
-            let mut g = st.node_graph.write();
-            g.ingress_tls.clear();
-            for kv in &list.kvs {
-                if let Ok(v) = from_kv(kv) {
-                    g.put_ingress(&v);
+            Change::Put { object, .. } => g.put_ingress(&object),
+            Change::Delete { key, .. } => {
+                if let Some((ns, name)) = key_ns_name(key, &prefix) {
+                    g.remove_ingress(ns, name);
                 }
             }
         }
-        let mut w = match st.store.watch(&prefix, list.revision) {
-            Ok(w) => w,
-            Err(e) => {
-                tracing::warn!(error = %e, %prefix, "node graph: watch failed, relisting");
-                continue;
-            }
-        };
-        while let Some(ev) = w.recv().await {
-            let Ok(ev) = ev else { break };
-            let mut g = st.node_graph.write();
-            match ev.kind {
-                skiff_store::EventType::Put => {
-                    if let Ok(v) = from_kv(&ev.kv) {
-                        g.put_ingress(&v);
-                    }
-                }
-                skiff_store::EventType::Delete => {
-                    let rest = ev.kv.key.strip_prefix(&prefix).unwrap_or("");
-                    if let Some((ns, name)) = rest.split_once('/') {
-                        g.remove_ingress(ns, name);
-                    }
-                }
-            }
-        }
-    }
+    })
+    .await
 }
 
+/// Keeps the pods (`is_pod`) or the PVCs in the graph.
 async fn follow(st: Arc<AppState>, prefix: String, is_pod: bool) {
-    loop {
-        let list = match st.store.list(&prefix, Default::default()).await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::warn!(error = %e, %prefix, "node graph: list failed, retrying");
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        {
-            let mut g = st.node_graph.write();
-            if is_pod {
-                let pvc = std::mem::take(&mut g.pvc_volume);
-                g.clear();
-                g.pvc_volume = pvc;
-            } else {
-                g.pvc_volume.clear();
-            }
-            for kv in &list.kvs {
-                if let Ok(v) = from_kv(kv) {
+    crate::follow::follow(&st.store, "node graph", &prefix, |change| {
+        let mut g = st.node_graph.write();
+        match change {
+            Change::Reset { objects, .. } => {
+                if is_pod {
+                    let pvc = std::mem::take(&mut g.pvc_volume);
+                    g.clear();
+                    g.pvc_volume = pvc;
+                } else {
+                    g.pvc_volume.clear();
+                }
+                for (_, v) in &objects {
                     if is_pod {
-                        g.put_pod(&v);
+                        g.put_pod(v);
                     } else {
-                        g.put_pvc(&v);
+                        g.put_pvc(v);
+                    }
+                }
+            }
+            Change::Put { object, .. } if is_pod => g.put_pod(&object),
+            Change::Put { object, .. } => g.put_pvc(&object),
+            Change::Delete { key, .. } => {
+                if let Some((ns, name)) = key_ns_name(key, &prefix) {
+                    if is_pod {
+                        g.remove_pod(ns, name);
+                    } else {
+                        g.remove_pvc(ns, name);
                     }
                 }
             }
         }
-        let mut w = match st.store.watch(&prefix, list.revision) {
-            Ok(w) => w,
-            Err(e) => {
-                tracing::warn!(error = %e, %prefix, "node graph: watch failed, relisting");
-                continue;
-            }
-        };
-        while let Some(ev) = w.recv().await {
-            let Ok(ev) = ev else { break };
-            let mut g = st.node_graph.write();
-            match ev.kind {
-                skiff_store::EventType::Put => {
-                    if let Ok(v) = from_kv(&ev.kv) {
-                        if is_pod {
-                            g.put_pod(&v);
-                        } else {
-                            g.put_pvc(&v);
-                        }
-                    }
-                }
-                skiff_store::EventType::Delete => {
-                    // Key: <prefix><namespace>/<name>
-                    let rest = ev.kv.key.strip_prefix(&prefix).unwrap_or("");
-                    if let Some((ns, name)) = rest.split_once('/') {
-                        if is_pod {
-                            g.remove_pod(ns, name);
-                        } else {
-                            g.remove_pvc(ns, name);
-                        }
-                    }
-                }
-            }
-        }
-    }
+    })
+    .await
 }
 
 #[cfg(test)]

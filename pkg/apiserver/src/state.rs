@@ -102,4 +102,6 @@ pub struct AppState {
     pub vap: crate::vap::Policies,
     /// The admission webhook configurations (watch-fed) and their connections.
     pub webhooks: crate::webhook::Webhooks,
+    /// The namespaces as creates check them (watch-fed).
+    pub namespaces: crate::namespaces::Namespaces,
 }

@@ -13,6 +13,7 @@
 //! `skiff_api::cel::policy`.
 
 use crate::error::{ApiError, ApiResult};
+use crate::follow::Change;
 use crate::objects::from_kv;
 use crate::state::AppState;
 use crate::webhook::attributes;
@@ -25,7 +26,6 @@ use skiff_api::webhook::Attributes;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// The store prefix shared by policies and bindings.
 const PREFIX: &str = "/registry/admissionregistration.k8s.io/validatingadmissionpolic";
@@ -78,14 +78,26 @@ impl Policies {
         *self.bound.write() = Arc::new(bound);
     }
 
-    fn replace(&self, kvs: &[skiff_store::KeyValue]) {
-        let mut o = self.objects.write();
-        o.clear();
-        for kv in kvs {
-            if let Ok(v) = from_kv(kv) {
-                o.insert(kv.key.clone(), v);
+    /// Applies a change of the followed objects and rebuilds the bound policies.
+    fn apply(&self, change: Change<'_>) {
+        {
+            let mut o = self.objects.write();
+            match change {
+                Change::Reset { objects, .. } => {
+                    *o = objects
+                        .into_iter()
+                        .map(|(k, v)| (k.to_string(), v))
+                        .collect();
+                }
+                Change::Put { key, object, .. } => {
+                    o.insert(key.to_string(), object);
+                }
+                Change::Delete { key, .. } => {
+                    o.remove(key);
+                }
             }
         }
+        self.rebuild();
     }
 }
 
@@ -100,52 +112,16 @@ pub fn is_policy(res: &ResourceInfo) -> bool {
 
 /// Loads the policies and bindings and follows changes for as long as the server runs.
 pub async fn run_vap_watch(st: Arc<AppState>) {
-    loop {
-        let list = match st.store.list(PREFIX, Default::default()).await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::warn!(error = %e, "admission policy cache: list failed, retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        st.vap.replace(&list.kvs);
-        st.vap.rebuild();
-        let mut w = match st.store.watch(PREFIX, list.revision) {
-            Ok(w) => w,
-            Err(e) => {
-                tracing::warn!(error = %e, "admission policy cache: watch failed, relisting");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        while let Some(ev) = w.recv().await {
-            let Ok(ev) = ev else { break };
-            {
-                let mut o = st.vap.objects.write();
-                match ev.kind {
-                    skiff_store::EventType::Put => {
-                        if let Ok(v) = from_kv(&ev.kv) {
-                            o.insert(ev.kv.key.clone(), v);
-                        }
-                    }
-                    skiff_store::EventType::Delete => {
-                        o.remove(&ev.kv.key);
-                    }
-                }
-            }
-            st.vap.rebuild();
-        }
-    }
+    crate::follow::follow(&st.store, "admission policy cache", PREFIX, |change| {
+        st.vap.apply(change)
+    })
+    .await
 }
 
 /// Re-reads the policies and bindings at once (after a write of one, so the next request is
 /// already checked by it).
 pub async fn sync(st: &AppState) {
-    if let Ok(list) = st.store.list(PREFIX, Default::default()).await {
-        st.vap.replace(&list.kvs);
-        st.vap.rebuild();
-    }
+    crate::follow::relist(&st.store, PREFIX, |change| st.vap.apply(change)).await
 }
 
 tokio::task_local! {

@@ -33,12 +33,17 @@ fn reset_status_on_create(res: &ResourceInfo, obj: &mut Value) {
 
 /// The namespace must exist and not be terminating.
 async fn check_namespace(st: &AppState, ns: &str) -> ApiResult<()> {
+    if st.namespaces.known_active(ns).is_some() {
+        return Ok(());
+    }
     let nsres = registry::find("", "v1", "namespaces")
         .ok_or_else(|| ApiError::internal("namespaces not registered"))?;
-    match st.store.get(&request::object_key(nsres, None, ns)).await? {
+    let stored = st.store.get(&request::object_key(nsres, None, ns)).await?;
+    let stored = stored.map(|kv| from_kv(&kv)).transpose()?;
+    st.namespaces.note(ns, stored.as_ref());
+    match stored {
         None => Err(ApiError::not_found("", "namespaces", ns)),
-        Some(kv) => {
-            let o = from_kv(&kv)?;
+        Some(o) => {
             if o.pointer("/metadata/deletionTimestamp").is_some() {
                 return Err(ApiError::forbidden(format!(
                     "unable to create new content in namespace {ns} because it is being terminated"

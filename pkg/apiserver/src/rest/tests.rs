@@ -50,6 +50,7 @@ async fn env() -> Env {
         apiservices: Default::default(),
         vap: Default::default(),
         webhooks: Default::default(),
+        namespaces: Default::default(),
     });
     let ns = res("", "v1", "namespaces");
     create_object(&st, ns, None, json!({"metadata": {"name": "d"}}), &opts())

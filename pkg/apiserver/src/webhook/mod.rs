@@ -9,6 +9,7 @@
 mod client;
 
 use crate::error::{ApiError, ApiResult};
+use crate::follow::Change;
 use crate::objects::from_kv;
 use crate::state::AppState;
 use parking_lot::RwLock;
@@ -118,56 +119,39 @@ impl Webhooks {
     }
 }
 
+impl Webhooks {
+    /// Applies a change of the admissionregistration objects (only the webhook configurations
+    /// are kept) and rebuilds the snapshot.
+    fn apply(&self, change: Change<'_>, cluster_ca: &str) {
+        {
+            let mut o = self.objects.write();
+            match change {
+                Change::Reset { objects, .. } => {
+                    *o = objects
+                        .into_iter()
+                        .filter(|(k, _)| is_config_key(k))
+                        .map(|(k, v)| (k.to_string(), v))
+                        .collect();
+                }
+                Change::Put { key, object, .. } if is_config_key(key) => {
+                    o.insert(key.to_string(), object);
+                }
+                Change::Delete { key, .. } if is_config_key(key) => {
+                    o.remove(key);
+                }
+                _ => return,
+            }
+        }
+        self.rebuild(cluster_ca);
+    }
+}
+
 /// Loads the webhook configurations and follows changes for as long as the server runs.
 pub async fn run_webhook_watch(st: Arc<AppState>) {
-    loop {
-        let list = match st.store.list(PREFIX, Default::default()).await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::warn!(error = %e, "webhook cache: list failed, retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        {
-            let mut o = st.webhooks.objects.write();
-            o.clear();
-            for kv in list.kvs.iter().filter(|kv| is_config_key(&kv.key)) {
-                if let Ok(v) = from_kv(kv) {
-                    o.insert(kv.key.clone(), v);
-                }
-            }
-        }
-        st.webhooks.rebuild(st.pki.server_ca_pem());
-        let mut w = match st.store.watch(PREFIX, list.revision) {
-            Ok(w) => w,
-            Err(e) => {
-                tracing::warn!(error = %e, "webhook cache: watch failed, relisting");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        while let Some(ev) = w.recv().await {
-            let Ok(ev) = ev else { break };
-            if !is_config_key(&ev.kv.key) {
-                continue;
-            }
-            {
-                let mut o = st.webhooks.objects.write();
-                match ev.kind {
-                    skiff_store::EventType::Put => {
-                        if let Ok(v) = from_kv(&ev.kv) {
-                            o.insert(ev.kv.key.clone(), v);
-                        }
-                    }
-                    skiff_store::EventType::Delete => {
-                        o.remove(&ev.kv.key);
-                    }
-                }
-            }
-            st.webhooks.rebuild(st.pki.server_ca_pem());
-        }
-    }
+    crate::follow::follow(&st.store, "webhook cache", PREFIX, |change| {
+        st.webhooks.apply(change, st.pki.server_ca_pem())
+    })
+    .await
 }
 
 fn is_config_key(key: &str) -> bool {
@@ -177,19 +161,10 @@ fn is_config_key(key: &str) -> bool {
 /// Re-reads the configurations at once (after a configuration write, so the next request
 /// sees it without waiting for the watch).
 pub async fn sync(st: &AppState) {
-    let Ok(list) = st.store.list(PREFIX, Default::default()).await else {
-        return;
-    };
-    {
-        let mut o = st.webhooks.objects.write();
-        o.clear();
-        for kv in list.kvs.iter().filter(|kv| is_config_key(&kv.key)) {
-            if let Ok(v) = from_kv(kv) {
-                o.insert(kv.key.clone(), v);
-            }
-        }
-    }
-    st.webhooks.rebuild(st.pki.server_ca_pem());
+    crate::follow::relist(&st.store, PREFIX, |change| {
+        st.webhooks.apply(change, st.pki.server_ca_pem())
+    })
+    .await
 }
 
 /// Whether a resource's writes go through webhooks: not the webhook configurations
