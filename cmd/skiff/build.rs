@@ -134,4 +134,59 @@ fn main() {
     if release && linux && !keep_pie {
         println!("cargo:rustc-link-arg-bins=-no-pie");
     }
+    text_order(release);
+}
+
+/// Release binaries lay their code out in the order of `text-order.txt`: the functions an
+/// agent runs first, then the rest of what `skiff server` runs (tools/text-order.sh records
+/// them from a real run of the pod benchmark). The kernel maps code in 64 KiB fault-around
+/// windows, so code used at start-up and while idle, spread over 50 MB, kept 3–4x its own size
+/// resident; packed together it is about its own size (BENCHMARKS.md, "Code layout").
+///
+/// Only with the linker that understands the list: rust-lld, Rust's default linker for
+/// x86_64-unknown-linux-gnu since 1.90. Symbols the list names that a build does not have
+/// (another compiler, lock file or feature set changes their mangled names) are skipped: the
+/// layout then falls back towards the default, never a failed link. `SKIFF_TEXT_ORDER=0` turns it
+/// off.
+fn text_order(release: bool) {
+    println!("cargo:rerun-if-env-changed=SKIFF_TEXT_ORDER");
+    println!("cargo:rerun-if-changed=text-order.txt");
+    let target = std::env::var("TARGET").unwrap_or_default();
+    let off = std::env::var("SKIFF_TEXT_ORDER").is_ok_and(|v| v == "0");
+    if !release || off || target != "x86_64-unknown-linux-gnu" || !default_linker_is_lld() {
+        return;
+    }
+    let list =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default()).join("text-order.txt");
+    if list.is_file() {
+        println!(
+            "cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}",
+            list.display()
+        );
+        println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
+    }
+}
+
+/// Whether rustc links x86_64 Linux binaries with its own lld by default (Rust ≥ 1.90) and the
+/// build did not pick another linker (RUSTFLAGS or a configured `linker`).
+fn default_linker_is_lld() -> bool {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let minor = Command::new(rustc)
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)?
+                .split('.')
+                .nth(1)?
+                .parse::<u32>()
+                .ok()
+        });
+    let flags = std::env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
+    let other_linker = flags.contains("linker=")
+        || flags.contains("linker-features=-lld")
+        || std::env::var_os("RUSTC_LINKER").is_some();
+    minor.is_some_and(|m| m >= 90) && !other_linker
 }
