@@ -51,6 +51,7 @@ async fn env() -> Env {
         vap: Default::default(),
         webhooks: Default::default(),
         namespaces: Default::default(),
+        service_accounts: Default::default(),
     });
     let ns = res("", "v1", "namespaces");
     create_object(&st, ns, None, json!({"metadata": {"name": "d"}}), &opts())
