@@ -570,7 +570,7 @@ async fn a_create_answers_the_stored_bytes_as_the_object_would_encode() {
     let bodies = [
         (
             res("", "v1", "configmaps"),
-            json!({"metadata": {"name": "c", "resourceVersion": "9", "labels": {"a": "}\"{"}},
+            json!({"metadata": {"name": "c", "resourceVersion": "9", "annotations": {"a": "}\"{"}},
                    "data": {"metadata": "{\"x\":1}"}}),
         ),
         (
