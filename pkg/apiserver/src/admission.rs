@@ -225,9 +225,24 @@ async fn service_account(st: &AppState, obj: &mut Value) -> ApiResult<()> {
         .and_then(|s| s.as_str())
         .unwrap_or("default")
         .to_string();
-    let pod_name = name(obj).to_string();
+    let sa_automount = match st.service_accounts.get(&ns, &sa_name) {
+        Some(automount) => automount,
+        None => stored_account_automount(st, obj, &ns, &sa_name).await?,
+    };
+    mount_token(obj, sa_automount, &crate::objects::random_suffix(5));
+    Ok(())
+}
+
+/// The account's `automountServiceAccountToken`, read from the store (an account the cache
+/// does not hold yet); 403 when it does not exist.
+async fn stored_account_automount(
+    st: &AppState,
+    pod: &Value,
+    ns: &str,
+    sa_name: &str,
+) -> ApiResult<Option<bool>> {
     let key = skiff_api::registry::find("", "v1", "serviceaccounts")
-        .map(|r| crate::request::object_key(r, Some(&ns), &sa_name));
+        .map(|r| crate::request::object_key(r, Some(ns), sa_name));
     let stored = match key {
         Some(k) => st
             .store
@@ -237,16 +252,15 @@ async fn service_account(st: &AppState, obj: &mut Value) -> ApiResult<()> {
         None => None,
     };
     let Some(kv) = stored else {
+        let pod_name = name(pod);
         return Err(ApiError::forbidden(format!(
             "pods \"{pod_name}\" is forbidden: error looking up service account {ns}/{sa_name}: serviceaccount \"{sa_name}\" not found"
         )));
     };
     let sa: Value = serde_json::from_slice(&kv.value).unwrap_or(Value::Null);
-    let sa_automount = sa
+    Ok(sa
         .get("automountServiceAccountToken")
-        .and_then(|b| b.as_bool());
-    mount_token(obj, sa_automount, &crate::objects::random_suffix(5));
-    Ok(())
+        .and_then(|b| b.as_bool()))
 }
 
 /// Adds the projected token volume and its mounts (pure part of [`service_account`]): the pod's

@@ -195,19 +195,18 @@ pub fn rules_review(st: &AppState, user: &UserInfo, namespace: &str) -> Value {
 /// Who sent a request, from the TLS client certificate or the Authorization header.
 pub fn authenticate(
     st: &AppState,
-    peer_cert: Option<&[u8]>,
+    peer_identity: Option<&(String, Vec<String>)>,
     authorization: Option<&str>,
 ) -> Option<UserInfo> {
-    if let Some(der) = peer_cert {
-        if let Ok((cn, orgs)) = skiff_pki::client_cert_identity(der) {
-            let mut groups = orgs;
-            groups.push("system:authenticated".into());
-            return Some(UserInfo {
-                name: cn,
-                uid: String::new(),
-                groups,
-            });
-        }
+    if let Some((cn, orgs)) = peer_identity {
+        let mut groups = Vec::with_capacity(orgs.len() + 1);
+        groups.extend(orgs.iter().cloned());
+        groups.push("system:authenticated".into());
+        return Some(UserInfo {
+            name: cn.clone(),
+            uid: String::new(),
+            groups,
+        });
     }
     let auth = authorization?.trim();
     if let Some(token) = auth.strip_prefix("Bearer ").map(str::trim) {

@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Value};
 use skiff_api::registry::ResourceInfo;
+use std::borrow::Cow;
 
 /// core/v1 field ↔ events.k8s.io/v1 field.
 const EVENT_FIELDS: &[(&str, &str)] = &[
@@ -70,14 +71,14 @@ pub fn is_identity(res: &ResourceInfo) -> bool {
     !is_events_v1(res) && !is_hpa_v1(res)
 }
 
-/// The object of resource `res` in its stored shape.
-pub fn to_storage(res: &ResourceInfo, obj: &Value) -> Value {
+/// The object of resource `res` in its stored shape (borrowed when that is the served shape).
+pub fn to_storage<'a>(res: &ResourceInfo, obj: &'a Value) -> Cow<'a, Value> {
     if is_events_v1(res) {
-        rename(obj.clone(), false, "v1")
+        Cow::Owned(rename(obj.clone(), false, "v1"))
     } else if is_hpa_v1(res) {
-        skiff_api::hpa::v1_to_v2(obj)
+        Cow::Owned(skiff_api::hpa::v1_to_v2(obj))
     } else {
-        obj.clone()
+        Cow::Borrowed(obj)
     }
 }
 
@@ -96,7 +97,7 @@ mod tests {
         assert_eq!(ev["regarding"]["name"], "p");
         assert_eq!(ev["note"], "hi");
         assert_eq!(ev["deprecatedCount"], 2);
-        assert_eq!(to_storage(res, &ev), core);
+        assert_eq!(*to_storage(res, &ev), core);
         let pods = skiff_api::registry::find("", "v1", "pods").unwrap();
         let hpa_v1 =
             skiff_api::registry::find("autoscaling", "v1", "horizontalpodautoscalers").unwrap();
@@ -105,7 +106,7 @@ mod tests {
             "minReplicas": 1, "maxReplicas": 3, "targetCPUUtilizationPercentage": 50}});
         let stored = to_storage(hpa_v1, &v1);
         assert_eq!(stored["apiVersion"], "autoscaling/v2");
-        assert_eq!(from_storage(hpa_v1, stored), v1);
+        assert_eq!(from_storage(hpa_v1, stored.into_owned()), v1);
         assert!(!is_identity(hpa_v1));
         assert_eq!(from_storage(pods, core.clone()), core);
     }

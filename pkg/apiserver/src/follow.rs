@@ -2,22 +2,34 @@
 //! one loop that lists, replays the watch from the list's revision, and relists when the watch
 //! breaks, shared by the RBAC, admission, node-graph and namespace caches.
 
-use crate::objects::from_kv;
 use serde_json::Value;
-use skiff_store::{EventType, ListResult, Store};
+use skiff_store::{EventType, KeyValue, ListResult, Store};
 use std::time::Duration;
 
+/// How a cache decodes one stored object: a whole `Value` (with `metadata.resourceVersion`
+/// stamped), or a view of the few fields it needs (cheaper for a busy prefix such as pods).
+/// `None`: the object does not decode and is skipped.
+pub trait FromKv: Sized {
+    fn from_kv(kv: &KeyValue) -> Option<Self>;
+}
+
+impl FromKv for Value {
+    fn from_kv(kv: &KeyValue) -> Option<Self> {
+        crate::objects::from_kv(kv).ok()
+    }
+}
+
 /// What changed under the followed prefix.
-pub enum Change<'a> {
+pub enum Change<'a, T = Value> {
     /// A fresh list: every object under the prefix at `revision` (replaces what was held).
     Reset {
-        objects: Vec<(&'a str, Value)>,
+        objects: Vec<(&'a str, T)>,
         revision: i64,
     },
     /// An object was created or updated.
     Put {
         key: &'a str,
-        object: Value,
+        object: T,
         revision: i64,
     },
     /// An object was deleted.
@@ -27,7 +39,12 @@ pub enum Change<'a> {
 /// Lists `prefix`, hands the objects to `apply`, then every later change, for as long as the
 /// server runs. `what` names the cache in log lines. Objects that do not decode are skipped
 /// (they are reported by the requests that read them).
-pub async fn follow(store: &Store, what: &str, prefix: &str, mut apply: impl FnMut(Change<'_>)) {
+pub async fn follow<T: FromKv>(
+    store: &Store,
+    what: &str,
+    prefix: &str,
+    mut apply: impl FnMut(Change<'_, T>),
+) {
     loop {
         let list = match store.list(prefix, Default::default()).await {
             Ok(l) => l,
@@ -51,7 +68,7 @@ pub async fn follow(store: &Store, what: &str, prefix: &str, mut apply: impl FnM
             let (key, revision) = (ev.kv.key.as_str(), ev.kv.mod_revision);
             match ev.kind {
                 EventType::Put => {
-                    if let Ok(object) = from_kv(&ev.kv) {
+                    if let Some(object) = T::from_kv(&ev.kv) {
                         apply(Change::Put {
                             key,
                             object,
@@ -66,12 +83,12 @@ pub async fn follow(store: &Store, what: &str, prefix: &str, mut apply: impl FnM
 }
 
 /// The `Reset` change of a list.
-fn reset(list: &ListResult) -> Change<'_> {
+fn reset<T: FromKv>(list: &ListResult) -> Change<'_, T> {
     Change::Reset {
         objects: list
             .kvs
             .iter()
-            .filter_map(|kv| Some((kv.key.as_str(), from_kv(kv).ok()?)))
+            .filter_map(|kv| Some((kv.key.as_str(), T::from_kv(kv)?)))
             .collect(),
         revision: list.revision,
     }
@@ -80,7 +97,7 @@ fn reset(list: &ListResult) -> Change<'_> {
 /// Lists `prefix` once and hands the result to `apply` as a `Reset` (a cache brought up to
 /// date at once after a write through this server, instead of waiting for its watch). A failed
 /// list changes nothing: the watch catches up.
-pub async fn relist(store: &Store, prefix: &str, apply: impl FnOnce(Change<'_>)) {
+pub async fn relist<T: FromKv>(store: &Store, prefix: &str, apply: impl FnOnce(Change<'_, T>)) {
     match store.list(prefix, Default::default()).await {
         Ok(list) => apply(reset(&list)),
         Err(e) => tracing::warn!(error = %e, %prefix, "relist failed; the watch will catch up"),

@@ -18,9 +18,11 @@ use skiff_api::rbac::{Attributes, UserInfo};
 use skiff_api::registry;
 use std::sync::Arc;
 
-/// The peer certificate (DER) of the TLS connection, put in request extensions by the server.
+/// The identity (common name, organizations) of the TLS connection's client certificate, read
+/// once per connection and put in each request's extensions by the server; `None` without a
+/// client certificate or when it names no identity.
 #[derive(Clone, Default)]
-pub struct PeerCert(pub Option<Arc<Vec<u8>>>);
+pub struct PeerCert(pub Option<Arc<(String, Vec<String>)>>);
 
 fn json_response(code: u16, v: &Value) -> Response {
     let body = serde_json::to_vec(v).unwrap_or_default();
@@ -32,8 +34,12 @@ fn json_response(code: u16, v: &Value) -> Response {
 }
 
 fn raw_json_response(body: Vec<u8>) -> Response {
+    raw_json_response_with(200, body)
+}
+
+fn raw_json_response_with(code: u16, body: Vec<u8>) -> Response {
     Response::builder()
-        .status(200)
+        .status(code)
         .header("content-type", "application/json")
         .body(Body::from(body))
         .unwrap_or_else(|_| ApiError::internal("response build failed").into_response())
@@ -91,7 +97,7 @@ async fn handle_inner(
         .cloned()
         .unwrap_or_default();
     let auth_header = headers.get("authorization").and_then(|h| h.to_str().ok());
-    let user = authz::authenticate(&st, peer.0.as_deref().map(|v| v.as_slice()), auth_header);
+    let user = authz::authenticate(&st, peer.0.as_deref(), auth_header);
 
     if authz::is_public(&path) && method == Method::GET {
         return public(&st, &path, &q);
@@ -637,8 +643,11 @@ async fn resource(
             if crate::csr::is_csr(res) {
                 crate::csr::on_create(&mut obj, &_user)?;
             }
-            let created = rest::create_object(&st, res, ns.as_deref(), obj, &opts).await?;
-            ok(201, &created)
+            let created = rest::create_object_encoded(&st, res, ns.as_deref(), obj, &opts).await?;
+            match created.json {
+                Some(body) => Ok(raw_json_response_with(201, body)),
+                None => ok(201, &created.object),
+            }
         }
         (&Method::POST, Some(n), Some("binding")) => {
             let obj = request::decode_body(content_type(&headers), &body)?;

@@ -18,6 +18,7 @@ pub mod follow;
 pub mod handlers;
 pub mod kubelet;
 pub mod leader;
+pub mod lenient;
 pub mod metrics;
 pub mod metricsapi;
 pub mod namespaces;
@@ -31,6 +32,7 @@ pub mod request;
 pub mod rest;
 pub mod reviews;
 pub mod server;
+pub mod serviceaccounts;
 pub mod state;
 pub mod supervisor;
 pub mod table;
@@ -162,6 +164,7 @@ pub async fn start(cfg: ServerConfig) -> Result<Server, StartError> {
         vap: Default::default(),
         webhooks: Default::default(),
         namespaces: Default::default(),
+        service_accounts: Default::default(),
     });
     // Release the reserved addresses the kubernetes service will claim for itself.
     {
@@ -182,6 +185,7 @@ pub async fn start(cfg: ServerConfig) -> Result<Server, StartError> {
     tokio::spawn(aggregator::run(state.clone()));
     tokio::spawn(vap::run_vap_watch(state.clone()));
     tokio::spawn(namespaces::run_namespace_watch(state.clone()));
+    tokio::spawn(serviceaccounts::run_service_account_watch(state.clone()));
     tokio::spawn(webhook::run_webhook_watch(state.clone()));
     bootstrap::run(&state)
         .await

@@ -4,7 +4,9 @@
 //! may read without a restart.
 
 use crate::follow::Change;
+use crate::lenient::{Lenient, Shape, Shaped};
 use crate::state::AppState;
+use serde::Deserialize;
 use serde_json::Value;
 use skiff_api::registry;
 use std::collections::{BTreeSet, HashMap};
@@ -41,67 +43,282 @@ pub struct NodeGraph {
     ingress_tls: HashMap<(String, String), BTreeSet<String>>,
 }
 
+/// The name a reference gives, if it is one.
+fn name(r: &Lenient<NameRef>) -> Option<&Lenient<String>> {
+    r.get().map(|r| &r.name)
+}
+
+/// `{"name": …}` (a reference by name).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct NameRef {
+    name: Lenient<String>,
+}
+impl Shaped for NameRef {
+    const SHAPE: Shape = Shape::Object;
+}
+
+/// `{"secretRef": {"name": …}}`.
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct SecretRefHolder {
+    secret_ref: Lenient<NameRef>,
+}
+impl Shaped for SecretRefHolder {
+    const SHAPE: Shape = Shape::Object;
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct SecretVolume {
+    secret_name: Lenient<String>,
+}
+impl Shaped for SecretVolume {
+    const SHAPE: Shape = Shape::Object;
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct PvcVolume {
+    claim_name: Lenient<String>,
+}
+impl Shaped for PvcVolume {
+    const SHAPE: Shape = Shape::Object;
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct CsiVolume {
+    node_publish_secret_ref: Lenient<NameRef>,
+}
+impl Shaped for CsiVolume {
+    const SHAPE: Shape = Shape::Object;
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct ProjectionSource {
+    secret: Lenient<NameRef>,
+    config_map: Lenient<NameRef>,
+}
+impl Shaped for ProjectionSource {
+    const SHAPE: Shape = Shape::Object;
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Projected {
+    sources: Lenient<Vec<Lenient<ProjectionSource>>>,
+}
+impl Shaped for Projected {
+    const SHAPE: Shape = Shape::Object;
+}
+
+/// The parts of a volume that name other objects.
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct VolumeView {
+    secret: Lenient<SecretVolume>,
+    config_map: Lenient<NameRef>,
+    persistent_volume_claim: Lenient<PvcVolume>,
+    projected: Lenient<Projected>,
+    cephfs: Lenient<SecretRefHolder>,
+    rbd: Lenient<SecretRefHolder>,
+    iscsi: Lenient<SecretRefHolder>,
+    flex_volume: Lenient<SecretRefHolder>,
+    cinder: Lenient<SecretRefHolder>,
+    #[serde(rename = "scaleIO")]
+    scale_io: Lenient<SecretRefHolder>,
+    storageos: Lenient<SecretRefHolder>,
+    azure_file: Lenient<SecretVolume>,
+    csi: Lenient<CsiVolume>,
+}
+impl Shaped for VolumeView {
+    const SHAPE: Shape = Shape::Object;
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct EnvSource {
+    secret_key_ref: Lenient<NameRef>,
+    config_map_key_ref: Lenient<NameRef>,
+}
+impl Shaped for EnvSource {
+    const SHAPE: Shape = Shape::Object;
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct EnvView {
+    value_from: Lenient<EnvSource>,
+}
+impl Shaped for EnvView {
+    const SHAPE: Shape = Shape::Object;
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct EnvFromView {
+    secret_ref: Lenient<NameRef>,
+    config_map_ref: Lenient<NameRef>,
+}
+impl Shaped for EnvFromView {
+    const SHAPE: Shape = Shape::Object;
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct ContainerView {
+    env: Lenient<Vec<Lenient<EnvView>>>,
+    env_from: Lenient<Vec<Lenient<EnvFromView>>>,
+}
+impl Shaped for ContainerView {
+    const SHAPE: Shape = Shape::Object;
+}
+
+type Containers = Lenient<Vec<Lenient<ContainerView>>>;
+
+/// The parts of a pod spec the graph reads.
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct SpecView {
+    node_name: Lenient<String>,
+    service_account_name: Option<Lenient<String>>,
+    service_account: Lenient<String>,
+    image_pull_secrets: Lenient<Vec<Lenient<NameRef>>>,
+    volumes: Lenient<Vec<Lenient<VolumeView>>>,
+    init_containers: Containers,
+    containers: Containers,
+    ephemeral_containers: Containers,
+}
+impl Shaped for SpecView {
+    const SHAPE: Shape = Shape::Object;
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct MetaView {
+    namespace: Lenient<String>,
+    name: Lenient<String>,
+    uid: Lenient<String>,
+}
+impl Shaped for MetaView {
+    const SHAPE: Shape = Shape::Object;
+}
+
+/// What the graph reads of a pod: its namespace, name, uid, node and the objects its spec
+/// names. Decoded straight from the stored bytes by the pod watch (the rest of the pod is
+/// skipped, not built into a `Value`), or from a `Value`.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct PodView {
+    metadata: Lenient<MetaView>,
+    spec: Lenient<SpecView>,
+}
+
+impl PodView {
+    /// The pod's (namespace, name).
+    fn key(&self) -> (String, String) {
+        let m = self.metadata.get();
+        let s = |f: fn(&MetaView) -> &Lenient<String>| {
+            m.and_then(|m| f(m).as_str()).unwrap_or("").to_string()
+        };
+        (s(|m| &m.namespace), s(|m| &m.name))
+    }
+
+    /// The objects the spec references (see [`pod_refs`]).
+    fn refs(&self) -> PodRefs {
+        let mut refs = BTreeSet::new();
+        let mut add = |k: RefKind, v: Option<&Lenient<String>>| {
+            if let Some(n) = v.and_then(Lenient::as_str).filter(|n| !n.is_empty()) {
+                refs.insert((k, n.to_string()));
+            }
+        };
+        let empty = SpecView::default();
+        let spec = self.spec.get().unwrap_or(&empty);
+        for s in spec.image_pull_secrets.iter() {
+            add(RefKind::Secret, s.get().map(|s| &s.name));
+        }
+        // A non-null `serviceAccountName` wins even when it is not a string.
+        let sa = spec
+            .service_account_name
+            .as_ref()
+            .unwrap_or(&spec.service_account);
+        add(RefKind::ServiceAccount, Some(sa));
+        for v in spec.volumes.iter().filter_map(Lenient::get) {
+            add(RefKind::Secret, v.secret.get().map(|s| &s.secret_name));
+            add(RefKind::ConfigMap, name(&v.config_map));
+            add(
+                RefKind::Pvc,
+                v.persistent_volume_claim.get().map(|p| &p.claim_name),
+            );
+            let sources = v.projected.get().map(|p| p.sources.iter());
+            for src in sources.into_iter().flatten().filter_map(Lenient::get) {
+                add(RefKind::Secret, name(&src.secret));
+                add(RefKind::ConfigMap, name(&src.config_map));
+            }
+            for holder in [
+                &v.cephfs,
+                &v.rbd,
+                &v.iscsi,
+                &v.flex_volume,
+                &v.cinder,
+                &v.scale_io,
+                &v.storageos,
+            ] {
+                add(
+                    RefKind::Secret,
+                    holder.get().and_then(|h| name(&h.secret_ref)),
+                );
+            }
+            add(RefKind::Secret, v.azure_file.get().map(|a| &a.secret_name));
+            add(
+                RefKind::Secret,
+                v.csi.get().and_then(|c| name(&c.node_publish_secret_ref)),
+            );
+        }
+        for list in [
+            &spec.init_containers,
+            &spec.containers,
+            &spec.ephemeral_containers,
+        ] {
+            for c in list.iter().filter_map(Lenient::get) {
+                for e in c.env.iter().filter_map(Lenient::get) {
+                    let from = e.value_from.get();
+                    add(RefKind::Secret, from.and_then(|f| name(&f.secret_key_ref)));
+                    add(
+                        RefKind::ConfigMap,
+                        from.and_then(|f| name(&f.config_map_key_ref)),
+                    );
+                }
+                for e in c.env_from.iter().filter_map(Lenient::get) {
+                    add(RefKind::Secret, name(&e.secret_ref));
+                    add(RefKind::ConfigMap, name(&e.config_map_ref));
+                }
+            }
+        }
+        let text =
+            |v: Option<&Lenient<String>>| v.and_then(Lenient::as_str).unwrap_or("").to_string();
+        PodRefs {
+            node: text(Some(&spec.node_name)),
+            uid: text(self.metadata.get().map(|m| &m.uid)),
+            refs,
+        }
+    }
+}
+
+impl crate::follow::FromKv for PodView {
+    fn from_kv(kv: &skiff_store::KeyValue) -> Option<Self> {
+        serde_json::from_slice(&kv.value).ok()
+    }
+}
+
 /// The objects a pod spec references: volumes (secret, configMap, PVC, projected sources),
 /// env `valueFrom`, `envFrom`, image pull secrets, and its service account.
 pub fn pod_refs(pod: &Value) -> PodRefs {
-    let spec = &pod["spec"];
-    let mut refs = BTreeSet::new();
-    let mut add = |k: RefKind, v: &Value| {
-        if let Some(n) = v.as_str().filter(|n| !n.is_empty()) {
-            refs.insert((k, n.to_string()));
-        }
-    };
-    for s in spec["imagePullSecrets"].as_array().into_iter().flatten() {
-        add(RefKind::Secret, &s["name"]);
-    }
-    let sa = spec
-        .get("serviceAccountName")
-        .or_else(|| spec.get("serviceAccount"));
-    if let Some(sa) = sa {
-        add(RefKind::ServiceAccount, sa);
-    }
-    for v in spec["volumes"].as_array().into_iter().flatten() {
-        add(RefKind::Secret, &v["secret"]["secretName"]);
-        add(RefKind::ConfigMap, &v["configMap"]["name"]);
-        add(RefKind::Pvc, &v["persistentVolumeClaim"]["claimName"]);
-        for src in v["projected"]["sources"].as_array().into_iter().flatten() {
-            add(RefKind::Secret, &src["secret"]["name"]);
-            add(RefKind::ConfigMap, &src["configMap"]["name"]);
-        }
-        for key in [
-            "cephfs",
-            "rbd",
-            "iscsi",
-            "flexVolume",
-            "cinder",
-            "scaleIO",
-            "storageos",
-        ] {
-            add(RefKind::Secret, &v[key]["secretRef"]["name"]);
-        }
-        add(RefKind::Secret, &v["azureFile"]["secretName"]);
-        add(RefKind::Secret, &v["csi"]["nodePublishSecretRef"]["name"]);
-    }
-    for list in ["initContainers", "containers", "ephemeralContainers"] {
-        for c in spec[list].as_array().into_iter().flatten() {
-            for e in c["env"].as_array().into_iter().flatten() {
-                add(RefKind::Secret, &e["valueFrom"]["secretKeyRef"]["name"]);
-                add(
-                    RefKind::ConfigMap,
-                    &e["valueFrom"]["configMapKeyRef"]["name"],
-                );
-            }
-            for e in c["envFrom"].as_array().into_iter().flatten() {
-                add(RefKind::Secret, &e["secretRef"]["name"]);
-                add(RefKind::ConfigMap, &e["configMapRef"]["name"]);
-            }
-        }
-    }
-    PodRefs {
-        node: spec["nodeName"].as_str().unwrap_or("").to_string(),
-        uid: pod["metadata"]["uid"].as_str().unwrap_or("").to_string(),
-        refs,
-    }
+    PodView::deserialize(pod)
+        .map(|v| v.refs())
+        .unwrap_or_default()
 }
 
 fn ns_name(obj: &Value) -> (String, String) {
@@ -115,8 +332,15 @@ fn ns_name(obj: &Value) -> (String, String) {
 impl NodeGraph {
     /// Adds or replaces a pod.
     pub fn put_pod(&mut self, pod: &Value) {
-        let key = ns_name(pod);
-        let refs = pod_refs(pod);
+        if let Ok(view) = PodView::deserialize(pod) {
+            self.put_pod_view(&view);
+        }
+    }
+
+    /// Adds or replaces a pod from its decoded view.
+    pub fn put_pod_view(&mut self, pod: &PodView) {
+        let key = pod.key();
+        let refs = pod.refs();
         if self.pods.get(&key) == Some(&refs) {
             return;
         }
@@ -244,8 +468,8 @@ pub async fn run_graph_watch(st: Arc<AppState>) {
         return;
     };
     tokio::join!(
-        follow(st.clone(), pods.key_prefix(), true),
-        follow(st.clone(), pvcs.key_prefix(), false),
+        follow_pods(st.clone(), pods.key_prefix()),
+        follow_pvcs(st.clone(), pvcs.key_prefix()),
         follow_ingresses(st)
     );
 }
@@ -281,36 +505,51 @@ async fn follow_ingresses(st: Arc<AppState>) {
     .await
 }
 
-/// Keeps the pods (`is_pod`) or the PVCs in the graph.
-async fn follow(st: Arc<AppState>, prefix: String, is_pod: bool) {
-    crate::follow::follow(&st.store, "node graph", &prefix, |change| {
-        let mut g = st.node_graph.write();
-        match change {
-            Change::Reset { objects, .. } => {
-                if is_pod {
+/// Keeps the pods in the graph (decoded as [`PodView`]s: every pod write passes here, and the
+/// graph needs a few fields of it).
+async fn follow_pods(st: Arc<AppState>, prefix: String) {
+    crate::follow::follow(
+        &st.store,
+        "node graph",
+        &prefix,
+        |change: Change<'_, PodView>| {
+            let mut g = st.node_graph.write();
+            match change {
+                Change::Reset { objects, .. } => {
                     let pvc = std::mem::take(&mut g.pvc_volume);
                     g.clear();
                     g.pvc_volume = pvc;
-                } else {
-                    g.pvc_volume.clear();
+                    for (_, v) in &objects {
+                        g.put_pod_view(v);
+                    }
                 }
-                for (_, v) in &objects {
-                    if is_pod {
-                        g.put_pod(v);
-                    } else {
-                        g.put_pvc(v);
+                Change::Put { object, .. } => g.put_pod_view(&object),
+                Change::Delete { key, .. } => {
+                    if let Some((ns, name)) = key_ns_name(key, &prefix) {
+                        g.remove_pod(ns, name);
                     }
                 }
             }
-            Change::Put { object, .. } if is_pod => g.put_pod(&object),
+        },
+    )
+    .await
+}
+
+/// Keeps the PVC → PV bindings in the graph.
+async fn follow_pvcs(st: Arc<AppState>, prefix: String) {
+    crate::follow::follow(&st.store, "node graph", &prefix, |change: Change<'_>| {
+        let mut g = st.node_graph.write();
+        match change {
+            Change::Reset { objects, .. } => {
+                g.pvc_volume.clear();
+                for (_, v) in &objects {
+                    g.put_pvc(v);
+                }
+            }
             Change::Put { object, .. } => g.put_pvc(&object),
             Change::Delete { key, .. } => {
                 if let Some((ns, name)) = key_ns_name(key, &prefix) {
-                    if is_pod {
-                        g.remove_pod(ns, name);
-                    } else {
-                        g.remove_pvc(ns, name);
-                    }
+                    g.remove_pvc(ns, name);
                 }
             }
         }
@@ -375,6 +614,59 @@ mod tests {
         .map(|(k, n)| (k, n.to_string()))
         .collect();
         assert_eq!(r.refs, want);
+    }
+
+    #[test]
+    fn odd_shapes_read_as_absent_and_bytes_read_like_values() {
+        let p = json!({
+            "metadata": {"namespace": "d", "name": "p", "uid": 7, "managedFields": [{"a": [1, {"b": null}]}]},
+            "spec": {
+                "nodeName": "n1",
+                "serviceAccountName": null,
+                "serviceAccount": "legacy",
+                "imagePullSecrets": [{"name": 5}, "x", null, {"name": "ok"}, {"name": ""}],
+                "volumes": [7, {"name": "a", "secret": "s"}, {"name": "b", "configMap": {"name": ["x"]}},
+                            {"name": "c", "csi": {"nodePublishSecretRef": {"name": "csi-s"}}},
+                            {"name": "d", "projected": {"sources": {"secret": {"name": "no"}}}},
+                            {"name": "e", "rbd": {"secretRef": {"name": "rbd-s"}}}],
+                "containers": {"a": 1},
+                "initContainers": [{"name": "i", "env": [{"name": "A", "valueFrom": null},
+                    {"name": "B", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "k"}}}],
+                    "envFrom": "nope"}],
+                "ephemeralContainers": null,
+                "tolerations": [{"key": "k", "tolerationSeconds": 1.5}]
+            },
+            "status": {"phase": "Pending", "conditions": [{"type": "X", "status": true}]}
+        });
+        let r = pod_refs(&p);
+        assert_eq!(r.node, "n1");
+        assert_eq!(r.uid, "");
+        let want: BTreeSet<(RefKind, String)> = [
+            (RefKind::ServiceAccount, "legacy"),
+            (RefKind::Secret, "ok"),
+            (RefKind::Secret, "csi-s"),
+            (RefKind::Secret, "rbd-s"),
+            (RefKind::ConfigMap, "cm"),
+        ]
+        .into_iter()
+        .map(|(k, n)| (k, n.to_string()))
+        .collect();
+        assert_eq!(r.refs, want);
+        // The watch decodes the stored bytes straight into the view: the same answer.
+        let kv = |value: Vec<u8>| skiff_store::KeyValue {
+            key: "/registry/pods/d/p".into(),
+            value: value.into(),
+            create_revision: 1,
+            mod_revision: 1,
+        };
+        let view =
+            <PodView as crate::follow::FromKv>::from_kv(&kv(serde_json::to_vec(&p).unwrap()))
+                .expect("decodes");
+        assert_eq!(view.refs(), r);
+        assert_eq!(view.key(), ("d".to_string(), "p".to_string()));
+        // Not JSON: skipped by the watch; not an object: empty refs.
+        assert!(<PodView as crate::follow::FromKv>::from_kv(&kv(b"{nope".to_vec())).is_none());
+        assert_eq!(pod_refs(&json!("x")), PodRefs::default());
     }
 
     #[test]

@@ -118,10 +118,11 @@ fn resolve<'a>(doc: &'a Value, mut s: &'a Value) -> &'a Value {
     for _ in 0..8 {
         if let Some(r) = s.get("$ref").and_then(|r| r.as_str()) {
             let name = r.rsplit('/').next().unwrap_or("");
-            match doc.pointer(&format!(
-                "/components/schemas/{}",
-                name.replace('~', "~0").replace('/', "~1")
-            )) {
+            match doc
+                .get("components")
+                .and_then(|c| c.get("schemas"))
+                .and_then(|c| c.get(name))
+            {
                 Some(t) => {
                     s = t;
                     continue;
@@ -186,8 +187,43 @@ fn go_type(s: &Value) -> String {
     }
 }
 
+/// Where a walked value sits: rendered (`spec.containers[0].name`) only for a finding.
+#[derive(Clone, Copy)]
+enum At<'a> {
+    Root,
+    Field(&'a At<'a>, &'a str),
+    Index(&'a At<'a>, usize),
+}
+
+impl At<'_> {
+    fn render(&self) -> String {
+        let mut out = String::new();
+        self.render_into(&mut out);
+        out
+    }
+
+    fn render_into(&self, out: &mut String) {
+        match self {
+            At::Root => {}
+            At::Field(parent, k) => {
+                parent.render_into(out);
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(k);
+            }
+            At::Index(parent, i) => {
+                parent.render_into(out);
+                out.push('[');
+                out.push_str(&i.to_string());
+                out.push(']');
+            }
+        }
+    }
+}
+
 /// Walks `v` against `schema`; unknown fields are recorded and, when `prune`, removed.
-fn walk(doc: &Value, schema: &Value, v: &mut Value, path: &str, prune: bool, out: &mut Findings) {
+fn walk(doc: &Value, schema: &Value, v: &mut Value, at: At<'_>, prune: bool, out: &mut Findings) {
     let s = resolve(doc, schema);
     if s.get("x-kubernetes-preserve-unknown-fields")
         .and_then(|x| x.as_bool())
@@ -201,17 +237,10 @@ fn walk(doc: &Value, schema: &Value, v: &mut Value, path: &str, prune: bool, out
     if let Some(t) = s.get("type").and_then(|t| t.as_str()) {
         if !type_matches(t, v) {
             out.type_errors
-                .push((path.to_string(), json_kind(v), go_type(s)));
+                .push((at.render(), json_kind(v), go_type(s)));
             return;
         }
     }
-    let join = |k: &str| {
-        if path.is_empty() {
-            k.to_string()
-        } else {
-            format!("{path}.{k}")
-        }
-    };
     match v {
         Value::Object(m) => {
             if let Some(props) = s.get("properties").and_then(|p| p.as_object()) {
@@ -219,9 +248,9 @@ fn walk(doc: &Value, schema: &Value, v: &mut Value, path: &str, prune: bool, out
                 let mut drop = vec![];
                 for (k, child) in m.iter_mut() {
                     match props.get(k) {
-                        Some(cs) => walk(doc, cs, child, &join(k), prune, out),
+                        Some(cs) => walk(doc, cs, child, At::Field(&at, k), prune, out),
                         None if !open => {
-                            out.unknown.push(join(k));
+                            out.unknown.push(At::Field(&at, k).render());
                             drop.push(k.clone());
                         }
                         None => {}
@@ -234,15 +263,14 @@ fn walk(doc: &Value, schema: &Value, v: &mut Value, path: &str, prune: bool, out
                 }
             } else if let Some(ap) = s.get("additionalProperties").filter(|a| a.is_object()) {
                 for (k, child) in m.iter_mut() {
-                    let p = join(k);
-                    walk(doc, ap, child, &p, prune, out);
+                    walk(doc, ap, child, At::Field(&at, k), prune, out);
                 }
             }
         }
         Value::Array(a) => {
             if let Some(items) = s.get("items") {
                 for (i, child) in a.iter_mut().enumerate() {
-                    walk(doc, items, child, &format!("{path}[{i}]"), prune, out);
+                    walk(doc, items, child, At::Index(&at, i), prune, out);
                 }
             }
         }
@@ -261,7 +289,7 @@ pub fn check_fields(res: &ResourceInfo, obj: &mut Value, strict: bool) -> Result
         return Ok(());
     };
     let mut f = Findings::default();
-    walk(&d.value, schema, obj, "", !strict, &mut f);
+    walk(&d.value, schema, obj, At::Root, !strict, &mut f);
     let prefix = format!(
         "{} in version \"{}\" cannot be handled as a {}: ",
         res.kind, res.version, res.kind

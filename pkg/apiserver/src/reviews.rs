@@ -60,6 +60,16 @@ pub fn handle(
     body: &Value,
     user: &UserInfo,
 ) -> ApiResult<Option<Value>> {
+    let review = matches!(
+        (res.group, res.kind),
+        (
+            "authorization.k8s.io",
+            "SelfSubjectAccessReview" | "SubjectAccessReview" | "SelfSubjectRulesReview"
+        ) | ("authentication.k8s.io", "SelfSubjectReview" | "TokenReview")
+    );
+    if !review {
+        return Ok(None);
+    }
     let mut out = body.clone();
     out["apiVersion"] = json!(res.api_version());
     out["kind"] = json!(res.kind);

@@ -45,7 +45,8 @@ pub async fn serve(st: Arc<AppState>, listener: TcpListener, tls: Arc<rustls::Se
                     .1
                     .peer_certificates()
                     .and_then(|c| c.first())
-                    .map(|c| Arc::new(c.as_ref().to_vec())),
+                    .and_then(|c| skiff_pki::client_cert_identity(c.as_ref()).ok())
+                    .map(Arc::new),
             );
             let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 req.extensions_mut().insert(peer.clone());

@@ -104,4 +104,6 @@ pub struct AppState {
     pub webhooks: crate::webhook::Webhooks,
     /// The namespaces as creates check them (watch-fed).
     pub namespaces: crate::namespaces::Namespaces,
+    /// The service accounts as pod admission reads them (watch-fed).
+    pub service_accounts: crate::serviceaccounts::ServiceAccounts,
 }

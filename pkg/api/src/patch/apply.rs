@@ -219,6 +219,111 @@ fn field_set(ty: Option<&str>, obj: &Value, scope: Scope) -> FieldSet {
     out
 }
 
+/// Where an object being walked sits, for the paths [`ignored`] names (all within the first
+/// two levels).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum At {
+    Root,
+    RootMetadata,
+    Deeper,
+}
+
+/// [`ignored`] for the field `key` of an object at `at`, without building its path.
+fn ignored_field(at: At, key: &str, scope: Scope) -> bool {
+    match at {
+        At::Root => {
+            let is_status = key == "status";
+            match scope {
+                Scope::Main if is_status => return true,
+                Scope::Status if !is_status => return true,
+                _ => {}
+            }
+            IGNORED.iter().any(|ign| ign.len() == 1 && ign[0] == key)
+        }
+        // Under `metadata`, which is not `status`: ignored whenever the scope is Status.
+        At::RootMetadata => {
+            scope == Scope::Status || IGNORED.iter().any(|ign| ign.len() == 2 && ign[1] == key)
+        }
+        At::Deeper => false,
+    }
+}
+
+/// The `fieldsV1` children of the tracked fields of `obj` (see [`collect_object`]), keyed and
+/// ordered by path element.
+fn fields_v1_object(
+    obj: &Map<String, Value>,
+    ty: Option<&str>,
+    at: At,
+    scope: Scope,
+) -> BTreeMap<Pe, Value> {
+    let mut out = BTreeMap::new();
+    for (k, v) in obj {
+        if v.is_null() || ignored_field(at, k, scope) {
+            continue;
+        }
+        let below = match (at, k.as_str()) {
+            (At::Root, "metadata") => At::RootMetadata,
+            _ => At::Deeper,
+        };
+        if let Some(node) = fields_v1_value(v, kind_of(ty, k, v), below, scope) {
+            out.insert(Pe::Field(k.clone()), node);
+        }
+    }
+    out
+}
+
+fn fields_v1_node(children: BTreeMap<Pe, Value>, member: bool) -> Value {
+    let mut m = Map::new();
+    if member && !children.is_empty() {
+        m.insert(".".into(), Value::Object(Map::new()));
+    }
+    for (pe, child) in children {
+        m.insert(pe_text(&pe), child);
+    }
+    Value::Object(m)
+}
+
+/// The `fieldsV1` node of a tracked value (see [`collect_value`]); `None` when nothing in it
+/// is tracked.
+fn fields_v1_value(v: &Value, kind: Kind, at: At, scope: Scope) -> Option<Value> {
+    match (kind, v) {
+        (Kind::Granular(sub), Value::Object(m)) if !m.is_empty() => {
+            let children = fields_v1_object(m, sub, at, scope);
+            (!children.is_empty()).then(|| fields_v1_node(children, false))
+        }
+        (Kind::Keyed(keys, elem), Value::Array(a)) if !a.is_empty() => match keyed_items(a, keys) {
+            Some(pes) => {
+                let mut items = BTreeMap::new();
+                for (item, pe) in a.iter().zip(pes) {
+                    let children = match item {
+                        Value::Object(m) => fields_v1_object(m, elem, At::Deeper, scope),
+                        _ => BTreeMap::new(),
+                    };
+                    items.insert(Pe::Key(pe), fields_v1_node(children, true));
+                }
+                Some(fields_v1_node(items, false))
+            }
+            None => Some(Value::Object(Map::new())),
+        },
+        (Kind::Set, Value::Array(a)) if !a.is_empty() => {
+            let items: BTreeMap<Pe, Value> = a
+                .iter()
+                .map(|item| (Pe::Value(canonical(item)), Value::Object(Map::new())))
+                .collect();
+            Some(fields_v1_node(items, false))
+        }
+        _ => Some(Value::Object(Map::new())),
+    }
+}
+
+/// `to_fields_v1(&field_set(ty, obj, scope))`, built in one walk of the object (no path is
+/// cloned per field); `None` when the set is empty.
+fn fields_v1_of(ty: Option<&str>, obj: &Value, scope: Scope) -> Option<Value> {
+    let Value::Object(m) = obj else { return None };
+    let children = fields_v1_object(m, ty, At::Root, scope);
+    (!children.is_empty()).then(|| fields_v1_node(children, false))
+}
+
 fn pe_text(pe: &Pe) -> String {
     match pe {
         Pe::Field(f) => format!("f:{f}"),
@@ -583,6 +688,17 @@ impl Entry {
     }
 }
 
+/// Whether `obj` carries `metadata.managedFields` entries [`read_entries`] would keep (an
+/// array holding an object with an `operation` string).
+fn sends_entries(obj: &Value) -> bool {
+    match obj.pointer("/metadata/managedFields") {
+        Some(Value::Array(entries)) => entries
+            .iter()
+            .any(|e| e.get("operation").is_some_and(Value::is_string)),
+        _ => false,
+    }
+}
+
 fn read_entries(obj: &Value) -> Vec<Entry> {
     let Some(Value::Array(entries)) = obj.pointer("/metadata/managedFields") else {
         return Vec::new();
@@ -866,6 +982,32 @@ pub fn track_update(
     } else {
         Scope::Main
     };
+    if old.is_none() && subresource.is_none() && !sends_entries(new) {
+        // A create without entries of its own (the common case): the writer owns every field
+        // it set, one entry, built straight from the object.
+        let fields = fields_v1_of(ty, new, scope);
+        let Value::Object(root) = new else { return };
+        let meta = root
+            .entry("metadata")
+            .or_insert_with(|| Value::Object(Map::new()));
+        let Value::Object(meta) = meta else { return };
+        match fields {
+            None => {
+                meta.shift_remove("managedFields");
+            }
+            Some(fields) => {
+                let mut e = Map::new();
+                e.insert("manager".into(), json!(manager));
+                e.insert("operation".into(), json!("Update"));
+                e.insert("apiVersion".into(), json!(api_version));
+                e.insert("time".into(), json!(now_rfc3339));
+                e.insert("fieldsType".into(), json!("FieldsV1"));
+                e.insert("fieldsV1".into(), fields);
+                meta.insert("managedFields".into(), Value::Array(vec![Value::Object(e)]));
+            }
+        }
+        return;
+    }
     let empty = json!({});
     let old_obj = old.unwrap_or(&empty);
     let mut entries = match subresource {
@@ -1505,5 +1647,99 @@ mod tests {
             apply(None, &bad, "kubectl", false, T0),
             Err(PatchError::BadRequest(_))
         ));
+    }
+
+    /// The general path of `track_update` for a create (field set, then entries) — what the
+    /// one-walk fast path must reproduce.
+    fn track_create_general(group: &str, kind: &str, obj: &Value) -> Value {
+        let ty = schema::root_type(group, kind);
+        let mut out = obj.clone();
+        let set = field_set(ty, obj, Scope::Main);
+        let entries = if set.is_empty() {
+            vec![]
+        } else {
+            vec![Entry {
+                manager: "m".into(),
+                operation: "Update".into(),
+                api_version: "v9".into(),
+                time: Some(T0.into()),
+                subresource: None,
+                set,
+            }]
+        };
+        write_entries(&mut out, entries);
+        out
+    }
+
+    #[test]
+    fn create_fast_path_matches_the_field_set_path() {
+        let objects = [
+            ("apps", "Deployment", manifest("nginx", Some(3))),
+            (
+                "",
+                "Pod",
+                json!({"apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"name": "p", "namespace": "d", "uid": "u", "labels": {"a": "b"},
+                        "annotations": {}, "finalizers": ["x", "y", "x"], "generateName": "p-",
+                        "ownerReferences": [{"apiVersion": "v1", "kind": "RS", "name": "r", "uid": "1"}],
+                        "creationTimestamp": "2025-01-01T00:00:00Z", "resourceVersion": "5",
+                        "managedFields": [{}]},
+                    "spec": {"containers": [
+                        {"name": "web", "image": "nginx", "ports": [{"containerPort": 80},
+                            {"containerPort": 80, "protocol": "UDP"}],
+                         "env": [{"name": "A", "value": "1"}, {"name": "B", "valueFrom": {"fieldRef": {"fieldPath": "x"}}}],
+                         "resources": {"requests": {"cpu": "1"}}, "volumeMounts": [{"name": "v", "mountPath": "/m"}],
+                         "securityContext": null},
+                        {"name": "side", "image": "busybox", "args": ["a", "b"]}],
+                        "volumes": [{"name": "v", "projected": {"sources": [{"serviceAccountToken": {"path": "t"}}]}}],
+                        "tolerations": [{"key": "k", "operator": "Exists"}],
+                        "nodeSelector": {}, "dnsConfig": {"options": [{"name": "ndots"}]},
+                        "affinity": {"nodeAffinity": null}},
+                    "status": {"phase": "Pending"}}),
+            ),
+            (
+                "",
+                "Service",
+                json!({"metadata": {"name": "s"}, "spec": {"ports": [{"port": 80, "name": "a"},
+                    {"port": 80, "name": "a"}], "selector": {"app": "x"}, "clusterIPs": ["10.0.0.1"]}}),
+            ),
+            (
+                "",
+                "ConfigMap",
+                json!({"metadata": {"name": "c", "labels": {}}, "data": {"k": "v", "e": ""}}),
+            ),
+            (
+                "example.com",
+                "Widget",
+                json!({"metadata": {"name": "w"}, "spec": {"a": [1, 2], "b": {"c": null}}}),
+            ),
+            (
+                "",
+                "ConfigMap",
+                json!({"metadata": {"name": "only-ignored", "uid": "u"}}),
+            ),
+            ("", "ConfigMap", json!({"kind": "ConfigMap"})),
+        ];
+        for (group, kind, obj) in objects {
+            let mut fast = obj.clone();
+            track_update(group, kind, "v9", None, &mut fast, "m", None, T0);
+            assert_eq!(
+                fast,
+                track_create_general(group, kind, &obj),
+                "{kind} {obj}"
+            );
+        }
+        // Entries sent with a create still go the general way (and are kept).
+        let mut sent = json!({"metadata": {"name": "c", "managedFields": [{"manager": "other",
+            "operation": "Apply", "apiVersion": "v1", "fieldsType": "FieldsV1",
+            "fieldsV1": {"f:data": {"f:gone": {}}}}]}, "data": {"k": "v"}});
+        track_update("", "ConfigMap", "v1", None, &mut sent, "m", None, T0);
+        let managers: Vec<&str> = sent["metadata"]["managedFields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["manager"].as_str().unwrap())
+            .collect();
+        assert_eq!(managers, ["other", "m"]);
     }
 }

@@ -11,6 +11,7 @@ use crate::state::AppState;
 use serde_json::{json, Value};
 use skiff_api::registry::{self, ResourceInfo};
 use skiff_store::StoreError;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// Clears server-owned status on create, as upstream strategies do.
@@ -55,14 +56,35 @@ async fn check_namespace(st: &AppState, ns: &str) -> ApiResult<()> {
     }
 }
 
+/// A created object and, when its stored bytes are its answer, that answer's JSON.
+pub struct Created {
+    pub object: Value,
+    /// `serde_json::to_vec(&object)`, made from the stored bytes (`None`: encode `object`).
+    pub json: Option<Vec<u8>>,
+}
+
 /// CREATE: admission, validation, allocation, then one store transaction.
 pub async fn create_object(
     st: &Arc<AppState>,
     res: &'static ResourceInfo,
     url_ns: Option<&str>,
-    mut obj: Value,
+    obj: Value,
     opts: &WriteOpts,
 ) -> ApiResult<Value> {
+    create_object_encoded(st, res, url_ns, obj, opts)
+        .await
+        .map(|c| c.object)
+}
+
+/// [`create_object`], also answering the created object's JSON when it is the stored bytes
+/// with the resourceVersion added (an object stored as served), so it is encoded once.
+pub async fn create_object_encoded(
+    st: &Arc<AppState>,
+    res: &'static ResourceInfo,
+    url_ns: Option<&str>,
+    mut obj: Value,
+    opts: &WriteOpts,
+) -> ApiResult<Created> {
     let api = res.api_version();
     check_type(res, &mut obj, res.kind, &api)?;
     let url_ns = ns_of(res, url_ns)?;
@@ -150,17 +172,29 @@ pub async fn create_object(
     // write lands; the allocators lock themselves, so writes of other objects never wait on it.
     let reserved = super::reserve(st, res, None, &mut obj).await?;
     if opts.dry_run {
-        return Ok(obj);
+        return Ok(Created {
+            object: obj,
+            json: None,
+        });
     }
-    match st
-        .store
-        .create(&key, to_stored(&convert::to_storage(res, &obj)))
-        .await
-    {
+    // The answer is the stored bytes plus the resourceVersion `set_rv` appends to metadata,
+    // when the object is stored as served and carries no resourceVersion of its own.
+    let (bytes, as_served) = {
+        let stored = convert::to_storage(res, &obj);
+        let as_served = matches!(stored, Cow::Borrowed(_))
+            && obj
+                .get("metadata")
+                .and_then(Value::as_object)
+                .is_some_and(|m| !m.contains_key("resourceVersion"));
+        (to_stored(&stored), as_served)
+    };
+    let answer = as_served.then(|| bytes.clone());
+    match st.store.create(&key, bytes).await {
         Ok(rev) => {
             reserved.keep();
             set_rv(&mut obj, rev);
-            Ok(obj)
+            let json = answer.and_then(|b| objects::with_rv_last(&b, rev));
+            Ok(Created { object: obj, json })
         }
         Err(StoreError::AlreadyExists) => Err(ApiError::already_exists(res.group, res.plural, &n)),
         Err(e) => Err(e.into()),

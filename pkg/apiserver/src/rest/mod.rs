@@ -20,7 +20,7 @@ mod tests;
 
 pub use apply::apply;
 pub use binding::bind;
-pub use create::create_object;
+pub use create::{create_object, create_object_encoded, Created};
 pub use delete::{delete_collection, delete_object, DeleteOpts};
 pub use eviction::evict;
 pub use finalize::finalize_namespace;

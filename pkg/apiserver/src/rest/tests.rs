@@ -51,6 +51,7 @@ async fn env() -> Env {
         vap: Default::default(),
         webhooks: Default::default(),
         namespaces: Default::default(),
+        service_accounts: Default::default(),
     });
     let ns = res("", "v1", "namespaces");
     create_object(&st, ns, None, json!({"metadata": {"name": "d"}}), &opts())
@@ -551,4 +552,76 @@ async fn eviction_honours_the_budget() {
         "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support."
     );
     assert!(err.status_body().get("reason").is_none());
+}
+
+#[tokio::test]
+async fn a_create_answers_the_stored_bytes_as_the_object_would_encode() {
+    let e = env().await;
+    let sas = res("", "v1", "serviceaccounts");
+    create_object(
+        &e.st,
+        sas,
+        Some("d"),
+        json!({"metadata": {"name": "default"}}),
+        &opts(),
+    )
+    .await
+    .unwrap();
+    let bodies = [
+        (
+            res("", "v1", "configmaps"),
+            json!({"metadata": {"name": "c", "resourceVersion": "9", "annotations": {"a": "}\"{"}},
+                   "data": {"metadata": "{\"x\":1}"}}),
+        ),
+        (
+            res("", "v1", "pods"),
+            json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i",
+                   "ports": [{"containerPort": 80}]}]}}),
+        ),
+        (res("apps", "v1", "deployments"), deployment()),
+    ];
+    for (r, body) in bodies {
+        let c = create_object_encoded(&e.st, r, Some("d"), body, &opts())
+            .await
+            .unwrap();
+        let json = c.json.expect("stored as served");
+        assert_eq!(
+            String::from_utf8(json).unwrap(),
+            serde_json::to_string(&c.object).unwrap()
+        );
+        assert!(!rv(&c.object).is_empty());
+    }
+    // Stored in another shape (core/v1 Event): the object is encoded instead.
+    let ev = create_object_encoded(
+        &e.st,
+        res("events.k8s.io", "v1", "events"),
+        Some("d"),
+        json!({"metadata": {"name": "e"}, "regarding": {"kind": "Pod", "name": "p"},
+               "note": "n", "reason": "R", "eventTime": "2026-01-01T00:00:00.000000Z",
+               "reportingController": "c", "reportingInstance": "i", "action": "A", "type": "Normal"}),
+        &opts(),
+    )
+    .await
+    .unwrap();
+    assert!(ev.json.is_none());
+}
+
+#[test]
+fn the_resource_version_goes_last_into_metadata() {
+    use crate::objects::with_rv_last;
+    let cases = [
+        (
+            r#"{"metadata":{}}"#,
+            r#"{"metadata":{"resourceVersion":"7"}}"#,
+        ),
+        (
+            r#"{"kind":"X","metadata":{"name":"a\"}","labels":{"b":"{"}},"spec":{"metadata":{}}}"#,
+            r#"{"kind":"X","metadata":{"name":"a\"}","labels":{"b":"{"},"resourceVersion":"7"},"spec":{"metadata":{}}}"#,
+        ),
+    ];
+    for (stored, want) in cases {
+        let got = with_rv_last(stored.as_bytes(), 7).unwrap();
+        assert_eq!(String::from_utf8(got).unwrap(), want);
+    }
+    assert!(with_rv_last(br#"{"spec":{"metadata":{}}}"#, 7).is_none());
 }
