@@ -1279,8 +1279,10 @@ fn typed_create_commands_send_protobuf_and_get_all_lists_them() {
     let port = format!("80:{np}/TCP");
     // The job controller starts the job: one (Pending, no nodes) pod and a start time, which
     // `get all` shows as a pod row and a DURATION.
+    // 60 s: under a full parallel test run the service account controller, the job controller
+    // and its retry of a pod refused for a not-yet-created `default` account can take a while.
     let pod = wait_for(
-        Duration::from_secs(20),
+        Duration::from_secs(60),
         "the job's pod and start time",
         || {
             let pods = jsonpath(&ns, "pods", "{.items[*].metadata.name}");
