@@ -105,13 +105,10 @@ fn main() {
         },
         Err(_) => rfc3339(chrono::Utc::now().timestamp()),
     };
-    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let compiler = Command::new(rustc)
-        .arg("--version")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        // "rustc 1.91.0 (f8297e351 2025-10-28)" → "rustc 1.91.0"
+    let rustc_version = rustc_version();
+    // "rustc 1.91.0 (f8297e351 2025-10-28)" → "rustc 1.91.0"
+    let compiler = rustc_version
+        .as_deref()
         .map(|s| s.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "unknown".into());
@@ -134,7 +131,14 @@ fn main() {
     if release && linux && !keep_pie {
         println!("cargo:rustc-link-arg-bins=-no-pie");
     }
-    text_order(release);
+    text_order(release, rustc_version.as_deref());
+}
+
+/// `$RUSTC --version`, e.g. "rustc 1.91.0 (f8297e351 2025-10-28)".
+fn rustc_version() -> Option<String> {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let out = Command::new(rustc).arg("--version").output().ok()?;
+    String::from_utf8(out.stdout).ok()
 }
 
 /// Release binaries lay their code out in the order of `text-order.txt`: the functions an
@@ -148,12 +152,16 @@ fn main() {
 /// (another compiler, lock file or feature set changes their mangled names) are skipped: the
 /// layout then falls back towards the default, never a failed link. `SKIFF_TEXT_ORDER=0` turns it
 /// off.
-fn text_order(release: bool) {
+fn text_order(release: bool, rustc_version: Option<&str>) {
     println!("cargo:rerun-if-env-changed=SKIFF_TEXT_ORDER");
     println!("cargo:rerun-if-changed=text-order.txt");
     let target = std::env::var("TARGET").unwrap_or_default();
     let off = std::env::var("SKIFF_TEXT_ORDER").is_ok_and(|v| v == "0");
-    if !release || off || target != "x86_64-unknown-linux-gnu" || !default_linker_is_lld() {
+    if !release
+        || off
+        || target != "x86_64-unknown-linux-gnu"
+        || !default_linker_is_lld(rustc_version)
+    {
         return;
     }
     let list =
@@ -169,21 +177,16 @@ fn text_order(release: bool) {
 
 /// Whether rustc links x86_64 Linux binaries with its own lld by default (Rust ≥ 1.90) and the
 /// build did not pick another linker (RUSTFLAGS or a configured `linker`).
-fn default_linker_is_lld() -> bool {
-    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let minor = Command::new(rustc)
-        .arg("--version")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| {
-            s.split_whitespace()
-                .nth(1)?
-                .split('.')
-                .nth(1)?
-                .parse::<u32>()
-                .ok()
-        });
+fn default_linker_is_lld(rustc_version: Option<&str>) -> bool {
+    // "rustc 1.95.0 (…)" → 95
+    let minor = rustc_version.and_then(|s| {
+        s.split_whitespace()
+            .nth(1)?
+            .split('.')
+            .nth(1)?
+            .parse::<u32>()
+            .ok()
+    });
     let flags = std::env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
     let other_linker = flags.contains("linker=")
         || flags.contains("linker-features=-lld")
