@@ -18,8 +18,10 @@
 //! wrong patches from schemas without merge keys.
 //!
 //! The documents are large; the cached accessors ([`v3_index`], [`v3_document`],
-//! [`v3_document_by_path`], [`v2_document`]) build them once on first use. [`warm`] builds
-//! them all, e.g. from a background thread after the server starts.
+//! [`v3_document_by_path`], [`v2_document`]) build them on the first request for one and keep
+//! only their JSON and hash. Nothing else reads them (field validation uses the protobuf
+//! message table), so a server that no client asked for OpenAPI never builds them: neither the
+//! trees nor the schemars code that makes them occupy its memory. [`warm`] builds them all.
 
 use std::sync::OnceLock;
 
@@ -64,68 +66,22 @@ pub struct FieldPatchMeta {
 /// dot-separated segment is the Go type name `PodSpec`).
 pub type PatchMetaProvider = fn(definition: &str, field: &str) -> Option<FieldPatchMeta>;
 
-/// One generated document with its serialized form and hash, ready to serve.
+/// One generated document, serialized, with its hash: what the server keeps and serves. The
+/// trees themselves are dropped once serialized (field validation reads the protobuf message
+/// table, [`crate::protobuf::fields`], not these documents).
 #[derive(Debug, Clone)]
 pub struct Document {
-    /// The document; for the cached v3 group-version documents only its `components.schemas`
-    /// without descriptions (see [`v3_document`]).
-    pub value: Value,
-    /// `value` serialized as JSON.
+    /// The document serialized as JSON.
     pub json: Vec<u8>,
-    /// [`document_hash`] of `value` (used in `serverRelativeURL` and as the ETag).
+    /// [`document_hash`] of the document (used in `serverRelativeURL` and as the ETag).
     pub hash: String,
 }
 
 impl Document {
-    fn new(value: Value) -> Document {
-        let json = serde_json::to_vec(&value).unwrap_or_default();
+    fn new(value: &Value) -> Document {
+        let json = serde_json::to_vec(value).unwrap_or_default();
         let hash = hash_bytes(&json);
-        Document { value, json, hash }
-    }
-
-    /// A v3 group-version document as the server keeps it: served from `json`, while `value`
-    /// keeps only `components.schemas` without the descriptions — all that field validation
-    /// reads. The full trees of every group-version held ~16 MB of the server's idle heap.
-    fn for_validation(mut value: Value) -> Document {
-        let json = serde_json::to_vec(&value).unwrap_or_default();
-        let hash = hash_bytes(&json);
-        let mut schemas = value
-            .pointer_mut("/components/schemas")
-            .map(Value::take)
-            .unwrap_or_else(|| Value::Object(Map::new()));
-        if let Some(m) = schemas.as_object_mut() {
-            m.values_mut().for_each(strip_descriptions);
-        }
-        Document {
-            value: json!({ "components": { "schemas": schemas } }),
-            json,
-            hash,
-        }
-    }
-}
-
-/// Drops `description` from a schema and the schemas nested in it (properties, items,
-/// additionalProperties, allOf/anyOf/oneOf, not). A *property* named `description` (e.g.
-/// PriorityClass's) is a key of `properties`, not of a schema, so it stays.
-fn strip_descriptions(schema: &mut Value) {
-    let Some(m) = schema.as_object_mut() else {
-        return;
-    };
-    if m.get("description").is_some_and(Value::is_string) {
-        m.remove("description");
-    }
-    if let Some(props) = m.get_mut("properties").and_then(Value::as_object_mut) {
-        props.values_mut().for_each(strip_descriptions);
-    }
-    for key in ["items", "additionalProperties", "not"] {
-        if let Some(child) = m.get_mut(key) {
-            strip_descriptions(child);
-        }
-    }
-    for key in ["allOf", "anyOf", "oneOf"] {
-        if let Some(list) = m.get_mut(key).and_then(Value::as_array_mut) {
-            list.iter_mut().for_each(strip_descriptions);
-        }
+        Document { json, hash }
     }
 }
 
@@ -134,7 +90,7 @@ static V3: OnceLock<V3Cache> = OnceLock::new();
 static V2: OnceLock<Document> = OnceLock::new();
 
 struct V3Cache {
-    index: Document,
+    index: Value,
     docs: Vec<(&'static str, &'static str, Document)>,
 }
 
@@ -158,15 +114,10 @@ fn v3_cache() -> &'static V3Cache {
         let p = provider();
         let docs: Vec<(&'static str, &'static str, Document)> = registry::groups()
             .into_iter()
-            .filter_map(|(g, v)| {
-                build_v3_document(g, v, p).map(|d| (g, v, Document::for_validation(d)))
-            })
+            .filter_map(|(g, v)| build_v3_document(g, v, p).map(|d| (g, v, Document::new(&d))))
             .collect();
         let index = build_v3_index(docs.iter().map(|(g, v, d)| (*g, *v, d.hash.as_str())));
-        V3Cache {
-            index: Document::new(index),
-            docs,
-        }
+        V3Cache { index, docs }
     })
 }
 
@@ -177,12 +128,12 @@ pub fn warm() {
 }
 
 /// `GET /openapi/v3`: `{"paths": {"api/v1": {"serverRelativeURL": "/openapi/v3/api/v1?hash=H"}, …}}`.
-pub fn v3_index() -> &'static Document {
+/// Built with every group-version document on the first request for any of them.
+pub fn v3_index() -> &'static Value {
     &v3_cache().index
 }
 
 /// `GET /openapi/v3/api/v1`, `/openapi/v3/apis/<group>/<version>`; `None` when not served.
-/// Serve its `json`; its `value` keeps only the schemas, without descriptions, for validation.
 pub fn v3_document(group: &str, version: &str) -> Option<&'static Document> {
     v3_cache()
         .docs
@@ -205,7 +156,12 @@ pub fn v3_document_by_path(path: &str) -> Option<&'static Document> {
 
 /// `GET /openapi/v2` (JSON): one Swagger 2.0 document for every served resource.
 pub fn v2_document() -> &'static Document {
-    V2.get_or_init(|| Document::new(build_v2_document(provider())))
+    V2.get_or_init(|| Document::new(&build_v2_document(provider())))
+}
+
+/// The v2 document as a tree, built afresh (for its protobuf form, which is cached instead).
+pub fn v2_tree() -> Value {
+    build_v2_document(provider())
 }
 
 /// A stable hash of a document: upper-case hex SHA-512 of its JSON serialization (the form
@@ -1887,29 +1843,17 @@ mod tests {
         let start = std::time::Instant::now();
         warm();
         eprintln!("openapi warm: {:?}", start.elapsed());
-        let idx = &v3_index().value;
+        let idx = v3_index();
         let url = idx["paths"]["apis/apps/v1"]["serverRelativeURL"]
             .as_str()
             .unwrap();
         let doc = v3_document("apps", "v1").unwrap();
         assert!(url.ends_with(&format!("?hash={}", doc.hash)));
         assert_eq!(doc.hash, hash_bytes(&doc.json));
-        // The kept tree is the schemas without descriptions; the served JSON is complete.
         let served: Value = serde_json::from_slice(&doc.json).unwrap();
         assert_eq!(doc.hash, document_hash(&served));
         let full = &served["components"]["schemas"]["io.k8s.api.apps.v1.Deployment"];
-        let kept = &doc.value["components"]["schemas"]["io.k8s.api.apps.v1.Deployment"];
-        assert!(full["description"].is_string() && kept.get("description").is_none());
-        assert_eq!(
-            full["properties"].as_object().unwrap().len(),
-            kept["properties"].as_object().unwrap().len()
-        );
-        assert!(doc.value.get("paths").is_none() && served["paths"].is_object());
-        // A property called `description` is a field, not documentation: it stays.
-        let pc = &v3_document("scheduling.k8s.io", "v1").unwrap().value["components"]["schemas"]
-            ["io.k8s.api.scheduling.v1.PriorityClass"];
-        assert!(pc["properties"]["description"].is_object());
-        assert!(pc["properties"]["description"].get("description").is_none());
+        assert!(full["description"].is_string() && served["paths"].is_object());
         assert!(std::ptr::eq(
             v3_document_by_path("/apis/apps/v1").unwrap(),
             doc

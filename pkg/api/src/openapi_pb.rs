@@ -21,7 +21,7 @@ pub const CONTENT_TYPE: &str = "application/com.github.proto-openapi.spec.v2.v1.
 /// The served v2 document in protobuf, built once.
 pub fn v2_protobuf() -> &'static [u8] {
     static PB: OnceLock<Vec<u8>> = OnceLock::new();
-    PB.get_or_init(|| document(&crate::openapi::v2_document().value))
+    PB.get_or_init(|| document(&crate::openapi::v2_tree()))
 }
 
 /// A protobuf message under construction.

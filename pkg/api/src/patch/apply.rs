@@ -248,15 +248,21 @@ fn ignored_field(at: At, key: &str, scope: Scope) -> bool {
     }
 }
 
-/// The `fieldsV1` children of the tracked fields of `obj` (see [`collect_object`]), keyed and
-/// ordered by path element.
-fn fields_v1_object(
-    obj: &Map<String, Value>,
-    ty: Option<&str>,
-    at: At,
-    scope: Scope,
-) -> BTreeMap<Pe, Value> {
-    let mut out = BTreeMap::new();
+/// The children of one `fieldsV1` node: keys already in their text form (`f:name`, `k:{…}`,
+/// `v:…`), not yet sorted.
+type Children = Vec<(String, Value)>;
+
+/// `prefix` + `text` in one allocation of the final size (the `fieldsV1` key of a path element).
+fn key_text(prefix: &str, text: &str) -> String {
+    let mut k = String::with_capacity(prefix.len() + text.len());
+    k.push_str(prefix);
+    k.push_str(text);
+    k
+}
+
+/// The `fieldsV1` children of the tracked fields of `obj` (see [`collect_object`]).
+fn fields_v1_object(obj: &Map<String, Value>, ty: Option<&str>, at: At, scope: Scope) -> Children {
+    let mut out = Vec::with_capacity(obj.len());
     for (k, v) in obj {
         if v.is_null() || ignored_field(at, k, scope) {
             continue;
@@ -266,19 +272,26 @@ fn fields_v1_object(
             _ => At::Deeper,
         };
         if let Some(node) = fields_v1_value(v, kind_of(ty, k, v), below, scope) {
-            out.insert(Pe::Field(k.clone()), node);
+            out.push((key_text("f:", k), node));
         }
     }
     out
 }
 
-fn fields_v1_node(children: BTreeMap<Pe, Value>, member: bool) -> Value {
-    let mut m = Map::new();
-    if member && !children.is_empty() {
+/// A `fieldsV1` node: `"."` first when the node is itself a member with children, then the
+/// children ordered by path element. All children of one node have the same kind of element
+/// (fields of an object, keys of a keyed list, values of a set), so ordering their texts orders
+/// the elements; equal set values collapse into one.
+fn fields_v1_node(mut children: Children, member: bool) -> Value {
+    children.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    children.dedup_by(|a, b| a.0 == b.0);
+    let dot = member && !children.is_empty();
+    let mut m = Map::with_capacity(children.len() + usize::from(dot));
+    if dot {
         m.insert(".".into(), Value::Object(Map::new()));
     }
-    for (pe, child) in children {
-        m.insert(pe_text(&pe), child);
+    for (k, child) in children {
+        m.insert(k, child);
     }
     Value::Object(m)
 }
@@ -293,22 +306,25 @@ fn fields_v1_value(v: &Value, kind: Kind, at: At, scope: Scope) -> Option<Value>
         }
         (Kind::Keyed(keys, elem), Value::Array(a)) if !a.is_empty() => match keyed_items(a, keys) {
             Some(pes) => {
-                let mut items = BTreeMap::new();
-                for (item, pe) in a.iter().zip(pes) {
-                    let children = match item {
-                        Value::Object(m) => fields_v1_object(m, elem, At::Deeper, scope),
-                        _ => BTreeMap::new(),
-                    };
-                    items.insert(Pe::Key(pe), fields_v1_node(children, true));
-                }
+                let items = a
+                    .iter()
+                    .zip(pes)
+                    .map(|(item, pe)| {
+                        let children = match item {
+                            Value::Object(m) => fields_v1_object(m, elem, At::Deeper, scope),
+                            _ => Vec::new(),
+                        };
+                        (key_text("k:", &pe), fields_v1_node(children, true))
+                    })
+                    .collect();
                 Some(fields_v1_node(items, false))
             }
             None => Some(Value::Object(Map::new())),
         },
         (Kind::Set, Value::Array(a)) if !a.is_empty() => {
-            let items: BTreeMap<Pe, Value> = a
+            let items = a
                 .iter()
-                .map(|item| (Pe::Value(canonical(item)), Value::Object(Map::new())))
+                .map(|item| (key_text("v:", &canonical(item)), Value::Object(Map::new())))
                 .collect();
             Some(fields_v1_node(items, false))
         }
@@ -1068,6 +1084,60 @@ pub fn track_update(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_walk_fields_match_the_field_set_form() {
+        let objects = [
+            (
+                "apps",
+                "Deployment",
+                json!({
+                    "apiVersion": "apps/v1", "kind": "Deployment",
+                    "metadata": {"name": "w", "namespace": "d", "uid": "u", "labels": {"b": "1", "a": "2"},
+                        "finalizers": ["z", "a", "z"], "annotations": {"x": "y"}},
+                    "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "w"}},
+                        "template": {"metadata": {"labels": {"app": "w"}}, "spec": {
+                            "tolerations": [{"key": "k", "operator": "Exists"}],
+                            "containers": [
+                                {"name": "z", "image": "i", "ports": [{"containerPort": 80, "protocol": "TCP"},
+                                    {"containerPort": 53, "protocol": "UDP"}], "env": [{"name": "B", "value": "1"},
+                                    {"name": "A", "value": "2"}], "args": ["x", "y"]},
+                                {"name": "a", "image": "j", "resources": {"limits": {"cpu": "1"}}}
+                            ]}}},
+                    "status": {"replicas": 2, "conditions": [{"type": "Available", "status": "True"}]}
+                }),
+            ),
+            (
+                "",
+                "Service",
+                json!({
+                    "apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+                    "spec": {"ports": [{"port": 80, "protocol": "TCP"}, {"port": 80, "protocol": "UDP"}],
+                        "selector": {"app": "w"}, "clusterIPs": ["10.43.0.5"]}
+                }),
+            ),
+            (
+                "",
+                "ConfigMap",
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {}}),
+            ),
+        ];
+        for (group, kind, obj) in objects {
+            let ty = schema::root_type(group, kind);
+            for scope in [Scope::Main, Scope::Status, Scope::All] {
+                let set = field_set(ty, &obj, scope);
+                let want = (!set.is_empty()).then(|| to_fields_v1(&set));
+                let got = fields_v1_of(ty, &obj, scope);
+                assert_eq!(got, want, "{kind}");
+                // Same order too (maps keep insertion order).
+                assert_eq!(
+                    serde_json::to_string(&got).unwrap(),
+                    serde_json::to_string(&want).unwrap(),
+                    "{kind}"
+                );
+            }
+        }
+    }
 
     const T0: &str = "2025-01-01T00:00:00Z";
     const T1: &str = "2025-01-01T00:01:00Z";

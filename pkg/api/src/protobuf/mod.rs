@@ -4,6 +4,7 @@
 
 mod decode;
 mod encode;
+pub mod fields;
 mod schema;
 mod schema_gen;
 mod wire;
