@@ -421,6 +421,34 @@ fn strict_field_validation_and_invalid_objects() {
             unknown.display()
         ),
     );
+    // A value of the wrong JSON type: Go's decoder names the struct holding the field, the
+    // path without list indices, and the Go type.
+    let wrong_type = k().write_file(
+        "wrongtype.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: wt\nspec:\n  replicas: \"3\"\n  selector:\n    matchLabels: {app: wt}\n  template:\n    metadata:\n      labels: {app: wt}\n    spec:\n      containers:\n      - name: c\n        image: nginx:1.27\n",
+    );
+    expect(
+        &k().kubectl(&["create", "-f", wrong_type.to_str().unwrap(), "-n", &ns]),
+        1,
+        "",
+        &format!(
+            "Error from server (BadRequest): error when creating \"{}\": Deployment in version \"v1\" cannot be handled as a Deployment: json: cannot unmarshal string into Go struct field DeploymentSpec.spec.replicas of type int32\n",
+            wrong_type.display()
+        ),
+    );
+    let r = k().http(
+        Auth::Admin,
+        "POST",
+        "/api/v1/namespaces/t-invalid/pods",
+        Some("application/json"),
+        Some(br#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"wt"},"spec":{"containers":{"name":"c","image":"i"}}}"#),
+    );
+    expect_status(
+        &r,
+        400,
+        "BadRequest",
+        "Pod in version \"v1\" cannot be handled as a Pod: json: cannot unmarshal object into Go struct field PodSpec.spec.containers of type []v1.Container",
+    );
     let r = k().http(
         Auth::Admin,
         "POST",
