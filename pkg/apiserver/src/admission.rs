@@ -424,6 +424,11 @@ fn svc_ips(obj: &Value) -> Vec<Ipv4Addr> {
 }
 
 /// Allocates cluster IPs and node ports for a Service being created or updated.
+/// Whether writes of `res` allocate cluster IPs or node ports ([`allocate`]): Services only.
+pub fn allocates(res: &ResourceInfo) -> bool {
+    is(res, "", "Service")
+}
+
 pub fn allocate(
     st: &AppState,
     res: &ResourceInfo,
@@ -431,7 +436,7 @@ pub fn allocate(
     obj: &mut Value,
 ) -> ApiResult<Allocated> {
     let mut got = Allocated::default();
-    if !is(res, "", "Service") {
+    if !allocates(res) {
         return Ok(got);
     }
     let svc_name = name(obj).to_string();
