@@ -72,6 +72,19 @@ fn is_type_meta(key: &str) -> bool {
 
 /// The field of `msg` named `json` in its JSON form, looking through inlined (embedded) structs,
 /// whose fields Go promotes into the outer object (`Probe` holds `ProbeHandler`'s `httpGet`).
+/// Whether `msg`'s Go type embeds `TypeMeta`, so its JSON may carry `apiVersion` and `kind`
+/// wherever it appears (a StatefulSet's `volumeClaimTemplates` items are PersistentVolumeClaims,
+/// an Eviction's `deleteOptions` are DeleteOptions): the served kinds and `DeleteOptions`.
+/// Asked only when a nested object has such a key.
+fn embeds_type_meta(msg: &'static Message) -> bool {
+    let short = msg.name.rsplit('.').next().unwrap_or(msg.name);
+    short == "DeleteOptions"
+        || crate::registry::RESOURCES.iter().any(|r| {
+            r.kind == short
+                && message_for_kind(&r.api_version(), r.kind).is_some_and(|m| std::ptr::eq(m, msg))
+        })
+}
+
 fn field(msg: &'static Message, json: &str) -> Option<&'static Field> {
     msg.fields.iter().find_map(|f| {
         if f.inline() {
@@ -257,6 +270,7 @@ fn walk_single(ty: Ty, v: &mut Value, at: Path<'_>, out: &mut Findings) {
             for (k, child) in m.iter_mut() {
                 match field(msg, k) {
                     Some(f) => walk_field(msg, f, child, Path::Field(&at, k), out),
+                    None if is_type_meta(k) && embeds_type_meta(msg) => {}
                     None => out.unknown.push(Path::Field(&at, k).render(true)),
                 }
             }
@@ -284,7 +298,7 @@ fn prune_single(ty: Ty, v: &mut Value) {
     let msg = msg_at(i);
     match (msg.special, v) {
         (Special::None, Value::Object(m)) => {
-            m.retain(|k, _| field(msg, k).is_some());
+            m.retain(|k, _| field(msg, k).is_some() || (is_type_meta(k) && embeds_type_meta(msg)));
             for (k, child) in m.iter_mut() {
                 if let Some(f) = field(msg, k) {
                     prune_field(f, child);
@@ -487,6 +501,32 @@ mod tests {
                 }}}
             })
         );
+    }
+
+    #[test]
+    fn nested_kinds_may_carry_their_type_meta() {
+        // A PersistentVolumeClaim embeds TypeMeta: manifests often spell it out in
+        // volumeClaimTemplates, and upstream accepts it even under Strict.
+        let sts = json!({
+            "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "s"},
+            "spec": {"serviceName": "s", "selector": {"matchLabels": {"a": "b"}},
+                "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}},
+                "volumeClaimTemplates": [{"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                    "metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"],
+                    "resources": {"requests": {"storage": "1Gi"}}}}]}
+        });
+        let (f, out) = check("apps/v1", "StatefulSet", sts.clone(), true);
+        assert_eq!(f, Findings::default());
+        assert_eq!(out, sts);
+        // A struct that is not a kind (PodSpec) has no TypeMeta.
+        let (f, out) = check(
+            "v1",
+            "Pod",
+            json!({"spec": {"kind": "PodSpec", "containers": [], "x": 1}}),
+            true,
+        );
+        assert_eq!(f.unknown, ["spec.kind", "spec.x"]);
+        assert_eq!(out, json!({"spec": {"containers": []}}));
     }
 
     #[test]
