@@ -194,7 +194,10 @@ fn start_server(net: &TestNet, i: usize, url: &str) -> NsProcess {
                     "https://127.0.0.1:6443/readyz",
                 ],
             );
-            (out.stdout.trim() == "200").then_some(())
+            // The server answers /readyz as soon as it listens and writes its kubeconfig
+            // (atomically) just after: wait for both, or a loaded machine reads no file.
+            let kubeconfig = net.dir().join(format!("kubeconfig-{i}"));
+            (out.stdout.trim() == "200" && kubeconfig.exists()).then_some(())
         },
     );
     p
